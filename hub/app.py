@@ -1,0 +1,133 @@
+"""The application factory: one ASGI app serving Litestar and Socket.IO, with its lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import importlib.util
+from collections.abc import AsyncIterator
+from typing import Any
+
+import socketio
+import structlog
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from taskiq import InMemoryBroker
+from taskiq.api import run_scheduler_task
+
+from hub import controllers, errors, i18n, migrate
+from hub.auth import TokenAuthenticationMiddleware
+from hub.config import Settings
+from hub.logs import RequestIdMiddleware
+from hub.realtime import Pusher, build_socket_server
+from hub.runtime import Runtime, activate, deactivate
+from hub.tasks import SCHEDULE_REFRESH, build_broker, build_scheduler
+from hub.throttle import RateLimitMiddleware
+
+log = structlog.get_logger(__name__)
+
+# Domain packages plug in by having these modules; the kernel imports nothing else of theirs.
+DOMAIN_PACKAGES = ("channels", "crm", "inbox", "tickets", "campaigns")
+
+
+def domain_modules(role: str) -> list[Any]:
+    found = []
+    for package in DOMAIN_PACKAGES:
+        name = f"{package}.{role}"
+        if importlib.util.find_spec(package) is not None and importlib.util.find_spec(name) is not None:
+            found.append(importlib.import_module(name))
+    return found
+
+
+def load_handlers_and_tasks() -> None:
+    """Import every module that registers event handlers or tasks, in web and worker alike."""
+    importlib.import_module("hub.services")
+    for role in ("handlers", "tasks"):
+        domain_modules(role)
+
+
+def build_runtime(settings: Settings, *, socket_server: bool) -> tuple[Runtime, socketio.AsyncServer | None]:
+    load_handlers_and_tasks()
+    runtime = Runtime.build(settings)
+    runtime.broker = build_broker(settings)
+    server = build_socket_server(runtime) if socket_server else None
+    runtime.pusher = Pusher(runtime, server)
+    return runtime, server
+
+
+def create_app(settings: Settings, *, prepare_database: bool = True) -> socketio.ASGIApp:
+    """The hub's ASGI app; `prepare_database` migrates (embedded) or checks the schema at start."""
+    i18n.load_catalogs()
+    runtime, server = build_runtime(settings, socket_server=True)
+    assert server is not None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+        activate(runtime)
+        scheduler_task: asyncio.Task[None] | None = None
+        try:
+            if prepare_database and settings.should_migrate_on_start:
+                await asyncio.to_thread(migrate.upgrade, settings)
+            elif prepare_database:
+                await migrate.ensure_current(settings)
+            assert runtime.broker is not None
+            await runtime.broker.startup()
+            if isinstance(runtime.broker, InMemoryBroker):
+                # Embedded: no scheduler process, so timed work is fired from here.
+                scheduler_task = asyncio.create_task(
+                    run_scheduler_task(build_scheduler(runtime.broker), interval=SCHEDULE_REFRESH)
+                )
+            log.info(
+                "hub started",
+                embedded=settings.embedded,
+                database=(settings.is_postgres and "postgresql") or "sqlite",
+            )
+            yield
+        finally:
+            if scheduler_task is not None:
+                scheduler_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await scheduler_task
+            if runtime.broker is not None:
+                await runtime.broker.shutdown()
+            await runtime.close()
+            deactivate(runtime)
+
+    route_handlers: list[Any] = list(controllers.ROUTES)
+    for module in domain_modules("controllers"):
+        route_handlers.extend(getattr(module, "ROUTES", []))
+
+    litestar_app = Litestar(
+        route_handlers=route_handlers,
+        dependencies=controllers.DEPENDENCIES,
+        middleware=[
+            RequestIdMiddleware(),
+            DefineMiddleware(TokenAuthenticationMiddleware, exclude=["^/schema", "^/health"]),
+            RateLimitMiddleware(),
+        ],
+        exception_handlers=errors.EXCEPTION_HANDLERS,
+        cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
+        openapi_config=OpenAPIConfig(
+            title="Hub",
+            version="0.1.0",
+            path="/schema",
+            components=Components(
+                security_schemes={
+                    "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+                }
+            ),
+            security=[{"BearerToken": []}],
+        ),
+        lifespan=[lifespan],
+        state=State({"runtime": runtime}),
+        logging_config=None,
+    )
+    app = socketio.ASGIApp(server, other_asgi_app=litestar_app)
+    app.runtime = runtime  # type: ignore[attr-defined]
+    app.socket_server = server  # type: ignore[attr-defined]
+    return app

@@ -1,0 +1,217 @@
+"""The `hub` command: serve, worker, scheduler, migrate, createadmin."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+
+from hub.config import LANGUAGES, Settings, SettingsError
+
+
+def _fail(message: str) -> int:
+    print(f"hub: {message}", file=sys.stderr)
+    return 2
+
+
+def _settings() -> Settings:
+    settings = Settings.from_env()
+    from hub.logs import configure_logging
+
+    configure_logging(settings)
+    return settings
+
+
+def prepare_database(settings: Settings) -> None:
+    from hub import migrate
+
+    if settings.should_migrate_on_start:
+        migrate.upgrade(settings)
+    else:
+        asyncio.run(migrate.ensure_current(settings))
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from hub.app import create_app
+
+    settings = _settings()
+    prepare_database(settings)
+    app = create_app(settings, prepare_database=False)
+    print(f"hub: serving on http://{args.host}:{args.port} (data in {settings.data_dir})", flush=True)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        proxy_headers=True,
+        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def _run_with_runtime(settings: Settings, body: Callable[[Any], Coroutine[Any, Any, None]]) -> int:
+    from hub.app import build_runtime
+    from hub.runtime import activate, deactivate
+
+    async def main() -> None:
+        runtime, _ = build_runtime(settings, socket_server=False)
+        activate(runtime)
+        try:
+            await body(runtime)
+        finally:
+            await runtime.close()
+            deactivate(runtime)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+    return 0
+
+
+def worker(_args: argparse.Namespace) -> int:
+    from taskiq.acks import AcknowledgeType
+    from taskiq.api import run_receiver_task
+
+    settings = _settings()
+    if not settings.redis_url:
+        return _fail("hub worker needs REDIS_URL; in embedded mode `hub serve` runs the tasks itself")
+    asyncio.run(_check_current(settings))
+
+    async def receive(runtime: Any) -> None:
+        await runtime.broker.startup()
+        try:
+            # Acknowledged only after the task ran: a killed worker's message is delivered again.
+            await run_receiver_task(
+                runtime.broker, ack_time=AcknowledgeType.WHEN_EXECUTED, max_async_tasks=50
+            )
+        finally:
+            await runtime.broker.shutdown()
+
+    return _run_with_runtime(settings, receive)
+
+
+def scheduler(_args: argparse.Namespace) -> int:
+    from taskiq.api import run_scheduler_task
+
+    from hub.tasks import SCHEDULE_REFRESH, build_scheduler
+
+    settings = _settings()
+    if not settings.redis_url:
+        return _fail("hub scheduler needs REDIS_URL; in embedded mode `hub serve` fires timed work itself")
+    asyncio.run(_check_current(settings))
+
+    async def fire(runtime: Any) -> None:
+        await runtime.broker.startup()
+        try:
+            await run_scheduler_task(build_scheduler(runtime.broker), interval=SCHEDULE_REFRESH)
+        finally:
+            await runtime.broker.shutdown()
+
+    return _run_with_runtime(settings, fire)
+
+
+async def _check_current(settings: Settings) -> None:
+    from hub import migrate
+
+    await migrate.ensure_current(settings)
+
+
+def migrate_command(args: argparse.Namespace) -> int:
+    from hub import migrate
+
+    settings = _settings()
+    migrate.upgrade(settings, args.revision)
+    print(
+        f"hub: database at revision {migrate.head_revision(settings) if args.revision == 'head' else args.revision}"
+    )
+    return 0
+
+
+def createadmin(args: argparse.Namespace) -> int:
+    from hub import i18n, migrate, services
+    from hub.errors import HubError
+    from hub.runtime import Runtime, activate, deactivate
+
+    settings = _settings()
+    password = os.environ.get("HUB_ADMIN_PASSWORD") or getpass.getpass("Password for the new admin: ")
+    if settings.should_migrate_on_start:
+        migrate.upgrade(settings)
+
+    async def create() -> None:
+        runtime = Runtime.build(settings)
+        activate(runtime)
+        try:
+            signed_in = await services.create_admin(
+                runtime,
+                organization_name=args.organization,
+                full_name=args.name,
+                email=args.email,
+                password=password,
+                language=args.language,
+            )
+            print(
+                f"hub: created organization {signed_in.organization.name!r} "
+                f"(slug {signed_in.organization.slug}) with admin {signed_in.user.email}"
+            )
+        finally:
+            await runtime.close()
+            deactivate(runtime)
+
+    try:
+        asyncio.run(create())
+    except HubError as error:
+        return _fail(i18n.translate("en", error.message, **error.params))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="hub", description="Real-time omnichannel messaging hub")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    serve_parser = commands.add_parser("serve", help="run the web server (HTTP API and Socket.IO)")
+    serve_parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    serve_parser.add_argument("--port", type=int, default=None, help="default: $PORT, else 8000")
+    serve_parser.set_defaults(handler=serve)
+
+    commands.add_parser("worker", help="run background tasks (needs REDIS_URL)").set_defaults(handler=worker)
+    commands.add_parser("scheduler", help="fire timed work (needs REDIS_URL)").set_defaults(handler=scheduler)
+
+    migrate_parser = commands.add_parser("migrate", help="bring the database schema up to date")
+    migrate_parser.add_argument("--revision", default="head")
+    migrate_parser.set_defaults(handler=migrate_command)
+
+    admin_parser = commands.add_parser("createadmin", help="create an organization and its first admin")
+    admin_parser.add_argument("--organization", required=True)
+    admin_parser.add_argument("--email", required=True)
+    admin_parser.add_argument("--name", required=True)
+    admin_parser.add_argument("--language", choices=LANGUAGES, default="ar")
+    admin_parser.set_defaults(handler=createadmin)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if getattr(args, "port", "absent") is None:
+        raw = os.environ.get("PORT", "8000")
+        if not raw.isdigit() or not 0 < int(raw) < 65536:
+            return _fail(f"PORT must be a port number, got {raw!r}")
+        args.port = int(raw)
+    try:
+        return int(args.handler(args))
+    except SettingsError as error:
+        return _fail(str(error))
+    except (OSError, DBAPIError) as error:
+        return _fail(f"cannot reach the database: {str(error).splitlines()[0]}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

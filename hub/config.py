@@ -1,0 +1,174 @@
+"""Settings from the environment (and a `.env` file when present).
+
+Embedded mode is what a bare `hub serve` gets: a SQLite file under the data directory, no Redis,
+a secret key generated once and kept beside the database. Scaled mode is any PostgreSQL or Redis
+configuration; there every secret must be given explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Self
+
+from dotenv import load_dotenv
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names it."""
+
+
+LANGUAGES = ("ar", "en")
+DEFAULT_LANGUAGE = "ar"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    secret_key: str
+    redis_url: str | None = None
+    # Where people reach the hub, for links in e-mails; unset, the address of the request is used.
+    public_url: str | None = None
+    access_token_minutes: int = 60 * 12
+    invitation_days: int = 7
+    password_reset_minutes: int = 60
+    cors_origins: tuple[str, ...] = ()
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_sender: str = "hub@localhost"
+    smtp_starttls: bool = True
+    # Requests per minute one organization (or one anonymous address) may make.
+    api_rate_limit: int = 1200
+    # Failed logins allowed in the window, per account and per address.
+    login_failures_per_account: int = 5
+    login_failures_per_address: int = 20
+    login_failure_window_seconds: int = 900
+    db_app_role: str = "hub_app"
+    task_queue: str = "hub"
+    log_json: bool | None = None
+    log_level: str = "INFO"
+    migrate_on_start: bool | None = None
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith("postgresql")
+
+    @property
+    def embedded(self) -> bool:
+        return not self.is_postgres and self.redis_url is None
+
+    @property
+    def should_migrate_on_start(self) -> bool:
+        return self.migrate_on_start if self.migrate_on_start is not None else not self.is_postgres
+
+    def with_changes(self, **changes: object) -> Self:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, *, read_dotenv: bool = True) -> Settings:
+        if environ is None:
+            if read_dotenv:
+                load_dotenv(Path.cwd() / ".env", override=False)
+            environ = dict(os.environ)
+        env = _Reader(environ)
+        data_dir = Path(env.text("HUB_DATA_DIR", "./var")).resolve()
+        database_url = env.text("DATABASE_URL", "") or f"sqlite+aiosqlite:///{data_dir / 'hub.sqlite3'}"
+        database_url = _async_driver(database_url)
+        if not database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise SettingsError("DATABASE_URL must be a sqlite:// or postgresql:// URL")
+        redis_url = env.text("REDIS_URL", "") or None
+        if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError("REDIS_URL must be a redis:// or rediss:// URL")
+        scaled = database_url.startswith("postgresql") or redis_url is not None
+        secret_key = env.text("HUB_SECRET_KEY", "")
+        if not secret_key:
+            if scaled:
+                raise SettingsError("HUB_SECRET_KEY is required when DATABASE_URL or REDIS_URL is set")
+            secret_key = _kept_secret(data_dir)
+        if len(secret_key) < 32:
+            raise SettingsError("HUB_SECRET_KEY must be at least 32 characters long")
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            secret_key=secret_key,
+            redis_url=redis_url,
+            public_url=env.text("HUB_PUBLIC_URL", "").rstrip("/") or None,
+            access_token_minutes=env.number("HUB_ACCESS_TOKEN_MINUTES", 60 * 12),
+            invitation_days=env.number("HUB_INVITATION_DAYS", 7),
+            password_reset_minutes=env.number("HUB_PASSWORD_RESET_MINUTES", 60),
+            cors_origins=tuple(o.strip() for o in env.text("HUB_CORS_ORIGINS", "").split(",") if o.strip()),
+            smtp_host=env.text("SMTP_HOST", "") or None,
+            smtp_port=env.number("SMTP_PORT", 587),
+            smtp_user=env.text("SMTP_USER", "") or None,
+            smtp_password=env.text("SMTP_PASSWORD", "") or None,
+            smtp_sender=env.text("SMTP_SENDER", "hub@localhost"),
+            smtp_starttls=env.flag("SMTP_STARTTLS", default=True),
+            api_rate_limit=env.number("HUB_API_RATE_LIMIT", 1200),
+            login_failures_per_account=env.number("HUB_LOGIN_FAILURES_PER_ACCOUNT", 5),
+            login_failures_per_address=env.number("HUB_LOGIN_FAILURES_PER_ADDRESS", 20),
+            login_failure_window_seconds=env.number("HUB_LOGIN_FAILURE_WINDOW_SECONDS", 900),
+            db_app_role=env.text("HUB_DB_APP_ROLE", "hub_app"),
+            task_queue=env.text("HUB_TASK_QUEUE", "hub"),
+            log_json=env.flag("HUB_LOG_JSON", default=None),
+            log_level=env.text("HUB_LOG_LEVEL", "INFO").upper(),
+            migrate_on_start=env.flag("HUB_MIGRATE_ON_START", default=None),
+        )
+
+
+class _Reader:
+    def __init__(self, environ: dict[str, str]) -> None:
+        self.environ = environ
+
+    def text(self, name: str, default: str) -> str:
+        return self.environ.get(name, default).strip()
+
+    def number(self, name: str, default: int) -> int:
+        raw = self.environ.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+        if value <= 0:
+            raise SettingsError(f"{name} must be greater than zero, got {value}")
+        return value
+
+    def flag(self, name: str, *, default: bool | None) -> bool | None:
+        raw = self.environ.get(name, "").strip().lower()
+        if not raw:
+            return default
+        if raw in {"1", "true", "yes", "on"}:
+            return True
+        if raw in {"0", "false", "no", "off"}:
+            return False
+        raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _async_driver(url: str) -> str:
+    for plain, driver in (
+        ("postgres://", "postgresql+asyncpg://"),
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url
+
+
+def _kept_secret(data_dir: Path) -> str:
+    """The embedded secret key: made once, then read back so tokens survive restarts."""
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key

@@ -1,0 +1,347 @@
+"""HTTP for the kernel: translate the request, call a service, translate the answer."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import structlog
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.di import Provide
+from litestar.params import Parameter
+from litestar.status_codes import (
+    HTTP_200_OK,
+    HTTP_202_ACCEPTED,
+    HTTP_204_NO_CONTENT,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
+
+from hub import services
+from hub.auth import CurrentUser
+from hub.db import HubAsyncSession
+from hub.errors import request_language
+from hub.i18n import N_, translate
+from hub.models import Organization, User
+from hub.pagination import DEFAULT_LIMIT
+from hub.permissions import requires
+from hub.runtime import Runtime, runtime_of
+from hub.schemas import (
+    AcceptedOut,
+    AcceptInvitationRequest,
+    AuditEntryOut,
+    CheckOut,
+    ForgotPasswordRequest,
+    HealthOut,
+    InvitationOut,
+    InviteRequest,
+    LoginRequest,
+    ModuleSettings,
+    OrganizationOut,
+    OrganizationUpdate,
+    Page,
+    ProfileUpdate,
+    RegisterRequest,
+    ResetPasswordRequest,
+    RoleChangeRequest,
+    SessionOut,
+    UserOut,
+)
+from hub.throttle import client_address
+
+log = structlog.get_logger(__name__)
+
+Cursor = Annotated[str | None, Parameter(query="cursor", max_length=64)]
+Limit = Annotated[int, Parameter(query="limit", ge=1, le=200)]
+
+
+def public_url(request: Request[Any, Any, Any]) -> str:
+    """The hub's address for links: configured, else the one this request came to."""
+    return runtime_of(request).settings.public_url or str(request.base_url).rstrip("/")
+
+
+def provide_runtime(request: Request[Any, Any, Any]) -> Runtime:
+    return runtime_of(request)
+
+
+async def provide_session(request: Request[CurrentUser, Any, Any]) -> AsyncIterator[HubAsyncSession]:
+    """The caller's tenant session; what is not committed by the service is rolled back."""
+    async with runtime_of(request).db.session(request.user.organization_id) as session:
+        yield session
+
+
+DEPENDENCIES = {
+    "runtime": Provide(provide_runtime, sync_to_thread=False),
+    "session": Provide(provide_session),
+}
+
+
+def user_out(user: User) -> UserOut:
+    return UserOut(
+        id=user.id,
+        email=user.email,
+        full_name=user.full_name,
+        role=user.role,
+        preferred_language=user.preferred_language,
+        is_active=user.is_active,
+        created_at=user.created_at,
+        last_login_at=user.last_login_at,
+    )
+
+
+def organization_out(organization: Organization) -> OrganizationOut:
+    return OrganizationOut(
+        id=organization.id,
+        name=organization.name,
+        slug=organization.slug,
+        default_language=organization.default_language,
+        time_zone=organization.time_zone,
+    )
+
+
+def session_out(signed_in: services.SignedIn) -> SessionOut:
+    return SessionOut(
+        access_token=signed_in.token.token,
+        token_type="bearer",
+        expires_at=signed_in.token.expires_at,
+        user=user_out(signed_in.user),
+        organization=organization_out(signed_in.organization),
+    )
+
+
+class AuthController(Controller):
+    path = "/api/auth"
+    tags = ["auth"]  # noqa: RUF012
+
+    @post("/register", exclude_from_auth=True, status_code=201)
+    async def register(self, runtime: Runtime, data: RegisterRequest) -> SessionOut:
+        signed_in = await services.create_organization(
+            runtime,
+            organization_name=data.organization_name,
+            full_name=data.full_name,
+            email=data.email,
+            password=data.password,
+            language=data.language,
+        )
+        return session_out(signed_in)
+
+    @post("/login", exclude_from_auth=True, status_code=HTTP_200_OK)
+    async def login(
+        self, request: Request[Any, Any, Any], runtime: Runtime, data: LoginRequest
+    ) -> SessionOut:
+        signed_in = await services.login(
+            runtime, email=data.email, password=data.password, address=client_address(request)
+        )
+        return session_out(signed_in)
+
+    @post("/logout", status_code=HTTP_204_NO_CONTENT)
+    async def logout(self, request: Request[CurrentUser, Any, Any], runtime: Runtime) -> None:
+        await services.logout(runtime, request.user)
+
+    @post("/forgot-password", exclude_from_auth=True, status_code=HTTP_202_ACCEPTED)
+    async def forgot_password(
+        self, request: Request[Any, Any, Any], runtime: Runtime, data: ForgotPasswordRequest
+    ) -> AcceptedOut:
+        await services.request_password_reset(
+            runtime, email=data.email, address=client_address(request), base_url=public_url(request)
+        )
+        return AcceptedOut(
+            detail=translate(
+                request_language(request),
+                N_("If an account uses this e-mail, a link to reset its password is on its way."),
+            )
+        )
+
+    @post("/reset-password", exclude_from_auth=True, status_code=HTTP_204_NO_CONTENT)
+    async def reset_password(self, runtime: Runtime, data: ResetPasswordRequest) -> None:
+        await services.reset_password(runtime, token=data.token, password=data.password)
+
+    @post("/accept-invitation", exclude_from_auth=True, status_code=HTTP_200_OK)
+    async def accept_invitation(self, runtime: Runtime, data: AcceptInvitationRequest) -> SessionOut:
+        signed_in = await services.accept_invitation(
+            runtime,
+            token=data.token,
+            full_name=data.full_name,
+            password=data.password,
+            language=data.language,
+        )
+        return session_out(signed_in)
+
+    @get("/me")
+    async def me(self, request: Request[CurrentUser, Any, Any], session: HubAsyncSession) -> SessionOut:
+        user = await session.get_one(User, request.user.id)
+        organization = await session.get_one(Organization, request.user.organization_id)
+        return SessionOut(
+            access_token=request.auth,
+            token_type="bearer",
+            expires_at=request.user.token_expires_at,
+            user=user_out(user),
+            organization=organization_out(organization),
+        )
+
+
+class UserController(Controller):
+    path = "/api/users"
+    tags = ["users"]  # noqa: RUF012
+
+    @get("/", guards=[requires("users", "read")])
+    async def list_users(
+        self, session: HubAsyncSession, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT
+    ) -> Page[UserOut]:
+        users, next_cursor = await services.list_users(session, cursor=cursor, limit=limit)
+        return Page(items=[user_out(u) for u in users], next_cursor=next_cursor)
+
+    @post("/invite", guards=[requires("users", "write")], status_code=201)
+    async def invite(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        runtime: Runtime,
+        session: HubAsyncSession,
+        data: InviteRequest,
+    ) -> InvitationOut:
+        invitation, link = await services.invite_user(
+            runtime,
+            session,
+            request.user,
+            email=data.email,
+            role=data.role,
+            language=request.user.organization_language,
+            base_url=public_url(request),
+        )
+        return InvitationOut(
+            id=invitation.id,
+            email=invitation.email,
+            role=invitation.role,
+            expires_at=invitation.expires_at,
+            invitation_url=link,
+        )
+
+    @get("/me")
+    async def me(self, request: Request[CurrentUser, Any, Any], session: HubAsyncSession) -> UserOut:
+        return user_out(await session.get_one(User, request.user.id))
+
+    @patch("/me")
+    async def update_me(
+        self, request: Request[CurrentUser, Any, Any], session: HubAsyncSession, data: ProfileUpdate
+    ) -> UserOut:
+        return user_out(await services.update_profile(session, request.user, data))
+
+    @patch("/{user_id:uuid}/role", guards=[requires("users", "write")])
+    async def change_role(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        runtime: Runtime,
+        session: HubAsyncSession,
+        user_id: uuid.UUID,
+        data: RoleChangeRequest,
+    ) -> UserOut:
+        user = await services.change_role(runtime, session, request.user, user_id=user_id, role=data.role)
+        return user_out(user)
+
+    @delete("/{user_id:uuid}", guards=[requires("users", "write")], status_code=HTTP_204_NO_CONTENT)
+    async def remove(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        runtime: Runtime,
+        session: HubAsyncSession,
+        user_id: uuid.UUID,
+    ) -> None:
+        await services.remove_user(runtime, session, request.user, user_id=user_id)
+
+
+class SettingsController(Controller):
+    path = "/api/settings"
+    tags = ["settings"]  # noqa: RUF012
+
+    @get("/organization", guards=[requires("settings", "read")])
+    async def organization(
+        self, request: Request[CurrentUser, Any, Any], session: HubAsyncSession
+    ) -> OrganizationOut:
+        return organization_out(await session.get_one(Organization, request.user.organization_id))
+
+    @patch("/organization", guards=[requires("settings", "write")])
+    async def update_organization(
+        self, request: Request[CurrentUser, Any, Any], session: HubAsyncSession, data: OrganizationUpdate
+    ) -> OrganizationOut:
+        return organization_out(await services.update_organization(session, request.user, data))
+
+    @get("/modules", guards=[requires("settings", "read")])
+    async def modules(self, session: HubAsyncSession) -> dict[str, bool]:
+        return await services.module_settings(session)
+
+    @patch("/modules", guards=[requires("settings", "write")])
+    async def update_modules(
+        self, request: Request[CurrentUser, Any, Any], session: HubAsyncSession, data: ModuleSettings
+    ) -> dict[str, bool]:
+        return await services.update_module_settings(session, request.user, data)
+
+
+class AuditController(Controller):
+    path = "/api/audit"
+    tags = ["audit"]  # noqa: RUF012
+
+    # Admins only: the matrix gives settings:write to no other role.
+    @get("/", guards=[requires("settings", "write")])
+    async def list_entries(
+        self,
+        session: HubAsyncSession,
+        cursor: Cursor = None,
+        limit: Limit = DEFAULT_LIMIT,
+        object_type: Annotated[str | None, Parameter(query="object_type", max_length=64)] = None,
+    ) -> Page[AuditEntryOut]:
+        rows, next_cursor = await services.list_audit(
+            session, cursor=cursor, limit=limit, object_type=object_type
+        )
+        return Page(
+            items=[
+                AuditEntryOut(
+                    id=entry.id,
+                    actor_id=entry.actor_id,
+                    actor_name=actor_name,
+                    action=entry.action,
+                    object_type=entry.object_type,
+                    object_id=entry.object_id,
+                    changes=entry.changes,
+                    created_at=entry.created_at,
+                )
+                for entry, actor_name in rows
+            ],
+            next_cursor=next_cursor,
+        )
+
+
+@get("/health", exclude_from_auth=True, tags=["operations"])
+async def health(runtime: Runtime) -> Response[HealthOut]:
+    """Database, Redis and task broker; 503 when the database cannot be reached."""
+    try:
+        await runtime.db.ping()
+        database = CheckOut(status="ok")
+    except Exception as error:
+        database = CheckOut(status="down", detail=type(error).__name__)
+    if runtime.redis is None:
+        redis = CheckOut(status="off", detail="embedded mode")
+    else:
+        try:
+            await runtime.redis.ping()
+            redis = CheckOut(status="ok")
+        except Exception as error:
+            redis = CheckOut(status="down", detail=type(error).__name__)
+    broker_name = type(runtime.broker).__name__ if runtime.broker is not None else None
+    if broker_name is None:
+        broker = CheckOut(status="down", detail="no broker")
+    elif runtime.redis is not None:
+        broker = CheckOut(status=redis.status, detail=broker_name)
+    else:
+        broker = CheckOut(status="ok", detail=broker_name)
+    down = database.status == "down"
+    degraded = "down" in (redis.status, broker.status)
+    body = HealthOut(
+        status="down" if down else "degraded" if degraded else "ok",
+        database=database,
+        redis=redis,
+        broker=broker,
+    )
+    return Response(body, status_code=HTTP_503_SERVICE_UNAVAILABLE if down else HTTP_200_OK)
+
+
+ROUTES = [AuthController, UserController, SettingsController, AuditController, health]

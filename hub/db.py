@@ -1,0 +1,243 @@
+"""Database engine, sessions and tenant isolation.
+
+Every session is either a tenant session (bound to one organization) or a system session
+(explicitly cross-organization: login look-ups, the outbox drain, the scheduler). In a tenant
+session every ORM statement on a tenant table is filtered by the organization automatically,
+and on PostgreSQL each transaction also switches to a role without BYPASSRLS and sets
+`app.organization_id`, so row-level security holds even for raw SQL. A session that is neither
+refuses to run ORM statements: forgetting the tenant fails loudly instead of leaking.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import DateTime, ForeignKey, MetaData, Uuid, event, text
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    ORMExecuteState,
+    Session,
+    SessionTransaction,
+    mapped_column,
+    with_loader_criteria,
+)
+from sqlalchemy.types import TypeDecorator
+
+from hub.config import Settings
+
+log = structlog.get_logger(__name__)
+
+ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> uuid.UUID:
+    """A UUIDv7: time-ordered, so primary keys double as a stable, index-friendly sort order."""
+    millis = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (millis & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76  # version
+    value |= (rand >> 68) << 64  # 12 random bits
+    value |= 0b10 << 62  # variant
+    value |= rand & ((1 << 62) - 1)
+    return uuid.UUID(int=value)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both databases (SQLite keeps no offset of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), uuid.UUID: Uuid()}  # noqa: RUF012
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class TenantMixin:
+    """Rows that belong to one organization; filtered and guarded automatically."""
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+
+
+class TenancyError(RuntimeError):
+    """A statement ran without a tenant, or touched another organization's row."""
+
+
+class HubSession(Session):
+    """The synchronous session behind HubAsyncSession; the tenancy events listen on it."""
+
+
+class HubAsyncSession(AsyncSession):
+    """An async session whose `after_commit` callbacks run once the transaction is durable."""
+
+    @property
+    def organization_id(self) -> uuid.UUID | None:
+        return self.info.get("organization_id")
+
+    def after_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
+        self.info.setdefault("after_commit", []).append(callback)
+
+    async def commit(self) -> None:
+        await super().commit()
+        callbacks = self.info.pop("after_commit", [])
+        for callback in callbacks:
+            try:
+                await callback()
+            except Exception:
+                # The change is committed; a failed notification must not turn it into an error.
+                log.exception("after_commit callback failed", callback=getattr(callback, "__qualname__", ""))
+
+    async def rollback(self) -> None:
+        self.info.pop("after_commit", None)
+        await super().rollback()
+
+    async def close(self) -> None:
+        self.info.pop("after_commit", None)
+        await super().close()
+
+
+def _tenant_of(session: Session) -> uuid.UUID | None:
+    org = session.info.get("organization_id")
+    if org is None and not session.info.get("system"):
+        raise TenancyError(
+            "database session has no organization; use Database.session(org) or system_session()"
+        )
+    return org
+
+
+@event.listens_for(HubSession, "do_orm_execute")
+def _scope_statement(state: ORMExecuteState) -> None:
+    if state.is_column_load or state.is_relationship_load:
+        return  # the criteria of the parent statement already apply to these loads
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    org = _tenant_of(state.session)
+    if org is None:
+        return
+    from hub.models import Organization  # the tenant root is scoped by its own id
+
+    state.statement = state.statement.options(
+        with_loader_criteria(TenantMixin, lambda cls: cls.organization_id == org, include_aliases=True),
+        with_loader_criteria(Organization, lambda cls: cls.id == org, include_aliases=True),
+    )
+
+
+@event.listens_for(HubSession, "before_flush")
+def _stamp_tenant(session: Session, _flush_context: Any, _instances: Any) -> None:
+    org = _tenant_of(session)
+    for obj in list(session.new) + list(session.dirty):
+        if not isinstance(obj, TenantMixin):
+            continue
+        if obj.organization_id is None:
+            if org is None:
+                raise TenancyError(
+                    f"{type(obj).__name__} written in a system session without organization_id"
+                )
+            obj.organization_id = org
+        elif org is not None and obj.organization_id != org:
+            raise TenancyError(f"{type(obj).__name__} belongs to another organization")
+
+
+@event.listens_for(HubSession, "after_begin")
+def _enter_tenant_role(session: Session, _transaction: SessionTransaction, connection: Connection) -> None:
+    org = session.info.get("organization_id")
+    role = session.info.get("db_role")
+    if org is None or role is None:
+        return
+    # Row-level security: the rest of this transaction runs as a role that cannot bypass it.
+    connection.exec_driver_sql(f'SET LOCAL ROLE "{role}"')
+    connection.execute(text("SELECT set_config('app.organization_id', :org, true)"), {"org": str(org)})
+
+
+class Database:
+    def __init__(self, settings: Settings) -> None:
+        if not ROLE_NAME.match(settings.db_app_role):
+            raise ValueError("HUB_DB_APP_ROLE must be a plain lower-case identifier")
+        self.settings = settings
+        self.is_postgres = settings.is_postgres
+        self.engine: AsyncEngine = create_engine(settings)
+        self._sessions = async_sessionmaker(
+            self.engine, class_=HubAsyncSession, sync_session_class=HubSession, expire_on_commit=False
+        )
+
+    def session(self, organization_id: uuid.UUID) -> HubAsyncSession:
+        """A session that sees and writes only this organization's rows."""
+        return self._sessions(
+            info={
+                "organization_id": organization_id,
+                "db_role": self.settings.db_app_role if self.is_postgres else None,
+            }
+        )
+
+    def system_session(self) -> HubAsyncSession:
+        """A cross-organization session, for the few paths that must look across tenants."""
+        return self._sessions(info={"system": True})
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    if settings.is_postgres:
+        return create_async_engine(
+            settings.database_url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_recycle=1800
+        )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(settings.database_url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return engine

@@ -1,0 +1,235 @@
+"""Typed domain events, published after commit and handled at least once through an outbox.
+
+`publish(session, event)` writes one outbox row per registered handler in the caller's
+transaction. Once that transaction commits, the rows are handed to a task; a row is deleted only
+after its handler succeeded, so a crash anywhere leaves it for the periodic sweep. Handlers may
+therefore see an event more than once and must be idempotent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import timedelta
+from typing import Any, ClassVar, TypeVar
+
+import msgspec
+import structlog
+from sqlalchemy import delete, select, update
+
+from hub.db import HubAsyncSession, new_id, utcnow
+from hub.models import OutboxEntry
+
+log = structlog.get_logger(__name__)
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True):
+    """Base of every event. Payloads carry ids and a few small fields, never whole objects."""
+
+    name: ClassVar[str]
+    organization_id: uuid.UUID
+
+
+E = TypeVar("E", bound=Event)
+Handler = Callable[[Any], Awaitable[None]]
+
+_event_types: dict[str, type[Event]] = {}
+_handlers: dict[str, dict[str, Handler]] = {}
+_listeners: list[Callable[[Event], None]] = []
+
+# How long a claimed row stays with its deliverer before the sweep may take it again.
+CLAIM_SECONDS = 120
+MAX_BACKOFF_SECONDS = 3600
+
+
+def event_type(cls: type[E]) -> type[E]:
+    """Register an event class under its `name`, so stored payloads can be decoded again."""
+    existing = _event_types.get(cls.name)
+    if existing is not None and existing is not cls:
+        raise ValueError(f"event name {cls.name!r} is already taken by {existing.__qualname__}")
+    _event_types[cls.name] = cls
+    return cls
+
+
+def handles(
+    cls: type[E], *, name: str | None = None
+) -> Callable[[Callable[[E], Awaitable[None]]], Callable[[E], Awaitable[None]]]:
+    """Register an idempotent handler; `name` is its stable identity in the outbox."""
+
+    def register(function: Callable[[E], Awaitable[None]]) -> Callable[[E], Awaitable[None]]:
+        handler_name = name or f"{function.__module__}.{function.__qualname__}"
+        _handlers.setdefault(cls.name, {})[handler_name] = function
+        return function
+
+    return register
+
+
+def unregister_handler(cls: type[Event], name: str) -> None:
+    _handlers.get(cls.name, {}).pop(name, None)
+
+
+async def publish(session: HubAsyncSession, event: Event) -> None:
+    """Record the event in the session's transaction; it goes out only if that transaction commits."""
+    if event.name not in _event_types:
+        raise ValueError(f"{type(event).__qualname__} is not registered with @event_type")
+    payload = msgspec.to_builtins(event)
+    now = utcnow()
+    entries = [
+        OutboxEntry(
+            id=new_id(),
+            organization_id=event.organization_id,
+            event_name=event.name,
+            handler=handler_name,
+            payload=payload,
+            available_at=now + timedelta(seconds=CLAIM_SECONDS),
+        )
+        for handler_name in _handlers.get(event.name, {})
+    ]
+    session.add_all(entries)
+    # The rows start claimed by this process: the hand-off below runs them at once, and if this
+    # process dies first the claim lapses and the sweep picks them up.
+    ids = [entry.id for entry in entries]
+
+    async def hand_off() -> None:
+        for listener in list(_listeners):
+            listener(event)
+        if ids:
+            from hub.tasks import kick
+
+            await kick("hub.deliver_events", entry_ids=[str(i) for i in ids], claimed=True)
+
+    session.after_commit(hand_off)
+
+
+async def deliver(entry_ids: list[uuid.UUID], *, claimed: bool = False) -> int:
+    """Run the handlers of these outbox rows; returns how many succeeded."""
+    from hub.runtime import current
+
+    db = current().db
+    delivered = 0
+    for entry_id in entry_ids:
+        async with db.system_session() as session:
+            now = utcnow()
+            claim = (
+                update(OutboxEntry)
+                .where(OutboxEntry.id == entry_id)
+                .values(
+                    available_at=now + timedelta(seconds=CLAIM_SECONDS), attempts=OutboxEntry.attempts + 1
+                )
+                .returning(
+                    OutboxEntry.event_name, OutboxEntry.handler, OutboxEntry.payload, OutboxEntry.attempts
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if not claimed:
+                claim = claim.where(OutboxEntry.available_at <= now)
+            row = (await session.execute(claim)).first()
+            await session.commit()
+        if row is None:
+            continue  # handled already, or claimed by another deliverer
+        event_name, handler_name, payload, attempts = row
+        handler = _handlers.get(event_name, {}).get(handler_name)
+        event_cls = _event_types.get(event_name)
+        try:
+            if handler is None or event_cls is None:
+                raise LookupError(f"no handler {handler_name!r} for {event_name!r} in this process")
+            await handler(msgspec.convert(payload, event_cls))
+        except Exception as error:
+            backoff = min(MAX_BACKOFF_SECONDS, 2 ** min(attempts, 12))
+            log.warning(
+                "event handler failed",
+                event=event_name,
+                handler=handler_name,
+                attempts=attempts,
+                retry_in=backoff,
+                error=repr(error)[:300],
+            )
+            async with db.system_session() as session:
+                await session.execute(
+                    update(OutboxEntry)
+                    .where(OutboxEntry.id == entry_id)
+                    .values(available_at=utcnow() + timedelta(seconds=backoff), last_error=repr(error)[:2000])
+                    .execution_options(synchronize_session=False)
+                )
+                await session.commit()
+            continue
+        async with db.system_session() as session:
+            await session.execute(
+                delete(OutboxEntry)
+                .where(OutboxEntry.id == entry_id)
+                .execution_options(synchronize_session=False)
+            )
+            await session.commit()
+        delivered += 1
+    return delivered
+
+
+async def sweep(limit: int = 500) -> int:
+    """Deliver rows whose claim lapsed: events from a process that died, and retries that are due."""
+    from hub.runtime import current
+
+    async with current().db.system_session() as session:
+        ids = list(
+            await session.scalars(
+                select(OutboxEntry.id)
+                .where(OutboxEntry.available_at <= utcnow())
+                .order_by(OutboxEntry.id)
+                .limit(limit)
+            )
+        )
+    return await deliver(ids) if ids else 0
+
+
+@contextlib.contextmanager
+def capture_events() -> Iterator[list[Event]]:
+    """Collect the events published (and committed) inside the block, in order; for tests."""
+    captured: list[Event] = []
+    _listeners.append(captured.append)
+    try:
+        yield captured
+    finally:
+        _listeners.remove(captured.append)
+
+
+# The kernel's own events: what other packages may react to.
+
+
+@event_type
+class OrganizationRegistered(Event, frozen=True, kw_only=True):
+    name: ClassVar[str] = "hub.organization_registered"
+    admin_id: uuid.UUID
+
+
+@event_type
+class UserJoined(Event, frozen=True, kw_only=True):
+    name: ClassVar[str] = "hub.user_joined"
+    user_id: uuid.UUID
+    role: str
+
+
+@event_type
+class UserRoleChanged(Event, frozen=True, kw_only=True):
+    name: ClassVar[str] = "hub.user_role_changed"
+    user_id: uuid.UUID
+    old_role: str
+    new_role: str
+
+
+@event_type
+class UserRemoved(Event, frozen=True, kw_only=True):
+    name: ClassVar[str] = "hub.user_removed"
+    user_id: uuid.UUID
+
+
+@event_type
+class PasswordResetRequested(Event, frozen=True, kw_only=True):
+    name: ClassVar[str] = "hub.password_reset_requested"
+    user_id: uuid.UUID
+    base_url: str
+
+
+@event_type
+class ModuleSettingsChanged(Event, frozen=True, kw_only=True):
+    name: ClassVar[str] = "hub.module_settings_changed"
+    modules: dict[str, bool]

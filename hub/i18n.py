@@ -1,0 +1,119 @@
+"""Translations (babel gettext catalogs for `ar` and `en`), language choice and locale formatting.
+
+The `.po` files under `hub/locale` are the source; they are compiled in memory when first used,
+so no build step can be forgotten and nothing is written into the installed package.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import date, datetime
+from functools import cache
+from pathlib import Path
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date as _format_date
+from babel.dates import format_datetime as _format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
+from babel.support import Translations
+
+from hub.config import DEFAULT_LANGUAGE, LANGUAGES
+
+LOCALE_DIR = Path(__file__).parent / "locale"
+
+
+def N_(message: str) -> str:  # noqa: N802 - the conventional gettext marker name
+    """Marks a message for extraction; it is translated later, in the reader's language."""
+    return message
+
+
+class Term(str):
+    """A word passed as a parameter that is itself translated (a module's name, a role)."""
+
+    __slots__ = ()
+
+
+@cache
+def catalog(language: str) -> Translations:
+    path = LOCALE_DIR / language / "LC_MESSAGES" / "messages.po"
+    with path.open("rb") as source:
+        po = read_po(source, locale=language)
+    compiled = io.BytesIO()
+    write_mo(compiled, po)
+    compiled.seek(0)
+    return Translations(fp=compiled, domain="messages")
+
+
+def load_catalogs() -> None:
+    """Compile every catalog now, so a broken one stops start-up instead of a later request."""
+    for language in LANGUAGES:
+        catalog(language)
+
+
+def translate(language: str, message: str, **params: object) -> str:
+    translations = catalog(language if language in LANGUAGES else DEFAULT_LANGUAGE)
+    text = translations.gettext(message)
+    if not params:
+        return text
+    words = {k: translations.gettext(v) if isinstance(v, Term) else v for k, v in params.items()}
+    return text.format(**words)
+
+
+def supported(language: str | None) -> str | None:
+    if not language:
+        return None
+    base = language.strip().replace("_", "-").split("-", 1)[0].lower()
+    return base if base in LANGUAGES else None
+
+
+def from_accept_language(header: str | None) -> str | None:
+    """The best supported language of an Accept-Language header, honouring q-values."""
+    if not header:
+        return None
+    choices: list[tuple[float, int, str]] = []
+    for position, part in enumerate(header.split(",")):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                quality = 0.0
+        language = supported(tag)
+        if language and quality > 0:
+            choices.append((-quality, position, language))
+    return min(choices)[2] if choices else None
+
+
+def choose_language(
+    *, preferred: str | None, accept_language: str | None, organization_default: str | None
+) -> str:
+    """The user's preference, else the browser's, else the organization's default, else Arabic."""
+    return (
+        supported(preferred)
+        or from_accept_language(accept_language)
+        or supported(organization_default)
+        or DEFAULT_LANGUAGE
+    )
+
+
+def text_direction(language: str) -> str:
+    try:
+        order = Locale.parse(language).character_order
+    except (UnknownLocaleError, ValueError):
+        return "ltr"
+    return "rtl" if order == "right-to-left" else "ltr"
+
+
+def format_number(value: float | int, language: str) -> str:
+    return format_decimal(value, locale=language)
+
+
+def format_date(value: date, language: str, *, style: str = "medium") -> str:
+    return _format_date(value, format=style, locale=language)
+
+
+def format_datetime(value: datetime, language: str, *, time_zone: str = "UTC", style: str = "medium") -> str:
+    return _format_datetime(value, format=style, tzinfo=time_zone, locale=language)

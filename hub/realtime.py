@@ -1,0 +1,197 @@
+"""Socket.IO: who may connect, which rooms they join, and the one function that pushes events.
+
+Rooms: `org:<id>` (everyone of an organization), `org:<id>:role:<role>`, `user:<id>` and
+`token:<jti>` (the sockets of one login, closed by logout). The code that changes state calls
+`push_after_commit` with the users or roles allowed to see the change; nothing else emits.
+With Redis, web processes share rooms through AsyncRedisManager and workers emit through a
+write-only manager on the same channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+import socketio
+import structlog
+
+from hub.auth import CurrentUser, authenticate_token
+from hub.config import Settings
+from hub.db import HubAsyncSession, utcnow
+from hub.runtime import Runtime
+from hub.security import InvalidToken
+
+log = structlog.get_logger(__name__)
+
+
+def org_room(organization_id: uuid.UUID) -> str:
+    return f"org:{organization_id}"
+
+
+def role_room(organization_id: uuid.UUID, role: str) -> str:
+    return f"org:{organization_id}:role:{role}"
+
+
+def user_room(user_id: uuid.UUID) -> str:
+    return f"user:{user_id}"
+
+
+def token_room(jti: str) -> str:
+    return f"token:{jti}"
+
+
+def _channel(settings: Settings) -> str:
+    return f"{settings.task_queue}:socketio"
+
+
+def _sockets_key(room: str) -> str:
+    return f"hub:sockets:{room}"
+
+
+class Pusher:
+    """Emits to rooms, through the local server or, in a worker, through Redis."""
+
+    def __init__(self, runtime: Runtime, server: socketio.AsyncServer | None) -> None:
+        self.runtime = runtime
+        self.server = server
+        self._writer: socketio.AsyncRedisManager | None = None
+        if server is None and runtime.settings.redis_url:
+            self._writer = socketio.AsyncRedisManager(
+                runtime.settings.redis_url, channel=_channel(runtime.settings), write_only=True
+            )
+
+    async def emit(self, event: str, data: Any, rooms: list[str]) -> None:
+        if not rooms:
+            return
+        payload = msgspec.to_builtins(data)
+        if self.server is not None:
+            await self.server.emit(event, payload, to=rooms)
+        elif self._writer is not None:
+            await self._writer.emit(event, payload, namespace="/", room=rooms)
+        else:
+            log.debug("no socket server in this process; event not pushed", socket_event=event)
+
+    async def push(
+        self,
+        event: str,
+        data: Any,
+        *,
+        organization_id: uuid.UUID,
+        user_ids: Iterable[uuid.UUID] = (),
+        roles: Iterable[str] = (),
+    ) -> None:
+        """Push to exactly these users and roles of one organization; never wider."""
+        rooms = [user_room(u) for u in dict.fromkeys(user_ids)]
+        rooms += [role_room(organization_id, r) for r in dict.fromkeys(roles)]
+        await self.emit(event, data, rooms)
+
+    async def close_sockets(self, room: str, reason: str) -> None:
+        """Disconnect every socket in a room (a logout, a removed user, a changed role), in every
+        web process; the client may reconnect and gets rooms that fit its access now."""
+        await self.emit("sessionEnded", {"reason": reason}, [room])
+        sids: set[str] = set()
+        if self.runtime.redis is not None:
+            sids = {s.decode() for s in await self.runtime.redis.smembers(_sockets_key(room))}
+        if self.server is not None:
+            sids |= {sid for sid, _ in self.server.manager.get_participants("/", room)}
+        for sid in sids:
+            if self.server is not None:
+                await self.server.disconnect(sid)
+            elif self._writer is not None:
+                await self._writer.disconnect(sid, namespace="/")
+
+
+def push_after_commit(
+    session: HubAsyncSession,
+    event: str,
+    data: Any,
+    *,
+    user_ids: Iterable[uuid.UUID] = (),
+    roles: Iterable[str] = (),
+) -> None:
+    """Push once the session's transaction commits; a rolled-back change is never announced."""
+    from hub.runtime import current
+
+    organization_id = session.organization_id
+    if organization_id is None:
+        raise ValueError("pushes belong to one organization; use a tenant session")
+    users, role_list = list(user_ids), list(roles)
+
+    async def send() -> None:
+        pusher = current().pusher
+        if pusher is not None:
+            await pusher.push(event, data, organization_id=organization_id, user_ids=users, roles=role_list)
+
+    session.after_commit(send)
+
+
+def build_socket_server(runtime: Runtime) -> socketio.AsyncServer:
+    settings = runtime.settings
+    manager = (
+        socketio.AsyncRedisManager(settings.redis_url, channel=_channel(settings))
+        if settings.redis_url
+        else None
+    )
+    server = socketio.AsyncServer(
+        async_mode="asgi",
+        client_manager=manager,
+        cors_allowed_origins=list(settings.cors_origins) or None,
+        logger=False,
+        engineio_logger=False,
+    )
+    expiry_timers: dict[str, asyncio.TimerHandle] = {}
+
+    @server.event
+    async def connect(sid: str, _environ: dict[str, Any], auth: Any) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        if not isinstance(token, str) or not token:
+            raise socketio.exceptions.ConnectionRefusedError("unauthorized")
+        try:
+            user: CurrentUser = await authenticate_token(runtime, token)
+        except InvalidToken:
+            raise socketio.exceptions.ConnectionRefusedError("unauthorized") from None
+        await server.save_session(
+            sid,
+            {
+                "user_id": str(user.id),
+                "organization_id": str(user.organization_id),
+                "role": user.role,
+                "token_id": user.token_id,
+            },
+        )
+        for room in (
+            org_room(user.organization_id),
+            role_room(user.organization_id, user.role),
+            user_room(user.id),
+            token_room(user.token_id),
+        ):
+            await server.enter_room(sid, room)
+        if runtime.redis is not None:
+            # Remembered so that another web process can close these sockets by room.
+            for room in (token_room(user.token_id), user_room(user.id)):
+                await runtime.redis.sadd(_sockets_key(room), sid)
+                await runtime.redis.expire(
+                    _sockets_key(room), runtime.settings.access_token_minutes * 60 + 60
+                )
+        # A socket lives no longer than its token.
+        remaining = (user.token_expires_at - utcnow()).total_seconds()
+        expiry_timers[sid] = asyncio.get_running_loop().call_later(
+            max(remaining, 0), lambda: asyncio.ensure_future(server.disconnect(sid))
+        )
+        log.info("socket connected", user_id=str(user.id), role=user.role)
+
+    @server.event
+    async def disconnect(sid: str, *_reason: Any) -> None:
+        timer = expiry_timers.pop(sid, None)
+        if timer is not None:
+            timer.cancel()
+        if runtime.redis is not None:
+            session = await server.get_session(sid)
+            if session and session.get("token_id"):
+                await runtime.redis.srem(_sockets_key(token_room(session["token_id"])), sid)
+                await runtime.redis.srem(_sockets_key(user_room(uuid.UUID(session["user_id"]))), sid)
+
+    return server

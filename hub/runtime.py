@@ -1,0 +1,66 @@
+"""The shared resources of one hub process: settings, database, Redis, counters, broker, sockets.
+
+A web process, a worker and the scheduler each build one Runtime at start. Request handlers reach
+it through the application's state; tasks, which get only ids, reach it through `current()`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from litestar.connection import ASGIConnection
+from redis.asyncio import Redis
+
+from hub.config import Settings
+from hub.db import Database
+from hub.throttle import Counters, MemoryCounters, RedisCounters
+
+if TYPE_CHECKING:
+    from taskiq import AsyncBroker
+
+    from hub.realtime import Pusher
+
+
+class Runtime:
+    # A plain class, not a dataclass: Litestar would try to validate a dataclass dependency.
+    def __init__(self, *, settings: Settings, db: Database, redis: Redis | None, counters: Counters) -> None:
+        self.settings = settings
+        self.db = db
+        self.redis = redis
+        self.counters = counters
+        self.broker: AsyncBroker | None = None
+        self.pusher: Pusher | None = None
+        self.extras: dict[str, Any] = {}
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        redis = Redis.from_url(settings.redis_url, decode_responses=False) if settings.redis_url else None
+        counters: Counters = RedisCounters(redis) if redis is not None else MemoryCounters()
+        return cls(settings=settings, db=Database(settings), redis=redis, counters=counters)
+
+    async def close(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.db.dispose()
+
+
+_stack: list[Runtime] = []
+
+
+def activate(runtime: Runtime) -> None:
+    _stack.append(runtime)
+
+
+def deactivate(runtime: Runtime) -> None:
+    if runtime in _stack:
+        _stack.remove(runtime)
+
+
+def current() -> Runtime:
+    if not _stack:
+        raise RuntimeError("no hub runtime is active in this process")
+    return _stack[-1]
+
+
+def runtime_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Runtime:
+    return connection.app.state.runtime  # type: ignore[no-any-return]

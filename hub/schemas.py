@@ -1,0 +1,151 @@
+"""Request and response bodies of the kernel's API (msgspec structs, snake_case keys)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+Email = Annotated[str, Meta(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$")]
+Password = Annotated[str, Meta(min_length=1, max_length=256)]
+Name = Annotated[str, Meta(min_length=1, max_length=200)]
+Token = Annotated[str, Meta(min_length=1, max_length=200)]
+Language = Literal["ar", "en"]
+Role = Literal["admin", "manager", "agent", "member"]
+TimeZone = Annotated[str, Meta(min_length=1, max_length=64)]
+
+T = TypeVar("T")
+
+
+class Request(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base of request bodies: an unknown field is an error, not silently dropped."""
+
+
+class Page(Struct, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+class RegisterRequest(Request):
+    organization_name: Name
+    full_name: Name
+    email: Email
+    password: Password
+    language: Language | None = None
+
+
+class LoginRequest(Request):
+    email: Email
+    password: Password
+
+
+class ForgotPasswordRequest(Request):
+    email: Email
+
+
+class ResetPasswordRequest(Request):
+    token: Token
+    password: Password
+
+
+class AcceptInvitationRequest(Request):
+    token: Token
+    full_name: Name
+    password: Password
+    language: Language | None = None
+
+
+class UserOut(Struct):
+    id: uuid.UUID
+    email: str
+    full_name: str
+    role: str
+    preferred_language: str | None
+    is_active: bool
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+class OrganizationOut(Struct):
+    id: uuid.UUID
+    name: str
+    slug: str
+    default_language: str
+    time_zone: str
+
+
+class SessionOut(Struct):
+    access_token: str
+    token_type: str
+    expires_at: datetime
+    user: UserOut
+    organization: OrganizationOut
+
+
+class AcceptedOut(Struct):
+    detail: str
+
+
+class InviteRequest(Request):
+    email: Email
+    role: Role
+
+
+class InvitationOut(Struct):
+    id: uuid.UUID
+    email: str
+    role: str
+    expires_at: datetime
+    invitation_url: str
+
+
+class RoleChangeRequest(Request):
+    role: Role
+
+
+class ProfileUpdate(Request):
+    full_name: Name | UnsetType = UNSET
+    preferred_language: Language | UnsetType | None = UNSET
+
+
+class OrganizationUpdate(Request):
+    name: Name | UnsetType = UNSET
+    default_language: Language | UnsetType = UNSET
+    time_zone: TimeZone | UnsetType = UNSET
+
+
+class ModuleSettings(Struct, forbid_unknown_fields=True, kw_only=True):
+    whatsapp: bool | UnsetType = UNSET
+    crm: bool | UnsetType = UNSET
+    ticketing: bool | UnsetType = UNSET
+    campaigns: bool | UnsetType = UNSET
+    billing: bool | UnsetType = UNSET
+
+    def changes(self) -> dict[str, bool]:
+        return {k: v for k, v in msgspec.structs.asdict(self).items() if v is not UNSET}
+
+
+class AuditEntryOut(Struct):
+    id: uuid.UUID
+    actor_id: uuid.UUID | None
+    actor_name: str | None
+    action: str
+    object_type: str
+    object_id: uuid.UUID | None
+    changes: dict[str, Any]
+    created_at: datetime
+
+
+class CheckOut(Struct):
+    status: Literal["ok", "down", "off"]
+    detail: str | None = None
+
+
+class HealthOut(Struct):
+    status: Literal["ok", "degraded", "down"]
+    database: CheckOut
+    redis: CheckOut
+    broker: CheckOut

@@ -1,0 +1,179 @@
+"""Background work with taskiq, and timed work that survives restarts.
+
+Tasks are registered by name with `@task` and bound to the process's broker when it is built:
+an InMemoryBroker in embedded mode (tasks run inside the server), a RedisStreamBroker with its
+own queue in scaled mode (messages are acknowledged only after the task ran, so a killed worker's
+message is delivered again). Tasks take ids, open their own session and tenant context.
+
+Timed work is a row in `scheduled_jobs`: the scheduler reads due rows, sends them to the broker
+and marks them sent, so a restart of any process loses nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import delete, select, update
+from taskiq import AsyncBroker, InMemoryBroker, ScheduledTask, ScheduleSource, TaskiqScheduler
+from taskiq.schedule_sources import LabelScheduleSource
+from taskiq_redis import RedisStreamBroker
+
+from hub.config import Settings
+from hub.db import HubAsyncSession, utcnow
+from hub.models import PasswordReset, RevokedToken, ScheduledJob
+
+log = structlog.get_logger(__name__)
+
+TaskFunction = Callable[..., Awaitable[Any]]
+_tasks: dict[str, tuple[TaskFunction, dict[str, Any]]] = {}
+
+# How far ahead the scheduler loads timed jobs, and how often it looks again.
+SCHEDULE_HORIZON = timedelta(minutes=5)
+SCHEDULE_REFRESH = timedelta(seconds=2)
+
+
+def task(name: str, *, every_seconds: int | None = None) -> Callable[[TaskFunction], TaskFunction]:
+    """Register a task under a stable name; `every_seconds` also runs it periodically."""
+
+    def register(function: TaskFunction) -> TaskFunction:
+        labels: dict[str, Any] = {}
+        if every_seconds is not None:
+            labels["schedule"] = [{"interval": every_seconds, "schedule_id": f"every:{name}"}]
+        _tasks[name] = (function, labels)
+        return function
+
+    return register
+
+
+def build_broker(settings: Settings) -> AsyncBroker:
+    broker: AsyncBroker
+    if settings.redis_url:
+        broker = RedisStreamBroker(
+            url=settings.redis_url,
+            queue_name=f"{settings.task_queue}:tasks",
+            consumer_group_name=f"{settings.task_queue}:workers",
+        )
+    else:
+        broker = InMemoryBroker()
+    for name, (function, labels) in _tasks.items():
+        broker.register_task(function, task_name=name, **labels)
+    return broker
+
+
+async def kick(name: str, **kwargs: Any) -> None:
+    """Send a task to the broker now."""
+    from hub.runtime import current
+
+    broker = current().broker
+    if broker is None:
+        raise RuntimeError("this process has no task broker")
+    found = broker.find_task(name)
+    if found is None:
+        raise LookupError(f"unknown task {name!r}")
+    await found.kiq(**kwargs)
+
+
+async def schedule(
+    session: HubAsyncSession,
+    task_name: str,
+    run_at: datetime,
+    *,
+    key: str | None = None,
+    **kwargs: Any,
+) -> None:
+    """Run a task at a time, durably; with a key, a pending job of that key is moved instead."""
+    if task_name not in _tasks:
+        raise LookupError(f"unknown task {task_name!r}")
+    if key is not None:
+        pending = await session.scalar(select(ScheduledJob).where(ScheduledJob.key == key))
+        if pending is not None:
+            pending.run_at, pending.kwargs, pending.sent_at = run_at, kwargs, None
+            return
+    session.add(
+        ScheduledJob(
+            organization_id=session.organization_id,
+            task_name=task_name,
+            kwargs=kwargs,
+            run_at=run_at,
+            key=key,
+        )
+    )
+
+
+class DatabaseScheduleSource(ScheduleSource):
+    """Timed jobs from the `scheduled_jobs` table, due now or within the horizon."""
+
+    async def get_schedules(self) -> list[ScheduledTask]:
+        from hub.runtime import current
+
+        async with current().db.system_session() as session:
+            jobs = (
+                await session.scalars(
+                    select(ScheduledJob)
+                    .where(ScheduledJob.sent_at.is_(None), ScheduledJob.run_at <= utcnow() + SCHEDULE_HORIZON)
+                    .order_by(ScheduledJob.run_at)
+                    .limit(1000)
+                )
+            ).all()
+        return [
+            ScheduledTask(
+                task_name=job.task_name,
+                labels={},
+                args=[],
+                kwargs=job.kwargs,
+                schedule_id=f"job:{job.id}:{job.run_at.timestamp()}",
+                time=job.run_at,
+            )
+            for job in jobs
+            if job.task_name in _tasks
+        ]
+
+    async def post_send(self, scheduled: ScheduledTask) -> None:
+        from hub.runtime import current
+
+        _, job_id, run_at = scheduled.schedule_id.split(":", 2)
+        async with current().db.system_session() as session:
+            # Matching run_at as well: a job moved meanwhile stays pending for its new time.
+            await session.execute(
+                update(ScheduledJob)
+                .where(ScheduledJob.id == uuid.UUID(job_id), ScheduledJob.sent_at.is_(None))
+                .values(sent_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+            await session.commit()
+        log.debug("timed job sent", task=scheduled.task_name, run_at=run_at)
+
+
+def build_scheduler(broker: AsyncBroker) -> TaskiqScheduler:
+    return TaskiqScheduler(broker=broker, sources=[LabelScheduleSource(broker), DatabaseScheduleSource()])
+
+
+@task("hub.deliver_events")
+async def deliver_events(entry_ids: list[str], claimed: bool = False) -> int:
+    from hub.events import deliver
+
+    return await deliver([uuid.UUID(i) for i in entry_ids], claimed=claimed)
+
+
+@task("hub.sweep_events", every_seconds=10)
+async def sweep_events() -> int:
+    from hub.events import sweep
+
+    return await sweep()
+
+
+@task("hub.purge_expired", every_seconds=3600)
+async def purge_expired() -> None:
+    """Drop what can no longer matter: expired revocations and reset links, old sent jobs."""
+    from hub.runtime import current
+
+    now = utcnow()
+    async with current().db.system_session() as session:
+        await session.execute(delete(RevokedToken).where(RevokedToken.expires_at < now))
+        await session.execute(delete(PasswordReset).where(PasswordReset.expires_at < now))
+        await session.execute(delete(ScheduledJob).where(ScheduledJob.sent_at < now - timedelta(days=7)))
+        await session.commit()

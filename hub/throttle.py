@@ -1,0 +1,101 @@
+"""Counting attempts in fixed time windows: the API rate limit and the login throttle.
+
+With Redis the counts are shared by every web process (INCR is atomic); embedded, they live in
+this process's memory.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+from litestar.connection import ASGIConnection
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
+from redis.asyncio import Redis
+
+from hub.errors import TooManyRequests
+
+
+class Counters(Protocol):
+    async def hit(self, key: str, window_seconds: int) -> int:
+        """Count one more in the key's current window and return the count so far."""
+
+    async def count(self, key: str) -> int: ...
+
+    async def reset(self, key: str) -> None: ...
+
+
+class MemoryCounters:
+    def __init__(self) -> None:
+        self._counts: dict[str, tuple[int, float]] = {}
+
+    def _live(self, key: str) -> tuple[int, float] | None:
+        entry = self._counts.get(key)
+        if entry and entry[1] <= time.monotonic():
+            del self._counts[key]
+            return None
+        return entry
+
+    async def hit(self, key: str, window_seconds: int) -> int:
+        entry = self._live(key)
+        count, expires = entry if entry else (0, time.monotonic() + window_seconds)
+        self._counts[key] = (count + 1, expires)
+        if len(self._counts) > 100_000:  # drop expired windows now and then
+            for stale in [k for k, (_, e) in self._counts.items() if e <= time.monotonic()]:
+                del self._counts[stale]
+        return count + 1
+
+    async def count(self, key: str) -> int:
+        entry = self._live(key)
+        return entry[0] if entry else 0
+
+    async def reset(self, key: str) -> None:
+        self._counts.pop(key, None)
+
+
+class RedisCounters:
+    def __init__(self, redis: Redis, prefix: str = "hub:count:") -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    async def hit(self, key: str, window_seconds: int) -> int:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(self.prefix + key)
+            pipe.expire(self.prefix + key, window_seconds, nx=True)
+            count, _ = await pipe.execute()
+        return int(count)
+
+    async def count(self, key: str) -> int:
+        return int(await self.redis.get(self.prefix + key) or 0)
+
+    async def reset(self, key: str) -> None:
+        await self.redis.delete(self.prefix + key)
+
+
+def client_address(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    return connection.client.host if connection.client else "unknown"
+
+
+class RateLimitMiddleware(ASGIMiddleware):
+    """Requests per minute per organization (per address before login), over every web process."""
+
+    exclude_path_pattern = ("/health", "/schema")
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        from hub.runtime import runtime_of
+
+        if scope["type"] != "http":
+            await next_app(scope, receive, send)
+            return
+        connection: ASGIConnection[Any, Any, Any, Any] = ASGIConnection(scope)
+        runtime = runtime_of(connection)
+        user = scope.get("user")
+        who = f"org:{user.organization_id}" if user is not None else f"ip:{client_address(connection)}"
+        window = int(time.time() // 60)
+        count = await runtime.counters.hit(f"rate:{who}:{window}", 60)
+        limit = runtime.settings.api_rate_limit
+        if count > limit:
+            retry_after = str(60 - int(time.time()) % 60)
+            raise TooManyRequests(headers={"Retry-After": retry_after, "RateLimit-Limit": str(limit)})
+        await next_app(scope, receive, send)
