@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import importlib
 import importlib.util
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import socketio
@@ -60,7 +60,9 @@ def build_runtime(settings: Settings, *, socket_server: bool) -> tuple[Runtime, 
     return runtime, server
 
 
-def create_app(settings: Settings, *, prepare_database: bool = True) -> socketio.ASGIApp:
+def create_app(
+    settings: Settings, *, prepare_database: bool = True, extra_routes: Sequence[Any] = ()
+) -> socketio.ASGIApp:
     """The hub's ASGI app; `prepare_database` migrates (embedded) or checks the schema at start."""
     i18n.load_catalogs()
     runtime, server = build_runtime(settings, socket_server=True)
@@ -101,6 +103,7 @@ def create_app(settings: Settings, *, prepare_database: bool = True) -> socketio
     route_handlers: list[Any] = list(controllers.ROUTES)
     for module in domain_modules("controllers"):
         route_handlers.extend(getattr(module, "ROUTES", []))
+    route_handlers.extend(extra_routes)
 
     litestar_app = Litestar(
         route_handlers=route_handlers,

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 import structlog
 from litestar import Controller, Request, Response, delete, get, patch, post
-from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import (
     HTTP_200_OK,
     HTTP_202_ACCEPTED,
@@ -51,8 +51,10 @@ from hub.throttle import client_address
 
 log = structlog.get_logger(__name__)
 
-Cursor = Annotated[str | None, Parameter(query="cursor", max_length=64)]
-Limit = Annotated[int, Parameter(query="limit", ge=1, le=200)]
+RuntimeDep = NamedDependency[Runtime]
+SessionDep = NamedDependency[HubAsyncSession]
+Cursor = Annotated[str | None, QueryParameter(max_length=64)]
+Limit = Annotated[int, QueryParameter(ge=1, le=200)]
 
 
 def public_url(request: Request[Any, Any, Any]) -> str:
@@ -114,7 +116,7 @@ class AuthController(Controller):
     tags = ["auth"]  # noqa: RUF012
 
     @post("/register", exclude_from_auth=True, status_code=201)
-    async def register(self, runtime: Runtime, data: RegisterRequest) -> SessionOut:
+    async def register(self, runtime: RuntimeDep, data: JSONBody[RegisterRequest]) -> SessionOut:
         signed_in = await services.create_organization(
             runtime,
             organization_name=data.organization_name,
@@ -127,7 +129,7 @@ class AuthController(Controller):
 
     @post("/login", exclude_from_auth=True, status_code=HTTP_200_OK)
     async def login(
-        self, request: Request[Any, Any, Any], runtime: Runtime, data: LoginRequest
+        self, request: Request[Any, Any, Any], runtime: RuntimeDep, data: JSONBody[LoginRequest]
     ) -> SessionOut:
         signed_in = await services.login(
             runtime, email=data.email, password=data.password, address=client_address(request)
@@ -135,12 +137,12 @@ class AuthController(Controller):
         return session_out(signed_in)
 
     @post("/logout", status_code=HTTP_204_NO_CONTENT)
-    async def logout(self, request: Request[CurrentUser, Any, Any], runtime: Runtime) -> None:
+    async def logout(self, request: Request[CurrentUser, Any, Any], runtime: RuntimeDep) -> None:
         await services.logout(runtime, request.user)
 
     @post("/forgot-password", exclude_from_auth=True, status_code=HTTP_202_ACCEPTED)
     async def forgot_password(
-        self, request: Request[Any, Any, Any], runtime: Runtime, data: ForgotPasswordRequest
+        self, request: Request[Any, Any, Any], runtime: RuntimeDep, data: JSONBody[ForgotPasswordRequest]
     ) -> AcceptedOut:
         await services.request_password_reset(
             runtime, email=data.email, address=client_address(request), base_url=public_url(request)
@@ -153,11 +155,13 @@ class AuthController(Controller):
         )
 
     @post("/reset-password", exclude_from_auth=True, status_code=HTTP_204_NO_CONTENT)
-    async def reset_password(self, runtime: Runtime, data: ResetPasswordRequest) -> None:
+    async def reset_password(self, runtime: RuntimeDep, data: JSONBody[ResetPasswordRequest]) -> None:
         await services.reset_password(runtime, token=data.token, password=data.password)
 
     @post("/accept-invitation", exclude_from_auth=True, status_code=HTTP_200_OK)
-    async def accept_invitation(self, runtime: Runtime, data: AcceptInvitationRequest) -> SessionOut:
+    async def accept_invitation(
+        self, runtime: RuntimeDep, data: JSONBody[AcceptInvitationRequest]
+    ) -> SessionOut:
         signed_in = await services.accept_invitation(
             runtime,
             token=data.token,
@@ -168,7 +172,7 @@ class AuthController(Controller):
         return session_out(signed_in)
 
     @get("/me")
-    async def me(self, request: Request[CurrentUser, Any, Any], session: HubAsyncSession) -> SessionOut:
+    async def me(self, request: Request[CurrentUser, Any, Any], session: SessionDep) -> SessionOut:
         user = await session.get_one(User, request.user.id)
         organization = await session.get_one(Organization, request.user.organization_id)
         return SessionOut(
@@ -186,7 +190,7 @@ class UserController(Controller):
 
     @get("/", guards=[requires("users", "read")])
     async def list_users(
-        self, session: HubAsyncSession, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT
+        self, session: SessionDep, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT
     ) -> Page[UserOut]:
         users, next_cursor = await services.list_users(session, cursor=cursor, limit=limit)
         return Page(items=[user_out(u) for u in users], next_cursor=next_cursor)
@@ -195,9 +199,9 @@ class UserController(Controller):
     async def invite(
         self,
         request: Request[CurrentUser, Any, Any],
-        runtime: Runtime,
-        session: HubAsyncSession,
-        data: InviteRequest,
+        runtime: RuntimeDep,
+        session: SessionDep,
+        data: JSONBody[InviteRequest],
     ) -> InvitationOut:
         invitation, link = await services.invite_user(
             runtime,
@@ -217,12 +221,12 @@ class UserController(Controller):
         )
 
     @get("/me")
-    async def me(self, request: Request[CurrentUser, Any, Any], session: HubAsyncSession) -> UserOut:
+    async def me(self, request: Request[CurrentUser, Any, Any], session: SessionDep) -> UserOut:
         return user_out(await session.get_one(User, request.user.id))
 
     @patch("/me")
     async def update_me(
-        self, request: Request[CurrentUser, Any, Any], session: HubAsyncSession, data: ProfileUpdate
+        self, request: Request[CurrentUser, Any, Any], session: SessionDep, data: JSONBody[ProfileUpdate]
     ) -> UserOut:
         return user_out(await services.update_profile(session, request.user, data))
 
@@ -230,10 +234,10 @@ class UserController(Controller):
     async def change_role(
         self,
         request: Request[CurrentUser, Any, Any],
-        runtime: Runtime,
-        session: HubAsyncSession,
-        user_id: uuid.UUID,
-        data: RoleChangeRequest,
+        runtime: RuntimeDep,
+        session: SessionDep,
+        user_id: FromPath[uuid.UUID],
+        data: JSONBody[RoleChangeRequest],
     ) -> UserOut:
         user = await services.change_role(runtime, session, request.user, user_id=user_id, role=data.role)
         return user_out(user)
@@ -242,9 +246,9 @@ class UserController(Controller):
     async def remove(
         self,
         request: Request[CurrentUser, Any, Any],
-        runtime: Runtime,
-        session: HubAsyncSession,
-        user_id: uuid.UUID,
+        runtime: RuntimeDep,
+        session: SessionDep,
+        user_id: FromPath[uuid.UUID],
     ) -> None:
         await services.remove_user(runtime, session, request.user, user_id=user_id)
 
@@ -255,23 +259,23 @@ class SettingsController(Controller):
 
     @get("/organization", guards=[requires("settings", "read")])
     async def organization(
-        self, request: Request[CurrentUser, Any, Any], session: HubAsyncSession
+        self, request: Request[CurrentUser, Any, Any], session: SessionDep
     ) -> OrganizationOut:
         return organization_out(await session.get_one(Organization, request.user.organization_id))
 
     @patch("/organization", guards=[requires("settings", "write")])
     async def update_organization(
-        self, request: Request[CurrentUser, Any, Any], session: HubAsyncSession, data: OrganizationUpdate
+        self, request: Request[CurrentUser, Any, Any], session: SessionDep, data: JSONBody[OrganizationUpdate]
     ) -> OrganizationOut:
         return organization_out(await services.update_organization(session, request.user, data))
 
     @get("/modules", guards=[requires("settings", "read")])
-    async def modules(self, session: HubAsyncSession) -> dict[str, bool]:
+    async def modules(self, session: SessionDep) -> dict[str, bool]:
         return await services.module_settings(session)
 
     @patch("/modules", guards=[requires("settings", "write")])
     async def update_modules(
-        self, request: Request[CurrentUser, Any, Any], session: HubAsyncSession, data: ModuleSettings
+        self, request: Request[CurrentUser, Any, Any], session: SessionDep, data: JSONBody[ModuleSettings]
     ) -> dict[str, bool]:
         return await services.update_module_settings(session, request.user, data)
 
@@ -284,10 +288,10 @@ class AuditController(Controller):
     @get("/", guards=[requires("settings", "write")])
     async def list_entries(
         self,
-        session: HubAsyncSession,
+        session: SessionDep,
         cursor: Cursor = None,
         limit: Limit = DEFAULT_LIMIT,
-        object_type: Annotated[str | None, Parameter(query="object_type", max_length=64)] = None,
+        object_type: Annotated[str | None, QueryParameter(max_length=64)] = None,
     ) -> Page[AuditEntryOut]:
         rows, next_cursor = await services.list_audit(
             session, cursor=cursor, limit=limit, object_type=object_type
@@ -311,7 +315,7 @@ class AuditController(Controller):
 
 
 @get("/health", exclude_from_auth=True, tags=["operations"])
-async def health(runtime: Runtime) -> Response[HealthOut]:
+async def health(runtime: RuntimeDep) -> Response[HealthOut]:
     """Database, Redis and task broker; 503 when the database cannot be reached."""
     try:
         await runtime.db.ping()

@@ -38,8 +38,6 @@ _event_types: dict[str, type[Event]] = {}
 _handlers: dict[str, dict[str, Handler]] = {}
 _listeners: list[Callable[[Event], None]] = []
 
-# How long a claimed row stays with its deliverer before the sweep may take it again.
-CLAIM_SECONDS = 120
 MAX_BACKOFF_SECONDS = 3600
 
 
@@ -73,7 +71,10 @@ async def publish(session: HubAsyncSession, event: Event) -> None:
     """Record the event in the session's transaction; it goes out only if that transaction commits."""
     if event.name not in _event_types:
         raise ValueError(f"{type(event).__qualname__} is not registered with @event_type")
+    from hub.runtime import current
+
     payload = msgspec.to_builtins(event)
+    claim = timedelta(seconds=current().settings.event_claim_seconds)
     now = utcnow()
     entries = [
         OutboxEntry(
@@ -82,7 +83,7 @@ async def publish(session: HubAsyncSession, event: Event) -> None:
             event_name=event.name,
             handler=handler_name,
             payload=payload,
-            available_at=now + timedelta(seconds=CLAIM_SECONDS),
+            available_at=now + claim,
         )
         for handler_name in _handlers.get(event.name, {})
     ]
@@ -107,6 +108,7 @@ async def deliver(entry_ids: list[uuid.UUID], *, claimed: bool = False) -> int:
     from hub.runtime import current
 
     db = current().db
+    claim_for = timedelta(seconds=current().settings.event_claim_seconds)
     delivered = 0
     for entry_id in entry_ids:
         async with db.system_session() as session:
@@ -114,9 +116,7 @@ async def deliver(entry_ids: list[uuid.UUID], *, claimed: bool = False) -> int:
             claim = (
                 update(OutboxEntry)
                 .where(OutboxEntry.id == entry_id)
-                .values(
-                    available_at=now + timedelta(seconds=CLAIM_SECONDS), attempts=OutboxEntry.attempts + 1
-                )
+                .values(available_at=now + claim_for, attempts=OutboxEntry.attempts + 1)
                 .returning(
                     OutboxEntry.event_name, OutboxEntry.handler, OutboxEntry.payload, OutboxEntry.attempts
                 )

@@ -47,8 +47,8 @@ def _channel(settings: Settings) -> str:
     return f"{settings.task_queue}:socketio"
 
 
-def _sockets_key(room: str) -> str:
-    return f"hub:sockets:{room}"
+def _sockets_key(settings: Settings, room: str) -> str:
+    return f"{settings.task_queue}:sockets:{room}"
 
 
 class Pusher:
@@ -94,7 +94,10 @@ class Pusher:
         await self.emit("sessionEnded", {"reason": reason}, [room])
         sids: set[str] = set()
         if self.runtime.redis is not None:
-            sids = {s.decode() for s in await self.runtime.redis.smembers(_sockets_key(room))}
+            sids = {
+                s.decode()
+                for s in await self.runtime.redis.smembers(_sockets_key(self.runtime.settings, room))
+            }
         if self.server is not None:
             sids |= {sid for sid, _ in self.server.manager.get_participants("/", room)}
         for sid in sids:
@@ -172,9 +175,9 @@ def build_socket_server(runtime: Runtime) -> socketio.AsyncServer:
         if runtime.redis is not None:
             # Remembered so that another web process can close these sockets by room.
             for room in (token_room(user.token_id), user_room(user.id)):
-                await runtime.redis.sadd(_sockets_key(room), sid)
+                await runtime.redis.sadd(_sockets_key(settings, room), sid)
                 await runtime.redis.expire(
-                    _sockets_key(room), runtime.settings.access_token_minutes * 60 + 60
+                    _sockets_key(settings, room), settings.access_token_minutes * 60 + 60
                 )
         # A socket lives no longer than its token.
         remaining = (user.token_expires_at - utcnow()).total_seconds()
@@ -191,7 +194,9 @@ def build_socket_server(runtime: Runtime) -> socketio.AsyncServer:
         if runtime.redis is not None:
             session = await server.get_session(sid)
             if session and session.get("token_id"):
-                await runtime.redis.srem(_sockets_key(token_room(session["token_id"])), sid)
-                await runtime.redis.srem(_sockets_key(user_room(uuid.UUID(session["user_id"]))), sid)
+                await runtime.redis.srem(_sockets_key(settings, token_room(session["token_id"])), sid)
+                await runtime.redis.srem(
+                    _sockets_key(settings, user_room(uuid.UUID(session["user_id"]))), sid
+                )
 
     return server

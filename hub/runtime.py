@@ -35,7 +35,11 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         redis = Redis.from_url(settings.redis_url, decode_responses=False) if settings.redis_url else None
-        counters: Counters = RedisCounters(redis) if redis is not None else MemoryCounters()
+        counters: Counters = (
+            RedisCounters(redis, prefix=f"{settings.task_queue}:count:")
+            if redis is not None
+            else MemoryCounters()
+        )
         return cls(settings=settings, db=Database(settings), redis=redis, counters=counters)
 
     async def close(self) -> None:

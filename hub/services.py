@@ -536,7 +536,10 @@ async def update_organization(
 
 
 async def module_settings(session: HubAsyncSession) -> dict[str, bool]:
-    stored = dict((await session.execute(select(ModuleSetting.module, ModuleSetting.enabled))).tuples().all())
+    stored = {
+        module: enabled
+        for module, enabled in await session.execute(select(ModuleSetting.module, ModuleSetting.enabled))
+    }
     return {module: stored.get(module, True) for module in MODULES}
 
 

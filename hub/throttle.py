@@ -55,7 +55,7 @@ class MemoryCounters:
 
 
 class RedisCounters:
-    def __init__(self, redis: Redis, prefix: str = "hub:count:") -> None:
+    def __init__(self, redis: Redis, prefix: str) -> None:
         self.redis = redis
         self.prefix = prefix
 

@@ -1,0 +1,317 @@
+"""Shared fixtures: real hubs on real sockets, over SQLite and over PostgreSQL with Redis.
+
+PostgreSQL and Redis come from TEST_DATABASE_URL / TEST_REDIS_URL (defaulting to the local
+servers). Outside CI a missing server skips the tests that need it, with the reason; under
+CI=true it fails them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import os
+import secrets
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+import socketio
+import uvicorn
+from taskiq.acks import AcknowledgeType
+from taskiq.api import run_receiver_task, run_scheduler_task
+
+from hub.app import create_app
+from hub.config import Settings
+from hub.runtime import Runtime
+from hub.tasks import SCHEDULE_REFRESH, build_scheduler
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+PASSWORD = "A long enough passphrase 42"
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def need(service: str, url: str, port: int) -> None:
+    if not _reachable(url, port):
+        message = f"{service} is not answering at {url}"
+        if IN_CI:
+            pytest.fail(f"{message} (CI=true: a missing service is a failure)")
+        pytest.skip(message)
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(_asyncpg_dsn(url))
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def run_outside_loop(coroutine_function: Any, *args: Any) -> Any:
+    """Run a coroutine on its own loop in a thread: for sync fixtures called from async ones."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine_function(*args)).result()
+
+
+async def _admin_execute(statement: str) -> None:
+    connection = await asyncpg.connect(_asyncpg_dsn(TEST_DATABASE_URL))
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def create_database() -> str:
+    name = f"hub_test_{secrets.token_hex(4)}"
+    run_outside_loop(_admin_execute, f'CREATE DATABASE "{name}"')
+    return name
+
+
+def drop_database(name: str) -> None:
+    run_outside_loop(_admin_execute, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test run, dropped afterwards."""
+    need("PostgreSQL", TEST_DATABASE_URL, 5432)
+    name = create_database()
+    yield _with_database(TEST_DATABASE_URL, name)
+    drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    need("Redis", TEST_REDIS_URL, 6379)
+    return TEST_REDIS_URL
+
+
+def make_settings(tmp: Path, **environ: str) -> Settings:
+    base = {
+        "HUB_DATA_DIR": str(tmp),
+        "HUB_SECRET_KEY": secrets.token_urlsafe(40),
+        "HUB_TASK_QUEUE": f"hubtest{secrets.token_hex(4)}",
+        "HUB_LOG_JSON": "false",
+    }
+    return Settings.from_env({**base, **environ}, read_dotenv=False)
+
+
+@dataclass
+class RunningHub:
+    """A hub served by uvicorn on a real port of this machine."""
+
+    settings: Settings
+    app: Any
+    url: str
+    kind: str
+    server: uvicorn.Server
+    serve_task: asyncio.Task[None]
+    background: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.app.runtime  # type: ignore[no-any-return]
+
+    def client(self, token: str | None = None, language: str | None = None) -> httpx.AsyncClient:
+        headers = {}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if language:
+            headers["Accept-Language"] = language
+        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=30)
+
+    async def socket(self, token: str | None, **kwargs: Any) -> socketio.AsyncClient:
+        client = socketio.AsyncClient(reconnection=False)
+        await client.connect(
+            self.url,
+            auth={"token": token} if token else None,
+            transports=["websocket"],
+            wait_timeout=10,
+            **kwargs,
+        )
+        return client
+
+    async def stop(self) -> None:
+        for task in self.background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.server.should_exit = True
+        await self.serve_task
+
+
+async def start_hub(
+    settings: Settings, *, kind: str, in_process_worker: bool = False, extra_routes: Sequence[Any] = ()
+) -> RunningHub:
+    """Serve a hub; with Redis, `in_process_worker` also consumes its task queue and fires its
+    timed work here (what `hub worker` and `hub scheduler` do in their own processes)."""
+    app = create_app(settings, extra_routes=extra_routes)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_config=None, lifespan="on", ws="websockets-sansio"
+    )
+    server = uvicorn.Server(config)
+    serve_task = asyncio.create_task(server.serve())
+    while not server.started:
+        if serve_task.done():
+            serve_task.result()
+            raise RuntimeError("hub did not start")
+        await asyncio.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    hub = RunningHub(
+        settings=settings,
+        app=app,
+        url=f"http://127.0.0.1:{port}",
+        kind=kind,
+        server=server,
+        serve_task=serve_task,
+    )
+    if in_process_worker and settings.redis_url:
+        broker = app.runtime.broker
+        hub.background.append(
+            asyncio.create_task(run_receiver_task(broker, ack_time=AcknowledgeType.WHEN_EXECUTED))
+        )
+        hub.background.append(
+            asyncio.create_task(run_scheduler_task(build_scheduler(broker), interval=SCHEDULE_REFRESH))
+        )
+    return hub
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+async def hub(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningHub]:
+    """The hub, embedded (SQLite, no Redis) and scaled (PostgreSQL and Redis)."""
+    tmp = tmp_path_factory.mktemp(f"hub-{request.param}")
+    if request.param == "sqlite":
+        settings = make_settings(tmp, HUB_EVENT_CLAIM_SECONDS="2")
+        running = await start_hub(settings, kind="sqlite", extra_routes=probe_routes())
+    else:
+        database = request.getfixturevalue("postgres_database")
+        redis = request.getfixturevalue("redis_url")
+        settings = make_settings(
+            tmp,
+            DATABASE_URL=database,
+            REDIS_URL=redis,
+            HUB_EVENT_CLAIM_SECONDS="2",
+            HUB_MIGRATE_ON_START="true",
+        )
+        running = await start_hub(
+            settings, kind="postgres", in_process_worker=True, extra_routes=probe_routes()
+        )
+    yield running
+    await running.stop()
+
+
+def probe_routes() -> list[Any]:
+    from tests.hub.probes import PROBES
+
+    return PROBES
+
+
+@dataclass
+class Member:
+    token: str
+    user_id: uuid.UUID
+    organization_id: uuid.UUID
+    email: str
+    role: str
+
+
+@dataclass
+class Organization:
+    id: uuid.UUID
+    slug: str
+    admin: Member
+    members: dict[str, Member] = field(default_factory=dict)
+
+
+def unique_email(prefix: str = "user") -> str:
+    return f"{prefix}-{secrets.token_hex(5)}@example.test"
+
+
+async def register(
+    hub: RunningHub, *, language: str | None = None, name: str = "Acme Trading"
+) -> Organization:
+    email = unique_email("admin")
+    body = {"organization_name": name, "full_name": "Amal Admin", "email": email, "password": PASSWORD}
+    if language:
+        body["language"] = language
+    async with hub.client() as client:
+        response = await client.post("/api/auth/register", json=body)
+    assert response.status_code == 201, response.text
+    data = response.json()
+    admin = Member(
+        token=data["access_token"],
+        user_id=uuid.UUID(data["user"]["id"]),
+        organization_id=uuid.UUID(data["organization"]["id"]),
+        email=email,
+        role="admin",
+    )
+    return Organization(id=admin.organization_id, slug=data["organization"]["slug"], admin=admin)
+
+
+async def add_member(hub: RunningHub, organization: Organization, role: str) -> Member:
+    """Invite and accept, the way a person joins."""
+    email = unique_email(role)
+    async with hub.client(organization.admin.token) as client:
+        invited = await client.post("/api/users/invite", json={"email": email, "role": role})
+    assert invited.status_code == 201, invited.text
+    token = invited.json()["invitation_url"].split("token=", 1)[1]
+    async with hub.client() as client:
+        accepted = await client.post(
+            "/api/auth/accept-invitation",
+            json={"token": token, "full_name": f"{role.title()} Person", "password": PASSWORD},
+        )
+    assert accepted.status_code == 200, accepted.text
+    data = accepted.json()
+    member = Member(
+        token=data["access_token"],
+        user_id=uuid.UUID(data["user"]["id"]),
+        organization_id=organization.id,
+        email=email,
+        role=role,
+    )
+    organization.members[role] = member
+    return member
+
+
+@pytest.fixture
+async def organization(hub: RunningHub) -> Organization:
+    """A fresh organization with one user of every role."""
+    org = await register(hub)
+    org.members["admin"] = org.admin
+    for role in ("manager", "agent", "member"):
+        await add_member(hub, org, role)
+    return org
+
+
+async def eventually(check: Any, *, within: float = 10.0, interval: float = 0.05) -> Any:
+    """Poll an async or plain callable until it returns something truthy."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {within}s")
+        await asyncio.sleep(interval)
