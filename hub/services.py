@@ -98,12 +98,14 @@ async def _email_taken(runtime: Runtime, email: str) -> bool:
 
 
 async def _unique_slug(runtime: Runtime, name: str) -> str:
-    base = slug_base(name) or "org"
+    base = slug_base(name)
+    meaningful = len(base) >= 3
+    base = base if meaningful else "org"
     async with runtime.db.system_session() as session:
         taken = set(
             await session.scalars(select(Organization.slug).where(Organization.slug.like(f"{base}%")))
         )
-    if base not in taken and len(base) >= 3:
+    if meaningful and base not in taken:
         return base
     while True:
         candidate = f"{base}-{secrets.token_hex(3)}"

@@ -30,6 +30,7 @@ from taskiq.api import run_receiver_task, run_scheduler_task
 
 from hub.app import create_app
 from hub.config import Settings
+from hub.logs import configure_logging
 from hub.runtime import Runtime
 from hub.tasks import SCHEDULE_REFRESH, build_scheduler
 
@@ -46,6 +47,12 @@ def _reachable(url: str, default_port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def need(service: str, url: str, port: int) -> None:
@@ -112,6 +119,12 @@ def make_settings(tmp: Path, **environ: str) -> Settings:
         "HUB_LOG_JSON": "false",
     }
     return Settings.from_env({**base, **environ}, read_dotenv=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _logging(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The hub's own log set-up, as `hub serve` has it; pytest's capture hooks into the same root."""
+    configure_logging(make_settings(tmp_path_factory.mktemp("logs"), HUB_LOG_LEVEL="INFO"))
 
 
 @dataclass
