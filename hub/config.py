@@ -48,6 +48,8 @@ class Settings:
     login_failures_per_account: int = 5
     login_failures_per_address: int = 20
     login_failure_window_seconds: int = 900
+    # Socket.IO heartbeat; lower it when a proxy closes idle connections sooner.
+    socket_ping_interval: int = 25
     # Seconds an outbox event stays with the process that published it before the sweep retries it.
     event_claim_seconds: int = 120
     db_app_role: str = "hub_app"
@@ -114,6 +116,7 @@ class Settings:
             login_failures_per_account=env.number("HUB_LOGIN_FAILURES_PER_ACCOUNT", 5),
             login_failures_per_address=env.number("HUB_LOGIN_FAILURES_PER_ADDRESS", 20),
             login_failure_window_seconds=env.number("HUB_LOGIN_FAILURE_WINDOW_SECONDS", 900),
+            socket_ping_interval=env.number("HUB_SOCKET_PING_INTERVAL", 25),
             event_claim_seconds=env.number("HUB_EVENT_CLAIM_SECONDS", 120),
             db_app_role=env.text("HUB_DB_APP_ROLE", "hub_app"),
             task_queue=env.text("HUB_TASK_QUEUE", "hub"),

@@ -144,6 +144,7 @@ def build_socket_server(runtime: Runtime) -> socketio.AsyncServer:
         cors_allowed_origins=list(settings.cors_origins) or None,
         logger=False,
         engineio_logger=False,
+        ping_interval=settings.socket_ping_interval,
     )
     expiry_timers: dict[str, asyncio.TimerHandle] = {}
 

@@ -117,6 +117,7 @@ def make_settings(tmp: Path, **environ: str) -> Settings:
         "HUB_SECRET_KEY": secrets.token_urlsafe(40),
         "HUB_TASK_QUEUE": f"hubtest{secrets.token_hex(4)}",
         "HUB_LOG_JSON": "false",
+        "HUB_SOCKET_PING_INTERVAL": "2",
     }
     return Settings.from_env({**base, **environ}, read_dotenv=False)
 
