@@ -139,7 +139,7 @@ async def deliver(entry_ids: list[uuid.UUID], *, claimed: bool = False) -> int:
             backoff = min(MAX_BACKOFF_SECONDS, 2 ** min(attempts, 12))
             log.warning(
                 "event handler failed",
-                event=event_name,
+                event_name=event_name,
                 handler=handler_name,
                 attempts=attempts,
                 retry_in=backoff,

@@ -33,6 +33,7 @@ from hub.config import Settings
 from hub.logs import configure_logging
 from hub.runtime import Runtime
 from hub.tasks import SCHEDULE_REFRESH, build_scheduler
+from tests.hub import recorders  # noqa: F401 - registers the test event, handler and task
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
