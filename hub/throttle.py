@@ -80,7 +80,10 @@ def client_address(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
 class RateLimitMiddleware(ASGIMiddleware):
     """Requests per minute per organization (per address before login), over every web process."""
 
-    exclude_path_pattern = ("/health", "/schema")
+    @staticmethod
+    def should_bypass_for_scope(scope: Scope) -> bool:
+        path = scope["path"]
+        return path == "/health" or path.startswith("/schema")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         from hub.runtime import runtime_of

@@ -1,0 +1,136 @@
+"""Background and timed work: timed jobs fire, survive restarts, and real `hub worker` processes run tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from hub.db import utcnow
+from hub.models import PasswordReset, ScheduledJob
+from hub.tasks import schedule
+from tests.conftest import RunningHub, eventually, make_settings, register, start_hub
+from tests.hub import recorders
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_a_timed_job_fires_once_at_its_time(hub: RunningHub) -> None:
+    organization = await register(hub)
+    note = f"timed-{secrets.token_hex(3)}"
+    async with hub.runtime.db.session(organization.id) as session:
+        await schedule(session, "tests.timed", utcnow() + timedelta(seconds=1), note=note)
+        await session.commit()
+    await eventually(lambda: note in recorders.RAN, within=15)
+    async with hub.runtime.db.session(organization.id) as session:
+        job = await session.scalar(
+            select(ScheduledJob).where(ScheduledJob.kwargs["note"].as_string() == note)
+        )
+    assert job is not None
+    assert job.sent_at is not None
+    await asyncio.sleep(3)  # past another scheduler refresh: still once
+    assert recorders.RAN.count(note) == 1
+
+
+async def test_scheduling_the_same_key_moves_the_job(hub: RunningHub) -> None:
+    organization = await register(hub)
+    key = f"reminder:{secrets.token_hex(3)}"
+    first, moved = f"first-{key}", f"moved-{key}"
+    async with hub.runtime.db.session(organization.id) as session:
+        await schedule(session, "tests.timed", utcnow() + timedelta(hours=1), key=key, note=first)
+        await session.commit()
+    async with hub.runtime.db.session(organization.id) as session:
+        await schedule(session, "tests.timed", utcnow() + timedelta(seconds=1), key=key, note=moved)
+        await session.commit()
+        count = await session.scalar(
+            select(func.count()).select_from(ScheduledJob).where(ScheduledJob.key == key)
+        )
+    assert count == 1
+    await eventually(lambda: moved in recorders.RAN, within=15)
+    assert first not in recorders.RAN
+
+
+async def test_timed_work_survives_a_restart(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    first = await start_hub(settings, kind="sqlite")
+    organization = await register(first)
+    note = f"restart-{secrets.token_hex(3)}"
+    async with first.runtime.db.session(organization.id) as session:
+        await schedule(session, "tests.timed", utcnow() + timedelta(seconds=3), note=note)
+        await session.commit()
+    await first.stop()  # the hub goes down before the job is due
+    assert note not in recorders.RAN
+    second = await start_hub(settings, kind="sqlite")
+    try:
+        await eventually(lambda: note in recorders.RAN, within=15)
+    finally:
+        await second.stop()
+
+
+async def test_hub_worker_processes_run_the_tasks_of_a_scaled_hub(
+    tmp_path: Path, postgres_database: str, redis_url: str
+) -> None:
+    """Web here, tasks in a real `hub worker` process, over PostgreSQL and a Redis stream."""
+    settings = make_settings(
+        tmp_path, DATABASE_URL=postgres_database, REDIS_URL=redis_url, HUB_MIGRATE_ON_START="true"
+    )
+    web = await start_hub(settings, kind="postgres")  # no in-process worker: only the subprocess consumes
+    environment = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": redis_url,
+        "HUB_SECRET_KEY": settings.secret_key,
+        "HUB_TASK_QUEUE": settings.task_queue,
+        "HUB_DATA_DIR": str(tmp_path),
+    }
+    worker = subprocess.Popen(  # noqa: ASYNC220 - a long-running child, waited for below
+        [sys.executable, "-m", "hub.cli", "worker"],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        organization = await register(web)
+        async with web.client() as client:
+            answered = await client.post(
+                "/api/auth/forgot-password", json={"email": organization.admin.email}
+            )
+        assert answered.status_code == 202
+
+        async def reset_link_made() -> bool:
+            async with web.runtime.db.session(organization.id) as session:
+                return bool(await session.scalar(select(func.count()).select_from(PasswordReset)))
+
+        # The hand-off task went through Redis; the worker ran the handler that made the link.
+        await eventually(reset_link_made, within=30)
+    finally:
+        worker.terminate()
+        output, _ = await asyncio.to_thread(worker.communicate, timeout=20)
+        await web.stop()
+    assert "mail not sent: SMTP is not configured" in output
+
+
+async def test_worker_and_scheduler_refuse_embedded_mode(tmp_path: Path) -> None:
+    environment = {**os.environ, "HUB_DATA_DIR": str(tmp_path)}
+    environment.pop("REDIS_URL", None)
+    environment.pop("DATABASE_URL", None)
+    for command in ("worker", "scheduler"):
+        result = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "hub.cli", command],
+            cwd=ROOT,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 2
+        assert f"hub {command} needs REDIS_URL" in result.stderr
