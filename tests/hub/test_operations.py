@@ -358,3 +358,42 @@ async def test_login_is_throttled_per_address(tmp_path: Path) -> None:
         assert blocked.status_code == 429
     finally:
         await hub.stop()
+
+
+async def test_cors_allows_only_configured_origins(tmp_path: Path) -> None:
+    hub = await start_hub(make_settings(tmp_path, HUB_CORS_ORIGINS="https://app.example.test"), kind="sqlite")
+    try:
+        async with hub.client() as client:
+            preflight = {
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type",
+            }
+            allowed = await client.options(
+                "/api/auth/login", headers={"Origin": "https://app.example.test", **preflight}
+            )
+            refused = await client.options(
+                "/api/auth/login", headers={"Origin": "https://evil.example.test", **preflight}
+            )
+        assert allowed.headers.get("access-control-allow-origin") == "https://app.example.test"
+        assert "access-control-allow-origin" not in refused.headers
+    finally:
+        await hub.stop()
+
+
+def test_logs_mask_secrets() -> None:
+    from hub.logs import _mask_secrets
+
+    event = {
+        "event": "login",
+        "password": "hunter2",
+        "access_token": "x",
+        "email": "a@b.c",
+        "Authorization": "Bearer y",
+    }
+    assert _mask_secrets(None, "info", event) == {
+        "event": "login",
+        "password": "***",
+        "access_token": "***",
+        "email": "a@b.c",
+        "Authorization": "***",
+    }

@@ -169,3 +169,32 @@ async def test_role_change_moves_the_user_out_of_the_old_role_room(hub: RunningH
     await eventually(lambda: fresh.named("membersToo"))
     assert fresh.named("managersOnly") == []
     await fresh.client.disconnect()
+
+
+async def test_scaled_web_processes_and_workers_share_rooms_through_redis(hub: RunningHub) -> None:
+    if hub.kind != "postgres":
+        pytest.skip("rooms are shared through Redis only in scaled mode")
+    from hub.realtime import Pusher
+    from tests.conftest import start_hub
+
+    organization = await register(hub)
+    inbox = await connect(hub, organization.admin.token)
+    # A second web process of the same installation (same database, same Redis channel).
+    other_web = await start_hub(hub.settings, kind="postgres")
+    try:
+        assert other_web.runtime.pusher is not None
+        await other_web.runtime.pusher.push(
+            "fromOtherWeb", {"n": 1}, organization_id=organization.id, roles=["admin"]
+        )
+        # A worker has no socket server: it emits through a write-only Redis manager.
+        worker_pusher = Pusher(hub.runtime, server=None)
+        await worker_pusher.push(
+            "fromWorker", {"n": 2}, organization_id=organization.id, user_ids=[organization.admin.user_id]
+        )
+        await eventually(lambda: inbox.named("fromOtherWeb") and inbox.named("fromWorker"))
+        # Logout handled by the other web process still closes this process's socket.
+        async with other_web.client(organization.admin.token) as client:
+            assert (await client.post("/api/auth/logout")).status_code == 204
+        await eventually(lambda: not inbox.client.connected)
+    finally:
+        await other_web.stop()
