@@ -1,0 +1,1 @@
+"""Bulk campaigns: recipients, templates, throttled sending, progress and results."""

@@ -1,0 +1,1 @@
+"""Channel adapters (WhatsApp, API, ...), the channel registry, sessions and outbound pacing."""

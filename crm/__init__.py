@@ -1,0 +1,1 @@
+"""Customers, companies, sales pipeline, activities, segments, lead capture and scoring."""

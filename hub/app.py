@@ -23,9 +23,9 @@ from taskiq.api import run_scheduler_task
 from hub import controllers, errors, i18n, migrate
 from hub.auth import TokenAuthenticationMiddleware
 from hub.config import Settings
-from hub.logs import RequestIdMiddleware
+from hub.logs import RequestContextMiddleware
 from hub.realtime import Pusher, build_socket_server
-from hub.runtime import Runtime, activate, deactivate
+from hub.runtime import Runtime, activate, bind, deactivate, unbind
 from hub.tasks import SCHEDULE_REFRESH, build_broker, build_scheduler
 from hub.throttle import RateLimitMiddleware
 
@@ -55,6 +55,7 @@ def build_runtime(settings: Settings, *, socket_server: bool) -> tuple[Runtime, 
     load_handlers_and_tasks()
     runtime = Runtime.build(settings)
     runtime.broker = build_broker(settings)
+    runtime.broker.state.runtime = runtime  # tasks find their runtime through the broker that runs them
     server = build_socket_server(runtime) if socket_server else None
     runtime.pusher = Pusher(runtime, server)
     return runtime, server
@@ -71,6 +72,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
         activate(runtime)
+        bound = bind(runtime)  # the scheduler task started below inherits it
         scheduler_task: asyncio.Task[None] | None = None
         try:
             if prepare_database and settings.should_migrate_on_start:
@@ -98,6 +100,7 @@ def create_app(
             if runtime.broker is not None:
                 await runtime.broker.shutdown()
             await runtime.close()
+            unbind(bound)
             deactivate(runtime)
 
     route_handlers: list[Any] = list(controllers.ROUTES)
@@ -109,7 +112,7 @@ def create_app(
         route_handlers=route_handlers,
         dependencies=controllers.DEPENDENCIES,
         middleware=[
-            RequestIdMiddleware(),
+            RequestContextMiddleware(),
             DefineMiddleware(TokenAuthenticationMiddleware, exclude=["^/schema", "^/health"]),
             RateLimitMiddleware(),
         ],

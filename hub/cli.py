@@ -61,11 +61,12 @@ def serve(args: argparse.Namespace) -> int:
 
 def _run_with_runtime(settings: Settings, body: Callable[[Any], Coroutine[Any, Any, None]]) -> int:
     from hub.app import build_runtime
-    from hub.runtime import activate, deactivate
+    from hub.runtime import activate, bind, deactivate
 
     async def main() -> None:
         runtime, _ = build_runtime(settings, socket_server=False)
         activate(runtime)
+        bind(runtime)
         try:
             await body(runtime)
         finally:

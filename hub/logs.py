@@ -67,10 +67,20 @@ def configure_logging(settings: Settings) -> None:
         logging.getLogger(name).propagate = True
 
 
-class RequestIdMiddleware(ASGIMiddleware):
-    """Takes the caller's X-Request-ID (or makes one), binds it to the logs and echoes it back."""
+class RequestContextMiddleware(ASGIMiddleware):
+    """Binds the hub's runtime to the request, and takes the caller's X-Request-ID (or makes one),
+    binds it to the logs and echoes it back."""
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        from hub.runtime import bind, unbind
+
+        runtime_token = bind(scope["litestar_app"].state.runtime)
+        try:
+            await self._with_request_id(scope, receive, send, next_app)
+        finally:
+            unbind(runtime_token)
+
+    async def _with_request_id(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         if scope["type"] != "http":
             await next_app(scope, receive, send)
             return

@@ -6,6 +6,7 @@ it through the application's state; tasks, which get only ids, reach it through 
 
 from __future__ import annotations
 
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
 from litestar.connection import ASGIConnection
@@ -48,6 +49,9 @@ class Runtime:
         await self.db.dispose()
 
 
+# The runtime of the work at hand: bound per request, per task and in the lifespan, so that two
+# hubs in one process (a test, or a second web app) never borrow each other's database or broker.
+_bound: ContextVar[Runtime | None] = ContextVar("hub_runtime", default=None)
 _stack: list[Runtime] = []
 
 
@@ -60,7 +64,19 @@ def deactivate(runtime: Runtime) -> None:
         _stack.remove(runtime)
 
 
+def bind(runtime: Runtime) -> Token[Runtime | None]:
+    """Make `runtime` the current one for this task and the tasks it starts."""
+    return _bound.set(runtime)
+
+
+def unbind(token: Token[Runtime | None]) -> None:
+    _bound.reset(token)
+
+
 def current() -> Runtime:
+    bound = _bound.get()
+    if bound is not None:
+        return bound
     if not _stack:
         raise RuntimeError("no hub runtime is active in this process")
     return _stack[-1]

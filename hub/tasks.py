@@ -18,7 +18,15 @@ from typing import Any
 
 import structlog
 from sqlalchemy import delete, select, update
-from taskiq import AsyncBroker, InMemoryBroker, ScheduledTask, ScheduleSource, TaskiqScheduler
+from taskiq import (
+    AsyncBroker,
+    Context,
+    InMemoryBroker,
+    ScheduledTask,
+    ScheduleSource,
+    TaskiqDepends,
+    TaskiqScheduler,
+)
 from taskiq.schedule_sources import LabelScheduleSource
 from taskiq_redis import RedisStreamBroker
 
@@ -60,8 +68,27 @@ def build_broker(settings: Settings) -> AsyncBroker:
     else:
         broker = InMemoryBroker()
     for name, (function, labels) in _tasks.items():
-        broker.register_task(function, task_name=name, **labels)
+        broker.register_task(_bound_to_broker_runtime(function), task_name=name, **labels)
     return broker
+
+
+def _bound_to_broker_runtime(function: TaskFunction) -> TaskFunction:
+    """Run the task with the runtime of the broker that received it as the current one."""
+    from hub.runtime import bind, unbind
+
+    async def run(*args: Any, context: Context = TaskiqDepends(), **kwargs: Any) -> Any:
+        token = bind(context.state.runtime)
+        try:
+            return await function(*args, **kwargs)
+        finally:
+            unbind(token)
+
+    run.__name__, run.__qualname__, run.__module__ = (
+        function.__name__,
+        function.__qualname__,
+        function.__module__,
+    )
+    return run
 
 
 async def kick(name: str, **kwargs: Any) -> None:

@@ -1,0 +1,1 @@
+"""The shared inbox: conversations, messages, assignment, read state and agent assistance."""

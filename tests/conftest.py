@@ -28,6 +28,7 @@ import uvicorn
 from taskiq.acks import AcknowledgeType
 from taskiq.api import run_receiver_task, run_scheduler_task
 
+from hub import events
 from hub.app import create_app
 from hub.config import Settings
 from hub.logs import configure_logging
@@ -316,6 +317,13 @@ async def organization(hub: RunningHub) -> Organization:
     for role in ("manager", "agent", "member"):
         await add_member(hub, org, role)
     return org
+
+
+@pytest.fixture
+def captured_events() -> Iterator[list[events.Event]]:
+    """The events committed while the test runs, in order."""
+    with events.capture_events() as captured:
+        yield captured
 
 
 async def eventually(check: Any, *, within: float = 10.0, interval: float = 0.05) -> Any:

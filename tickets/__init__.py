@@ -1,0 +1,1 @@
+"""Tickets, comments, attachments, assignment, SLA policies and breaches."""

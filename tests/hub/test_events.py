@@ -7,6 +7,7 @@ import os
 import secrets
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -45,22 +46,27 @@ async def test_capture_sees_committed_events_only(hub: RunningHub) -> None:
     assert not any(isinstance(e, recorders.Pinged) for e in captured)
 
 
-async def test_role_change_publishes_a_typed_event(hub: RunningHub) -> None:
+async def test_joining_and_role_change_publish_typed_events(
+    hub: RunningHub, captured_events: list[events.Event]
+) -> None:
     organization = await register(hub)
     async with hub.client(organization.admin.token) as client:
         invited = await client.post("/api/users/invite", json={"email": unique_email(), "role": "agent"})
     token = invited.json()["invitation_url"].split("token=")[1]
-    with events.capture_events() as captured:
-        async with hub.client() as client:
-            joined = await client.post(
-                "/api/auth/accept-invitation",
-                json={"token": token, "full_name": "Agent", "password": PASSWORD},
-            )
-        user_id = joined.json()["user"]["id"]
-        async with hub.client(organization.admin.token) as client:
-            await client.patch(f"/api/users/{user_id}/role", json={"role": "member"})
-    kinds = [(type(e).__name__, getattr(e, "role", None) or getattr(e, "new_role", None)) for e in captured]
-    assert kinds == [("UserJoined", "agent"), ("UserRoleChanged", "member")]
+    captured_events.clear()
+    async with hub.client() as client:
+        joined = await client.post(
+            "/api/auth/accept-invitation", json={"token": token, "full_name": "Agent", "password": PASSWORD}
+        )
+    user_id = uuid.UUID(joined.json()["user"]["id"])
+    async with hub.client(organization.admin.token) as client:
+        await client.patch(f"/api/users/{user_id}/role", json={"role": "member"})
+    assert captured_events == [
+        events.UserJoined(organization_id=organization.id, user_id=user_id, role="agent"),
+        events.UserRoleChanged(
+            organization_id=organization.id, user_id=user_id, old_role="agent", new_role="member"
+        ),
+    ]
 
 
 async def test_handler_runs_once_the_transaction_commits(hub: RunningHub) -> None:

@@ -81,6 +81,13 @@ async def test_hub_worker_processes_run_the_tasks_of_a_scaled_hub(
         tmp_path, DATABASE_URL=postgres_database, REDIS_URL=redis_url, HUB_MIGRATE_ON_START="true"
     )
     web = await start_hub(settings, kind="postgres")  # no in-process worker: only the subprocess consumes
+    # Another installation in this process, with a worker on its own queue, started last: its
+    # runtime must not take over the web hub's tasks.
+    neighbour = await start_hub(
+        make_settings(tmp_path / "neighbour", DATABASE_URL=postgres_database, REDIS_URL=redis_url),
+        kind="postgres",
+        in_process_worker=True,
+    )
     environment = {
         **os.environ,
         "DATABASE_URL": settings.database_url,
@@ -89,14 +96,7 @@ async def test_hub_worker_processes_run_the_tasks_of_a_scaled_hub(
         "HUB_TASK_QUEUE": settings.task_queue,
         "HUB_DATA_DIR": str(tmp_path),
     }
-    worker = subprocess.Popen(  # noqa: ASYNC220 - a long-running child, waited for below
-        [sys.executable, "-m", "hub.cli", "worker"],
-        cwd=ROOT,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    worker = None
     try:
         organization = await register(web)
         async with web.client() as client:
@@ -109,11 +109,25 @@ async def test_hub_worker_processes_run_the_tasks_of_a_scaled_hub(
             async with web.runtime.db.session(organization.id) as session:
                 return bool(await session.scalar(select(func.count()).select_from(PasswordReset)))
 
-        # The hand-off task went through Redis; the worker ran the handler that made the link.
+        await asyncio.sleep(1.5)
+        assert not await reset_link_made()  # queued in Redis, waiting for a worker of this hub
+        worker = subprocess.Popen(  # noqa: ASYNC220 - a long-running child, waited for below
+            [sys.executable, "-m", "hub.cli", "worker"],
+            cwd=ROOT,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        # The worker picks the waiting task from the stream and runs the handler that makes the link.
         await eventually(reset_link_made, within=30)
     finally:
-        worker.terminate()
-        output, _ = await asyncio.to_thread(worker.communicate, timeout=20)
+        output = ""
+        if worker is not None:
+            await asyncio.sleep(0.5)
+            worker.terminate()
+            output, _ = await asyncio.to_thread(worker.communicate, timeout=20)
+        await neighbour.stop()
         await web.stop()
     assert "mail not sent: SMTP is not configured" in output
 
