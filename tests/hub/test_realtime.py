@@ -171,9 +171,8 @@ async def test_role_change_moves_the_user_out_of_the_old_role_room(hub: RunningH
     await fresh.client.disconnect()
 
 
+@pytest.mark.parametrize("hub", ["postgres"], indirect=True)
 async def test_scaled_web_processes_and_workers_share_rooms_through_redis(hub: RunningHub) -> None:
-    if hub.kind != "postgres":
-        pytest.skip("rooms are shared through Redis only in scaled mode")
     from hub.realtime import Pusher
     from tests.conftest import start_hub
 

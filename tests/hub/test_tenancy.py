@@ -82,9 +82,8 @@ async def test_a_session_without_tenant_refuses_to_query(hub: RunningHub) -> Non
             await session.execute(select(User))
 
 
+@pytest.mark.parametrize("hub", ["postgres"], indirect=True)
 async def test_row_level_security_holds_for_raw_sql(hub: RunningHub) -> None:
-    if hub.kind != "postgres":
-        pytest.skip("row-level security is PostgreSQL's; SQLite relies on the ORM scoping tested above")
     ours, theirs = await register(hub), await register(hub)
     await add_member(hub, theirs, "agent")
     async with hub.runtime.db.session(ours.id) as session:
