@@ -151,7 +151,7 @@ def createadmin(args: argparse.Namespace) -> int:
         runtime = Runtime.build(settings)
         activate(runtime)
         try:
-            signed_in = await services.create_admin(
+            signed_in = await services.create_organization(
                 runtime,
                 organization_name=args.organization,
                 full_name=args.name,

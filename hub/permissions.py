@@ -14,6 +14,12 @@ from hub.errors import Forbidden, NotAuthenticated
 from hub.i18n import N_, Term
 
 ROLES = ("admin", "manager", "agent", "member")
+ROLE_NAMES = {
+    "admin": Term(N_("admin")),
+    "manager": Term(N_("manager")),
+    "agent": Term(N_("agent")),
+    "member": Term(N_("member")),
+}
 AREAS = ("users", "crm", "ticketing", "whatsapp", "campaigns", "billing", "settings")
 # Areas an organization may switch off; users and settings are the kernel and always on.
 MODULES = ("whatsapp", "crm", "ticketing", "campaigns", "billing")

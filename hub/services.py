@@ -32,7 +32,7 @@ from hub.models import (
     User,
 )
 from hub.pagination import paginate
-from hub.permissions import MODULES
+from hub.permissions import MODULES, ROLE_NAMES
 from hub.realtime import token_room, user_room
 from hub.runtime import Runtime, current
 from hub.schemas import ModuleSettings, OrganizationUpdate, ProfileUpdate
@@ -414,7 +414,7 @@ async def invite_user(
         N_("{inviter} invited you to join {organization} as {role}. Open this link to accept:\n\n{link}"),
         inviter=actor.full_name,
         organization=organization.name,
-        role=role,
+        role=ROLE_NAMES[role],
         link=link,
     )
 
@@ -588,17 +588,3 @@ async def list_audit(
         statement = statement.where(AuditEntry.object_type == object_type)
     rows, next_cursor = await paginate(session, statement, AuditEntry.id, cursor=cursor, limit=limit)
     return [(row[0], row[1]) for row in rows], next_cursor
-
-
-async def create_admin(
-    runtime: Runtime, *, organization_name: str, full_name: str, email: str, password: str, language: str
-) -> SignedIn:
-    """For the `hub createadmin` command: the same rules as registration."""
-    return await create_organization(
-        runtime,
-        organization_name=organization_name,
-        full_name=full_name,
-        email=email,
-        password=password,
-        language=language,
-    )
