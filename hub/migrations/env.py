@@ -10,8 +10,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import hub.models  # noqa: F401 - registers the kernel's tables
+from hub.app import domain_modules
 from hub.config import Settings
 from hub.db import Base
+
+domain_modules("models")  # and the tables of every domain package
 
 settings: Settings = context.config.attributes["settings"]
 

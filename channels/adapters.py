@@ -1,0 +1,139 @@
+"""The one interface every channel kind implements, the normalized traffic, and the registry.
+
+Adapters translate: a channel's own events become `InboundMessage`, `Receipt` and `SessionState`;
+an `OutboundMessage` becomes whatever the channel speaks. They hold no business rules. The inbox,
+which sits above, registers the `InboundSink` that stores what arrives, so that a channel can
+answer with the stored ids without this package importing the inbox.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import ClassVar, Literal, Protocol
+
+import msgspec
+
+from channels.models import Channel
+
+ReceiptStatus = Literal["sent", "delivered", "read", "failed"]
+SessionStateName = Literal["disconnected", "connecting", "qr", "ready", "logged_out"]
+
+
+class InboundAttachment(msgspec.Struct, frozen=True, kw_only=True):
+    content_type: str
+    filename: str | None = None
+    data: bytes | None = None
+    url: str | None = None
+
+
+class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
+    organization_id: uuid.UUID
+    channel_id: uuid.UUID
+    external_id: str
+    sender: str  # E.164 when it is a phone number, else the channel's own id of the sender
+    sender_is_phone: bool
+    sender_name: str | None = None
+    text: str | None = None
+    kind: str = "text"  # text, image, audio, video, document
+    attachments: tuple[InboundAttachment, ...] = ()
+    reply_to_external_id: str | None = None
+    sent_at: datetime | None = None
+
+
+class StoredInbound(msgspec.Struct, frozen=True):
+    message_id: uuid.UUID
+    conversation_id: uuid.UUID
+    created: bool
+
+
+class Receipt(msgspec.Struct, frozen=True, kw_only=True):
+    organization_id: uuid.UUID
+    channel_id: uuid.UUID
+    external_id: str
+    status: ReceiptStatus
+    reason: str | None = None
+
+
+class SessionState(msgspec.Struct, frozen=True, kw_only=True):
+    organization_id: uuid.UUID
+    channel_id: uuid.UUID
+    state: SessionStateName
+    detail: str | None = None
+
+
+class OutboundAttachment(msgspec.Struct, frozen=True, kw_only=True):
+    content_type: str
+    filename: str | None
+    url: str
+
+
+class OutboundMessage(msgspec.Struct, frozen=True, kw_only=True):
+    message_id: uuid.UUID
+    conversation_id: uuid.UUID
+    recipient: str
+    text: str | None
+    kind: str = "text"
+    attachments: tuple[OutboundAttachment, ...] = ()
+    reply_to_external_id: str | None = None
+
+
+class SendResult(msgspec.Struct, frozen=True):
+    external_id: str
+
+
+class ChannelError(Exception):
+    """The channel refused or could not be reached; `retryable` says whether trying later may help."""
+
+    def __init__(self, reason: str, *, retryable: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+
+
+class ChannelAdapter(Protocol):
+    kind: ClassVar[str]
+
+    async def start(self, channel: Channel) -> None: ...
+
+    async def stop(self, channel: Channel) -> None: ...
+
+    async def send(self, channel: Channel, message: OutboundMessage) -> SendResult: ...
+
+    async def edit(self, channel: Channel, *, recipient: str, external_id: str, text: str) -> None: ...
+
+    async def delete(self, channel: Channel, *, recipient: str, external_id: str) -> None: ...
+
+    async def mark_read(self, channel: Channel, *, recipient: str, external_ids: list[str]) -> None: ...
+
+
+class InboundSink(Protocol):
+    async def store_message(self, message: InboundMessage) -> StoredInbound: ...
+
+    async def apply_receipt(self, receipt: Receipt) -> None: ...
+
+
+_adapters: dict[str, ChannelAdapter] = {}
+_sink: list[InboundSink] = []
+
+
+def register_adapter(adapter: ChannelAdapter) -> None:
+    _adapters[adapter.kind] = adapter
+
+
+def adapter_for(kind: str) -> ChannelAdapter:
+    try:
+        return _adapters[kind]
+    except KeyError:
+        raise LookupError(f"no adapter for channel kind {kind!r}") from None
+
+
+def register_inbound_sink(sink: InboundSink) -> None:
+    """Called once at start-up by the package that stores conversations (the inbox)."""
+    _sink[:] = [sink]
+
+
+def inbound_sink() -> InboundSink:
+    if not _sink:
+        raise RuntimeError("no inbound sink registered: the inbox package is not loaded")
+    return _sink[0]

@@ -1,0 +1,144 @@
+"""HTTP for the shared inbox (channel-neutral, under /api/inbox)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, patch, post
+from litestar.params import FromPath, JSONBody, QueryParameter
+from sqlalchemy import select
+
+from hub.auth import CurrentUser
+from hub.controllers import Cursor, Limit, SessionDep
+from hub.pagination import DEFAULT_LIMIT, paginate
+from hub.permissions import requires
+from hub.schemas import Page
+from inbox import services
+from inbox.models import Message
+from inbox.schemas import (
+    AssignRequest,
+    ConversationOut,
+    ConversationUpdate,
+    MessageOut,
+    ReplyRequest,
+    Status,
+)
+
+
+class ConversationController(Controller):
+    path = "/api/inbox/conversations"
+    tags = ["inbox"]  # noqa: RUF012
+
+    @get("/", guards=[requires("whatsapp", "read")])
+    async def list_conversations(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        session: SessionDep,
+        status: Annotated[Status | None, QueryParameter()] = None,
+        assignee: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        channel: Annotated[uuid.UUID | None, QueryParameter()] = None,
+        q: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        limit: Limit = DEFAULT_LIMIT,
+    ) -> Page[ConversationOut]:
+        rows, next_cursor = await services.list_conversations(
+            session,
+            request.user,
+            status=status,
+            assignee=assignee,
+            channel_id=channel,
+            query=q,
+            cursor=cursor,
+            limit=limit,
+        )
+        return Page(
+            items=[services.conversation_out(c, customer) for c, customer in rows], next_cursor=next_cursor
+        )
+
+    @get("/{conversation_id:uuid}", guards=[requires("whatsapp", "read")])
+    async def detail(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        session: SessionDep,
+        conversation_id: FromPath[uuid.UUID],
+    ) -> ConversationOut:
+        conversation, customer = await services.conversation_for_user(session, request.user, conversation_id)
+        return services.conversation_out(conversation, customer)
+
+    @get("/{conversation_id:uuid}/messages", guards=[requires("whatsapp", "read")])
+    async def messages(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        session: SessionDep,
+        conversation_id: FromPath[uuid.UUID],
+        cursor: Cursor = None,
+        limit: Limit = DEFAULT_LIMIT,
+    ) -> Page[MessageOut]:
+        conversation, _ = await services.conversation_for_user(session, request.user, conversation_id)
+        rows, next_cursor = await paginate(
+            session,
+            select(Message).where(Message.conversation_id == conversation.id),
+            Message.id,
+            cursor=cursor,
+            limit=limit,
+        )
+        return Page(items=[services.message_out(row[0]) for row in rows], next_cursor=next_cursor)
+
+    @post("/{conversation_id:uuid}/messages", guards=[requires("whatsapp", "write")], status_code=201)
+    async def reply(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        session: SessionDep,
+        conversation_id: FromPath[uuid.UUID],
+        data: JSONBody[ReplyRequest],
+    ) -> MessageOut:
+        message = await services.reply(
+            session,
+            request.user,
+            conversation_id,
+            text=data.text,
+            private=data.private,
+            reply_to=data.reply_to,
+        )
+        return services.message_out(message)
+
+    @post("/{conversation_id:uuid}/assign", guards=[requires("whatsapp", "write")], status_code=200)
+    async def assign(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        session: SessionDep,
+        conversation_id: FromPath[uuid.UUID],
+        data: JSONBody[AssignRequest],
+    ) -> ConversationOut:
+        conversation, customer = await services.assign(
+            session, request.user, conversation_id, data.assignee_id
+        )
+        return services.conversation_out(conversation, customer)
+
+    @patch("/{conversation_id:uuid}", guards=[requires("whatsapp", "write")])
+    async def update(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        session: SessionDep,
+        conversation_id: FromPath[uuid.UUID],
+        data: JSONBody[ConversationUpdate],
+    ) -> ConversationOut:
+        conversation, customer = await services.update_conversation(
+            session, request.user, conversation_id, data
+        )
+        return services.conversation_out(conversation, customer)
+
+    @post("/{conversation_id:uuid}/read", guards=[requires("whatsapp", "read")], status_code=200)
+    async def read(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        session: SessionDep,
+        conversation_id: FromPath[uuid.UUID],
+    ) -> ConversationOut:
+        await services.mark_read(session, request.user, conversation_id)
+        conversation, customer = await services.conversation_for_user(session, request.user, conversation_id)
+        return services.conversation_out(conversation, customer)
+
+
+ROUTES = [ConversationController]

@@ -1,0 +1,36 @@
+"""What the inbox publishes: its public contract for the CRM, tickets and campaigns."""
+
+from __future__ import annotations
+
+import uuid
+from typing import ClassVar
+
+from hub.events import Event, event_type
+
+
+@event_type
+class MessageReceived(Event, frozen=True, kw_only=True):
+    name: ClassVar[str] = "inbox.message_received"
+    message_id: uuid.UUID
+    conversation_id: uuid.UUID
+    customer_id: uuid.UUID
+    channel_id: uuid.UUID
+    conversation_created: bool
+    text: str | None
+
+
+@event_type
+class MessageStatusChanged(Event, frozen=True, kw_only=True):
+    name: ClassVar[str] = "inbox.message_status_changed"
+    message_id: uuid.UUID
+    conversation_id: uuid.UUID
+    customer_id: uuid.UUID
+    status: str
+
+
+@event_type
+class ConversationAssigned(Event, frozen=True, kw_only=True):
+    name: ClassVar[str] = "inbox.conversation_assigned"
+    conversation_id: uuid.UUID
+    assignee_id: uuid.UUID | None
+    previous_assignee_id: uuid.UUID | None

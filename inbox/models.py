@@ -1,0 +1,56 @@
+"""Conversations (one per customer per channel) and their messages."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hub.db import Base, TenantMixin
+
+
+class Conversation(Base, TenantMixin):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "customer_id", "channel_id"),
+        Index("ix_conversations_org_last", "organization_id", "last_message_at", "id"),
+    )
+
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"), index=True)
+    # open, pending, resolved, snoozed
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    snoozed_until: Mapped[datetime | None]
+    assignee_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    last_message_at: Mapped[datetime | None]
+    last_message_preview: Mapped[str | None] = mapped_column(String(200))
+    unread_count: Mapped[int] = mapped_column(default=0)
+
+
+class Message(Base, TenantMixin):
+    __tablename__ = "messages"
+    __table_args__ = (
+        # A delivery the channel repeats is stored once.
+        UniqueConstraint("organization_id", "channel_id", "external_id"),
+        Index("ix_messages_conversation", "conversation_id", "id"),
+    )
+
+    conversation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    direction: Mapped[str] = mapped_column(String(8))  # inbound, outbound
+    kind: Mapped[str] = mapped_column(String(16), default="text")  # text, image, audio, video, document, note
+    text: Mapped[str | None] = mapped_column(Text)
+    # queued, sent, delivered, read, failed (inbound messages are "received")
+    status: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    sender_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    reply_to_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    private: Mapped[bool] = mapped_column(default=False)
+    failure_reason: Mapped[str | None] = mapped_column(String(500))
+    send_attempts: Mapped[int] = mapped_column(default=0)
+    edited_at: Mapped[datetime | None]
+    deleted_at: Mapped[datetime | None]

@@ -1,0 +1,65 @@
+"""Request and response bodies of the inbox API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from hub.schemas import Request
+
+Status = Literal["open", "pending", "resolved", "snoozed"]
+Text = Annotated[str, Meta(min_length=1, max_length=4096)]
+
+
+class CustomerBrief(Struct):
+    id: uuid.UUID
+    name: str
+    phone: str | None
+
+
+class MessageOut(Struct):
+    id: uuid.UUID
+    conversation_id: uuid.UUID
+    direction: str
+    kind: str
+    text: str | None
+    status: str
+    external_id: str | None
+    sender_user_id: uuid.UUID | None
+    reply_to_id: uuid.UUID | None
+    private: bool
+    failure_reason: str | None
+    created_at: datetime
+    edited_at: datetime | None
+    deleted_at: datetime | None
+
+
+class ConversationOut(Struct):
+    id: uuid.UUID
+    channel_id: uuid.UUID
+    customer: CustomerBrief
+    status: str
+    snoozed_until: datetime | None
+    assignee_id: uuid.UUID | None
+    last_message_at: datetime | None
+    last_message_preview: str | None
+    unread_count: int
+    created_at: datetime
+
+
+class ReplyRequest(Request):
+    text: Text
+    private: bool = False
+    reply_to: uuid.UUID | None = None
+
+
+class AssignRequest(Request):
+    assignee_id: uuid.UUID | None
+
+
+class ConversationUpdate(Request):
+    status: Status | UnsetType = UNSET
+    snoozed_until: datetime | UnsetType | None = UNSET

@@ -1,0 +1,665 @@
+"""Inbox rules: storing what customers send, replies, delivery, receipts, assignment and access."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+import structlog
+from msgspec import UNSET
+from sqlalchemy import Select, and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from channels.adapters import (
+    ChannelError,
+    InboundMessage,
+    OutboundMessage,
+    Receipt,
+    StoredInbound,
+    adapter_for,
+)
+from channels.models import Channel
+from crm.models import Customer
+from crm.services import customer_for_sender
+from hub import events
+from hub.auth import CurrentUser
+from hub.db import HubAsyncSession, utcnow
+from hub.errors import Conflict, InvalidInput, NotFound
+from hub.i18n import N_, Term
+from hub.models import User
+from hub.permissions import can, roles_with
+from hub.realtime import push_after_commit
+from hub.runtime import Runtime, current
+from hub.tasks import kick, schedule
+from inbox.events import ConversationAssigned, MessageReceived, MessageStatusChanged
+from inbox.models import Conversation, Message
+from inbox.schemas import ConversationOut, ConversationUpdate, CustomerBrief, MessageOut
+
+log = structlog.get_logger(__name__)
+
+# Receipts only move a message forward; "failed" can come at any point before "read".
+STATUS_ORDER = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4}
+# Retries of a reply the channel could not take: about six hours in all, then it is failed.
+RETRY_DELAYS = [10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 3600, 3600, 3600, 3600]
+STATE_NAMES = {
+    "disconnected": Term(N_("disconnected")),
+    "connecting": Term(N_("connecting")),
+    "qr": Term(N_("waiting for the QR code")),
+    "ready": Term(N_("ready")),
+    "logged_out": Term(N_("logged out")),
+}
+
+
+def message_out(message: Message) -> MessageOut:
+    deleted = message.deleted_at is not None
+    return MessageOut(
+        id=message.id,
+        conversation_id=message.conversation_id,
+        direction=message.direction,
+        kind=message.kind,
+        text=None if deleted else message.text,
+        status=message.status,
+        external_id=message.external_id,
+        sender_user_id=message.sender_user_id,
+        reply_to_id=message.reply_to_id,
+        private=message.private,
+        failure_reason=message.failure_reason,
+        created_at=message.created_at,
+        edited_at=message.edited_at,
+        deleted_at=message.deleted_at,
+    )
+
+
+def conversation_out(conversation: Conversation, customer: Customer) -> ConversationOut:
+    return ConversationOut(
+        id=conversation.id,
+        channel_id=conversation.channel_id,
+        customer=CustomerBrief(id=customer.id, name=customer.name, phone=customer.phone),
+        status=conversation.status,
+        snoozed_until=conversation.snoozed_until,
+        assignee_id=conversation.assignee_id,
+        last_message_at=conversation.last_message_at,
+        last_message_preview=conversation.last_message_preview,
+        unread_count=conversation.unread_count,
+        created_at=conversation.created_at,
+    )
+
+
+# Who may see a conversation's events: every role that reads chats, except agents, who see only
+# the conversations assigned to them.
+ROLES_SEEING_ALL = tuple(role for role in roles_with("whatsapp", "read") if role != "agent")
+
+
+def push_to_audience(session: HubAsyncSession, conversation: Conversation, event: str, data: Any) -> None:
+    push_after_commit(
+        session,
+        event,
+        data,
+        roles=ROLES_SEEING_ALL,
+        user_ids=[conversation.assignee_id] if conversation.assignee_id else [],
+    )
+
+
+def _preview(text: str | None, kind: str) -> str:
+    return (text or f"[{kind}]")[:200]
+
+
+# Storing what arrives
+
+
+async def store_inbound(runtime: Runtime, inbound: InboundMessage) -> StoredInbound:
+    """Commit an inbound message before anyone acknowledges it; a repeated delivery is stored once."""
+    for _attempt in range(3):
+        async with runtime.db.session(inbound.organization_id) as session:
+            existing = await session.scalar(
+                select(Message).where(
+                    Message.channel_id == inbound.channel_id, Message.external_id == inbound.external_id
+                )
+            )
+            if existing is not None:
+                return StoredInbound(
+                    message_id=existing.id, conversation_id=existing.conversation_id, created=False
+                )
+            customer = await customer_for_sender(
+                session,
+                channel_id=inbound.channel_id,
+                sender=inbound.sender,
+                sender_is_phone=inbound.sender_is_phone,
+                display_name=inbound.sender_name,
+            )
+            conversation, conversation_created = await _conversation_for(
+                session, customer.id, inbound.channel_id
+            )
+            reply_to_id = None
+            if inbound.reply_to_external_id:
+                reply_to_id = await session.scalar(
+                    select(Message.id).where(
+                        Message.channel_id == inbound.channel_id,
+                        Message.external_id == inbound.reply_to_external_id,
+                    )
+                )
+            received_at = utcnow()
+            message = Message(
+                conversation_id=conversation.id,
+                channel_id=inbound.channel_id,
+                direction="inbound",
+                kind=inbound.kind,
+                text=inbound.text,
+                status="received",
+                external_id=inbound.external_id,
+                reply_to_id=reply_to_id,
+            )
+            session.add(message)
+            if conversation.status in ("resolved", "snoozed"):
+                conversation.status, conversation.snoozed_until = "open", None  # a new message reopens it
+            conversation.last_message_at = received_at
+            conversation.last_message_preview = _preview(inbound.text, inbound.kind)
+            conversation.unread_count += 1
+            try:
+                await session.flush()
+            except IntegrityError:
+                await session.rollback()
+                continue  # the same delivery arrived twice at once: read back the first
+            await events.publish(
+                session,
+                MessageReceived(
+                    organization_id=inbound.organization_id,
+                    message_id=message.id,
+                    conversation_id=conversation.id,
+                    customer_id=customer.id,
+                    channel_id=inbound.channel_id,
+                    conversation_created=conversation_created,
+                    text=inbound.text,
+                ),
+            )
+            push_to_audience(
+                session,
+                conversation,
+                "newMessage",
+                {
+                    "chatId": str(conversation.id),
+                    "message": message_out(message),
+                    "conversation": conversation_out(conversation, customer),
+                },
+            )
+            await session.commit()
+            return StoredInbound(message_id=message.id, conversation_id=conversation.id, created=True)
+    raise RuntimeError("inbound message could not be stored")
+
+
+async def _conversation_for(
+    session: HubAsyncSession, customer_id: uuid.UUID, channel_id: uuid.UUID
+) -> tuple[Conversation, bool]:
+    found = await session.scalar(
+        select(Conversation).where(
+            Conversation.customer_id == customer_id, Conversation.channel_id == channel_id
+        )
+    )
+    if found is not None:
+        return found, False
+    try:
+        async with session.begin_nested():
+            conversation = Conversation(customer_id=customer_id, channel_id=channel_id, status="open")
+            session.add(conversation)
+            await session.flush()
+        return conversation, True
+    except IntegrityError:
+        found = await session.scalar(
+            select(Conversation).where(
+                Conversation.customer_id == customer_id, Conversation.channel_id == channel_id
+            )
+        )
+        assert found is not None
+        return found, False
+
+
+async def apply_receipt(runtime: Runtime, receipt: Receipt) -> bool:
+    """Move an outbound message forward (sent → delivered → read) or mark it failed."""
+    async with runtime.db.session(receipt.organization_id) as session:
+        message = await session.scalar(
+            select(Message).where(
+                Message.channel_id == receipt.channel_id,
+                Message.external_id == receipt.external_id,
+                Message.direction == "outbound",
+            )
+        )
+        if message is None:
+            return False
+        if receipt.status == "failed":
+            if message.status == "read":
+                return True
+            message.status, message.failure_reason = (
+                "failed",
+                (receipt.reason or "failed on the channel")[:500],
+            )
+        elif STATUS_ORDER.get(receipt.status, 0) > STATUS_ORDER.get(message.status, -1):
+            message.status = receipt.status
+        else:
+            return True  # late or repeated receipt: nothing changes
+        conversation = await session.get_one(Conversation, message.conversation_id)
+        await _announce_status(session, conversation, message)
+        await session.commit()
+    return True
+
+
+async def _announce_status(session: HubAsyncSession, conversation: Conversation, message: Message) -> None:
+    await events.publish(
+        session,
+        MessageStatusChanged(
+            organization_id=conversation.organization_id,
+            message_id=message.id,
+            conversation_id=conversation.id,
+            customer_id=conversation.customer_id,
+            status=message.status,
+        ),
+    )
+    push_to_audience(
+        session,
+        conversation,
+        "messageUpdated",
+        {"chatId": str(conversation.id), "message": message_out(message)},
+    )
+
+
+# Reading, with the agents' "assigned only" rule
+
+
+def visible_conversations(user: CurrentUser) -> Select[Any]:
+    statement = select(Conversation, Customer).join(Customer, Customer.id == Conversation.customer_id)
+    if user.role == "agent":
+        statement = statement.where(Conversation.assignee_id == user.id)
+    return statement
+
+
+async def conversation_for_user(
+    session: HubAsyncSession, user: CurrentUser, conversation_id: uuid.UUID
+) -> tuple[Conversation, Customer]:
+    row = (
+        await session.execute(visible_conversations(user).where(Conversation.id == conversation_id))
+    ).first()
+    if row is None:
+        raise NotFound()  # another organization's, or not assigned to this agent
+    return row[0], row[1]
+
+
+def _encode_position(conversation: Conversation) -> str:
+    moment = conversation.last_message_at or conversation.created_at
+    return (
+        base64.urlsafe_b64encode(msgspec.json.encode([moment.isoformat(), str(conversation.id)]))
+        .decode()
+        .rstrip("=")
+    )
+
+
+def _decode_position(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        moment, identifier = msgspec.json.decode(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(moment), uuid.UUID(identifier)
+    except (binascii.Error, ValueError, TypeError, msgspec.DecodeError):
+        raise InvalidInput(N_("The cursor is not valid."), field="cursor") from None
+
+
+async def list_conversations(
+    session: HubAsyncSession,
+    user: CurrentUser,
+    *,
+    status: str | None,
+    assignee: str | None,
+    channel_id: uuid.UUID | None,
+    query: str | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[tuple[Conversation, Customer]], str | None]:
+    """Most recent activity first, by a cursor on (last activity, id)."""
+    statement = visible_conversations(user)
+    if status:
+        statement = statement.where(Conversation.status == status)
+    if assignee == "me":
+        statement = statement.where(Conversation.assignee_id == user.id)
+    elif assignee == "unassigned":
+        statement = statement.where(Conversation.assignee_id.is_(None))
+    elif assignee:
+        try:
+            statement = statement.where(Conversation.assignee_id == uuid.UUID(assignee))
+        except ValueError:
+            raise InvalidInput(N_("This is not a valid identifier."), field="assignee") from None
+    if channel_id:
+        statement = statement.where(Conversation.channel_id == channel_id)
+    if query:
+        pattern = f"%{query.strip()}%"
+        statement = statement.where(
+            or_(
+                Customer.name.ilike(pattern),
+                Customer.phone.ilike(pattern),
+                Conversation.last_message_preview.ilike(pattern),
+            )
+        )
+    activity = Conversation.last_message_at
+    if cursor:
+        moment, identifier = _decode_position(cursor)
+        statement = statement.where(
+            or_(activity < moment, and_(activity == moment, Conversation.id < identifier))
+        )
+    statement = statement.order_by(activity.desc(), Conversation.id.desc()).limit(limit + 1)
+    rows = [(row[0], row[1]) for row in (await session.execute(statement)).all()]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, _encode_position(rows[-1][0]) if more and rows else None
+
+
+# Replying
+
+
+async def reply(
+    session: HubAsyncSession,
+    user: CurrentUser,
+    conversation_id: uuid.UUID,
+    *,
+    text: str,
+    private: bool,
+    reply_to: uuid.UUID | None,
+) -> Message:
+    """Store the reply as queued (or a private note as final) and hand it to the channel after commit."""
+    conversation, _customer = await conversation_for_user(session, user, conversation_id)
+    if reply_to is not None:
+        quoted = await session.get(Message, reply_to)
+        if quoted is None or quoted.conversation_id != conversation.id:
+            raise InvalidInput(N_("The quoted message is not in this conversation."), field="reply_to")
+    channel = await session.get_one(Channel, conversation.channel_id)
+    refused = not private and channel.state != "ready"
+    message = Message(
+        conversation_id=conversation.id,
+        channel_id=conversation.channel_id,
+        direction="outbound",
+        kind="note" if private else "text",
+        text=text,
+        status="failed" if refused else "sent" if private else "queued",
+        failure_reason=f"channel is {channel.state}" if refused else None,
+        sender_user_id=user.id,
+        reply_to_id=reply_to,
+        private=private,
+    )
+    session.add(message)
+    if not private:
+        conversation.last_message_at = utcnow()
+        conversation.last_message_preview = _preview(text, "text")
+    await session.flush()
+    push_to_audience(
+        session,
+        conversation,
+        "messageSent",
+        {"chatId": str(conversation.id), "message": message_out(message)},
+    )
+    if refused:
+        await session.commit()  # kept, as failed with its reason, so nothing typed is lost
+        refuse_disconnected(channel)
+    if not private:
+        organization_id = conversation.organization_id
+        message_id = message.id
+
+        async def hand_to_channel() -> None:
+            await kick(
+                "inbox.deliver_message", organization_id=str(organization_id), message_id=str(message_id)
+            )
+
+        session.after_commit(hand_to_channel)
+    await session.commit()
+    return message
+
+
+async def deliver(organization_id: uuid.UUID, message_id: uuid.UUID) -> None:
+    """Send one queued reply through its channel; a crash before this ran is picked up by the sweep."""
+    runtime = current()
+    async with runtime.db.session(organization_id) as session:
+        # Claim it: only one deliverer may move a reply from queued to sending.
+        claimed = await session.execute(
+            update(Message)
+            .where(Message.id == message_id, Message.status == "queued")
+            .values(status="sending", send_attempts=Message.send_attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
+        await session.commit()
+        if claimed.rowcount == 0:  # type: ignore[attr-defined]
+            return
+        message = await session.get_one(Message, message_id)
+        conversation = await session.get_one(Conversation, message.conversation_id)
+        channel = await session.get_one(Channel, message.channel_id)
+        customer = await session.get_one(Customer, conversation.customer_id)
+        quoted_external = None
+        if message.reply_to_id:
+            quoted_external = await session.scalar(
+                select(Message.external_id).where(Message.id == message.reply_to_id)
+            )
+        outbound = OutboundMessage(
+            message_id=message.id,
+            conversation_id=conversation.id,
+            recipient=customer.phone or await _channel_identity(session, customer.id, channel.id),
+            text=message.text,
+            kind=message.kind,
+            reply_to_external_id=quoted_external,
+        )
+        try:
+            if channel.state != "ready":
+                raise ChannelError(f"channel is {channel.state}", retryable=False)
+            result = await adapter_for(channel.kind).send(channel, outbound)
+        except ChannelError as error:
+            await _send_failed(session, conversation, message, error)
+            return
+        message.status, message.external_id, message.failure_reason = "sent", result.external_id, None
+        await _announce_status(session, conversation, message)
+        await session.commit()
+
+
+async def _channel_identity(session: HubAsyncSession, customer_id: uuid.UUID, channel_id: uuid.UUID) -> str:
+    from crm.models import CustomerIdentity
+
+    identity = await session.scalar(
+        select(CustomerIdentity.external_id).where(
+            CustomerIdentity.customer_id == customer_id, CustomerIdentity.channel_id == channel_id
+        )
+    )
+    return identity or ""
+
+
+async def _send_failed(
+    session: HubAsyncSession, conversation: Conversation, message: Message, error: ChannelError
+) -> None:
+    attempt = message.send_attempts
+    if error.retryable and attempt <= len(RETRY_DELAYS):
+        message.status, message.failure_reason = "queued", error.reason[:500]
+        await schedule(
+            session,
+            "inbox.deliver_message",
+            utcnow() + timedelta(seconds=RETRY_DELAYS[attempt - 1]),
+            key=f"inbox.send:{message.id}",
+            organization_id=str(conversation.organization_id),
+            message_id=str(message.id),
+        )
+        log.info("reply will be retried", message_id=str(message.id), attempt=attempt, reason=error.reason)
+        await session.commit()
+        return
+    message.status, message.failure_reason = "failed", error.reason[:500]
+    await _announce_status(session, conversation, message)
+    await session.commit()
+
+
+async def requeue_stalled(runtime: Runtime, older_than: timedelta = timedelta(minutes=2)) -> int:
+    """Replies left queued or sending by a process that died: hand them to the channel again."""
+    stalled_before = utcnow() - older_than
+    async with runtime.db.system_session() as session:
+        rows = (
+            await session.execute(
+                select(Message.id, Message.organization_id, Message.status).where(
+                    Message.direction == "outbound",
+                    Message.status.in_(("queued", "sending")),
+                    Message.updated_at < stalled_before,
+                )
+            )
+        ).all()
+        sending = [row.id for row in rows if row.status == "sending"]
+        if sending:
+            # The channel gets our message id with every send, so it can drop a repeat.
+            await session.execute(
+                update(Message)
+                .where(Message.id.in_(sending))
+                .values(status="queued")
+                .execution_options(synchronize_session=False)
+            )
+        await session.commit()
+    for row in rows:
+        await kick("inbox.deliver_message", organization_id=str(row.organization_id), message_id=str(row.id))
+    return len(rows)
+
+
+# Assignment, status, read state
+
+
+async def assign(
+    session: HubAsyncSession, user: CurrentUser, conversation_id: uuid.UUID, assignee_id: uuid.UUID | None
+) -> tuple[Conversation, Customer]:
+    conversation, customer = await conversation_for_user(session, user, conversation_id)
+    if user.role not in ("admin", "manager") and assignee_id not in (user.id, None):
+        raise InvalidInput(N_("Agents may assign conversations only to themselves."), field="assignee_id")
+    if assignee_id is not None:
+        assignee = await session.get(User, assignee_id)
+        if assignee is None or not assignee.is_active or not can(assignee.role, "whatsapp", "write"):
+            raise InvalidInput(N_("This user cannot be assigned conversations."), field="assignee_id")
+    previous = conversation.assignee_id
+    if previous == assignee_id:
+        return conversation, customer
+    conversation.assignee_id = assignee_id
+    await events.publish(
+        session,
+        ConversationAssigned(
+            organization_id=conversation.organization_id,
+            conversation_id=conversation.id,
+            assignee_id=assignee_id,
+            previous_assignee_id=previous,
+        ),
+    )
+    payload = {"chatId": str(conversation.id), "conversation": conversation_out(conversation, customer)}
+    push_to_audience(session, conversation, "conversationUpdated", payload)
+    if previous is not None and previous != assignee_id:
+        # The agent who lost it hears so once, then no more of it.
+        push_after_commit(
+            session, "conversationUnassigned", {"chatId": str(conversation.id)}, user_ids=[previous]
+        )
+    await session.commit()
+    return conversation, customer
+
+
+async def update_conversation(
+    session: HubAsyncSession, user: CurrentUser, conversation_id: uuid.UUID, changes: ConversationUpdate
+) -> tuple[Conversation, Customer]:
+    conversation, customer = await conversation_for_user(session, user, conversation_id)
+    status = conversation.status if changes.status is UNSET else changes.status
+    snoozed_until = conversation.snoozed_until if changes.snoozed_until is UNSET else changes.snoozed_until
+    if status == "snoozed":
+        if snoozed_until is None or snoozed_until <= utcnow():
+            raise InvalidInput(
+                N_("A snoozed conversation needs a time in the future."), field="snoozed_until"
+            )
+        await schedule(
+            session,
+            "inbox.wake_snoozed",
+            snoozed_until,
+            key=f"inbox.snooze:{conversation.id}",
+            organization_id=str(conversation.organization_id),
+            conversation_id=str(conversation.id),
+        )
+    else:
+        snoozed_until = None
+    conversation.status, conversation.snoozed_until = status, snoozed_until
+    push_to_audience(
+        session,
+        conversation,
+        "conversationUpdated",
+        {"chatId": str(conversation.id), "conversation": conversation_out(conversation, customer)},
+    )
+    await session.commit()
+    return conversation, customer
+
+
+async def wake_snoozed(organization_id: uuid.UUID, conversation_id: uuid.UUID) -> None:
+    async with current().db.session(organization_id) as session:
+        conversation = await session.get(Conversation, conversation_id)
+        if conversation is None or conversation.status != "snoozed":
+            return
+        if conversation.snoozed_until and conversation.snoozed_until > utcnow():
+            return  # snoozed again for later; that job will wake it
+        conversation.status, conversation.snoozed_until = "open", None
+        customer = await session.get_one(Customer, conversation.customer_id)
+        push_to_audience(
+            session,
+            conversation,
+            "conversationUpdated",
+            {"chatId": str(conversation.id), "conversation": conversation_out(conversation, customer)},
+        )
+        await session.commit()
+
+
+async def mark_read(session: HubAsyncSession, user: CurrentUser, conversation_id: uuid.UUID) -> Conversation:
+    """Zero the unread count, tell the user's other tabs, and send read receipts on the channel."""
+    conversation, customer = await conversation_for_user(session, user, conversation_id)
+    if conversation.unread_count == 0:
+        return conversation
+    unread_external = list(
+        await session.scalars(
+            select(Message.external_id)
+            .where(Message.conversation_id == conversation.id, Message.direction == "inbound")
+            .order_by(Message.id.desc())
+            .limit(conversation.unread_count)
+        )
+    )
+    conversation.unread_count = 0
+    push_to_audience(
+        session,
+        conversation,
+        "conversationUpdated",
+        {"chatId": str(conversation.id), "conversation": conversation_out(conversation, customer)},
+    )
+    organization_id, channel_id, recipient = (
+        conversation.organization_id,
+        conversation.channel_id,
+        customer.phone,
+    )
+
+    async def send_receipts() -> None:
+        await kick(
+            "inbox.send_read_receipts",
+            organization_id=str(organization_id),
+            channel_id=str(channel_id),
+            recipient=recipient or "",
+            external_ids=[e for e in unread_external if e],
+        )
+
+    session.after_commit(send_receipts)
+    await session.commit()
+    return conversation
+
+
+async def send_read_receipts(
+    organization_id: uuid.UUID, channel_id: uuid.UUID, recipient: str, external_ids: list[str]
+) -> None:
+    async with current().db.session(organization_id) as session:
+        channel = await session.get(Channel, channel_id)
+    if channel is None or not external_ids or channel.state != "ready":
+        return
+    try:
+        await adapter_for(channel.kind).mark_read(channel, recipient=recipient, external_ids=external_ids)
+    except ChannelError as error:
+        log.info("read receipt not sent", channel_id=str(channel_id), reason=error.reason)
+
+
+def refuse_disconnected(channel: Channel) -> None:
+    if channel.state != "ready":
+        raise Conflict(
+            N_("The channel {name} is {state}; messages cannot be sent now."),
+            field="channel",
+            name=channel.name,
+            state=STATE_NAMES.get(channel.state, Term(channel.state)),
+        )

@@ -1,0 +1,306 @@
+"""The inbox end to end through the API channel: a signed post reaches the right screens live, the
+agent's reply reaches a real local webhook receiver, receipts move it to read."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+
+from channels.api import signature, signature_is_valid
+from tests.conftest import Organization, RunningHub, eventually, register
+from tests.hub.test_realtime import connect
+
+
+@dataclass
+class Receiver:
+    """A local webhook endpoint that keeps what the hub posts, checking each signature."""
+
+    url: str = ""
+    secret: str = ""
+    posts: list[dict[str, Any]] = field(default_factory=list)
+    bad_signatures: int = 0
+    answer_status: int = 200
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [p for p in self.posts if p.get("type") == kind]
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    box = Receiver()
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.read()
+        if box.secret and not signature_is_valid(box.secret, request.headers.get("X-Hub-Signature"), body):
+            box.bad_signatures += 1
+            return web.Response(status=401)
+        if box.answer_status != 200:
+            return web.Response(status=box.answer_status)
+        payload = json.loads(body)
+        box.posts.append(payload)
+        return web.json_response(
+            {"external_id": f"ext-{payload.get('message_id')}"} if payload["type"] == "message" else {}
+        )
+
+    app = web.Application()
+    app.router.add_post("/hook", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    box.url = f"http://127.0.0.1:{port}/hook"
+    yield box
+    await runner.cleanup()
+
+
+@dataclass
+class ApiChannel:
+    id: str
+    inbound_url: str
+    receipts_url: str
+    secret: str
+
+    async def post(
+        self,
+        url: str,
+        payload: dict[str, Any],
+        *,
+        stale: bool = False,
+        secret: str | None = None,
+        signed: bool = True,
+    ) -> httpx.Response:
+        body = json.dumps(payload).encode()
+        moment = int(time.time()) - (400 if stale else 0)
+        headers = {"Content-Type": "application/json"}
+        if signed:
+            headers["X-Hub-Signature"] = signature(secret or self.secret, body, moment)
+        async with httpx.AsyncClient(timeout=30) as client:
+            return await client.post(url, content=body, headers=headers)
+
+    async def send(self, **payload: Any) -> httpx.Response:
+        return await self.post(self.inbound_url, payload)
+
+
+async def make_channel(hub: RunningHub, organization: Organization, receiver: Receiver) -> ApiChannel:
+    async with hub.client(organization.admin.token) as client:
+        created = await client.post(
+            "/api/channels", json={"type": "api", "name": "Website", "webhook_url": receiver.url}
+        )
+    assert created.status_code == 201, created.text
+    body = created.json()
+    receiver.secret = body["secret"]
+    return ApiChannel(
+        id=body["id"],
+        inbound_url=body["inbound_url"],
+        receipts_url=body["receipts_url"],
+        secret=body["secret"],
+    )
+
+
+async def test_inbound_is_stored_once_and_reaches_the_right_screens(
+    hub: RunningHub, organization: Organization, receiver: Receiver
+) -> None:
+    channel = await make_channel(hub, organization, receiver)
+    stranger = await register(hub)
+    screens = {role: await connect(hub, member.token) for role, member in organization.members.items()}
+    outsider = await connect(hub, stranger.admin.token)
+
+    first = await channel.send(
+        external_id="m-1", **{"from": "+966 50 123 4567"}, name="Layla", text="مرحبا، أحتاج مساعدة"
+    )
+    assert first.status_code == 202, first.text
+    ids = first.json()
+    again = await channel.send(
+        external_id="m-1", **{"from": "+966 50 123 4567"}, name="Layla", text="مرحبا، أحتاج مساعدة"
+    )
+    assert again.status_code == 202
+    assert again.json() == ids  # a repeated delivery answers the same ids and stores nothing
+
+    for role in ("admin", "manager", "member"):
+        await eventually(lambda role=role: screens[role].named("newMessage"))
+    await asyncio.sleep(0.3)
+    event = screens["admin"].named("newMessage")
+    assert len(event) == 1
+    assert event[0]["chatId"] == ids["conversation_id"]
+    assert event[0]["message"]["text"] == "مرحبا، أحتاج مساعدة"
+    assert event[0]["conversation"]["customer"] == {
+        "id": event[0]["conversation"]["customer"]["id"],
+        "name": "Layla",
+        "phone": "+966501234567",
+    }
+    assert screens["agent"].named("newMessage") == []  # not assigned to them
+    assert outsider.received == []
+
+    # The same person without the plus sign is the same customer and conversation.
+    later = await channel.send(external_id="m-2", **{"from": "966501234567"}, text="هل من أحد؟")
+    assert later.json()["conversation_id"] == ids["conversation_id"]
+    async with hub.client(organization.admin.token) as client:
+        listed = (await client.get("/api/inbox/conversations")).json()["items"]
+        messages = (await client.get(f"/api/inbox/conversations/{ids['conversation_id']}/messages")).json()[
+            "items"
+        ]
+    assert [c["id"] for c in listed] == [ids["conversation_id"]]
+    assert listed[0]["unread_count"] == 2
+    assert [m["text"] for m in messages] == ["هل من أحد؟", "مرحبا، أحتاج مساعدة"]  # newest first
+    for inbox in (*screens.values(), outsider):
+        await inbox.client.disconnect()
+
+
+@pytest.mark.parametrize("problem", ["unsigned", "wrong-secret", "stale", "tampered"])
+async def test_bad_signatures_are_401_and_store_nothing(
+    hub: RunningHub, organization: Organization, receiver: Receiver, problem: str
+) -> None:
+    channel = await make_channel(hub, organization, receiver)
+    payload = {"external_id": f"bad-{problem}", "from": "+971501234567", "text": "hello"}
+    if problem == "tampered":
+        body = json.dumps(payload).encode()
+        header = signature(channel.secret, body, int(time.time()))
+        async with httpx.AsyncClient() as client:
+            response = await client.post(
+                channel.inbound_url,
+                content=body.replace(b"hello", b"HELLO"),
+                headers={"X-Hub-Signature": header, "Content-Type": "application/json"},
+            )
+    else:
+        response = await channel.post(
+            channel.inbound_url,
+            payload,
+            signed=problem != "unsigned",
+            stale=problem == "stale",
+            secret="0" * 64 if problem == "wrong-secret" else None,
+        )
+    assert response.status_code == 401, response.text
+    async with hub.client(organization.admin.token) as client:
+        assert (await client.get("/api/inbox/conversations")).json()["items"] == []
+
+
+async def test_bad_inbound_bodies_name_the_field(
+    hub: RunningHub, organization: Organization, receiver: Receiver
+) -> None:
+    channel = await make_channel(hub, organization, receiver)
+    missing = await channel.post(channel.inbound_url, {"from": "+971501234567", "text": "x"})
+    assert missing.status_code == 400
+    assert missing.json()["errors"][0]["field"] == "external_id"
+    empty = await channel.post(channel.inbound_url, {"external_id": "e", "from": "+971501234567"})
+    assert empty.status_code == 400
+    assert empty.json()["errors"][0]["field"] == "text"
+    garbage = await channel.post(
+        channel.inbound_url, {"external_id": "e", "from": "x", "text": "y", "extra": 1}
+    )
+    assert garbage.status_code == 400
+    assert garbage.json()["errors"][0]["field"] == "extra"
+
+
+async def test_assignment_reply_receipts_and_read(
+    hub: RunningHub, organization: Organization, receiver: Receiver
+) -> None:
+    channel = await make_channel(hub, organization, receiver)
+    agent = organization.members["agent"]
+    stored = (
+        await channel.send(
+            external_id="q-1", **{"from": "web-visitor-42"}, name="Visitor", text="Where is my order?"
+        )
+    ).json()
+    conversation_id = stored["conversation_id"]
+    agent_screen = await connect(hub, agent.token)
+
+    async with hub.client(agent.token) as client:
+        hidden = await client.get(f"/api/inbox/conversations/{conversation_id}")
+        assert hidden.status_code == 404  # not assigned to this agent yet
+    async with hub.client(organization.members["manager"].token) as client:
+        assigned = await client.post(
+            f"/api/inbox/conversations/{conversation_id}/assign", json={"assignee_id": str(agent.user_id)}
+        )
+        assert assigned.status_code == 200
+        assert assigned.json()["assignee_id"] == str(agent.user_id)
+    await eventually(lambda: agent_screen.named("conversationUpdated"))
+
+    async with hub.client(agent.token) as client:
+        mine = (await client.get("/api/inbox/conversations", params={"assignee": "me"})).json()["items"]
+        assert [c["id"] for c in mine] == [conversation_id]
+        sent = await client.post(
+            f"/api/inbox/conversations/{conversation_id}/messages", json={"text": "It ships today."}
+        )
+        assert sent.status_code == 201
+        message = sent.json()
+        assert message["status"] == "queued"
+        note = await client.post(
+            f"/api/inbox/conversations/{conversation_id}/messages",
+            json={"text": "VIP customer", "private": True},
+        )
+        assert note.json()["status"] == "sent"
+
+    await eventually(lambda: receiver.of_type("message"))
+    post = receiver.of_type("message")[0]
+    assert post["text"] == "It ships today."
+    assert post["to"] == "web-visitor-42"
+    assert post["message_id"] == message["id"]
+    assert receiver.bad_signatures == 0
+    assert all(p.get("text") != "VIP customer" for p in receiver.posts)  # private notes never leave
+
+    async def status_is(expected: str) -> bool:
+        async with hub.client(agent.token) as client:
+            items = (await client.get(f"/api/inbox/conversations/{conversation_id}/messages")).json()["items"]
+        return next(m for m in items if m["id"] == message["id"])["status"] == expected
+
+    await eventually(lambda: status_is("sent"))
+    for status in ("delivered", "read", "delivered"):  # a late "delivered" does not move it back
+        receipt = await channel.post(
+            channel.receipts_url, {"external_id": f"ext-{message['id']}", "status": status}
+        )
+        assert receipt.status_code == 204
+    assert await status_is("read")
+
+    def statuses_seen() -> list[str]:
+        return [
+            u["message"]["status"]
+            for u in agent_screen.named("messageUpdated")
+            if u["message"]["id"] == message["id"]
+        ]
+
+    await eventually(lambda: statuses_seen()[-1:] == ["read"])
+    assert statuses_seen() == [
+        "sent",
+        "delivered",
+        "read",
+    ]  # live, in order, and the late receipt changed nothing
+
+    async with hub.client(agent.token) as client:
+        read = await client.post(f"/api/inbox/conversations/{conversation_id}/read")
+        assert read.json()["unread_count"] == 0
+    await eventually(lambda: receiver.of_type("messages_read"))
+    assert receiver.of_type("messages_read")[0]["external_ids"] == ["q-1"]
+    await agent_screen.client.disconnect()
+
+
+async def test_a_refused_webhook_marks_the_reply_failed(
+    hub: RunningHub, organization: Organization, receiver: Receiver
+) -> None:
+    channel = await make_channel(hub, organization, receiver)
+    stored = (await channel.send(external_id="f-1", **{"from": "+201001234567"}, text="hi")).json()
+    receiver.answer_status = 400
+    async with hub.client(organization.admin.token) as client:
+        sent = (
+            await client.post(
+                f"/api/inbox/conversations/{stored['conversation_id']}/messages", json={"text": "hello"}
+            )
+        ).json()
+
+        async def failed() -> dict[str, Any] | None:
+            items = (
+                await client.get(f"/api/inbox/conversations/{stored['conversation_id']}/messages")
+            ).json()["items"]
+            found = next(m for m in items if m["id"] == sent["id"])
+            return found if found["status"] == "failed" else None
+
+        message = await eventually(failed)
+    assert message["failure_reason"] == "webhook refused with 400"
