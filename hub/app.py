@@ -47,7 +47,7 @@ def domain_modules(role: str) -> list[Any]:
 def load_handlers_and_tasks() -> None:
     """Import every module that registers event handlers or tasks, in web and worker alike."""
     importlib.import_module("hub.services")
-    for role in ("models", "handlers", "tasks"):
+    for role in ("models", "handlers", "tasks", "realtime"):
         domain_modules(role)
 
 

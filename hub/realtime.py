@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -131,6 +131,44 @@ def push_after_commit(
     session.after_commit(send)
 
 
+ClientHandler = Callable[[Runtime, CurrentUser, Any], Awaitable[Any]]
+_client_events: dict[str, ClientHandler] = {}
+
+
+def on_client_event(name: str) -> Callable[[ClientHandler], ClientHandler]:
+    """Register what a client-sent event does (`markAsRead`, say). The handler gets the runtime,
+    the connected user and the event's data; what it returns is the client's acknowledgement."""
+
+    def register(handler: ClientHandler) -> ClientHandler:
+        _client_events[name] = handler
+        return handler
+
+    return register
+
+
+def _client_event_handler(server: socketio.AsyncServer, runtime: Runtime, handler: ClientHandler) -> Any:
+    from hub.errors import HubError
+    from hub.i18n import choose_language, translate
+    from hub.runtime import bind, unbind
+
+    async def on_event(sid: str, data: Any = None) -> Any:
+        user: CurrentUser = (await server.get_session(sid))["user"]
+        token = bind(runtime)
+        try:
+            return await handler(runtime, user, data)
+        except HubError as error:
+            language = choose_language(
+                preferred=user.preferred_language,
+                accept_language=None,
+                organization_default=user.organization_language,
+            )
+            return {"error": error.status_code, "detail": translate(language, error.message, **error.params)}
+        finally:
+            unbind(token)
+
+    return on_event
+
+
 def build_socket_server(runtime: Runtime) -> socketio.AsyncServer:
     settings = runtime.settings
     manager = (
@@ -159,12 +197,7 @@ def build_socket_server(runtime: Runtime) -> socketio.AsyncServer:
             raise socketio.exceptions.ConnectionRefusedError("unauthorized") from None
         await server.save_session(
             sid,
-            {
-                "user_id": str(user.id),
-                "organization_id": str(user.organization_id),
-                "role": user.role,
-                "token_id": user.token_id,
-            },
+            {"user": user, "user_id": str(user.id), "token_id": user.token_id},
         )
         for room in (
             org_room(user.organization_id),
@@ -200,4 +233,6 @@ def build_socket_server(runtime: Runtime) -> socketio.AsyncServer:
                     _sockets_key(settings, user_room(uuid.UUID(session["user_id"]))), sid
                 )
 
+    for name, handler in _client_events.items():
+        server.on(name, _client_event_handler(server, runtime, handler))
     return server

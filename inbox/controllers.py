@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get, patch, post
+from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.params import FromPath, JSONBody, QueryParameter
 from sqlalchemy import select
 
 from hub.auth import CurrentUser
 from hub.controllers import Cursor, Limit, SessionDep
+from hub.errors import NotFound
 from hub.pagination import DEFAULT_LIMIT, paginate
 from hub.permissions import requires
 from hub.schemas import Page
@@ -20,8 +21,13 @@ from inbox.schemas import (
     AssignRequest,
     ConversationOut,
     ConversationUpdate,
+    EditRequest,
+    ForwardRequest,
     MessageOut,
     ReplyRequest,
+    SeedEditRequest,
+    SeedForwardRequest,
+    SendRequest,
     Status,
 )
 
@@ -140,5 +146,125 @@ class ConversationController(Controller):
         conversation, customer = await services.conversation_for_user(session, request.user, conversation_id)
         return services.conversation_out(conversation, customer)
 
+    @put("/{conversation_id:uuid}/messages/{message_id:uuid}", guards=[requires("whatsapp", "write")])
+    async def edit(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        session: SessionDep,
+        conversation_id: FromPath[uuid.UUID],
+        message_id: FromPath[uuid.UUID],
+        data: JSONBody[EditRequest],
+    ) -> MessageOut:
+        await _in_conversation(session, message_id, conversation_id)
+        return services.message_out(await services.edit_message(session, request.user, message_id, data.text))
 
-ROUTES = [ConversationController]
+    @delete(
+        "/{conversation_id:uuid}/messages/{message_id:uuid}",
+        guards=[requires("whatsapp", "write")],
+        status_code=200,
+    )
+    async def remove(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        session: SessionDep,
+        conversation_id: FromPath[uuid.UUID],
+        message_id: FromPath[uuid.UUID],
+    ) -> MessageOut:
+        await _in_conversation(session, message_id, conversation_id)
+        return services.message_out(await services.delete_message(session, request.user, message_id))
+
+    @post(
+        "/{conversation_id:uuid}/messages/{message_id:uuid}/forward",
+        guards=[requires("whatsapp", "write")],
+        status_code=201,
+    )
+    async def forward(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        session: SessionDep,
+        conversation_id: FromPath[uuid.UUID],
+        message_id: FromPath[uuid.UUID],
+        data: JSONBody[ForwardRequest],
+    ) -> MessageOut:
+        await _in_conversation(session, message_id, conversation_id)
+        forwarded = await services.forward_message(session, request.user, message_id, data.conversation_id)
+        return services.message_out(forwarded)
+
+
+async def _in_conversation(session: SessionDep, message_id: uuid.UUID, conversation_id: uuid.UUID) -> None:
+    belongs = await session.scalar(
+        select(Message.id).where(Message.id == message_id, Message.conversation_id == conversation_id)
+    )
+    if belongs is None:
+        raise NotFound()
+
+
+class WhatsAppInboxController(Controller):
+    """The seed's `/api/whatsapp` endpoints, over the same channel-neutral inbox."""
+
+    path = "/api/whatsapp"
+    tags = ["whatsapp"]  # noqa: RUF012
+
+    @get("/conversations", guards=[requires("whatsapp", "read")])
+    async def conversations(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        session: SessionDep,
+        status: Annotated[Status | None, QueryParameter()] = None,
+        assignee: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        channel: Annotated[uuid.UUID | None, QueryParameter()] = None,
+        q: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        limit: Limit = DEFAULT_LIMIT,
+    ) -> Page[ConversationOut]:
+        rows, next_cursor = await services.list_conversations(
+            session,
+            request.user,
+            status=status,
+            assignee=assignee,
+            channel_id=channel,
+            query=q,
+            cursor=cursor,
+            limit=limit,
+        )
+        return Page(
+            items=[services.conversation_out(c, customer) for c, customer in rows], next_cursor=next_cursor
+        )
+
+    @post("/send", guards=[requires("whatsapp", "write")], status_code=201)
+    async def send(
+        self, request: Request[CurrentUser, Any, Any], session: SessionDep, data: JSONBody[SendRequest]
+    ) -> MessageOut:
+        message = await services.reply(
+            session, request.user, data.conversation_id, text=data.text, private=False, reply_to=data.reply_to
+        )
+        return services.message_out(message)
+
+    @post("/forward", guards=[requires("whatsapp", "write")], status_code=201)
+    async def forward(
+        self, request: Request[CurrentUser, Any, Any], session: SessionDep, data: JSONBody[SeedForwardRequest]
+    ) -> MessageOut:
+        forwarded = await services.forward_message(
+            session, request.user, data.message_id, data.conversation_id
+        )
+        return services.message_out(forwarded)
+
+    @put("/message", guards=[requires("whatsapp", "write")])
+    async def edit(
+        self, request: Request[CurrentUser, Any, Any], session: SessionDep, data: JSONBody[SeedEditRequest]
+    ) -> MessageOut:
+        return services.message_out(
+            await services.edit_message(session, request.user, data.message_id, data.text)
+        )
+
+    @delete("/message", guards=[requires("whatsapp", "write")], status_code=200)
+    async def remove(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        session: SessionDep,
+        message_id: Annotated[uuid.UUID, QueryParameter()],
+    ) -> MessageOut:
+        return services.message_out(await services.delete_message(session, request.user, message_id))
+
+
+ROUTES = [ConversationController, WhatsAppInboxController]

@@ -63,3 +63,33 @@ class AssignRequest(Request):
 class ConversationUpdate(Request):
     status: Status | UnsetType = UNSET
     snoozed_until: datetime | UnsetType | None = UNSET
+
+
+class EditRequest(Request):
+    text: Text
+
+
+class ForwardRequest(Request):
+    conversation_id: uuid.UUID
+
+
+class SendRequest(Request):
+    """The seed's `POST /api/whatsapp/send`: a reply into a conversation."""
+
+    conversation_id: uuid.UUID
+    text: Text
+    reply_to: uuid.UUID | None = None
+
+
+class SeedForwardRequest(Request):
+    message_id: uuid.UUID
+    conversation_id: uuid.UUID
+
+
+class SeedEditRequest(Request):
+    message_id: uuid.UUID
+    text: Text
+
+
+class SeedDeleteRequest(Request):
+    message_id: uuid.UUID

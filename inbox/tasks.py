@@ -31,3 +31,8 @@ async def wake_snoozed(organization_id: str, conversation_id: str) -> None:
 @task("inbox.requeue_stalled", every_seconds=60)
 async def requeue_stalled() -> int:
     return await services.requeue_stalled(current())
+
+
+@task("inbox.change_on_channel")
+async def change_on_channel(organization_id: str, message_id: str, action: str) -> None:
+    await services.change_on_channel(uuid.UUID(organization_id), uuid.UUID(message_id), action)

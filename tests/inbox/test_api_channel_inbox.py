@@ -304,3 +304,111 @@ async def test_a_refused_webhook_marks_the_reply_failed(
 
         message = await eventually(failed)
     assert message["failure_reason"] == "webhook refused with 400"
+
+
+async def test_mark_as_read_from_the_socket_updates_the_other_tabs(
+    hub: RunningHub, organization: Organization, receiver: Receiver
+) -> None:
+    channel = await make_channel(hub, organization, receiver)
+    stored = (await channel.send(external_id="r-1", **{"from": "+96170123456"}, text="ping")).json()
+    manager = organization.members["manager"]
+    first_tab, second_tab = await connect(hub, manager.token), await connect(hub, manager.token)
+    answer = await first_tab.client.call("markAsRead", stored["conversation_id"], timeout=10)
+    assert answer == {"chatId": stored["conversation_id"], "unread_count": 0}
+    updated = await eventually(lambda: second_tab.named("conversationUpdated"))
+    assert updated[-1]["conversation"]["unread_count"] == 0
+    refused = await first_tab.client.call("markAsRead", "not-an-id", timeout=10)
+    assert refused["error"] == 400
+    hidden = await (await connect(hub, organization.members["agent"].token)).client.call(
+        "markAsRead", stored["conversation_id"], timeout=10
+    )
+    assert hidden["error"] == 404  # an agent cannot touch a conversation not assigned to them
+    for tab in (first_tab, second_tab):
+        await tab.client.disconnect()
+
+
+async def test_edit_delete_and_forward_own_replies(
+    hub: RunningHub, organization: Organization, receiver: Receiver
+) -> None:
+    channel = await make_channel(hub, organization, receiver)
+    first = (await channel.send(external_id="e-1", **{"from": "+96171123456"}, text="one")).json()
+    second = (await channel.send(external_id="e-2", **{"from": "+96171123457"}, text="two")).json()
+    admin = organization.admin
+    screen = await connect(hub, organization.members["manager"].token)
+    async with hub.client(admin.token) as client:
+        sent = (
+            await client.post(
+                "/api/whatsapp/send", json={"conversation_id": first["conversation_id"], "text": "Hello"}
+            )
+        ).json()
+        await eventually(lambda: receiver.of_type("message"))
+
+        async def delivered() -> bool:
+            items = (
+                await client.get(f"/api/inbox/conversations/{first['conversation_id']}/messages")
+            ).json()["items"]
+            return next(m for m in items if m["id"] == sent["id"])["status"] == "sent"
+
+        await eventually(delivered)
+        edited = await client.put(
+            "/api/whatsapp/message", json={"message_id": sent["id"], "text": "Hello again"}
+        )
+        assert edited.status_code == 200
+        assert edited.json()["edited_at"] is not None
+        await eventually(lambda: receiver.of_type("message_edited"))
+        assert receiver.of_type("message_edited")[0]["text"] == "Hello again"
+
+        forwarded = await client.post(
+            f"/api/inbox/conversations/{first['conversation_id']}/messages/{sent['id']}/forward",
+            json={"conversation_id": second["conversation_id"]},
+        )
+        assert forwarded.status_code == 201
+        assert forwarded.json()["conversation_id"] == second["conversation_id"]
+        assert forwarded.json()["text"] == "Hello again"
+
+        deleted = await client.delete("/api/whatsapp/message", params={"message_id": sent["id"]})
+        assert deleted.status_code == 200
+        assert deleted.json()["text"] is None
+        assert deleted.json()["deleted_at"] is not None
+        await eventually(lambda: receiver.of_type("message_deleted"))
+        await eventually(lambda: screen.named("messageDeleted"))
+        assert screen.named("messageDeleted")[0] == {
+            "chatId": first["conversation_id"],
+            "messageId": sent["id"],
+        }
+        again = await client.delete("/api/whatsapp/message", params={"message_id": sent["id"]})
+        assert again.status_code == 409
+    async with hub.client(organization.members["manager"].token) as client:
+        not_theirs = await client.put(
+            "/api/whatsapp/message", json={"message_id": forwarded.json()["id"], "text": "mine now"}
+        )
+        assert not_theirs.status_code == 409  # only one's own messages
+    await screen.client.disconnect()
+
+
+async def test_sending_on_a_disconnected_channel_is_409_and_kept_as_failed(
+    hub: RunningHub, organization: Organization, receiver: Receiver
+) -> None:
+    from sqlalchemy import update
+
+    from channels.models import Channel
+
+    channel = await make_channel(hub, organization, receiver)
+    stored = (await channel.send(external_id="d-1", **{"from": "+96176123456"}, text="hi")).json()
+    async with hub.runtime.db.session(organization.id) as session:
+        await session.execute(update(Channel).values(state="disconnected"))
+        await session.commit()
+    async with hub.client(organization.admin.token, language="en") as client:
+        refused = await client.post(
+            f"/api/inbox/conversations/{stored['conversation_id']}/messages", json={"text": "hello?"}
+        )
+        assert refused.status_code == 409
+        assert refused.json()["detail"] == "The channel Website is disconnected; messages cannot be sent now."
+        items = (await client.get(f"/api/inbox/conversations/{stored['conversation_id']}/messages")).json()[
+            "items"
+        ]
+    kept = items[0]
+    assert kept["text"] == "hello?"
+    assert kept["status"] == "failed"
+    assert kept["failure_reason"] == "channel is disconnected"
+    assert receiver.of_type("message") == []
