@@ -63,9 +63,11 @@ class SessionState(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class OutboundAttachment(msgspec.Struct, frozen=True, kw_only=True):
+    kind: str
     content_type: str
     filename: str | None
-    url: str
+    data: bytes
+    url: str | None = None  # an expiring link, when the hub knows its public address
 
 
 class OutboundMessage(msgspec.Struct, frozen=True, kw_only=True):

@@ -7,6 +7,7 @@ refused, so a captured request cannot be replayed later.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import time
@@ -15,7 +16,7 @@ from typing import Any, ClassVar
 import httpx
 import msgspec
 
-from channels.adapters import ChannelError, OutboundMessage, SendResult, register_adapter
+from channels.adapters import ChannelError, OutboundAttachment, OutboundMessage, SendResult, register_adapter
 from channels.models import Channel
 
 SIGNATURE_HEADER = "X-Hub-Signature"
@@ -42,6 +43,19 @@ def signature_is_valid(secret: str, header: str | None, body: bytes, *, now: flo
     return hmac.compare_digest(expected, parts.get("v1", ""))
 
 
+def _attachment(attachment: OutboundAttachment) -> dict[str, Any]:
+    described: dict[str, Any] = {
+        "kind": attachment.kind,
+        "content_type": attachment.content_type,
+        "filename": attachment.filename,
+    }
+    if attachment.url:
+        described["url"] = attachment.url
+    else:
+        described["data_base64"] = base64.b64encode(attachment.data).decode()
+    return described
+
+
 class ApiChannelAdapter:
     kind: ClassVar[str] = "api"
 
@@ -61,7 +75,7 @@ class ApiChannelAdapter:
                 "to": message.recipient,
                 "text": message.text,
                 "kind": message.kind,
-                "attachments": [msgspec.to_builtins(a) for a in message.attachments],
+                "attachments": [_attachment(a) for a in message.attachments],
                 "reply_to": message.reply_to_external_id,
             },
         )

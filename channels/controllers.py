@@ -70,7 +70,13 @@ class ChannelController(Controller):
     ) -> list[ChannelOut]:
         return [channel_out(request, c) for c in await services.list_channels(session)]
 
-    @post("/{channel_id:uuid}/inbound", exclude_from_auth=True, status_code=HTTP_202_ACCEPTED)
+    # Inline base64 media up to about 30 MB; larger files come by URL.
+    @post(
+        "/{channel_id:uuid}/inbound",
+        exclude_from_auth=True,
+        status_code=HTTP_202_ACCEPTED,
+        request_max_body_size=40 * 1024 * 1024,
+    )
     async def inbound(
         self, request: Request[Any, Any, Any], runtime: RuntimeDep, channel_id: FromPath[uuid.UUID]
     ) -> InboundAccepted:

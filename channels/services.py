@@ -2,32 +2,71 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import secrets
 import uuid
 from typing import TypeVar
 
+import httpx
 import msgspec
 from litestar.exceptions import ValidationException
 from sqlalchemy import select
 
-from channels.adapters import InboundMessage, Receipt, StoredInbound, inbound_sink
+from channels.adapters import InboundAttachment, InboundMessage, Receipt, StoredInbound, inbound_sink
 from channels.api import SIGNATURE_HEADER, signature_is_valid
 from channels.models import Channel
 from channels.phones import normalize_phone
-from channels.schemas import ApiInbound, ApiReceipt
+from channels.schemas import ApiAttachment, ApiInbound, ApiReceipt
 from hub.auth import CurrentUser
 from hub.db import HubAsyncSession, utcnow
-from hub.errors import HubError, InvalidInput, NotAuthenticated, NotFound
+from hub.errors import InvalidInput, NotAuthenticated, NotFound
 from hub.i18n import N_
 from hub.runtime import Runtime
 from hub.services import record_audit
+from hub.storage import MB, SIZE_LIMITS, MediaTooLarge
+
+MAX_MEDIA_BYTES = max(SIZE_LIMITS.values())
 
 T = TypeVar("T")
 
 
-class UnsupportedMedia(HubError):
-    status_code = 415
-    default_message = N_("This media type is not supported.")
+DOWNLOAD_TIMEOUT_SECONDS = 60
+
+
+async def _attachment_bytes(position: int, attachment: ApiAttachment) -> InboundAttachment:
+    """The bytes of one posted attachment: inline base64, or downloaded from its URL."""
+    field = f"attachments.{position}"
+    if attachment.data_base64:
+        try:
+            data = base64.b64decode(attachment.data_base64, validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidInput(N_("This is not valid base64."), field=f"{field}.data_base64") from None
+    elif attachment.url:
+        data = await _download(attachment.url, field=f"{field}.url")
+    else:
+        raise InvalidInput(N_("An attachment needs url or data_base64."), field=field)
+    if len(data) > MAX_MEDIA_BYTES:
+        raise MediaTooLarge(field=field, limit=MAX_MEDIA_BYTES // MB)
+    return InboundAttachment(content_type=attachment.content_type, filename=attachment.filename, data=data)
+
+
+async def _download(url: str, *, field: str) -> bytes:
+    received = bytearray()
+    try:
+        async with (
+            httpx.AsyncClient(timeout=DOWNLOAD_TIMEOUT_SECONDS, follow_redirects=True) as client,
+            client.stream("GET", url) as response,
+        ):
+            if response.status_code != 200:
+                raise InvalidInput(N_("The attachment could not be downloaded."), field=field)
+            async for chunk in response.aiter_bytes():
+                received += chunk
+                if len(received) > MAX_MEDIA_BYTES:
+                    raise MediaTooLarge(field=field, limit=MAX_MEDIA_BYTES // MB)
+    except httpx.HTTPError:
+        raise InvalidInput(N_("The attachment could not be downloaded."), field=field) from None
+    return bytes(received)
 
 
 async def create_api_channel(
@@ -85,11 +124,9 @@ def decode_body(body: bytes, schema: type[T]) -> T:
 
 async def receive_api_message(channel: Channel, body: bytes) -> StoredInbound:
     post = decode_body(body, ApiInbound)
-    if post.attachments:
-        # Media arrives with the media storage; until then it is refused rather than dropped.
-        raise UnsupportedMedia(field="attachments")
-    if not post.text:
+    if not post.text and not post.attachments:
         raise InvalidInput(N_("A message needs text or attachments."), field="text")
+    attachments = tuple([await _attachment_bytes(position, a) for position, a in enumerate(post.attachments)])
     phone = normalize_phone(post.sender)
     inbound = InboundMessage(
         organization_id=channel.organization_id,
@@ -99,6 +136,8 @@ async def receive_api_message(channel: Channel, body: bytes) -> StoredInbound:
         sender_is_phone=phone is not None,
         sender_name=post.name,
         text=post.text,
+        kind="text" if not attachments else "media",
+        attachments=attachments,
         reply_to_external_id=post.reply_to,
     )
     return await inbound_sink().store_message(inbound)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import structlog
 from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath, JSONBody, QueryParameter
 from litestar.status_codes import (
     HTTP_200_OK,
     HTTP_202_ACCEPTED,
@@ -17,12 +20,13 @@ from litestar.status_codes import (
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 
-from hub import services
+from hub import services, storage
 from hub.auth import CurrentUser
+from hub.config import Settings
 from hub.db import HubAsyncSession
-from hub.errors import request_language
+from hub.errors import NotFound, request_language
 from hub.i18n import N_, translate
-from hub.models import Organization, User
+from hub.models import Media, Organization, User
 from hub.pagination import DEFAULT_LIMIT
 from hub.permissions import requires
 from hub.runtime import Runtime, runtime_of
@@ -36,6 +40,7 @@ from hub.schemas import (
     InvitationOut,
     InviteRequest,
     LoginRequest,
+    MediaOut,
     ModuleSettings,
     OrganizationOut,
     OrganizationUpdate,
@@ -348,4 +353,57 @@ async def health(runtime: RuntimeDep) -> Response[HealthOut]:
     return Response(body, status_code=HTTP_503_SERVICE_UNAVAILABLE if down else HTTP_200_OK)
 
 
-ROUTES = [AuthController, UserController, SettingsController, AuditController, health]
+class MediaController(Controller):
+    path = "/api/media"
+    tags = ["media"]  # noqa: RUF012
+
+    @post("/", status_code=201, request_max_body_size=storage.SIZE_LIMITS["document"] + 1024 * 1024)
+    async def upload(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        runtime: RuntimeDep,
+        session: SessionDep,
+        data: Annotated[UploadFile, Body(media_type=RequestEncodingType.MULTI_PART)],
+    ) -> MediaOut:
+        """Upload one file (form field `data`); attach it to a message or ticket by its id."""
+        content = await data.read()
+        media = await storage.save_media(
+            session, runtime.settings, data=content, declared_type=data.content_type, filename=data.filename
+        )
+        await session.commit()
+        return media_out(media, public_url(request), runtime.settings)
+
+    @get("/{media_id:uuid}", exclude_from_auth=True)
+    async def download(
+        self,
+        runtime: RuntimeDep,
+        media_id: FromPath[uuid.UUID],
+        expires: Annotated[int, QueryParameter()],
+        signature: Annotated[str, QueryParameter(max_length=128)],
+    ) -> Response[bytes]:
+        """The bytes behind an expiring link; the link itself is the permission."""
+        if not storage.link_is_valid(runtime.settings, media_id, expires, signature):
+            raise NotFound()
+        async with runtime.db.system_session() as session:
+            media = await session.get(Media, media_id)
+        if media is None:
+            raise NotFound()
+        content = await storage.media_store(runtime.settings).read(media.key)
+        headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
+        if media.filename:
+            headers["Content-Disposition"] = f"inline; filename*=UTF-8''{quote(media.filename)}"
+        return Response(content, media_type=media.content_type, headers=headers)
+
+
+def media_out(media: Media, base_url: str, settings: Settings) -> MediaOut:
+    return MediaOut(
+        id=media.id,
+        kind=media.kind,
+        content_type=media.content_type,
+        size=media.size,
+        filename=media.filename,
+        url=storage.media_link(settings, base_url, media.id),
+    )
+
+
+ROUTES = [AuthController, UserController, SettingsController, AuditController, MediaController, health]

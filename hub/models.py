@@ -115,3 +115,16 @@ class ScheduledJob(Base):
     # Re-scheduling the same key replaces the pending job instead of adding another.
     key: Mapped[str | None] = mapped_column(String(200), unique=True)
     sent_at: Mapped[datetime | None]
+
+
+class Media(Base, TenantMixin):
+    """A file an organization received or sent; the bytes live in the media store under `key`."""
+
+    __tablename__ = "media"
+
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # image, audio, video, document
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str | None] = mapped_column(String(255))

@@ -139,6 +139,15 @@ class AuditEntryOut(Struct):
     created_at: datetime
 
 
+class MediaOut(Struct):
+    id: uuid.UUID
+    kind: str
+    content_type: str
+    size: int
+    filename: str | None
+    url: str  # an expiring link
+
+
 class CheckOut(Struct):
     status: Literal["ok", "down", "off"]
     detail: str | None = None

@@ -89,7 +89,11 @@ class ConversationController(Controller):
             cursor=cursor,
             limit=limit,
         )
-        return Page(items=[services.message_out(row[0]) for row in rows], next_cursor=next_cursor)
+        media = await services.attachments_of(session, [row[0].id for row in rows])
+        return Page(
+            items=[services.message_out(row[0], media.get(row[0].id, [])) for row in rows],
+            next_cursor=next_cursor,
+        )
 
     @post("/{conversation_id:uuid}/messages", guards=[requires("whatsapp", "write")], status_code=201)
     async def reply(
@@ -106,8 +110,9 @@ class ConversationController(Controller):
             text=data.text,
             private=data.private,
             reply_to=data.reply_to,
+            attachment_ids=data.attachments,
         )
-        return services.message_out(message)
+        return await services.message_with_media(session, message)
 
     @post("/{conversation_id:uuid}/assign", guards=[requires("whatsapp", "write")], status_code=200)
     async def assign(
@@ -156,7 +161,9 @@ class ConversationController(Controller):
         data: JSONBody[EditRequest],
     ) -> MessageOut:
         await _in_conversation(session, message_id, conversation_id)
-        return services.message_out(await services.edit_message(session, request.user, message_id, data.text))
+        return await services.message_with_media(
+            session, await services.edit_message(session, request.user, message_id, data.text)
+        )
 
     @delete(
         "/{conversation_id:uuid}/messages/{message_id:uuid}",
@@ -171,7 +178,9 @@ class ConversationController(Controller):
         message_id: FromPath[uuid.UUID],
     ) -> MessageOut:
         await _in_conversation(session, message_id, conversation_id)
-        return services.message_out(await services.delete_message(session, request.user, message_id))
+        return await services.message_with_media(
+            session, await services.delete_message(session, request.user, message_id)
+        )
 
     @post(
         "/{conversation_id:uuid}/messages/{message_id:uuid}/forward",
@@ -188,7 +197,7 @@ class ConversationController(Controller):
     ) -> MessageOut:
         await _in_conversation(session, message_id, conversation_id)
         forwarded = await services.forward_message(session, request.user, message_id, data.conversation_id)
-        return services.message_out(forwarded)
+        return await services.message_with_media(session, forwarded)
 
 
 async def _in_conversation(session: SessionDep, message_id: uuid.UUID, conversation_id: uuid.UUID) -> None:
@@ -238,7 +247,7 @@ class WhatsAppInboxController(Controller):
         message = await services.reply(
             session, request.user, data.conversation_id, text=data.text, private=False, reply_to=data.reply_to
         )
-        return services.message_out(message)
+        return await services.message_with_media(session, message)
 
     @post("/forward", guards=[requires("whatsapp", "write")], status_code=201)
     async def forward(
@@ -247,15 +256,14 @@ class WhatsAppInboxController(Controller):
         forwarded = await services.forward_message(
             session, request.user, data.message_id, data.conversation_id
         )
-        return services.message_out(forwarded)
+        return await services.message_with_media(session, forwarded)
 
     @put("/message", guards=[requires("whatsapp", "write")])
     async def edit(
         self, request: Request[CurrentUser, Any, Any], session: SessionDep, data: JSONBody[SeedEditRequest]
     ) -> MessageOut:
-        return services.message_out(
-            await services.edit_message(session, request.user, data.message_id, data.text)
-        )
+        edited = await services.edit_message(session, request.user, data.message_id, data.text)
+        return await services.message_with_media(session, edited)
 
     @delete("/message", guards=[requires("whatsapp", "write")], status_code=200)
     async def remove(
@@ -264,7 +272,9 @@ class WhatsAppInboxController(Controller):
         session: SessionDep,
         message_id: Annotated[uuid.UUID, QueryParameter()],
     ) -> MessageOut:
-        return services.message_out(await services.delete_message(session, request.user, message_id))
+        return await services.message_with_media(
+            session, await services.delete_message(session, request.user, message_id)
+        )
 
 
 ROUTES = [ConversationController, WhatsAppInboxController]

@@ -54,3 +54,12 @@ class Message(Base, TenantMixin):
     send_attempts: Mapped[int] = mapped_column(default=0)
     edited_at: Mapped[datetime | None]
     deleted_at: Mapped[datetime | None]
+
+
+class MessageAttachment(Base, TenantMixin):
+    __tablename__ = "message_attachments"
+    __table_args__ = (UniqueConstraint("message_id", "media_id"),)
+
+    message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
+    media_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(default=0)

@@ -20,6 +20,15 @@ class CustomerBrief(Struct):
     phone: str | None
 
 
+class AttachmentOut(Struct):
+    id: uuid.UUID
+    kind: str
+    content_type: str
+    size: int
+    filename: str | None
+    url: str  # an expiring link
+
+
 class MessageOut(Struct):
     id: uuid.UUID
     conversation_id: uuid.UUID
@@ -35,6 +44,7 @@ class MessageOut(Struct):
     created_at: datetime
     edited_at: datetime | None
     deleted_at: datetime | None
+    attachments: list[AttachmentOut]
 
 
 class ConversationOut(Struct):
@@ -51,7 +61,9 @@ class ConversationOut(Struct):
 
 
 class ReplyRequest(Request):
-    text: Text
+    text: Text | None = None
+    # Ids from POST /api/media.
+    attachments: Annotated[list[uuid.UUID], Meta(max_length=10)] = []  # noqa: RUF012
     private: bool = False
     reply_to: uuid.UUID | None = None
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from channels.adapters import (
     ChannelError,
     InboundMessage,
+    OutboundAttachment,
     OutboundMessage,
     Receipt,
     StoredInbound,
@@ -25,19 +26,19 @@ from channels.adapters import (
 from channels.models import Channel
 from crm.models import Customer
 from crm.services import customer_for_sender
-from hub import events
+from hub import events, storage
 from hub.auth import CurrentUser
 from hub.db import HubAsyncSession, utcnow
 from hub.errors import Conflict, InvalidInput, NotFound
 from hub.i18n import N_, Term
-from hub.models import User
+from hub.models import Media, User
 from hub.permissions import can, roles_with
 from hub.realtime import push_after_commit
 from hub.runtime import Runtime, current
 from hub.tasks import kick, schedule
 from inbox.events import ConversationAssigned, MessageReceived, MessageStatusChanged
-from inbox.models import Conversation, Message
-from inbox.schemas import ConversationOut, ConversationUpdate, CustomerBrief, MessageOut
+from inbox.models import Conversation, Message, MessageAttachment
+from inbox.schemas import AttachmentOut, ConversationOut, ConversationUpdate, CustomerBrief, MessageOut
 
 log = structlog.get_logger(__name__)
 
@@ -54,7 +55,40 @@ STATE_NAMES = {
 }
 
 
-def message_out(message: Message) -> MessageOut:
+def attachment_out(media: Media) -> AttachmentOut:
+    return AttachmentOut(
+        id=media.id,
+        kind=media.kind,
+        content_type=media.content_type,
+        size=media.size,
+        filename=media.filename,
+        url=storage.media_link(current().settings, "", media.id),
+    )
+
+
+async def attachments_of(
+    session: HubAsyncSession, message_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[Media]]:
+    """The media of many messages in one query, in their order."""
+    found: dict[uuid.UUID, list[Media]] = {}
+    if not message_ids:
+        return found
+    rows = await session.execute(
+        select(MessageAttachment.message_id, Media)
+        .join(Media, Media.id == MessageAttachment.media_id)
+        .where(MessageAttachment.message_id.in_(message_ids))
+        .order_by(MessageAttachment.message_id, MessageAttachment.position)
+    )
+    for message_id, media in rows:
+        found.setdefault(message_id, []).append(media)
+    return found
+
+
+async def message_with_media(session: HubAsyncSession, message: Message) -> MessageOut:
+    return message_out(message, (await attachments_of(session, [message.id])).get(message.id, []))
+
+
+def message_out(message: Message, media: list[Media]) -> MessageOut:
     deleted = message.deleted_at is not None
     return MessageOut(
         id=message.id,
@@ -71,6 +105,7 @@ def message_out(message: Message) -> MessageOut:
         created_at=message.created_at,
         edited_at=message.edited_at,
         deleted_at=message.deleted_at,
+        attachments=[] if deleted else [attachment_out(m) for m in media],
     )
 
 
@@ -154,10 +189,25 @@ async def store_inbound(runtime: Runtime, inbound: InboundMessage) -> StoredInbo
                 reply_to_id=reply_to_id,
             )
             session.add(message)
+            await session.flush()
+            media = [
+                await storage.save_media(
+                    session,
+                    runtime.settings,
+                    data=a.data or b"",
+                    declared_type=a.content_type,
+                    filename=a.filename,
+                )
+                for a in inbound.attachments
+            ]
+            for position, item in enumerate(media):
+                session.add(MessageAttachment(message_id=message.id, media_id=item.id, position=position))
+            if media:
+                message.kind = media[0].kind
             if conversation.status in ("resolved", "snoozed"):
                 conversation.status, conversation.snoozed_until = "open", None  # a new message reopens it
             conversation.last_message_at = received_at
-            conversation.last_message_preview = _preview(inbound.text, inbound.kind)
+            conversation.last_message_preview = _preview(inbound.text, message.kind)
             conversation.unread_count += 1
             try:
                 await session.flush()
@@ -182,7 +232,7 @@ async def store_inbound(runtime: Runtime, inbound: InboundMessage) -> StoredInbo
                 "newMessage",
                 {
                     "chatId": str(conversation.id),
-                    "message": message_out(message),
+                    "message": message_out(message, media),
                     "conversation": conversation_out(conversation, customer),
                 },
             )
@@ -261,7 +311,7 @@ async def _announce_status(session: HubAsyncSession, conversation: Conversation,
         session,
         conversation,
         "messageUpdated",
-        {"chatId": str(conversation.id), "message": message_out(message)},
+        {"chatId": str(conversation.id), "message": await message_with_media(session, message)},
     )
 
 
@@ -359,12 +409,24 @@ async def reply(
     user: CurrentUser,
     conversation_id: uuid.UUID,
     *,
-    text: str,
+    text: str | None,
     private: bool,
     reply_to: uuid.UUID | None,
+    attachment_ids: list[uuid.UUID] | None = None,
 ) -> Message:
     """Store the reply as queued (or a private note as final) and hand it to the channel after commit."""
     conversation, _customer = await conversation_for_user(session, user, conversation_id)
+    attachment_ids = list(dict.fromkeys(attachment_ids or []))
+    media = (
+        list(await session.scalars(select(Media).where(Media.id.in_(attachment_ids))))
+        if attachment_ids
+        else []
+    )
+    if len(media) != len(attachment_ids):
+        raise InvalidInput(N_("An attachment was not found; upload it first."), field="attachments")
+    media.sort(key=lambda m: attachment_ids.index(m.id))
+    if not text and not media:
+        raise InvalidInput(N_("A message needs text or attachments."), field="text")
     if reply_to is not None:
         quoted = await session.get(Message, reply_to)
         if quoted is None or quoted.conversation_id != conversation.id:
@@ -375,7 +437,7 @@ async def reply(
         conversation_id=conversation.id,
         channel_id=conversation.channel_id,
         direction="outbound",
-        kind="note" if private else "text",
+        kind="note" if private else media[0].kind if media else "text",
         text=text,
         status="failed" if refused else "sent" if private else "queued",
         failure_reason=f"channel is {channel.state}" if refused else None,
@@ -386,13 +448,15 @@ async def reply(
     session.add(message)
     if not private:
         conversation.last_message_at = utcnow()
-        conversation.last_message_preview = _preview(text, "text")
+        conversation.last_message_preview = _preview(text, message.kind)
     await session.flush()
+    for position, item in enumerate(media):
+        session.add(MessageAttachment(message_id=message.id, media_id=item.id, position=position))
     push_to_audience(
         session,
         conversation,
         "messageSent",
-        {"chatId": str(conversation.id), "message": message_out(message)},
+        {"chatId": str(conversation.id), "message": message_out(message, media)},
     )
     if refused:
         await session.commit()  # kept, as failed with its reason, so nothing typed is lost
@@ -434,12 +498,29 @@ async def deliver(organization_id: uuid.UUID, message_id: uuid.UUID) -> None:
             quoted_external = await session.scalar(
                 select(Message.external_id).where(Message.id == message.reply_to_id)
             )
+        media = (await attachments_of(session, [message.id])).get(message.id, [])
+        store = storage.media_store(runtime.settings)
+        public = runtime.settings.public_url
         outbound = OutboundMessage(
             message_id=message.id,
             conversation_id=conversation.id,
             recipient=customer.phone or await _channel_identity(session, customer.id, channel.id),
             text=message.text,
             kind=message.kind,
+            attachments=tuple(
+                [
+                    OutboundAttachment(
+                        kind=m.kind,
+                        content_type=m.content_type,
+                        filename=m.filename,
+                        data=await store.read(m.key),
+                        url=storage.media_link(runtime.settings, public, m.id, seconds=86400)
+                        if public
+                        else None,
+                    )
+                    for m in media
+                ]
+            ),
             reply_to_external_id=quoted_external,
         )
         try:
@@ -689,7 +770,7 @@ async def edit_message(
         session,
         conversation,
         "messageUpdated",
-        {"chatId": str(conversation.id), "message": message_out(message)},
+        {"chatId": str(conversation.id), "message": await message_with_media(session, message)},
     )
     if not message.private and message.external_id:
         _after_commit_on_channel(session, "edit", conversation, message)

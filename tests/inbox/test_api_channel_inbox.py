@@ -50,8 +50,14 @@ async def receiver() -> AsyncIterator[Receiver]:
             {"external_id": f"ext-{payload.get('message_id')}"} if payload["type"] == "message" else {}
         )
 
+    async def serve_file(_request: web.Request) -> web.Response:
+        from tests.inbox.test_media import PDF
+
+        return web.Response(body=PDF, content_type="application/pdf")
+
     app = web.Application()
     app.router.add_post("/hook", handle)
+    app.router.add_get("/files/contract.pdf", serve_file)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
