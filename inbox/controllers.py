@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.params import FromPath, JSONBody, QueryParameter
+from msgspec import UNSET
 from sqlalchemy import select
 
 from hub.auth import CurrentUser
@@ -16,13 +17,19 @@ from hub.pagination import DEFAULT_LIMIT, paginate
 from hub.permissions import requires
 from hub.schemas import Page
 from inbox import services
-from inbox.models import Message
+from inbox.models import CannedResponse, Label, Message
 from inbox.schemas import (
     AssignRequest,
+    CannedResponseIn,
+    CannedResponseOut,
+    CannedResponseUpdate,
+    ConversationLabels,
     ConversationOut,
     ConversationUpdate,
     EditRequest,
     ForwardRequest,
+    LabelIn,
+    LabelOut,
     MessageOut,
     ReplyRequest,
     SeedEditRequest,
@@ -45,6 +52,7 @@ class ConversationController(Controller):
         assignee: Annotated[str | None, QueryParameter(max_length=64)] = None,
         channel: Annotated[uuid.UUID | None, QueryParameter()] = None,
         q: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        label: Annotated[str | None, QueryParameter(max_length=50)] = None,
         cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
         limit: Limit = DEFAULT_LIMIT,
     ) -> Page[ConversationOut]:
@@ -57,10 +65,9 @@ class ConversationController(Controller):
             query=q,
             cursor=cursor,
             limit=limit,
+            label=label,
         )
-        return Page(
-            items=[services.conversation_out(c, customer) for c, customer in rows], next_cursor=next_cursor
-        )
+        return Page(items=await services.conversation_views(session, rows), next_cursor=next_cursor)
 
     @get("/{conversation_id:uuid}", guards=[requires("whatsapp", "read")])
     async def detail(
@@ -70,7 +77,7 @@ class ConversationController(Controller):
         conversation_id: FromPath[uuid.UUID],
     ) -> ConversationOut:
         conversation, customer = await services.conversation_for_user(session, request.user, conversation_id)
-        return services.conversation_out(conversation, customer)
+        return await services.conversation_view(session, conversation, customer)
 
     @get("/{conversation_id:uuid}/messages", guards=[requires("whatsapp", "read")])
     async def messages(
@@ -125,7 +132,7 @@ class ConversationController(Controller):
         conversation, customer = await services.assign(
             session, request.user, conversation_id, data.assignee_id
         )
-        return services.conversation_out(conversation, customer)
+        return await services.conversation_view(session, conversation, customer)
 
     @patch("/{conversation_id:uuid}", guards=[requires("whatsapp", "write")])
     async def update(
@@ -138,7 +145,7 @@ class ConversationController(Controller):
         conversation, customer = await services.update_conversation(
             session, request.user, conversation_id, data
         )
-        return services.conversation_out(conversation, customer)
+        return await services.conversation_view(session, conversation, customer)
 
     @post("/{conversation_id:uuid}/read", guards=[requires("whatsapp", "read")], status_code=200)
     async def read(
@@ -149,7 +156,7 @@ class ConversationController(Controller):
     ) -> ConversationOut:
         await services.mark_read(session, request.user, conversation_id)
         conversation, customer = await services.conversation_for_user(session, request.user, conversation_id)
-        return services.conversation_out(conversation, customer)
+        return await services.conversation_view(session, conversation, customer)
 
     @put("/{conversation_id:uuid}/messages/{message_id:uuid}", guards=[requires("whatsapp", "write")])
     async def edit(
@@ -199,6 +206,19 @@ class ConversationController(Controller):
         forwarded = await services.forward_message(session, request.user, message_id, data.conversation_id)
         return await services.message_with_media(session, forwarded)
 
+    @post("/{conversation_id:uuid}/labels", guards=[requires("whatsapp", "write")], status_code=200)
+    async def set_labels(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        session: SessionDep,
+        conversation_id: FromPath[uuid.UUID],
+        data: JSONBody[ConversationLabels],
+    ) -> ConversationOut:
+        conversation, customer = await services.set_labels(
+            session, request.user, conversation_id, data.labels
+        )
+        return await services.conversation_view(session, conversation, customer)
+
 
 async def _in_conversation(session: SessionDep, message_id: uuid.UUID, conversation_id: uuid.UUID) -> None:
     belongs = await session.scalar(
@@ -206,6 +226,90 @@ async def _in_conversation(session: SessionDep, message_id: uuid.UUID, conversat
     )
     if belongs is None:
         raise NotFound()
+
+
+class LabelController(Controller):
+    path = "/api/inbox/labels"
+    tags = ["inbox"]  # noqa: RUF012
+
+    @get("/", guards=[requires("whatsapp", "read")])
+    async def list_labels(self, session: SessionDep) -> list[LabelOut]:
+        labels = await session.scalars(select(Label).order_by(Label.name))
+        return [LabelOut(id=label.id, name=label.name, color=label.color) for label in labels]
+
+    @post("/", guards=[requires("settings", "read")], status_code=201)
+    async def create(self, session: SessionDep, data: JSONBody[LabelIn]) -> LabelOut:
+        label = await services.create_label(session, name=data.name, color=data.color)
+        return LabelOut(id=label.id, name=label.name, color=label.color)
+
+    @delete("/{label_id:uuid}", guards=[requires("settings", "read")], status_code=204)
+    async def remove(self, session: SessionDep, label_id: FromPath[uuid.UUID]) -> None:
+        await services.delete_label(session, label_id)
+
+
+class CannedResponseController(Controller):
+    path = "/api/inbox/canned-responses"
+    tags = ["inbox"]  # noqa: RUF012
+
+    @get("/", guards=[requires("whatsapp", "read")])
+    async def list_responses(
+        self, session: SessionDep, q: Annotated[str | None, QueryParameter(max_length=40)] = None
+    ) -> list[CannedResponseOut]:
+        return [_canned(r) for r in await services.list_canned_responses(session, q)]
+
+    @post("/", guards=[requires("whatsapp", "write")], status_code=201)
+    async def create(
+        self, request: Request[CurrentUser, Any, Any], session: SessionDep, data: JSONBody[CannedResponseIn]
+    ) -> CannedResponseOut:
+        saved = await services.save_canned_response(
+            session, request.user, response_id=None, shortcode=data.shortcode, content=data.content
+        )
+        return _canned(saved)
+
+    @patch("/{response_id:uuid}", guards=[requires("whatsapp", "write")])
+    async def update(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        session: SessionDep,
+        response_id: FromPath[uuid.UUID],
+        data: JSONBody[CannedResponseUpdate],
+    ) -> CannedResponseOut:
+        saved = await services.save_canned_response(
+            session,
+            request.user,
+            response_id=response_id,
+            shortcode=None if data.shortcode is UNSET else data.shortcode,
+            content=None if data.content is UNSET else data.content,
+        )
+        return _canned(saved)
+
+    @delete("/{response_id:uuid}", guards=[requires("whatsapp", "write")], status_code=204)
+    async def remove(
+        self, request: Request[CurrentUser, Any, Any], session: SessionDep, response_id: FromPath[uuid.UUID]
+    ) -> None:
+        await services.delete_canned_response(session, request.user, response_id)
+
+
+def _canned(response: CannedResponse) -> CannedResponseOut:
+    return CannedResponseOut(id=response.id, shortcode=response.shortcode, content=response.content)
+
+
+@get("/api/inbox/search", guards=[requires("whatsapp", "read")], tags=["inbox"])
+async def search(
+    request: Request[CurrentUser, Any, Any],
+    session: SessionDep,
+    q: Annotated[str, QueryParameter(min_length=2, max_length=200)],
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> Page[MessageOut]:
+    """Messages whose text matches, in the conversations the caller may see, newest first."""
+    messages, next_cursor = await services.search_messages(
+        session, request.user, query=q, cursor=cursor, limit=limit
+    )
+    media = await services.attachments_of(session, [m.id for m in messages])
+    return Page(
+        items=[services.message_out(m, media.get(m.id, [])) for m in messages], next_cursor=next_cursor
+    )
 
 
 class WhatsAppInboxController(Controller):
@@ -223,6 +327,7 @@ class WhatsAppInboxController(Controller):
         assignee: Annotated[str | None, QueryParameter(max_length=64)] = None,
         channel: Annotated[uuid.UUID | None, QueryParameter()] = None,
         q: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        label: Annotated[str | None, QueryParameter(max_length=50)] = None,
         cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
         limit: Limit = DEFAULT_LIMIT,
     ) -> Page[ConversationOut]:
@@ -235,10 +340,9 @@ class WhatsAppInboxController(Controller):
             query=q,
             cursor=cursor,
             limit=limit,
+            label=label,
         )
-        return Page(
-            items=[services.conversation_out(c, customer) for c, customer in rows], next_cursor=next_cursor
-        )
+        return Page(items=await services.conversation_views(session, rows), next_cursor=next_cursor)
 
     @post("/send", guards=[requires("whatsapp", "write")], status_code=201)
     async def send(
@@ -277,4 +381,4 @@ class WhatsAppInboxController(Controller):
         )
 
 
-ROUTES = [ConversationController, WhatsAppInboxController]
+ROUTES = [ConversationController, LabelController, CannedResponseController, search, WhatsAppInboxController]

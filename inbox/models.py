@@ -63,3 +63,31 @@ class MessageAttachment(Base, TenantMixin):
     message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"), index=True)
     media_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"))
     position: Mapped[int] = mapped_column(default=0)
+
+
+class Label(Base, TenantMixin):
+    __tablename__ = "labels"
+    __table_args__ = (UniqueConstraint("organization_id", "name"),)
+
+    name: Mapped[str] = mapped_column(String(50))
+    color: Mapped[str] = mapped_column(String(7), default="#6b7280")
+
+
+class ConversationLabel(Base, TenantMixin):
+    __tablename__ = "conversation_labels"
+    __table_args__ = (UniqueConstraint("conversation_id", "label_id"),)
+
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    label_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("labels.id", ondelete="CASCADE"), index=True)
+
+
+class CannedResponse(Base, TenantMixin):
+    """A saved answer an agent inserts by typing its shortcode."""
+
+    __tablename__ = "canned_responses"
+    __table_args__ = (UniqueConstraint("organization_id", "shortcode"),)
+
+    shortcode: Mapped[str] = mapped_column(String(40))
+    content: Mapped[str] = mapped_column(Text)

@@ -57,6 +57,7 @@ class ConversationOut(Struct):
     last_message_at: datetime | None
     last_message_preview: str | None
     unread_count: int
+    labels: list[str]
     created_at: datetime
 
 
@@ -105,3 +106,34 @@ class SeedEditRequest(Request):
 
 class SeedDeleteRequest(Request):
     message_id: uuid.UUID
+
+
+class LabelIn(Request):
+    name: Annotated[str, Meta(min_length=1, max_length=50)]
+    color: Annotated[str, Meta(pattern=r"^#[0-9a-fA-F]{6}$")] = "#6b7280"
+
+
+class LabelOut(Struct):
+    id: uuid.UUID
+    name: str
+    color: str
+
+
+class ConversationLabels(Request):
+    labels: Annotated[list[Annotated[str, Meta(min_length=1, max_length=50)]], Meta(max_length=20)]
+
+
+class CannedResponseIn(Request):
+    shortcode: Annotated[str, Meta(min_length=1, max_length=40, pattern=r"^[\w-]+$")]
+    content: Annotated[str, Meta(min_length=1, max_length=4096)]
+
+
+class CannedResponseUpdate(Request):
+    shortcode: Annotated[str, Meta(min_length=1, max_length=40, pattern=r"^[\w-]+$")] | UnsetType = UNSET
+    content: Annotated[str, Meta(min_length=1, max_length=4096)] | UnsetType = UNSET
+
+
+class CannedResponseOut(Struct):
+    id: uuid.UUID
+    shortcode: str
+    content: str

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 import structlog
 from msgspec import UNSET
-from sqlalchemy import Select, and_, or_, select, update
+from sqlalchemy import Select, and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from channels.adapters import (
@@ -29,7 +29,7 @@ from crm.services import customer_for_sender
 from hub import events, storage
 from hub.auth import CurrentUser
 from hub.db import HubAsyncSession, utcnow
-from hub.errors import Conflict, InvalidInput, NotFound
+from hub.errors import Conflict, Forbidden, InvalidInput, NotFound
 from hub.i18n import N_, Term
 from hub.models import Media, User
 from hub.permissions import can, roles_with
@@ -37,7 +37,7 @@ from hub.realtime import push_after_commit
 from hub.runtime import Runtime, current
 from hub.tasks import kick, schedule
 from inbox.events import ConversationAssigned, MessageReceived, MessageStatusChanged
-from inbox.models import Conversation, Message, MessageAttachment
+from inbox.models import CannedResponse, Conversation, ConversationLabel, Label, Message, MessageAttachment
 from inbox.schemas import AttachmentOut, ConversationOut, ConversationUpdate, CustomerBrief, MessageOut
 
 log = structlog.get_logger(__name__)
@@ -109,7 +109,38 @@ def message_out(message: Message, media: list[Media]) -> MessageOut:
     )
 
 
-def conversation_out(conversation: Conversation, customer: Customer) -> ConversationOut:
+async def labels_of(
+    session: HubAsyncSession, conversation_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[str]]:
+    found: dict[uuid.UUID, list[str]] = {}
+    if not conversation_ids:
+        return found
+    rows = await session.execute(
+        select(ConversationLabel.conversation_id, Label.name)
+        .join(Label, Label.id == ConversationLabel.label_id)
+        .where(ConversationLabel.conversation_id.in_(conversation_ids))
+        .order_by(Label.name)
+    )
+    for conversation_id, name in rows:
+        found.setdefault(conversation_id, []).append(name)
+    return found
+
+
+async def conversation_view(
+    session: HubAsyncSession, conversation: Conversation, customer: Customer
+) -> ConversationOut:
+    labels = (await labels_of(session, [conversation.id])).get(conversation.id, [])
+    return conversation_out(conversation, customer, labels)
+
+
+async def conversation_views(
+    session: HubAsyncSession, rows: list[tuple[Conversation, Customer]]
+) -> list[ConversationOut]:
+    labels = await labels_of(session, [conversation.id for conversation, _ in rows])
+    return [conversation_out(c, customer, labels.get(c.id, [])) for c, customer in rows]
+
+
+def conversation_out(conversation: Conversation, customer: Customer, labels: list[str]) -> ConversationOut:
     return ConversationOut(
         id=conversation.id,
         channel_id=conversation.channel_id,
@@ -120,6 +151,7 @@ def conversation_out(conversation: Conversation, customer: Customer) -> Conversa
         last_message_at=conversation.last_message_at,
         last_message_preview=conversation.last_message_preview,
         unread_count=conversation.unread_count,
+        labels=labels,
         created_at=conversation.created_at,
     )
 
@@ -233,7 +265,7 @@ async def store_inbound(runtime: Runtime, inbound: InboundMessage) -> StoredInbo
                 {
                     "chatId": str(conversation.id),
                     "message": message_out(message, media),
-                    "conversation": conversation_out(conversation, customer),
+                    "conversation": await conversation_view(session, conversation, customer),
                 },
             )
             await session.commit()
@@ -363,6 +395,7 @@ async def list_conversations(
     query: str | None,
     cursor: str | None,
     limit: int,
+    label: str | None = None,
 ) -> tuple[list[tuple[Conversation, Customer]], str | None]:
     """Most recent activity first, by a cursor on (last activity, id)."""
     statement = visible_conversations(user)
@@ -379,6 +412,14 @@ async def list_conversations(
             raise InvalidInput(N_("This is not a valid identifier."), field="assignee") from None
     if channel_id:
         statement = statement.where(Conversation.channel_id == channel_id)
+    if label:
+        statement = statement.where(
+            Conversation.id.in_(
+                select(ConversationLabel.conversation_id)
+                .join(Label, Label.id == ConversationLabel.label_id)
+                .where(Label.name == label)
+            )
+        )
     if query:
         pattern = f"%{query.strip()}%"
         statement = statement.where(
@@ -622,7 +663,10 @@ async def assign(
             previous_assignee_id=previous,
         ),
     )
-    payload = {"chatId": str(conversation.id), "conversation": conversation_out(conversation, customer)}
+    payload = {
+        "chatId": str(conversation.id),
+        "conversation": await conversation_view(session, conversation, customer),
+    }
     push_to_audience(session, conversation, "conversationUpdated", payload)
     if previous is not None and previous != assignee_id:
         # The agent who lost it hears so once, then no more of it.
@@ -659,7 +703,10 @@ async def update_conversation(
         session,
         conversation,
         "conversationUpdated",
-        {"chatId": str(conversation.id), "conversation": conversation_out(conversation, customer)},
+        {
+            "chatId": str(conversation.id),
+            "conversation": await conversation_view(session, conversation, customer),
+        },
     )
     await session.commit()
     return conversation, customer
@@ -678,7 +725,10 @@ async def wake_snoozed(organization_id: uuid.UUID, conversation_id: uuid.UUID) -
             session,
             conversation,
             "conversationUpdated",
-            {"chatId": str(conversation.id), "conversation": conversation_out(conversation, customer)},
+            {
+                "chatId": str(conversation.id),
+                "conversation": await conversation_view(session, conversation, customer),
+            },
         )
         await session.commit()
 
@@ -701,7 +751,10 @@ async def mark_read(session: HubAsyncSession, user: CurrentUser, conversation_id
         session,
         conversation,
         "conversationUpdated",
-        {"chatId": str(conversation.id), "conversation": conversation_out(conversation, customer)},
+        {
+            "chatId": str(conversation.id),
+            "conversation": await conversation_view(session, conversation, customer),
+        },
     )
     organization_id, channel_id, recipient = (
         conversation.organization_id,
@@ -848,3 +901,129 @@ async def forward_message(
     return await reply(
         session, user, target_conversation_id, text=original.text, private=False, reply_to=None
     )
+
+
+# Labels
+
+
+async def create_label(session: HubAsyncSession, *, name: str, color: str) -> Label:
+    label = Label(name=name.strip(), color=color)
+    session.add(label)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise Conflict(N_("A label with this name already exists."), field="name") from None
+    await session.commit()
+    return label
+
+
+async def delete_label(session: HubAsyncSession, label_id: uuid.UUID) -> None:
+    label = await session.get(Label, label_id)
+    if label is None:
+        raise NotFound()
+    await session.delete(label)
+    await session.commit()
+
+
+async def set_labels(
+    session: HubAsyncSession, user: CurrentUser, conversation_id: uuid.UUID, names: list[str]
+) -> tuple[Conversation, Customer]:
+    """Replace a conversation's labels; every name must be one of the organization's labels."""
+    conversation, customer = await conversation_for_user(session, user, conversation_id)
+    wanted = {name.strip() for name in names}
+    labels = list(await session.scalars(select(Label).where(Label.name.in_(wanted)))) if wanted else []
+    unknown = wanted - {label.name for label in labels}
+    if unknown:
+        raise InvalidInput(N_("Unknown label: {name}."), field="labels", name=sorted(unknown)[0])
+    await session.execute(
+        delete(ConversationLabel)
+        .where(ConversationLabel.conversation_id == conversation.id)
+        .execution_options(synchronize_session=False)
+    )
+    session.add_all(ConversationLabel(conversation_id=conversation.id, label_id=label.id) for label in labels)
+    await session.flush()
+    push_to_audience(
+        session,
+        conversation,
+        "conversationUpdated",
+        {
+            "chatId": str(conversation.id),
+            "conversation": await conversation_view(session, conversation, customer),
+        },
+    )
+    await session.commit()
+    return conversation, customer
+
+
+# Canned responses
+
+
+def _manages_inbox(user: CurrentUser) -> None:
+    if user.role not in ("admin", "manager"):
+        raise Forbidden()
+
+
+async def list_canned_responses(session: HubAsyncSession, prefix: str | None) -> list[CannedResponse]:
+    statement = select(CannedResponse).order_by(CannedResponse.shortcode)
+    if prefix:
+        statement = statement.where(
+            CannedResponse.shortcode.startswith(prefix.strip().lstrip("/"), autoescape=True)
+        )
+    return list(await session.scalars(statement.limit(200)))
+
+
+async def save_canned_response(
+    session: HubAsyncSession,
+    user: CurrentUser,
+    *,
+    response_id: uuid.UUID | None,
+    shortcode: str | None,
+    content: str | None,
+) -> CannedResponse:
+    _manages_inbox(user)
+    if response_id is None:
+        response = CannedResponse(shortcode=shortcode or "", content=content or "")
+        session.add(response)
+    else:
+        found = await session.get(CannedResponse, response_id)
+        if found is None:
+            raise NotFound()
+        response = found
+        if shortcode is not None:
+            response.shortcode = shortcode
+        if content is not None:
+            response.content = content
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise Conflict(N_("This shortcode is already used."), field="shortcode") from None
+    await session.commit()
+    return response
+
+
+async def delete_canned_response(session: HubAsyncSession, user: CurrentUser, response_id: uuid.UUID) -> None:
+    _manages_inbox(user)
+    response = await session.get(CannedResponse, response_id)
+    if response is None:
+        raise NotFound()
+    await session.delete(response)
+    await session.commit()
+
+
+# Search
+
+
+async def search_messages(
+    session: HubAsyncSession, user: CurrentUser, *, query: str, cursor: str | None, limit: int
+) -> tuple[list[Message], str | None]:
+    """Messages whose text matches, in conversations the user may see, newest first."""
+    from hub.pagination import paginate
+
+    visible = visible_conversations(user).with_only_columns(Conversation.id)
+    statement = select(Message).where(
+        Message.conversation_id.in_(visible),
+        Message.deleted_at.is_(None),
+        Message.text.ilike(f"%{query.strip()}%"),
+    )
+    rows, next_cursor = await paginate(session, statement, Message.id, cursor=cursor, limit=limit)
+    return [row[0] for row in rows], next_cursor

@@ -6,110 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
-from aiohttp import web
 
-from channels.api import signature, signature_is_valid
+from channels.api import signature
 from tests.conftest import Organization, RunningHub, eventually, register
 from tests.hub.test_realtime import connect
-
-
-@dataclass
-class Receiver:
-    """A local webhook endpoint that keeps what the hub posts, checking each signature."""
-
-    url: str = ""
-    secret: str = ""
-    posts: list[dict[str, Any]] = field(default_factory=list)
-    bad_signatures: int = 0
-    answer_status: int = 200
-
-    def of_type(self, kind: str) -> list[dict[str, Any]]:
-        return [p for p in self.posts if p.get("type") == kind]
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    box = Receiver()
-
-    async def handle(request: web.Request) -> web.Response:
-        body = await request.read()
-        if box.secret and not signature_is_valid(box.secret, request.headers.get("X-Hub-Signature"), body):
-            box.bad_signatures += 1
-            return web.Response(status=401)
-        if box.answer_status != 200:
-            return web.Response(status=box.answer_status)
-        payload = json.loads(body)
-        box.posts.append(payload)
-        return web.json_response(
-            {"external_id": f"ext-{payload.get('message_id')}"} if payload["type"] == "message" else {}
-        )
-
-    async def serve_file(_request: web.Request) -> web.Response:
-        from tests.inbox.test_media import PDF
-
-        return web.Response(body=PDF, content_type="application/pdf")
-
-    app = web.Application()
-    app.router.add_post("/hook", handle)
-    app.router.add_get("/files/contract.pdf", serve_file)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    box.url = f"http://127.0.0.1:{port}/hook"
-    yield box
-    await runner.cleanup()
-
-
-@dataclass
-class ApiChannel:
-    id: str
-    inbound_url: str
-    receipts_url: str
-    secret: str
-
-    async def post(
-        self,
-        url: str,
-        payload: dict[str, Any],
-        *,
-        stale: bool = False,
-        secret: str | None = None,
-        signed: bool = True,
-    ) -> httpx.Response:
-        body = json.dumps(payload).encode()
-        moment = int(time.time()) - (400 if stale else 0)
-        headers = {"Content-Type": "application/json"}
-        if signed:
-            headers["X-Hub-Signature"] = signature(secret or self.secret, body, moment)
-        async with httpx.AsyncClient(timeout=30) as client:
-            return await client.post(url, content=body, headers=headers)
-
-    async def send(self, **payload: Any) -> httpx.Response:
-        return await self.post(self.inbound_url, payload)
-
-
-async def make_channel(hub: RunningHub, organization: Organization, receiver: Receiver) -> ApiChannel:
-    async with hub.client(organization.admin.token) as client:
-        created = await client.post(
-            "/api/channels", json={"type": "api", "name": "Website", "webhook_url": receiver.url}
-        )
-    assert created.status_code == 201, created.text
-    body = created.json()
-    receiver.secret = body["secret"]
-    return ApiChannel(
-        id=body["id"],
-        inbound_url=body["inbound_url"],
-        receipts_url=body["receipts_url"],
-        secret=body["secret"],
-    )
+from tests.inbox.conftest import Receiver, make_channel
 
 
 async def test_inbound_is_stored_once_and_reaches_the_right_screens(

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import Organization, RunningHub, eventually
-from tests.inbox.test_api_channel_inbox import Receiver, make_channel, receiver  # noqa: F401 - fixture
+from tests.inbox.conftest import PDF, Receiver, make_channel
 
 
 def tiny_png() -> bytes:
@@ -29,9 +29,6 @@ def tiny_png() -> bytes:
     header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
     pixels = zlib.compress(b"\x00\xff\x00\x00")
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
-
-
-PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 
 
 async def upload(
@@ -75,7 +72,7 @@ async def test_unknown_or_oversized_media_is_refused(
 async def test_inbound_attachments_by_data_and_by_url(
     hub: RunningHub,
     organization: Organization,
-    receiver: Receiver,  # noqa: F811
+    receiver: Receiver,
 ) -> None:
     channel = await make_channel(hub, organization, receiver)
     png = base64.b64encode(tiny_png()).decode()
@@ -117,7 +114,7 @@ async def test_inbound_attachments_by_data_and_by_url(
 async def test_reply_with_an_attachment_reaches_the_webhook(
     hub: RunningHub,
     organization: Organization,
-    receiver: Receiver,  # noqa: F811
+    receiver: Receiver,
 ) -> None:
     channel = await make_channel(hub, organization, receiver)
     stored = (

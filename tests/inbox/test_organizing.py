@@ -1,0 +1,159 @@
+"""Labels, canned responses, search, snoozing, and replies that survive a crash before sending."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from hub.db import utcnow
+from inbox.models import Message
+from inbox.services import requeue_stalled
+from tests.conftest import Organization, RunningHub, eventually
+from tests.inbox.conftest import Receiver, make_channel
+
+
+async def test_labels_filter_conversations(
+    hub: RunningHub, organization: Organization, receiver: Receiver
+) -> None:
+    channel = await make_channel(hub, organization, receiver)
+    billing = (await channel.send(external_id="l-1", **{"from": "+96598111111"}, text="invoice wrong")).json()
+    other = (await channel.send(external_id="l-2", **{"from": "+96598222222"}, text="hello")).json()
+    async with hub.client(organization.members["manager"].token) as client:
+        created = await client.post("/api/inbox/labels", json={"name": "billing", "color": "#ff0000"})
+        assert created.status_code == 201
+        assert (await client.post("/api/inbox/labels", json={"name": "billing"})).status_code == 409
+        await client.post("/api/inbox/labels", json={"name": "vip"})
+        tagged = await client.post(
+            f"/api/inbox/conversations/{billing['conversation_id']}/labels",
+            json={"labels": ["vip", "billing"]},
+        )
+        assert tagged.json()["labels"] == ["billing", "vip"]
+        unknown = await client.post(
+            f"/api/inbox/conversations/{other['conversation_id']}/labels", json={"labels": ["nope"]}
+        )
+        assert unknown.status_code == 400
+        assert unknown.json()["errors"][0]["field"] == "labels"
+        filtered = (await client.get("/api/inbox/conversations", params={"label": "billing"})).json()["items"]
+        assert [c["id"] for c in filtered] == [billing["conversation_id"]]
+        assert filtered[0]["labels"] == ["billing", "vip"]
+    async with hub.client(organization.members["agent"].token) as client:
+        refused = await client.post("/api/inbox/labels", json={"name": "agents-cannot"})
+        assert refused.status_code == 403
+
+
+async def test_canned_responses_by_shortcode(hub: RunningHub, organization: Organization) -> None:
+    async with hub.client(organization.members["manager"].token) as client:
+        made = await client.post(
+            "/api/inbox/canned-responses", json={"shortcode": "hours", "content": "نعمل من 9 إلى 5"}
+        )
+        assert made.status_code == 201
+        await client.post("/api/inbox/canned-responses", json={"shortcode": "hello", "content": "Hello!"})
+        duplicate = await client.post(
+            "/api/inbox/canned-responses", json={"shortcode": "hours", "content": "x"}
+        )
+        assert duplicate.status_code == 409
+        bad = await client.post(
+            "/api/inbox/canned-responses", json={"shortcode": "two words", "content": "x"}
+        )
+        assert bad.status_code == 400
+        changed = await client.patch(
+            f"/api/inbox/canned-responses/{made.json()['id']}", json={"content": "9–5"}
+        )
+        assert changed.json()["content"] == "9–5"
+    async with hub.client(organization.members["agent"].token) as client:
+        found = (await client.get("/api/inbox/canned-responses", params={"q": "/ho"})).json()
+        assert [r["shortcode"] for r in found] == ["hours"]
+        assert (
+            await client.post("/api/inbox/canned-responses", json={"shortcode": "x", "content": "y"})
+        ).status_code == 403
+
+
+async def test_search_finds_only_what_the_user_may_see(
+    hub: RunningHub,
+    organization: Organization,
+    receiver: Receiver,
+) -> None:
+    channel = await make_channel(hub, organization, receiver)
+    await channel.send(external_id="s-1", **{"from": "+96597111111"}, text="my parcel tracking number is 42")
+    await channel.send(external_id="s-2", **{"from": "+96597222222"}, text="nothing to see")
+    async with hub.client(organization.admin.token) as client:
+        hits = (await client.get("/api/inbox/search", params={"q": "PARCEL"})).json()["items"]
+        assert [m["external_id"] for m in hits] == ["s-1"]
+    async with hub.client(organization.members["agent"].token) as client:
+        assert (await client.get("/api/inbox/search", params={"q": "parcel"})).json()["items"] == []
+
+
+async def test_a_snoozed_conversation_wakes_at_its_time_or_with_a_new_message(
+    hub: RunningHub,
+    organization: Organization,
+    receiver: Receiver,
+) -> None:
+    channel = await make_channel(hub, organization, receiver)
+    first = (await channel.send(external_id="z-1", **{"from": "+96596111111"}, text="later please")).json()
+    second = (await channel.send(external_id="z-2", **{"from": "+96596222222"}, text="me too")).json()
+    async with hub.client(organization.admin.token) as client:
+        past = await client.patch(
+            f"/api/inbox/conversations/{first['conversation_id']}",
+            json={"status": "snoozed", "snoozed_until": (utcnow() - timedelta(minutes=1)).isoformat()},
+        )
+        assert past.status_code == 400
+        for conversation, delay in ((first, 2), (second, 3600)):
+            snoozed = await client.patch(
+                f"/api/inbox/conversations/{conversation['conversation_id']}",
+                json={
+                    "status": "snoozed",
+                    "snoozed_until": (utcnow() + timedelta(seconds=delay)).isoformat(),
+                },
+            )
+            assert snoozed.json()["status"] == "snoozed"
+
+        async def status_of(conversation_id: str) -> str:
+            return (await client.get(f"/api/inbox/conversations/{conversation_id}")).json()["status"]
+
+        await eventually(lambda: _is(status_of(first["conversation_id"]), "open"), within=20)
+        assert await status_of(second["conversation_id"]) == "snoozed"
+        await channel.send(external_id="z-3", **{"from": "+96596222222"}, text="any news?")
+        assert await status_of(second["conversation_id"]) == "open"
+
+
+async def _is(value: object, expected: str) -> bool:
+    return await value == expected  # type: ignore[misc]
+
+
+async def test_a_reply_left_queued_by_a_crash_is_sent_once_after_restart(
+    hub: RunningHub,
+    organization: Organization,
+    receiver: Receiver,
+) -> None:
+    channel = await make_channel(hub, organization, receiver)
+    stored = (await channel.send(external_id="c-1", **{"from": "+96595111111"}, text="hi")).json()
+    # What a crash between commit and hand-off leaves behind: a queued reply nobody is sending.
+    async with hub.runtime.db.session(organization.id) as session:
+        message = Message(
+            conversation_id=uuid.UUID(stored["conversation_id"]),
+            channel_id=uuid.UUID(channel.id),
+            direction="outbound",
+            kind="text",
+            text="written before the crash",
+            status="queued",
+        )
+        session.add(message)
+        await session.flush()
+        stale = utcnow() - timedelta(minutes=5)
+        await session.execute(
+            update(Message)
+            .where(Message.id == message.id)
+            .values(updated_at=stale)
+            .execution_options(synchronize_session=False)
+        )
+        await session.commit()
+    assert await requeue_stalled(hub.runtime) >= 1
+    await eventually(
+        lambda: [p for p in receiver.of_type("message") if p["text"] == "written before the crash"]
+    )
+    assert await requeue_stalled(hub.runtime) == 0  # sent now: nothing left to pick up
+    await asyncio.sleep(0.5)
+    assert len([p for p in receiver.of_type("message") if p["text"] == "written before the crash"]) == 1
