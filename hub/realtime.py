@@ -88,6 +88,20 @@ class Pusher:
         rooms += [role_room(organization_id, r) for r in dict.fromkeys(roles)]
         await self.emit(event, data, rooms)
 
+    async def online(self, user_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these users have a socket open now, in any web process."""
+        found: set[uuid.UUID] = set()
+        for user_id in user_ids:
+            room = user_room(user_id)
+            if self.runtime.redis is not None:
+                if await self.runtime.redis.scard(_sockets_key(self.runtime.settings, room)):
+                    found.add(user_id)
+            elif self.server is not None and any(
+                True for _ in self.server.manager.get_participants("/", room)
+            ):
+                found.add(user_id)
+        return found
+
     async def close_sockets(self, room: str, reason: str) -> None:
         """Disconnect every socket in a room (a logout, a removed user, a changed role), in every
         web process; the client may reconnect and gets rooms that fit its access now."""

@@ -28,6 +28,8 @@ from inbox.schemas import (
     ConversationUpdate,
     EditRequest,
     ForwardRequest,
+    InboxSettingsOut,
+    InboxSettingsUpdate,
     LabelIn,
     LabelOut,
     MessageOut,
@@ -312,6 +314,23 @@ async def search(
     )
 
 
+@get("/api/inbox/settings", guards=[requires("settings", "read")], tags=["inbox"])
+async def get_inbox_settings(session: SessionDep) -> InboxSettingsOut:
+    found = await services.inbox_settings(session)
+    await session.commit()
+    return InboxSettingsOut(auto_assign=found.auto_assign, agent_cap=found.agent_cap)
+
+
+@patch("/api/inbox/settings", guards=[requires("settings", "write")], tags=["inbox"])
+async def update_inbox_settings(session: SessionDep, data: JSONBody[InboxSettingsUpdate]) -> InboxSettingsOut:
+    saved = await services.update_inbox_settings(
+        session,
+        auto_assign=None if data.auto_assign is UNSET else data.auto_assign,
+        agent_cap=None if data.agent_cap is UNSET else data.agent_cap,
+    )
+    return InboxSettingsOut(auto_assign=saved.auto_assign, agent_cap=saved.agent_cap)
+
+
 class WhatsAppInboxController(Controller):
     """The seed's `/api/whatsapp` endpoints, over the same channel-neutral inbox."""
 
@@ -381,4 +400,12 @@ class WhatsAppInboxController(Controller):
         )
 
 
-ROUTES = [ConversationController, LabelController, CannedResponseController, search, WhatsAppInboxController]
+ROUTES = [
+    ConversationController,
+    LabelController,
+    CannedResponseController,
+    search,
+    get_inbox_settings,
+    update_inbox_settings,
+    WhatsAppInboxController,
+]

@@ -91,3 +91,16 @@ class CannedResponse(Base, TenantMixin):
 
     shortcode: Mapped[str] = mapped_column(String(40))
     content: Mapped[str] = mapped_column(Text)
+
+
+class InboxSettings(Base, TenantMixin):
+    """How an organization's inbox hands out new conversations."""
+
+    __tablename__ = "inbox_settings"
+    __table_args__ = (UniqueConstraint("organization_id"),)
+
+    # Give each new or unassigned conversation to the next online agent, in turn.
+    auto_assign: Mapped[bool] = mapped_column(default=False)
+    # No agent gets more open conversations than this from the automatic round.
+    agent_cap: Mapped[int] = mapped_column(default=10)
+    last_assignee_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -137,3 +137,13 @@ class CannedResponseOut(Struct):
     id: uuid.UUID
     shortcode: str
     content: str
+
+
+class InboxSettingsOut(Struct):
+    auto_assign: bool
+    agent_cap: int
+
+
+class InboxSettingsUpdate(Request):
+    auto_assign: bool | UnsetType = UNSET
+    agent_cap: Annotated[int, Meta(ge=1, le=1000)] | UnsetType = UNSET

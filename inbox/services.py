@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 import structlog
 from msgspec import UNSET
-from sqlalchemy import Select, and_, delete, or_, select, update
+from sqlalchemy import Select, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from channels.adapters import (
@@ -37,7 +37,15 @@ from hub.realtime import push_after_commit
 from hub.runtime import Runtime, current
 from hub.tasks import kick, schedule
 from inbox.events import ConversationAssigned, MessageReceived, MessageStatusChanged
-from inbox.models import CannedResponse, Conversation, ConversationLabel, Label, Message, MessageAttachment
+from inbox.models import (
+    CannedResponse,
+    Conversation,
+    ConversationLabel,
+    InboxSettings,
+    Label,
+    Message,
+    MessageAttachment,
+)
 from inbox.schemas import AttachmentOut, ConversationOut, ConversationUpdate, CustomerBrief, MessageOut
 
 log = structlog.get_logger(__name__)
@@ -238,6 +246,8 @@ async def store_inbound(runtime: Runtime, inbound: InboundMessage) -> StoredInbo
                 message.kind = media[0].kind
             if conversation.status in ("resolved", "snoozed"):
                 conversation.status, conversation.snoozed_until = "open", None  # a new message reopens it
+            if conversation.assignee_id is None:
+                await _assign_in_turn(runtime, session, conversation)
             conversation.last_message_at = received_at
             conversation.last_message_preview = _preview(inbound.text, message.kind)
             conversation.unread_count += 1
@@ -1027,3 +1037,73 @@ async def search_messages(
     )
     rows, next_cursor = await paginate(session, statement, Message.id, cursor=cursor, limit=limit)
     return [row[0] for row in rows], next_cursor
+
+
+# Automatic assignment
+
+
+async def inbox_settings(session: HubAsyncSession) -> InboxSettings:
+    found = await session.scalar(select(InboxSettings))
+    if found is None:
+        found = InboxSettings()
+        session.add(found)
+        await session.flush()
+    return found
+
+
+async def update_inbox_settings(
+    session: HubAsyncSession, *, auto_assign: bool | None, agent_cap: int | None
+) -> InboxSettings:
+    settings = await inbox_settings(session)
+    if auto_assign is not None:
+        settings.auto_assign = auto_assign
+    if agent_cap is not None:
+        settings.agent_cap = agent_cap
+    await session.commit()
+    return settings
+
+
+async def _assign_in_turn(runtime: Runtime, session: HubAsyncSession, conversation: Conversation) -> None:
+    """Round-robin among the agents online now who have room under the cap; none, and it waits."""
+    settings = await session.scalar(select(InboxSettings))
+    if settings is None or not settings.auto_assign or runtime.pusher is None:
+        return
+    agents = list(
+        await session.scalars(
+            select(User.id).where(User.role == "agent", User.is_active.is_(True)).order_by(User.id)
+        )
+    )
+    online = await runtime.pusher.online(agents)
+    load = (
+        dict(
+            (
+                await session.execute(
+                    select(Conversation.assignee_id, func.count())
+                    .where(Conversation.assignee_id.in_(online), Conversation.status.in_(("open", "pending")))
+                    .group_by(Conversation.assignee_id)
+                )
+            ).all()
+        )
+        if online
+        else {}
+    )
+    eligible = [agent for agent in agents if agent in online and load.get(agent, 0) < settings.agent_cap]
+    if not eligible:
+        return
+    after = [
+        agent
+        for agent in eligible
+        if settings.last_assignee_id is not None and agent > settings.last_assignee_id
+    ]
+    chosen = (after or eligible)[0]
+    settings.last_assignee_id = chosen
+    conversation.assignee_id = chosen
+    await events.publish(
+        session,
+        ConversationAssigned(
+            organization_id=conversation.organization_id,
+            conversation_id=conversation.id,
+            assignee_id=chosen,
+            previous_assignee_id=None,
+        ),
+    )

@@ -157,3 +157,38 @@ async def test_a_reply_left_queued_by_a_crash_is_sent_once_after_restart(
     assert await requeue_stalled(hub.runtime) == 0  # sent now: nothing left to pick up
     await asyncio.sleep(0.5)
     assert len([p for p in receiver.of_type("message") if p["text"] == "written before the crash"]) == 1
+
+
+async def test_new_conversations_go_in_turn_to_online_agents_under_the_cap(
+    hub: RunningHub, organization: Organization, receiver: Receiver
+) -> None:
+    from tests.conftest import add_member
+    from tests.hub.test_realtime import connect
+
+    channel = await make_channel(hub, organization, receiver)
+    first_agent = organization.members["agent"]
+    second_agent = await add_member(hub, organization, "agent")  # takes the dict's "agent" entry
+    agents = sorted([first_agent, second_agent], key=lambda member: member.user_id)
+    offline = await add_member(hub, organization, "agent")
+    screens = [await connect(hub, agent.token) for agent in agents]
+    async with hub.client(organization.admin.token) as client:
+        assert (await client.get("/api/inbox/settings")).json() == {"auto_assign": False, "agent_cap": 10}
+        changed = await client.patch("/api/inbox/settings", json={"auto_assign": True, "agent_cap": 1})
+        assert changed.json() == {"auto_assign": True, "agent_cap": 1}
+        bad = await client.patch("/api/inbox/settings", json={"agent_cap": 0})
+        assert bad.status_code == 400
+    assignees = []
+    for number in ("+96594111111", "+96594222222", "+96594333333"):
+        stored = (await channel.send(external_id=f"rr-{number}", **{"from": number}, text="hello")).json()
+        async with hub.client(organization.admin.token) as client:
+            assignees.append(
+                (await client.get(f"/api/inbox/conversations/{stored['conversation_id']}")).json()[
+                    "assignee_id"
+                ]
+            )
+    assert assignees == [str(agents[0].user_id), str(agents[1].user_id), None]  # in turn, then both are full
+    assert str(offline.user_id) not in assignees
+    # The agent it went to sees it arrive live.
+    await eventually(lambda: screens[0].named("newMessage"))
+    for screen in screens:
+        await screen.client.disconnect()
