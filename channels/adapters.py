@@ -15,9 +15,17 @@ from typing import ClassVar, Literal, Protocol
 import msgspec
 
 from channels.models import Channel
+from hub.i18n import N_, Term
 
 ReceiptStatus = Literal["sent", "delivered", "read", "failed"]
 SessionStateName = Literal["disconnected", "connecting", "qr", "ready", "logged_out"]
+STATE_NAMES = {
+    "disconnected": Term(N_("disconnected")),
+    "connecting": Term(N_("connecting")),
+    "qr": Term(N_("waiting for the QR code")),
+    "ready": Term(N_("ready")),
+    "logged_out": Term(N_("logged out")),
+}
 
 
 class InboundAttachment(msgspec.Struct, frozen=True, kw_only=True):

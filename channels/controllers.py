@@ -12,7 +12,19 @@ from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 from channels import services
 from channels.api import SIGNATURE_HEADER
 from channels.models import Channel
-from channels.schemas import ChannelCreatedOut, ChannelOut, CreateChannelRequest, InboundAccepted
+from channels.schemas import (
+    ChannelCreatedOut,
+    ChannelOut,
+    ConnectRequest,
+    CreateChannelRequest,
+    InboundAccepted,
+    PairCodeOut,
+    PairPhoneRequest,
+    ProfileIn,
+    ProfileOut,
+    QrOut,
+)
+from channels.whatsapp.session import ProfileSession, qr_svg, sessions_of
 from hub.auth import CurrentUser
 from hub.controllers import RuntimeDep, SessionDep, public_url
 from hub.permissions import requires
@@ -98,4 +110,79 @@ class ChannelController(Controller):
         await services.receive_api_receipt(channel, body)
 
 
-ROUTES = [ChannelController]
+def profile_out(profile: Channel, running: ProfileSession | None = None) -> ProfileOut:
+    code = running.qr_code if running is not None and running.state == "qr" else None
+    return ProfileOut(
+        id=profile.id,
+        name=profile.name,
+        state=running.state if running is not None else profile.state,
+        last_error=profile.last_error,
+        phone=profile.config.get("phone"),
+        paired=bool(profile.config.get("paired")),
+        qr=QrOut(code=code, svg=qr_svg(code)) if code else None,
+        state_changed_at=profile.state_changed_at,
+    )
+
+
+class WhatsAppProfileController(Controller):
+    """The seed's WhatsApp profiles: create, connect by QR (or phone code), watch, log out."""
+
+    path = "/api/whatsapp"
+    tags = ["whatsapp"]  # noqa: RUF012
+
+    @get("/profiles", guards=[requires("whatsapp", "read")])
+    async def list_profiles(self, runtime: RuntimeDep, session: SessionDep) -> list[ProfileOut]:
+        held = sessions_of(runtime)
+        return [
+            profile_out(p, held.get(p.id)) for p in await services.list_channels(session, kind="whatsapp")
+        ]
+
+    @post("/profiles", guards=[requires("settings", "write")], status_code=201)
+    async def create_profile(
+        self, request: Request[CurrentUser, Any, Any], session: SessionDep, data: JSONBody[ProfileIn]
+    ) -> ProfileOut:
+        return profile_out(await services.create_whatsapp_profile(session, request.user, name=data.name))
+
+    @get("/profiles/{profile_id:uuid}", guards=[requires("whatsapp", "read")])
+    async def profile(
+        self, runtime: RuntimeDep, session: SessionDep, profile_id: FromPath[uuid.UUID]
+    ) -> ProfileOut:
+        profile = await services.whatsapp_profile(session, profile_id)
+        return profile_out(profile, sessions_of(runtime).get(profile.id))
+
+    @post("/connect", guards=[requires("settings", "read")], status_code=200)
+    async def connect(
+        self, runtime: RuntimeDep, session: SessionDep, data: JSONBody[ConnectRequest]
+    ) -> ProfileOut:
+        """Start the session; the answer carries the QR as soon as WhatsApp sends one. Later codes
+        arrive as `qrCode` events, then `clientReady`."""
+        profile = await services.whatsapp_profile(session, data.profile_id)
+        running = await services.connect_profile(runtime, profile, wait_seconds=data.wait_seconds)
+        await session.refresh(profile)
+        return profile_out(profile, running)
+
+    @post("/profiles/{profile_id:uuid}/pair-phone", guards=[requires("settings", "read")], status_code=200)
+    async def pair_phone(
+        self,
+        runtime: RuntimeDep,
+        session: SessionDep,
+        profile_id: FromPath[uuid.UUID],
+        data: JSONBody[PairPhoneRequest],
+    ) -> PairCodeOut:
+        profile = await services.whatsapp_profile(session, profile_id)
+        return PairCodeOut(code=await services.pair_by_phone(runtime, profile, data.phone))
+
+    @post("/profiles/{profile_id:uuid}/logout", guards=[requires("settings", "read")], status_code=200)
+    async def logout(
+        self, runtime: RuntimeDep, session: SessionDep, profile_id: FromPath[uuid.UUID]
+    ) -> ProfileOut:
+        profile = await services.whatsapp_profile(session, profile_id)
+        running = sessions_of(runtime).get(profile.id)
+        if running is not None:
+            await running.logout()
+            await sessions_of(runtime).release(profile.id)
+        await session.refresh(profile)
+        return profile_out(profile)
+
+
+ROUTES = [ChannelController, WhatsAppProfileController]

@@ -2,4 +2,5 @@
 
 from __future__ import annotations
 
-import channels.api  # noqa: F401 - registers the API channel adapter
+import channels.api
+import channels.whatsapp.adapter  # noqa: F401 - registers the WhatsApp adapter

@@ -69,3 +69,37 @@ class ApiReceipt(Request):
 class InboundAccepted(Struct):
     message_id: uuid.UUID
     conversation_id: uuid.UUID
+
+
+class ProfileIn(Request):
+    name: Annotated[str, Meta(min_length=1, max_length=120)]
+
+
+class QrOut(Struct):
+    code: str
+    svg: str
+
+
+class ProfileOut(Struct):
+    id: uuid.UUID
+    name: str
+    state: str
+    last_error: str | None
+    phone: str | None
+    paired: bool
+    qr: QrOut | None
+    state_changed_at: datetime | None
+
+
+class ConnectRequest(Request):
+    profile_id: uuid.UUID
+    # How long to wait for the first QR code (or for the stored session to come back).
+    wait_seconds: Annotated[float, Meta(ge=0, le=30)] = 10
+
+
+class PairPhoneRequest(Request):
+    phone: Annotated[str, Meta(min_length=6, max_length=20)]
+
+
+class PairCodeOut(Struct):
+    code: str

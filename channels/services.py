@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import secrets
 import uuid
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 import msgspec
 from litestar.exceptions import ValidationException
 from sqlalchemy import select
 
-from channels.adapters import InboundAttachment, InboundMessage, Receipt, StoredInbound, inbound_sink
+from channels.adapters import (
+    STATE_NAMES,
+    InboundAttachment,
+    InboundMessage,
+    Receipt,
+    StoredInbound,
+    inbound_sink,
+)
 from channels.api import SIGNATURE_HEADER, signature_is_valid
 from channels.models import Channel
+
+if TYPE_CHECKING:
+    from channels.whatsapp.session import ProfileSession
 from channels.phones import normalize_phone
 from channels.schemas import ApiAttachment, ApiInbound, ApiReceipt
 from hub.auth import CurrentUser
 from hub.db import HubAsyncSession, utcnow
-from hub.errors import InvalidInput, NotAuthenticated, NotFound
-from hub.i18n import N_
+from hub.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
+from hub.i18n import N_, Term
 from hub.runtime import Runtime
 from hub.services import record_audit
 from hub.storage import MB, SIZE_LIMITS, MediaTooLarge
@@ -154,3 +165,74 @@ async def receive_api_receipt(channel: Channel, body: bytes) -> None:
             reason=post.reason,
         )
     )
+
+
+# WhatsApp profiles
+
+
+async def create_whatsapp_profile(session: HubAsyncSession, actor: CurrentUser, *, name: str) -> Channel:
+    profile = Channel(
+        kind="whatsapp", name=name.strip(), state="disconnected", config={}, secret=secrets.token_hex(32)
+    )
+    session.add(profile)
+    await session.flush()
+    await record_audit(
+        session,
+        actor_id=actor.id,
+        action="channel.created",
+        object_type="channel",
+        object_id=profile.id,
+        changes={"type": "whatsapp", "name": profile.name},
+    )
+    await session.commit()
+    return profile
+
+
+async def whatsapp_profile(session: HubAsyncSession, profile_id: uuid.UUID) -> Channel:
+    profile = await session.get(Channel, profile_id)
+    if profile is None or profile.kind != "whatsapp":
+        raise NotFound()
+    return profile
+
+
+async def connect_profile(
+    runtime: Runtime, profile: Channel, *, wait_seconds: float
+) -> ProfileSession | None:
+    """Start the profile's session and wait a little for its QR code, or for it to be ready."""
+    from channels.whatsapp.session import sessions_of
+
+    running = await sessions_of(runtime).ensure(profile)
+    if running is None:
+        raise Conflict(N_("This profile is connected by another server process."), field="profile_id")
+    deadline = asyncio.get_running_loop().time() + wait_seconds
+    while asyncio.get_running_loop().time() < deadline:
+        if running.state in ("qr", "ready", "logged_out") or (
+            running.state == "disconnected" and running.attempts
+        ):
+            break
+        await asyncio.sleep(0.1)
+    return running
+
+
+async def pair_by_phone(runtime: Runtime, profile: Channel, phone: str) -> str:
+    """The code to type on the phone instead of scanning the QR."""
+    from neonize.exc import NeonizeError
+
+    from channels.whatsapp.session import sessions_of
+
+    running = sessions_of(runtime).get(profile.id)
+    number = normalize_phone(phone)
+    if number is None:
+        raise InvalidInput(N_("This is not a valid phone number."), field="phone")
+    if running is None or running.client is None or running.state not in ("qr", "connecting"):
+        raise Conflict(
+            N_("Connect the profile first; it is {state}."),
+            field="profile_id",
+            state=STATE_NAMES.get(running.state if running else profile.state, Term(profile.state)),
+        )
+    try:
+        return await running.client.PairPhone(number.lstrip("+"), show_push_notification=True)
+    except NeonizeError as error:
+        raise Conflict(
+            N_("WhatsApp refused the pairing: {reason}"), field="phone", reason=str(error)[:200]
+        ) from None

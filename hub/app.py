@@ -86,6 +86,8 @@ def create_app(
                 scheduler_task = asyncio.create_task(
                     run_scheduler_task(build_scheduler(runtime.broker), interval=SCHEDULE_REFRESH)
                 )
+            for module in domain_modules("lifespan"):
+                await module.start(runtime)
             log.info(
                 "hub started",
                 embedded=settings.embedded,
@@ -93,6 +95,9 @@ def create_app(
             )
             yield
         finally:
+            for module in domain_modules("lifespan"):
+                with contextlib.suppress(Exception):
+                    await module.stop(runtime)
             if scheduler_task is not None:
                 scheduler_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -50,6 +50,9 @@ class Settings:
     login_failure_window_seconds: int = 900
     # Socket.IO heartbeat; lower it when a proxy closes idle connections sooner.
     socket_ping_interval: int = 25
+    # WhatsApp reconnects: first delay and ceiling of the exponential backoff, in seconds.
+    whatsapp_reconnect_base: float = 2.0
+    whatsapp_reconnect_max: float = 300.0
     # Seconds an outbox event stays with the process that published it before the sweep retries it.
     event_claim_seconds: int = 120
     db_app_role: str = "hub_app"
@@ -117,6 +120,8 @@ class Settings:
             login_failures_per_address=env.number("HUB_LOGIN_FAILURES_PER_ADDRESS", 20),
             login_failure_window_seconds=env.number("HUB_LOGIN_FAILURE_WINDOW_SECONDS", 900),
             socket_ping_interval=env.number("HUB_SOCKET_PING_INTERVAL", 25),
+            whatsapp_reconnect_base=env.seconds("HUB_WHATSAPP_RECONNECT_BASE_SECONDS", 2.0),
+            whatsapp_reconnect_max=env.seconds("HUB_WHATSAPP_RECONNECT_MAX_SECONDS", 300.0),
             event_claim_seconds=env.number("HUB_EVENT_CLAIM_SECONDS", 120),
             db_app_role=env.text("HUB_DB_APP_ROLE", "hub_app"),
             task_queue=env.text("HUB_TASK_QUEUE", "hub"),
@@ -143,6 +148,18 @@ class _Reader:
             raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
         if value <= 0:
             raise SettingsError(f"{name} must be greater than zero, got {value}")
+        return value
+
+    def seconds(self, name: str, default: float) -> float:
+        raw = self.environ.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
+        if value <= 0:
+            raise SettingsError(f"{name} must be greater than zero, got {raw}")
         return value
 
     def flag(self, name: str, *, default: bool | None) -> bool | None:

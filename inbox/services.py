@@ -15,6 +15,7 @@ from sqlalchemy import Select, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from channels.adapters import (
+    STATE_NAMES,
     ChannelError,
     InboundMessage,
     OutboundAttachment,
@@ -54,13 +55,6 @@ log = structlog.get_logger(__name__)
 STATUS_ORDER = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4}
 # Retries of a reply the channel could not take: about six hours in all, then it is failed.
 RETRY_DELAYS = [10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 3600, 3600, 3600, 3600]
-STATE_NAMES = {
-    "disconnected": Term(N_("disconnected")),
-    "connecting": Term(N_("connecting")),
-    "qr": Term(N_("waiting for the QR code")),
-    "ready": Term(N_("ready")),
-    "logged_out": Term(N_("logged out")),
-}
 
 
 def attachment_out(media: Media) -> AttachmentOut:

@@ -1,0 +1,334 @@
+"""One WhatsApp profile's connection: its neonize client, its states, and reconnecting.
+
+Each profile has its own neonize store (a SQLite file under the data directory), so a restart
+reconnects without a new QR. A dropped connection is retried with exponential backoff and
+jitter; a logged-out session is not retried, since only a new QR can bring it back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import uuid
+from pathlib import Path
+from typing import Any
+
+import segno
+import structlog
+from neonize.aioze import events as neonize_events
+from neonize.aioze.client import NewAClient
+from neonize.aioze.events import ConnectedEv, DisconnectedEv, LoggedOutEv, MessageEv, ReceiptEv
+from neonize.events import EVENT_TO_INT
+from neonize.exc import NeonizeError
+from neonize.proto.Neonize_pb2 import Message as MessageProto
+
+from channels.adapters import inbound_sink
+from channels.models import Channel
+from channels.whatsapp.translate import inbound_message, receipts
+from hub.db import utcnow
+from hub.realtime import push_after_commit
+from hub.runtime import Runtime, bind, unbind
+
+log = structlog.get_logger(__name__)
+
+MESSAGE_EVENT = EVENT_TO_INT[MessageEv]
+# How long neonize's thread waits for a message to be committed before it acknowledges it.
+STORE_TIMEOUT_SECONDS = 60
+MANAGING_ROLES = ("admin", "manager")
+
+
+def reconnect_delay(attempt: int, *, base: float, ceiling: float) -> float:
+    """Exponential backoff with ±20% jitter, so many profiles never retry in lockstep."""
+    delay = min(ceiling, base * 2 ** max(attempt - 1, 0))
+    return delay * random.uniform(0.8, 1.2)
+
+
+def qr_svg(code: str) -> str:
+    return segno.make(code, error="l").svg_inline(scale=4)
+
+
+class ProfileSession:
+    def __init__(self, runtime: Runtime, channel: Channel) -> None:
+        self.runtime = runtime
+        self.channel_id = channel.id
+        self.organization_id = channel.organization_id
+        self.store = runtime.settings.data_dir / "whatsapp" / f"{channel.id}.sqlite3"
+        self.state = channel.state
+        self.qr_code: str | None = None
+        self.attempts = 0
+        self.client: NewAClient | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._logged_out = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        if not self.running:
+            self._stopping = False
+            self._logged_out = False
+            self._task = asyncio.create_task(self._run(), name=f"whatsapp:{self.channel_id}")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.client.disconnect(), 10)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    async def logout(self) -> None:
+        if self.client is not None and self.state == "ready":
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.client.logout(), 15)
+        await self._logged_out_now("logged out from the hub")
+
+    async def _run(self) -> None:
+        settings = self.runtime.settings
+        token = bind(self.runtime)
+        try:
+            while not self._stopping and not self._logged_out:
+                await self._set_state("connecting", None)
+                reason = await self._connect_once()
+                if self._stopping or self._logged_out:
+                    break
+                self.attempts += 1
+                await self._set_state("disconnected", reason)
+                delay = reconnect_delay(
+                    self.attempts,
+                    base=settings.whatsapp_reconnect_base,
+                    ceiling=settings.whatsapp_reconnect_max,
+                )
+                log.info(
+                    "whatsapp reconnect scheduled",
+                    profile=str(self.channel_id),
+                    in_seconds=round(delay, 2),
+                    attempt=self.attempts,
+                    reason=reason,
+                )
+                await asyncio.sleep(delay)
+        finally:
+            unbind(token)
+
+    async def _connect_once(self) -> str:
+        """Connect and wait until the connection ends; the reason it ended."""
+        self.store.parent.mkdir(parents=True, exist_ok=True)
+        self._loop = asyncio.get_running_loop()
+        # neonize dispatches events to the first loop it ever saw; make it this one.
+        neonize_events.event_global_loop = self._loop
+        client = NewAClient(str(self.store), uuid=str(self.channel_id))
+        self._subscribe(client)
+        self.client = client
+        try:
+            task = await client.connect()
+            await task
+            return "connection closed"
+        except NeonizeError as error:
+            return str(error)[:400]
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await client.stop()
+            raise
+
+    def _subscribe(self, client: NewAClient) -> None:
+        client.qr(self._on_qr)
+        client.event(ConnectedEv)(self._on_connected)
+        client.event(DisconnectedEv)(self._on_disconnected)
+        client.event(LoggedOutEv)(self._on_logged_out)
+        client.event(ReceiptEv)(self._on_receipt)
+        client.event(MessageEv)(self._on_message)
+        dispatch = client.event.execute
+
+        def execute(client_uuid: int, binary: int, size: int, code: int) -> None:
+            # neonize would schedule the handler and return at once; for messages this thread waits
+            # until the message is committed, so WhatsApp is never told "received" before it is kept.
+            if code != MESSAGE_EVENT or self._loop is None:
+                dispatch(client_uuid, binary, size, code)
+                return
+            import ctypes
+
+            event = MessageProto.FromString(ctypes.string_at(binary, size))
+            future = asyncio.run_coroutine_threadsafe(self._on_message(client, event), self._loop)
+            future.result(timeout=STORE_TIMEOUT_SECONDS)
+
+        client.event.execute = execute  # type: ignore[method-assign]
+
+    async def _on_qr(self, _client: NewAClient, data: bytes) -> None:
+        self.qr_code = data.decode() if isinstance(data, bytes) else str(data)
+        await self._set_state(
+            "qr",
+            None,
+            event=(
+                "qrCode",
+                {"profileId": str(self.channel_id), "code": self.qr_code, "svg": qr_svg(self.qr_code)},
+            ),
+        )
+
+    async def _on_connected(self, client: NewAClient, _event: Any) -> None:
+        self.attempts = 0
+        self.qr_code = None
+        phone = None
+        if client.me is not None and getattr(client.me, "JID", None) is not None:
+            phone = f"+{client.me.JID.User}" if client.me.JID.User.isdigit() else None
+        await self._set_state(
+            "ready",
+            None,
+            paired=True,
+            phone=phone,
+            event=("clientReady", {"profileId": str(self.channel_id), "phone": phone}),
+        )
+
+    async def _on_disconnected(self, _client: NewAClient, _event: Any) -> None:
+        await self._set_state(
+            "disconnected",
+            "connection lost",
+            event=("clientDisconnected", {"profileId": str(self.channel_id), "reason": "connection lost"}),
+        )
+
+    async def _on_logged_out(self, _client: NewAClient, event: Any) -> None:
+        await self._logged_out_now(f"logged out ({getattr(event, 'Reason', '')})")
+
+    async def _logged_out_now(self, reason: str) -> None:
+        self._logged_out = True
+        with contextlib.suppress(FileNotFoundError):
+            self.store.unlink()  # its keys are void: the next connect must show a new QR
+        await self._set_state(
+            "logged_out",
+            reason,
+            paired=False,
+            event=("clientDisconnected", {"profileId": str(self.channel_id), "reason": "logged_out"}),
+        )
+
+    async def _on_message(self, client: NewAClient, event: Any) -> None:
+        inbound = await inbound_message(
+            event,
+            organization_id=self.organization_id,
+            channel_id=self.channel_id,
+            download=client.download_any,
+        )
+        if inbound is not None:
+            await inbound_sink().store_message(inbound)
+
+    async def _on_receipt(self, _client: NewAClient, event: Any) -> None:
+        for receipt in receipts(event, organization_id=self.organization_id, channel_id=self.channel_id):
+            await inbound_sink().apply_receipt(receipt)
+
+    async def _set_state(
+        self,
+        state: str,
+        detail: str | None,
+        *,
+        paired: bool | None = None,
+        phone: str | None = None,
+        event: tuple[str, dict[str, Any]] | None = None,
+    ) -> None:
+        self.state = state
+        async with self.runtime.db.session(self.organization_id) as session:
+            channel = await session.get(Channel, self.channel_id)
+            if channel is None:
+                self._stopping = True
+                return
+            changed = channel.state != state or channel.last_error != detail
+            channel.state, channel.last_error = state, detail
+            if changed:
+                channel.state_changed_at = utcnow()
+            if paired is not None or phone:
+                config = dict(channel.config)
+                if paired is not None:
+                    config["paired"] = paired
+                if phone:
+                    config["phone"] = phone
+                channel.config = config
+            update = {"profileId": str(self.channel_id), "state": state, "detail": detail}
+            if changed:
+                push_after_commit(session, "channelStateChanged", update, roles=MANAGING_ROLES)
+            if event is not None:
+                push_after_commit(session, event[0], event[1], roles=MANAGING_ROLES)
+            await session.commit()
+
+
+LEASE_MILLISECONDS = 30_000
+
+
+class Sessions:
+    """The profiles this process holds; kept on the runtime.
+
+    With Redis, holding a profile takes a lease that this process renews; if the process dies the
+    lease lapses and another process may take the profile, so one account never has two clients.
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.by_channel: dict[uuid.UUID, ProfileSession] = {}
+        self.holder = uuid.uuid4().hex
+        self._renewal: asyncio.Task[None] | None = None
+
+    def get(self, channel_id: uuid.UUID) -> ProfileSession | None:
+        return self.by_channel.get(channel_id)
+
+    def _lease_key(self, channel_id: uuid.UUID) -> str:
+        return f"{self.runtime.settings.task_queue}:whatsapp:lease:{channel_id}"
+
+    async def ensure(self, channel: Channel) -> ProfileSession | None:
+        """Start (or keep) the profile's session here; None when another process holds it."""
+        session = self.by_channel.get(channel.id)
+        if session is None:
+            redis = self.runtime.redis
+            if redis is not None:
+                taken = await redis.set(
+                    self._lease_key(channel.id), self.holder, nx=True, px=LEASE_MILLISECONDS
+                )
+                held = taken or (await redis.get(self._lease_key(channel.id))) == self.holder.encode()
+                if not held:
+                    return None
+                if self._renewal is None or self._renewal.done():
+                    self._renewal = asyncio.create_task(self._renew_leases())
+            session = self.by_channel[channel.id] = ProfileSession(self.runtime, channel)
+        session.start()
+        return session
+
+    async def _renew_leases(self) -> None:
+        redis = self.runtime.redis
+        assert redis is not None
+        while self.by_channel:
+            await asyncio.sleep(LEASE_MILLISECONDS / 3000)
+            for channel_id, session in list(self.by_channel.items()):
+                key = self._lease_key(channel_id)
+                if (await redis.get(key)) == self.holder.encode():
+                    await redis.pexpire(key, LEASE_MILLISECONDS)
+                else:
+                    log.warning("whatsapp lease lost; stopping the session", profile=str(channel_id))
+                    self.by_channel.pop(channel_id, None)
+                    await session.stop()
+
+    async def release(self, channel_id: uuid.UUID) -> None:
+        session = self.by_channel.pop(channel_id, None)
+        if session is not None:
+            await session.stop()
+        if self.runtime.redis is not None:
+            key = self._lease_key(channel_id)
+            if (await self.runtime.redis.get(key)) == self.holder.encode():
+                await self.runtime.redis.delete(key)
+
+    async def stop_all(self) -> None:
+        for channel_id in list(self.by_channel):
+            await self.release(channel_id)
+        if self._renewal is not None:
+            self._renewal.cancel()
+
+
+def sessions_of(runtime: Runtime) -> Sessions:
+    found = runtime.extras.get("whatsapp")
+    if found is None:
+        found = runtime.extras["whatsapp"] = Sessions(runtime)
+    return found  # type: ignore[no-any-return]
+
+
+def store_exists(runtime: Runtime, channel_id: uuid.UUID) -> bool:
+    return (Path(runtime.settings.data_dir) / "whatsapp" / f"{channel_id}.sqlite3").exists()

@@ -1,0 +1,91 @@
+"""A WhatsApp profile's session against the failure neonize really raises offline: WhatsApp's
+servers cannot be reached from here, so every connect fails to dial."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from channels.whatsapp.session import reconnect_delay
+from tests.conftest import add_member, make_settings, register, start_hub
+from tests.hub.test_realtime import connect
+
+
+def test_backoff_grows_to_its_ceiling_with_jitter() -> None:
+    delays = [reconnect_delay(attempt, base=2, ceiling=300) for attempt in range(1, 12)]
+    assert 1.6 <= delays[0] <= 2.4
+    assert 3.2 <= delays[1] <= 4.8
+    assert all(240 <= d <= 360 for d in delays[8:])  # capped, give or take the jitter
+    assert (
+        len({round(reconnect_delay(5, base=2, ceiling=300), 6) for _ in range(20)}) > 1
+    )  # never in lockstep
+
+
+async def test_offline_connect_backs_off_reports_the_state_and_stops_cleanly(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path, HUB_WHATSAPP_RECONNECT_BASE_SECONDS="0.2", HUB_WHATSAPP_RECONNECT_MAX_SECONDS="0.8"
+    )
+    hub = await start_hub(settings, kind="sqlite")
+    try:
+        organization = await register(hub)
+        manager = await add_member(hub, organization, "manager")
+        agent = await add_member(hub, organization, "agent")
+        manager_screen, agent_screen = await connect(hub, manager.token), await connect(hub, agent.token)
+        async with hub.client(organization.admin.token, language="en") as client:
+            created = await client.post("/api/whatsapp/profiles", json={"name": "Sales line"})
+            assert created.status_code == 201
+            profile = created.json()
+            assert (profile["state"], profile["paired"], profile["qr"]) == ("disconnected", False, None)
+            started = time.monotonic()
+            answer = await client.post(
+                "/api/whatsapp/connect", json={"profile_id": profile["id"], "wait_seconds": 5}
+            )
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["qr"] is None  # nothing to scan: the servers are unreachable
+            await asyncio.sleep(3)
+            listed = (await client.get("/api/whatsapp/profiles")).json()
+        states = [
+            e["state"] for e in manager_screen.named("channelStateChanged") if e["profileId"] == profile["id"]
+        ]
+        attempts = states.count("connecting")
+        # Retried with growing delays (0.2 s, 0.4 s, then 0.8 s), not in a tight loop.
+        assert 3 <= attempts <= 10, states
+        assert states[:2] == ["connecting", "disconnected"]
+        assert listed[0]["state"] in ("connecting", "disconnected")
+        assert "dial" in (listed[0]["last_error"] or "") or listed[0]["state"] == "connecting"
+        assert agent_screen.named("channelStateChanged") == []  # profiles are the managers' business
+        async with hub.client() as client:
+            assert (await client.get("/health")).status_code == 200  # the hub itself carries on
+        assert time.monotonic() - started < 30
+        for screen in (manager_screen, agent_screen):
+            await screen.client.disconnect()
+    finally:
+        stopping = time.monotonic()
+        await hub.stop()
+        assert time.monotonic() - stopping < 15  # the session is stopped with the hub
+
+
+async def test_profiles_are_per_organization_and_admin_made(tmp_path: Path) -> None:
+    hub = await start_hub(make_settings(tmp_path), kind="sqlite")
+    try:
+        ours, theirs = await register(hub), await register(hub)
+        agent = await add_member(hub, ours, "agent")
+        async with hub.client(ours.admin.token) as client:
+            profile = (await client.post("/api/whatsapp/profiles", json={"name": "Support"})).json()
+            bad = await client.post("/api/whatsapp/profiles", json={"name": ""})
+            assert bad.status_code == 400
+        async with hub.client(agent.token) as client:
+            assert (await client.post("/api/whatsapp/profiles", json={"name": "x"})).status_code == 403
+            assert (
+                await client.post("/api/whatsapp/connect", json={"profile_id": profile["id"]})
+            ).status_code == 403
+            assert [p["id"] for p in (await client.get("/api/whatsapp/profiles")).json()] == [profile["id"]]
+        async with hub.client(theirs.admin.token) as client:
+            assert (await client.get(f"/api/whatsapp/profiles/{profile['id']}")).status_code == 404
+            assert (
+                await client.post("/api/whatsapp/connect", json={"profile_id": profile["id"]})
+            ).status_code == 404
+            assert (await client.get("/api/whatsapp/profiles")).json() == []
+    finally:
+        await hub.stop()
