@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import segno
 import structlog
 from neonize.aioze import events as neonize_events
@@ -254,6 +255,7 @@ class ProfileSession:
 
 
 LEASE_MILLISECONDS = 30_000
+CALL_TIMEOUT_SECONDS = 60
 
 
 class Sessions:
@@ -268,6 +270,7 @@ class Sessions:
         self.by_channel: dict[uuid.UUID, ProfileSession] = {}
         self.holder = uuid.uuid4().hex
         self._renewal: asyncio.Task[None] | None = None
+        self._calls: asyncio.Task[None] | None = None
 
     def get(self, channel_id: uuid.UUID) -> ProfileSession | None:
         return self.by_channel.get(channel_id)
@@ -289,9 +292,74 @@ class Sessions:
                     return None
                 if self._renewal is None or self._renewal.done():
                     self._renewal = asyncio.create_task(self._renew_leases())
+                if self._calls is None or self._calls.done():
+                    self._calls = asyncio.create_task(self._serve_calls())
             session = self.by_channel[channel.id] = ProfileSession(self.runtime, channel)
         session.start()
         return session
+
+    async def holder_of(self, channel_id: uuid.UUID) -> str | None:
+        assert self.runtime.redis is not None
+        holder = await self.runtime.redis.get(self._lease_key(channel_id))
+        return holder.decode() if holder else None
+
+    def _calls_key(self, holder: str) -> str:
+        return f"{self.runtime.settings.task_queue}:whatsapp:calls:{holder}"
+
+    async def call_holder(self, channel: Channel, operation: str, payload: dict[str, Any]) -> Any:
+        """Ask the process holding the profile to carry out an operation, and wait for its answer."""
+        from channels.adapters import ChannelError
+
+        redis = self.runtime.redis
+        assert redis is not None
+        holder = await self.holder_of(channel.id)
+        if holder is None:
+            raise ChannelError(f"profile {channel.name} is not connected", retryable=True)
+        reply_key = f"{self.runtime.settings.task_queue}:whatsapp:reply:{uuid.uuid4().hex}"
+        request = {
+            "reply": reply_key,
+            "channel_id": str(channel.id),
+            "operation": operation,
+            "payload": payload,
+        }
+        await redis.rpush(self._calls_key(holder), msgspec.msgpack.encode(request))
+        answered = await redis.blpop([reply_key], timeout=CALL_TIMEOUT_SECONDS)
+        if answered is None:
+            raise ChannelError(f"profile {channel.name}: its process did not answer", retryable=True)
+        answer = msgspec.msgpack.decode(answered[1])
+        if not answer["ok"]:
+            raise ChannelError(answer["reason"], retryable=answer["retryable"])
+        return answer["result"]
+
+    async def _serve_calls(self) -> None:
+        """Carry out what other processes ask of the profiles held here."""
+        from channels.adapters import ChannelError
+        from channels.whatsapp.adapter import run_here
+
+        redis = self.runtime.redis
+        assert redis is not None
+        token = bind(self.runtime)
+        try:
+            while True:
+                popped = await redis.blpop([self._calls_key(self.holder)], timeout=5)
+                if popped is None:
+                    continue
+                request = msgspec.msgpack.decode(popped[1])
+                async with self.runtime.db.system_session() as session:
+                    channel = await session.get(Channel, uuid.UUID(request["channel_id"]))
+                try:
+                    if channel is None:
+                        raise ChannelError("profile not found", retryable=False)
+                    answer = {
+                        "ok": True,
+                        "result": await run_here(channel, request["operation"], request["payload"]),
+                    }
+                except ChannelError as error:
+                    answer = {"ok": False, "reason": error.reason, "retryable": error.retryable}
+                await redis.rpush(request["reply"], msgspec.msgpack.encode(answer))
+                await redis.expire(request["reply"], CALL_TIMEOUT_SECONDS)
+        finally:
+            unbind(token)
 
     async def _renew_leases(self) -> None:
         redis = self.runtime.redis
@@ -319,8 +387,9 @@ class Sessions:
     async def stop_all(self) -> None:
         for channel_id in list(self.by_channel):
             await self.release(channel_id)
-        if self._renewal is not None:
-            self._renewal.cancel()
+        for task in (self._renewal, self._calls):
+            if task is not None:
+                task.cancel()
 
 
 def sessions_of(runtime: Runtime) -> Sessions:

@@ -89,3 +89,72 @@ async def test_profiles_are_per_organization_and_admin_made(tmp_path: Path) -> N
             assert (await client.get("/api/whatsapp/profiles")).json() == []
     finally:
         await hub.stop()
+
+
+async def test_a_profile_is_held_by_one_process_and_the_others_route_to_it(
+    tmp_path: Path, postgres_database: str, redis_url: str
+) -> None:
+    """Two web processes of one installation (same database, same Redis): the first to connect a
+    profile holds its lease; an operation asked of the other is carried out by the holder."""
+    import uuid
+
+    import pytest
+
+    from channels.adapters import ChannelError, OutboundMessage, adapter_for
+    from channels.models import Channel
+    from channels.whatsapp.session import sessions_of
+    from hub.runtime import bind, unbind
+
+    settings = make_settings(
+        tmp_path,
+        DATABASE_URL=postgres_database,
+        REDIS_URL=redis_url,
+        HUB_MIGRATE_ON_START="true",
+        HUB_WHATSAPP_RECONNECT_BASE_SECONDS="5",
+    )
+    holder_web = await start_hub(settings, kind="postgres")
+    other_web = await start_hub(settings, kind="postgres")
+    try:
+        organization = await register(holder_web)
+        async with holder_web.client(organization.admin.token) as client:
+            profile = (await client.post("/api/whatsapp/profiles", json={"name": "Routed line"})).json()
+            assert (
+                await client.post(
+                    "/api/whatsapp/connect", json={"profile_id": profile["id"], "wait_seconds": 1}
+                )
+            ).status_code == 200
+        async with other_web.client(organization.admin.token) as client:
+            refused = await client.post(
+                "/api/whatsapp/connect", json={"profile_id": profile["id"], "wait_seconds": 0}
+            )
+            assert refused.status_code == 409  # held elsewhere: never two clients for one account
+        held_here = sessions_of(holder_web.runtime)
+        assert held_here.get(uuid.UUID(profile["id"])) is not None
+        assert await held_here.holder_of(uuid.UUID(profile["id"])) == held_here.holder
+        assert sessions_of(other_web.runtime).get(uuid.UUID(profile["id"])) is None
+
+        async with other_web.runtime.db.session(organization.id) as session:
+            channel = await session.get_one(Channel, uuid.UUID(profile["id"]))
+        token = bind(other_web.runtime)
+        try:
+            with pytest.raises(ChannelError) as refused_send:
+                await adapter_for("whatsapp").send(
+                    channel,
+                    OutboundMessage(
+                        message_id=uuid.uuid4(),
+                        conversation_id=uuid.uuid4(),
+                        recipient="+966501234567",
+                        text="hello",
+                    ),
+                )
+        finally:
+            unbind(token)
+        # The holder answered: its session is not ready, since WhatsApp cannot be reached from here.
+        assert refused_send.value.reason in (
+            "profile Routed line is connecting",
+            "profile Routed line is disconnected",
+        )
+        assert refused_send.value.retryable
+    finally:
+        await other_web.stop()
+        await holder_web.stop()
