@@ -192,3 +192,31 @@ async def test_new_conversations_go_in_turn_to_online_agents_under_the_cap(
     await eventually(lambda: screens[0].named("newMessage"))
     for screen in screens:
         await screen.client.disconnect()
+
+
+async def test_conversations_page_by_cursor_most_recent_first(
+    hub: RunningHub, organization: Organization, receiver: Receiver
+) -> None:
+    channel = await make_channel(hub, organization, receiver)
+    made = []
+    for n in range(7):
+        stored = (
+            await channel.send(external_id=f"p-{n}", **{"from": f"+9659311111{n}"}, text=f"m{n}")
+        ).json()
+        made.append(stored["conversation_id"])
+    # An older conversation that speaks again moves to the top.
+    await channel.send(external_id="p-again", **{"from": "+96593111112"}, text="back again")
+    expected = [made[2], *reversed([c for c in made if c != made[2]])]
+    seen: list[str] = []
+    cursor = None
+    async with hub.client(organization.admin.token) as client:
+        while True:
+            params = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+            page = (await client.get("/api/inbox/conversations", params=params)).json()
+            seen += [c["id"] for c in page["items"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        bad = await client.get("/api/inbox/conversations", params={"cursor": "%%%"})
+    assert seen == expected
+    assert bad.status_code == 400

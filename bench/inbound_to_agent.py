@@ -1,0 +1,266 @@
+"""From a customer's message to the agents' screens: end-to-end latency and lost deliveries.
+
+    .venv/bin/python bench/inbound_to_agent.py [--rates 50,200,500] [--seconds 5] [--postgres]
+
+200 sockets (20 managers, 180 agents) stay connected while messages arrive through the API channel
+at a constant rate, each carrying its send time. Every message reaches the 20 managers and the one
+agent its conversation was assigned to in turn, so 21 deliveries are expected per message. The
+baseline in the same run is a bare python-socketio server on the same ASGI server that receives
+the same HTTP post and emits to the same number of sockets, without checking, storing or assigning
+anything. The load (posts and sockets) runs in a separate process. Prints p50/p99/p99.9 latency
+and lost deliveries for both, and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import socketio
+import uvicorn
+from litestar import Litestar, Request, post
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from channels.api import signature
+from hub.app import create_app
+from hub.config import Settings
+from hub.models import User
+from hub.security import issue_access_token
+
+MANAGERS, AGENTS = 20, 180
+SENDERS = 900  # distinct customers, so conversations spread over the agents
+
+
+async def serve(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for this
+        await asyncio.sleep(0.02)
+    return server, task, f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+
+
+# The load, in its own process
+
+
+async def post_one(
+    http: httpx.AsyncClient, target: dict[str, Any], prefix: str, n: int, rate: int, begin: float
+) -> None:
+    """Post message n at its place in the constant rate; its text carries the send time."""
+    await asyncio.sleep(max(0.0, begin + n / rate - time.perf_counter()))
+    text = f"{prefix}-{n}|{time.time()}"
+    body = json.dumps(
+        {"external_id": f"{prefix}-{n}", "from": f"+96650{n % SENDERS:07d}", "text": text}
+    ).encode()
+    headers = {"Content-Type": "application/json"}
+    if target.get("secret"):
+        headers["X-Hub-Signature"] = signature(target["secret"], body, int(time.time()))
+    await http.post(target["post_url"], content=body, headers=headers)
+
+
+async def run_load(target: dict[str, Any], rates: list[int], seconds: float) -> dict[int, dict[str, float]]:
+    received: dict[str, list[float]] = {}
+    clients = []
+    for auth in target["sockets"]:
+        client = socketio.AsyncClient(reconnection=False)
+
+        @client.on("newMessage")
+        async def on_message(data: Any) -> None:
+            now = time.time()
+            text = data["message"]["text"] if "message" in data else data["text"]
+            key, sent = text.split("|", 1)
+            received.setdefault(key, []).append(now - float(sent))
+
+        await client.connect(target["url"], auth=auth, transports=["websocket"], wait_timeout=30)
+        clients.append(client)
+    await asyncio.sleep(1)
+    results = {}
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as http:
+        for rate in rates:
+            received.clear()
+            count = int(rate * seconds)
+            prefix = secrets.token_hex(3)
+            begin = time.perf_counter() + 0.2
+            posts = []
+
+            for n in range(count):
+                posts.append(asyncio.create_task(post_one(http, target, prefix, n, rate, begin)))
+            await asyncio.gather(*posts)
+            await asyncio.sleep(3)  # let the last deliveries arrive
+            latencies = sorted(v for values in received.values() for v in values)
+            expected = count * (MANAGERS + 1)
+            results[rate] = {
+                "p50": statistics.median(latencies) * 1000 if latencies else float("nan"),
+                "p99": latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else float("nan"),
+                "p999": latencies[int(len(latencies) * 0.999) - 1] * 1000 if latencies else float("nan"),
+                "lost": expected - len(latencies),
+                "expected": expected,
+            }
+    for client in clients:
+        await client.disconnect()
+    return results
+
+
+def load_in_child(target: dict[str, Any], rates: list[int], seconds: float) -> dict[int, dict[str, float]]:
+    return asyncio.run(run_load(target, rates, seconds))
+
+
+async def load_elsewhere(
+    target: dict[str, Any], rates: list[int], seconds: float
+) -> dict[int, dict[str, float]]:
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return await asyncio.get_running_loop().run_in_executor(pool, load_in_child, target, rates, seconds)
+
+
+# The hub
+
+
+async def hub_target(settings: Settings, url: str, app: Any) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        registered = (
+            await client.post(
+                "/api/auth/register",
+                json={
+                    "organization_name": "Bench",
+                    "full_name": "Admin",
+                    "email": f"a-{secrets.token_hex(4)}@x.test",
+                    "password": "a long bench passphrase",
+                },
+            )
+        ).json()
+        admin = {"Authorization": f"Bearer {registered['access_token']}"}
+        organization_id = registered["organization"]["id"]
+        channel = (
+            await client.post(
+                "/api/channels",
+                headers=admin,
+                json={"type": "api", "name": "Bench", "webhook_url": "http://127.0.0.1:9/hook"},
+            )
+        ).json()
+        await client.patch(
+            "/api/inbox/settings", headers=admin, json={"auto_assign": True, "agent_cap": 1000}
+        )
+    runtime = app.runtime
+    import uuid
+
+    org = uuid.UUID(organization_id)
+    sockets = []
+    async with runtime.db.session(org) as session:
+        users = [
+            User(
+                email=f"{role}-{n}-{secrets.token_hex(3)}@x.test",
+                full_name=f"{role} {n}",
+                password_hash="-",
+                role=role,
+            )
+            for role, many in (("manager", MANAGERS), ("agent", AGENTS))
+            for n in range(many)
+        ]
+        session.add_all(users)
+        await session.commit()
+    for user in users:
+        token = issue_access_token(settings, user_id=user.id, organization_id=org)
+        sockets.append({"token": token.token})
+    return {"url": url, "sockets": sockets, "post_url": channel["inbound_url"], "secret": channel["secret"]}
+
+
+# The baseline: a bare Socket.IO server, no checks, no storage
+
+
+def baseline_app() -> Any:
+    sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=None)
+    agent_of_sender: dict[str, int] = {}
+
+    @sio.event
+    async def connect(sid: str, _environ: Any, auth: Any) -> None:
+        await sio.enter_room(sid, auth["token"])
+
+    @post("/inbound", status_code=202)
+    async def inbound(request: Request[Any, Any, Any]) -> dict[str, str]:
+        body = json.loads(await request.body())
+        agent = agent_of_sender.setdefault(body["from"], len(agent_of_sender) % AGENTS)
+        await sio.emit("newMessage", {"text": body["text"]}, to=["managers", f"agent-{agent}"])
+        return {"message_id": body["external_id"]}
+
+    return socketio.ASGIApp(sio, other_asgi_app=Litestar([inbound], logging_config=None))
+
+
+def baseline_target(url: str) -> dict[str, Any]:
+    sockets = [{"token": "managers"} for _ in range(MANAGERS)] + [
+        {"token": f"agent-{n}"} for n in range(AGENTS)
+    ]
+    return {"url": url, "sockets": sockets, "post_url": f"{url}/inbound"}
+
+
+def report(
+    title: str, rates: list[int], hub: dict[int, dict[str, float]], bare: dict[int, dict[str, float]]
+) -> None:
+    print(f"\n{title}: {MANAGERS} managers + {AGENTS} agents, {MANAGERS + 1} deliveries per message")
+    print(f"{'rate':>6} {'':8}{'p50 ms':>10}{'p99 ms':>10}{'p99.9 ms':>10}{'lost':>8}{'of':>8}")
+    for rate in rates:
+        for name, figures in (("hub", hub[rate]), ("bare", bare[rate])):
+            print(
+                f"{rate:>6} {name:8}{figures['p50']:10.1f}{figures['p99']:10.1f}{figures['p999']:10.1f}"
+                f"{figures['lost']:8.0f}{figures['expected']:8.0f}"
+            )
+        print(
+            f"{rate:>6} {'ratio':8}{hub[rate]['p50'] / bare[rate]['p50']:10.2f}"
+            f"{hub[rate]['p99'] / bare[rate]['p99']:10.2f}{hub[rate]['p999'] / bare[rate]['p999']:10.2f}"
+        )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rates", default="50,200,500")
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument(
+        "--postgres", action="store_true", help="PostgreSQL and Redis from TEST_DATABASE_URL/TEST_REDIS_URL"
+    )
+    args = parser.parse_args()
+    rates = [int(r) for r in args.rates.split(",")]
+
+    environ = {
+        "HUB_DATA_DIR": tempfile.mkdtemp(prefix="hub-bench-"),
+        "HUB_SECRET_KEY": secrets.token_urlsafe(40),
+        "HUB_API_RATE_LIMIT": str(10**9),
+        "HUB_LOG_LEVEL": "WARNING",
+        "HUB_TASK_QUEUE": f"hubbench{secrets.token_hex(3)}",
+    }
+    if args.postgres:
+        environ["DATABASE_URL"] = os.environ.get(
+            "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+        )
+        environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+        environ["HUB_MIGRATE_ON_START"] = "true"
+    settings = Settings.from_env(environ, read_dotenv=False)
+
+    app = create_app(settings)
+    server, task, url = await serve(app)
+    target = await hub_target(settings, url, app)
+    hub_results = await load_elsewhere(target, rates, args.seconds)
+    server.should_exit = True
+    await task
+
+    server, task, url = await serve(baseline_app())
+    bare_results = await load_elsewhere(baseline_target(url), rates, args.seconds)
+    server.should_exit = True
+    await task
+
+    report("PostgreSQL + Redis" if args.postgres else "embedded (SQLite)", rates, hub_results, bare_results)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
