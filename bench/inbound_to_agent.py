@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from channels.api import signature
 from hub.app import create_app
 from hub.config import Settings
+from hub.logs import configure_logging
 from hub.models import User
 from hub.security import issue_access_token
 
@@ -67,7 +68,11 @@ async def post_one(
     headers = {"Content-Type": "application/json"}
     if target.get("secret"):
         headers["X-Hub-Signature"] = signature(target["secret"], body, int(time.time()))
-    await http.post(target["post_url"], content=body, headers=headers)
+    try:
+        response = await http.post(target["post_url"], content=body, headers=headers)
+    except httpx.HTTPError:
+        return 0
+    return response.status_code
 
 
 async def run_load(target: dict[str, Any], rates: list[int], seconds: float) -> dict[int, dict[str, float]]:
@@ -98,7 +103,7 @@ async def run_load(target: dict[str, Any], rates: list[int], seconds: float) -> 
 
             for n in range(count):
                 posts.append(asyncio.create_task(post_one(http, target, prefix, n, rate, begin)))
-            await asyncio.gather(*posts)
+            statuses = await asyncio.gather(*posts)
             await asyncio.sleep(3)  # let the last deliveries arrive
             latencies = sorted(v for values in received.values() for v in values)
             expected = count * (MANAGERS + 1)
@@ -108,6 +113,7 @@ async def run_load(target: dict[str, Any], rates: list[int], seconds: float) -> 
                 "p999": latencies[int(len(latencies) * 0.999) - 1] * 1000 if latencies else float("nan"),
                 "lost": expected - len(latencies),
                 "expected": expected,
+                "refused": sum(1 for status in statuses if status != 202),
             }
     for client in clients:
         await client.disconnect()
@@ -209,12 +215,14 @@ def report(
     title: str, rates: list[int], hub: dict[int, dict[str, float]], bare: dict[int, dict[str, float]]
 ) -> None:
     print(f"\n{title}: {MANAGERS} managers + {AGENTS} agents, {MANAGERS + 1} deliveries per message")
-    print(f"{'rate':>6} {'':8}{'p50 ms':>10}{'p99 ms':>10}{'p99.9 ms':>10}{'lost':>8}{'of':>8}")
+    print(
+        f"{'rate':>6} {'':8}{'p50 ms':>10}{'p99 ms':>10}{'p99.9 ms':>10}{'lost':>8}{'of':>8}{'posts failed':>14}"
+    )
     for rate in rates:
         for name, figures in (("hub", hub[rate]), ("bare", bare[rate])):
             print(
                 f"{rate:>6} {name:8}{figures['p50']:10.1f}{figures['p99']:10.1f}{figures['p999']:10.1f}"
-                f"{figures['lost']:8.0f}{figures['expected']:8.0f}"
+                f"{figures['lost']:8.0f}{figures['expected']:8.0f}{figures['refused']:14.0f}"
             )
         print(
             f"{rate:>6} {'ratio':8}{hub[rate]['p50'] / bare[rate]['p50']:10.2f}"
@@ -237,6 +245,7 @@ async def main() -> None:
         "HUB_SECRET_KEY": secrets.token_urlsafe(40),
         "HUB_API_RATE_LIMIT": str(10**9),
         "HUB_LOG_LEVEL": "WARNING",
+        "HUB_LOG_JSON": "true",
         "HUB_TASK_QUEUE": f"hubbench{secrets.token_hex(3)}",
     }
     if args.postgres:
@@ -246,6 +255,7 @@ async def main() -> None:
         environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
         environ["HUB_MIGRATE_ON_START"] = "true"
     settings = Settings.from_env(environ, read_dotenv=False)
+    configure_logging(settings)
 
     app = create_app(settings)
     server, task, url = await serve(app)

@@ -187,9 +187,12 @@ def _enter_tenant_role(session: Session, _transaction: SessionTransaction, conne
     role = session.info.get("db_role")
     if org is None or role is None:
         return
-    # Row-level security: the rest of this transaction runs as a role that cannot bypass it.
-    connection.exec_driver_sql(f'SET LOCAL ROLE "{role}"')
-    connection.execute(text("SELECT set_config('app.organization_id', :org, true)"), {"org": str(org)})
+    # Row-level security: the rest of this transaction runs as a role that cannot bypass it, and
+    # sees one organization. Both settings in one round trip (set_config(..., true) is SET LOCAL).
+    connection.execute(
+        text("SELECT set_config('role', :role, true), set_config('app.organization_id', :org, true)"),
+        {"role": role, "org": str(org)},
+    )
 
 
 class Database:

@@ -90,17 +90,17 @@ class Pusher:
 
     async def online(self, user_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
         """Which of these users have a socket open now, in any web process."""
-        found: set[uuid.UUID] = set()
-        for user_id in user_ids:
-            room = user_room(user_id)
-            if self.runtime.redis is not None:
-                if await self.runtime.redis.scard(_sockets_key(self.runtime.settings, room)):
-                    found.add(user_id)
-            elif self.server is not None and any(
-                True for _ in self.server.manager.get_participants("/", room)
-            ):
-                found.add(user_id)
-        return found
+        users = list(user_ids)
+        if self.runtime.redis is not None:
+            async with self.runtime.redis.pipeline(transaction=False) as pipe:
+                for user_id in users:
+                    pipe.scard(_sockets_key(self.runtime.settings, user_room(user_id)))
+                counts = await pipe.execute()  # one round trip for all of them
+            return {user_id for user_id, count in zip(users, counts, strict=True) if count}
+        if self.server is None:
+            return set()
+        rooms = self.server.manager.rooms.get("/", {})
+        return {user_id for user_id in users if rooms.get(user_room(user_id))}
 
     async def close_sockets(self, room: str, reason: str) -> None:
         """Disconnect every socket in a room (a logout, a removed user, a changed role), in every
