@@ -104,7 +104,14 @@ async def run_load(target: dict[str, Any], rates: list[int], seconds: float) -> 
             for n in range(count):
                 posts.append(asyncio.create_task(post_one(http, target, prefix, n, rate, begin)))
             statuses = await asyncio.gather(*posts)
-            await asyncio.sleep(3)  # let the last deliveries arrive
+            # Let the backlog arrive: wait until nothing new has come for 3 s (at most two minutes).
+            settled, last_total = time.perf_counter(), -1
+            while time.perf_counter() - settled < 120:
+                await asyncio.sleep(3)
+                total = sum(len(values) for values in received.values())
+                if total == last_total:
+                    break
+                last_total = total
             latencies = sorted(v for values in received.values() for v in values)
             expected = count * (MANAGERS + 1)
             results[rate] = {

@@ -41,35 +41,41 @@ from inbox.schemas import (
 )
 
 
+# One listing at two addresses: the channel-neutral inbox and the seed's WhatsApp path.
+@get(
+    ["/api/inbox/conversations", "/api/whatsapp/conversations"],
+    guards=[requires("whatsapp", "read")],
+    tags=["inbox"],
+)
+async def list_conversations(
+    request: Request[CurrentUser, Any, Any],
+    session: SessionDep,
+    status: Annotated[Status | None, QueryParameter()] = None,
+    assignee: Annotated[str | None, QueryParameter(max_length=64)] = None,
+    channel: Annotated[uuid.UUID | None, QueryParameter()] = None,
+    q: Annotated[str | None, QueryParameter(max_length=200)] = None,
+    label: Annotated[str | None, QueryParameter(max_length=50)] = None,
+    cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> Page[ConversationOut]:
+    """Most recent activity first, by cursor; agents see only the conversations assigned to them."""
+    rows, next_cursor = await services.list_conversations(
+        session,
+        request.user,
+        status=status,
+        assignee=assignee,
+        channel_id=channel,
+        query=q,
+        cursor=cursor,
+        limit=limit,
+        label=label,
+    )
+    return Page(items=await services.conversation_views(session, rows), next_cursor=next_cursor)
+
+
 class ConversationController(Controller):
     path = "/api/inbox/conversations"
     tags = ["inbox"]  # noqa: RUF012
-
-    @get("/", guards=[requires("whatsapp", "read")])
-    async def list_conversations(
-        self,
-        request: Request[CurrentUser, Any, Any],
-        session: SessionDep,
-        status: Annotated[Status | None, QueryParameter()] = None,
-        assignee: Annotated[str | None, QueryParameter(max_length=64)] = None,
-        channel: Annotated[uuid.UUID | None, QueryParameter()] = None,
-        q: Annotated[str | None, QueryParameter(max_length=200)] = None,
-        label: Annotated[str | None, QueryParameter(max_length=50)] = None,
-        cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
-        limit: Limit = DEFAULT_LIMIT,
-    ) -> Page[ConversationOut]:
-        rows, next_cursor = await services.list_conversations(
-            session,
-            request.user,
-            status=status,
-            assignee=assignee,
-            channel_id=channel,
-            query=q,
-            cursor=cursor,
-            limit=limit,
-            label=label,
-        )
-        return Page(items=await services.conversation_views(session, rows), next_cursor=next_cursor)
 
     @get("/{conversation_id:uuid}", guards=[requires("whatsapp", "read")])
     async def detail(
@@ -337,32 +343,6 @@ class WhatsAppInboxController(Controller):
     path = "/api/whatsapp"
     tags = ["whatsapp"]  # noqa: RUF012
 
-    @get("/conversations", guards=[requires("whatsapp", "read")])
-    async def conversations(
-        self,
-        request: Request[CurrentUser, Any, Any],
-        session: SessionDep,
-        status: Annotated[Status | None, QueryParameter()] = None,
-        assignee: Annotated[str | None, QueryParameter(max_length=64)] = None,
-        channel: Annotated[uuid.UUID | None, QueryParameter()] = None,
-        q: Annotated[str | None, QueryParameter(max_length=200)] = None,
-        label: Annotated[str | None, QueryParameter(max_length=50)] = None,
-        cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
-        limit: Limit = DEFAULT_LIMIT,
-    ) -> Page[ConversationOut]:
-        rows, next_cursor = await services.list_conversations(
-            session,
-            request.user,
-            status=status,
-            assignee=assignee,
-            channel_id=channel,
-            query=q,
-            cursor=cursor,
-            limit=limit,
-            label=label,
-        )
-        return Page(items=await services.conversation_views(session, rows), next_cursor=next_cursor)
-
     @post("/send", guards=[requires("whatsapp", "write")], status_code=201)
     async def send(
         self, request: Request[CurrentUser, Any, Any], session: SessionDep, data: JSONBody[SendRequest]
@@ -401,6 +381,7 @@ class WhatsAppInboxController(Controller):
 
 
 ROUTES = [
+    list_conversations,
     ConversationController,
     LabelController,
     CannedResponseController,

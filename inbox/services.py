@@ -173,6 +173,19 @@ def push_to_audience(session: HubAsyncSession, conversation: Conversation, event
     )
 
 
+async def push_conversation(session: HubAsyncSession, conversation: Conversation, customer: Customer) -> None:
+    """`conversationUpdated` with the conversation as it is now, to everyone who may see it."""
+    push_to_audience(
+        session,
+        conversation,
+        "conversationUpdated",
+        {
+            "chatId": str(conversation.id),
+            "conversation": await conversation_view(session, conversation, customer),
+        },
+    )
+
+
 def _preview(text: str | None, kind: str) -> str:
     return (text or f"[{kind}]")[:200]
 
@@ -666,11 +679,7 @@ async def assign(
             previous_assignee_id=previous,
         ),
     )
-    payload = {
-        "chatId": str(conversation.id),
-        "conversation": await conversation_view(session, conversation, customer),
-    }
-    push_to_audience(session, conversation, "conversationUpdated", payload)
+    await push_conversation(session, conversation, customer)
     if previous is not None and previous != assignee_id:
         # The agent who lost it hears so once, then no more of it.
         push_after_commit(
@@ -702,15 +711,7 @@ async def update_conversation(
     else:
         snoozed_until = None
     conversation.status, conversation.snoozed_until = status, snoozed_until
-    push_to_audience(
-        session,
-        conversation,
-        "conversationUpdated",
-        {
-            "chatId": str(conversation.id),
-            "conversation": await conversation_view(session, conversation, customer),
-        },
-    )
+    await push_conversation(session, conversation, customer)
     await session.commit()
     return conversation, customer
 
@@ -724,15 +725,7 @@ async def wake_snoozed(organization_id: uuid.UUID, conversation_id: uuid.UUID) -
             return  # snoozed again for later; that job will wake it
         conversation.status, conversation.snoozed_until = "open", None
         customer = await session.get_one(Customer, conversation.customer_id)
-        push_to_audience(
-            session,
-            conversation,
-            "conversationUpdated",
-            {
-                "chatId": str(conversation.id),
-                "conversation": await conversation_view(session, conversation, customer),
-            },
-        )
+        await push_conversation(session, conversation, customer)
         await session.commit()
 
 
@@ -750,15 +743,7 @@ async def mark_read(session: HubAsyncSession, user: CurrentUser, conversation_id
         )
     )
     conversation.unread_count = 0
-    push_to_audience(
-        session,
-        conversation,
-        "conversationUpdated",
-        {
-            "chatId": str(conversation.id),
-            "conversation": await conversation_view(session, conversation, customer),
-        },
-    )
+    await push_conversation(session, conversation, customer)
     organization_id, channel_id, recipient = (
         conversation.organization_id,
         conversation.channel_id,
@@ -945,15 +930,7 @@ async def set_labels(
     )
     session.add_all(ConversationLabel(conversation_id=conversation.id, label_id=label.id) for label in labels)
     await session.flush()
-    push_to_audience(
-        session,
-        conversation,
-        "conversationUpdated",
-        {
-            "chatId": str(conversation.id),
-            "conversation": await conversation_view(session, conversation, customer),
-        },
-    )
+    await push_conversation(session, conversation, customer)
     await session.commit()
     return conversation, customer
 

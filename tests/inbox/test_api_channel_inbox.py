@@ -56,6 +56,8 @@ async def test_inbound_is_stored_once_and_reaches_the_right_screens(
     assert later.json()["conversation_id"] == ids["conversation_id"]
     async with hub.client(organization.admin.token) as client:
         listed = (await client.get("/api/inbox/conversations")).json()["items"]
+        seed_address = (await client.get("/api/whatsapp/conversations")).json()["items"]
+        assert seed_address == listed
         messages = (await client.get(f"/api/inbox/conversations/{ids['conversation_id']}/messages")).json()[
             "items"
         ]
