@@ -582,7 +582,8 @@ async def deliver(organization_id: uuid.UUID, message_id: uuid.UUID) -> None:
         )
         try:
             if channel.state != "ready":
-                raise ChannelError(f"channel is {channel.state}", retryable=False)
+                # A dropped connection comes back by itself; a logged-out number needs a person.
+                raise ChannelError(f"channel is {channel.state}", retryable=channel.state != "logged_out")
             result = await adapter_for(channel.kind).send(channel, outbound)
         except ChannelError as error:
             await _send_failed(session, conversation, message, error)
