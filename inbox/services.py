@@ -282,7 +282,10 @@ async def store_inbound(runtime: Runtime, inbound: InboundMessage) -> StoredInbo
                 {
                     "chatId": str(conversation.id),
                     "message": message_out(message, media),
-                    "conversation": await conversation_view(session, conversation, customer),
+                    # A conversation created just now has no labels yet: no need to ask.
+                    "conversation": conversation_out(conversation, customer, [])
+                    if conversation_created
+                    else await conversation_view(session, conversation, customer),
                 },
             )
             await session.commit()
