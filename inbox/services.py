@@ -616,7 +616,7 @@ async def _send_failed(
         await schedule(
             session,
             "inbox.deliver_message",
-            utcnow() + timedelta(seconds=RETRY_DELAYS[attempt - 1]),
+            utcnow() + retry_delay(attempt),
             key=f"inbox.send:{message.id}",
             organization_id=str(conversation.organization_id),
             message_id=str(message.id),
@@ -629,19 +629,37 @@ async def _send_failed(
     await session.commit()
 
 
+def retry_delay(attempts: int) -> timedelta:
+    """How long a reply the channel refused `attempts` times waits before its next try."""
+    return timedelta(seconds=RETRY_DELAYS[attempts - 1]) if attempts else timedelta(0)
+
+
 async def requeue_stalled(runtime: Runtime, older_than: timedelta = timedelta(minutes=2)) -> int:
-    """Replies left queued or sending by a process that died: hand them to the channel again."""
-    stalled_before = utcnow() - older_than
+    """Replies left queued or sending by a process that died: hand them to the channel again.
+
+    A reply waiting for a retry is stalled only once its retry is overdue too."""
+    now = utcnow()
     async with runtime.db.system_session() as session:
-        rows = (
+        candidates = (
             await session.execute(
-                select(Message.id, Message.organization_id, Message.status).where(
+                select(
+                    Message.id,
+                    Message.organization_id,
+                    Message.status,
+                    Message.send_attempts,
+                    Message.updated_at,
+                ).where(
                     Message.direction == "outbound",
                     Message.status.in_(("queued", "sending")),
-                    Message.updated_at < stalled_before,
+                    Message.updated_at < now - older_than,
                 )
             )
         ).all()
+        rows = [
+            row
+            for row in candidates
+            if row.status == "sending" or row.updated_at + retry_delay(row.send_attempts) + older_than < now
+        ]
         sending = [row.id for row in rows if row.status == "sending"]
         if sending:
             # The channel gets our message id with every send, so it can drop a repeat.

@@ -220,3 +220,33 @@ async def test_conversations_page_by_cursor_most_recent_first(
         bad = await client.get("/api/inbox/conversations", params={"cursor": "%%%"})
     assert seen == expected
     assert bad.status_code == 400
+
+
+async def test_the_stalled_sweep_leaves_replies_waiting_for_their_retry_alone(
+    hub: RunningHub, organization: Organization, receiver: Receiver
+) -> None:
+    channel = await make_channel(hub, organization, receiver)
+    stored = (await channel.send(external_id="w-1", **{"from": "+96595222222"}, text="hi")).json()
+    # A reply the channel refused five times, last five minutes ago: its sixth try is due in ten.
+    async with hub.runtime.db.session(organization.id) as session:
+        waiting = Message(
+            conversation_id=uuid.UUID(stored["conversation_id"]),
+            channel_id=uuid.UUID(channel.id),
+            direction="outbound",
+            kind="text",
+            text="waiting for its retry",
+            status="queued",
+            send_attempts=6,
+        )
+        session.add(waiting)
+        await session.flush()
+        await session.execute(
+            update(Message)
+            .where(Message.id == waiting.id)
+            .values(updated_at=utcnow() - timedelta(minutes=5))
+            .execution_options(synchronize_session=False)
+        )
+        await session.commit()
+    assert await requeue_stalled(hub.runtime) == 0
+    await asyncio.sleep(0.5)
+    assert [p for p in receiver.of_type("message") if p["text"] == "waiting for its retry"] == []
