@@ -37,6 +37,21 @@ from hub.runtime import Runtime, activate
 from inbox import services
 
 PAGE = 50
+MESSAGE_COLUMNS = [
+    "id",
+    "organization_id",
+    "conversation_id",
+    "channel_id",
+    "direction",
+    "kind",
+    "text",
+    "status",
+    "external_id",
+    "private",
+    "send_attempts",
+    "created_at",
+    "updated_at",
+]
 
 
 def percentile(samples: list[float], share: float) -> float:
@@ -133,46 +148,10 @@ async def fill(dsn: str, conversations: int, messages: int) -> tuple[uuid.UUID, 
             )
         )
         if len(batch) == 50_000:
-            await connection.copy_records_to_table(
-                "messages",
-                records=batch,
-                columns=[
-                    "id",
-                    "organization_id",
-                    "conversation_id",
-                    "channel_id",
-                    "direction",
-                    "kind",
-                    "text",
-                    "status",
-                    "external_id",
-                    "private",
-                    "send_attempts",
-                    "created_at",
-                    "updated_at",
-                ],
-            )
+            await connection.copy_records_to_table("messages", records=batch, columns=MESSAGE_COLUMNS)
             batch.clear()
     if batch:
-        await connection.copy_records_to_table(
-            "messages",
-            records=batch,
-            columns=[
-                "id",
-                "organization_id",
-                "conversation_id",
-                "channel_id",
-                "direction",
-                "kind",
-                "text",
-                "status",
-                "external_id",
-                "private",
-                "send_attempts",
-                "created_at",
-                "updated_at",
-            ],
-        )
+        await connection.copy_records_to_table("messages", records=batch, columns=MESSAGE_COLUMNS)
     await connection.execute("ANALYZE")
     await connection.close()
     return organization_id, user_id

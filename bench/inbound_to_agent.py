@@ -29,10 +29,12 @@ from typing import Any
 
 import httpx
 import socketio
-import uvicorn
 from litestar import Litestar, Request, post
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import serve
 
 from channels.api import signature
 from hub.app import create_app
@@ -43,14 +45,6 @@ from hub.security import issue_access_token
 
 MANAGERS, AGENTS = 20, 180
 SENDERS = 900  # distinct customers, so conversations spread over the agents
-
-
-async def serve(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for this
-        await asyncio.sleep(0.02)
-    return server, task, f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
 
 
 # The load, in its own process

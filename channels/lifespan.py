@@ -6,7 +6,7 @@ import structlog
 from sqlalchemy import select
 
 from channels.models import Channel
-from channels.whatsapp.session import sessions_of, store_exists
+from channels.whatsapp.session import sessions_of, store_path
 from hub.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -17,7 +17,7 @@ async def start(runtime: Runtime) -> None:
     async with runtime.db.system_session() as session:
         profiles = list(await session.scalars(select(Channel).where(Channel.kind == "whatsapp")))
     for profile in profiles:
-        if profile.config.get("paired") and store_exists(runtime, profile.id):
+        if profile.config.get("paired") and store_path(runtime, profile.id).exists():
             held = await sessions_of(runtime).ensure(profile)
             log.info("whatsapp profile reconnecting", profile=str(profile.id), here=held is not None)
 

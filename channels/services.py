@@ -80,29 +80,29 @@ async def _download(url: str, *, field: str) -> bytes:
     return bytes(received)
 
 
-async def create_api_channel(
-    session: HubAsyncSession, actor: CurrentUser, *, name: str, webhook_url: str
-) -> Channel:
-    channel = Channel(
-        kind="api",
-        name=name.strip(),
-        state="ready",
-        config={"webhook_url": webhook_url},
-        secret=secrets.token_hex(32),
-        state_changed_at=utcnow(),
-    )
+async def _create_channel(session: HubAsyncSession, actor: CurrentUser, channel: Channel) -> Channel:
+    channel.secret = secrets.token_hex(32)
+    channel.state_changed_at = utcnow()
     session.add(channel)
     await session.flush()
+    changes = {"type": channel.kind, "name": channel.name, **channel.config}
     await record_audit(
         session,
         actor_id=actor.id,
         action="channel.created",
         object_type="channel",
         object_id=channel.id,
-        changes={"type": "api", "name": channel.name, "webhook_url": webhook_url},
+        changes=changes,
     )
     await session.commit()
     return channel
+
+
+async def create_api_channel(
+    session: HubAsyncSession, actor: CurrentUser, *, name: str, webhook_url: str
+) -> Channel:
+    channel = Channel(kind="api", name=name.strip(), state="ready", config={"webhook_url": webhook_url})
+    return await _create_channel(session, actor, channel)
 
 
 async def list_channels(session: HubAsyncSession, kind: str | None = None) -> list[Channel]:
@@ -171,21 +171,8 @@ async def receive_api_receipt(channel: Channel, body: bytes) -> None:
 
 
 async def create_whatsapp_profile(session: HubAsyncSession, actor: CurrentUser, *, name: str) -> Channel:
-    profile = Channel(
-        kind="whatsapp", name=name.strip(), state="disconnected", config={}, secret=secrets.token_hex(32)
-    )
-    session.add(profile)
-    await session.flush()
-    await record_audit(
-        session,
-        actor_id=actor.id,
-        action="channel.created",
-        object_type="channel",
-        object_id=profile.id,
-        changes={"type": "whatsapp", "name": profile.name},
-    )
-    await session.commit()
-    return profile
+    profile = Channel(kind="whatsapp", name=name.strip(), state="disconnected", config={})
+    return await _create_channel(session, actor, profile)
 
 
 async def whatsapp_profile(session: HubAsyncSession, profile_id: uuid.UUID) -> Channel:

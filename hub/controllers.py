@@ -22,7 +22,6 @@ from litestar.status_codes import (
 
 from hub import services, storage
 from hub.auth import CurrentUser
-from hub.config import Settings
 from hub.db import HubAsyncSession
 from hub.errors import NotFound, request_language
 from hub.i18n import N_, translate
@@ -371,7 +370,7 @@ class MediaController(Controller):
             session, runtime.settings, data=content, declared_type=data.content_type, filename=data.filename
         )
         await session.commit()
-        return media_out(media, public_url(request), runtime.settings)
+        return storage.describe(runtime.settings, media, public_url(request))
 
     @get("/{media_id:uuid}", exclude_from_auth=True)
     async def download(
@@ -393,17 +392,6 @@ class MediaController(Controller):
         if media.filename:
             headers["Content-Disposition"] = f"inline; filename*=UTF-8''{quote(media.filename)}"
         return Response(content, media_type=media.content_type, headers=headers)
-
-
-def media_out(media: Media, base_url: str, settings: Settings) -> MediaOut:
-    return MediaOut(
-        id=media.id,
-        kind=media.kind,
-        content_type=media.content_type,
-        size=media.size,
-        filename=media.filename,
-        url=storage.media_link(settings, base_url, media.id),
-    )
 
 
 ROUTES = [AuthController, UserController, SettingsController, AuditController, MediaController, health]

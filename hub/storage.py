@@ -20,6 +20,7 @@ from hub.db import HubAsyncSession, new_id
 from hub.errors import HubError
 from hub.i18n import N_
 from hub.models import Media
+from hub.schemas import MediaOut
 
 MB = 1024 * 1024
 # The limits WhatsApp itself applies, so what the hub accepts it can also send on.
@@ -163,6 +164,18 @@ async def save_media(
 def media_link(settings: Settings, base_url: str, media_id: uuid.UUID, *, seconds: int = LINK_SECONDS) -> str:
     expires = int(time.time()) + seconds
     return f"{base_url}/api/media/{media_id}?expires={expires}&signature={_link_signature(settings, media_id, expires)}"
+
+
+def describe(settings: Settings, media: Media, base_url: str = "") -> MediaOut:
+    """A media file as the API shows it, with an expiring link (relative unless given a base)."""
+    return MediaOut(
+        id=media.id,
+        kind=media.kind,
+        content_type=media.content_type,
+        size=media.size,
+        filename=media.filename,
+        url=media_link(settings, base_url, media.id),
+    )
 
 
 def link_is_valid(settings: Settings, media_id: uuid.UUID, expires: int, signature: str) -> bool:

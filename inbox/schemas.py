@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from hub.schemas import Request
+from hub.schemas import MediaOut, Request
 
 Status = Literal["open", "pending", "resolved", "snoozed"]
 Text = Annotated[str, Meta(min_length=1, max_length=4096)]
@@ -18,15 +18,6 @@ class CustomerBrief(Struct):
     id: uuid.UUID
     name: str
     phone: str | None
-
-
-class AttachmentOut(Struct):
-    id: uuid.UUID
-    kind: str
-    content_type: str
-    size: int
-    filename: str | None
-    url: str  # an expiring link
 
 
 class MessageOut(Struct):
@@ -44,7 +35,7 @@ class MessageOut(Struct):
     created_at: datetime
     edited_at: datetime | None
     deleted_at: datetime | None
-    attachments: list[AttachmentOut]
+    attachments: list[MediaOut]
 
 
 class ConversationOut(Struct):

@@ -47,7 +47,7 @@ from inbox.models import (
     Message,
     MessageAttachment,
 )
-from inbox.schemas import AttachmentOut, ConversationOut, ConversationUpdate, CustomerBrief, MessageOut
+from inbox.schemas import ConversationOut, ConversationUpdate, CustomerBrief, MessageOut
 
 log = structlog.get_logger(__name__)
 
@@ -55,17 +55,6 @@ log = structlog.get_logger(__name__)
 STATUS_ORDER = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4}
 # Retries of a reply the channel could not take: about six hours in all, then it is failed.
 RETRY_DELAYS = [10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 3600, 3600, 3600, 3600]
-
-
-def attachment_out(media: Media) -> AttachmentOut:
-    return AttachmentOut(
-        id=media.id,
-        kind=media.kind,
-        content_type=media.content_type,
-        size=media.size,
-        filename=media.filename,
-        url=storage.media_link(current().settings, "", media.id),
-    )
 
 
 async def attachments_of(
@@ -107,7 +96,7 @@ def message_out(message: Message, media: list[Media]) -> MessageOut:
         created_at=message.created_at,
         edited_at=message.edited_at,
         deleted_at=message.deleted_at,
-        attachments=[] if deleted else [attachment_out(m) for m in media],
+        attachments=[] if deleted else [storage.describe(current().settings, m) for m in media],
     )
 
 

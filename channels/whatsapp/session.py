@@ -54,7 +54,7 @@ class ProfileSession:
         self.runtime = runtime
         self.channel_id = channel.id
         self.organization_id = channel.organization_id
-        self.store = runtime.settings.data_dir / "whatsapp" / f"{channel.id}.sqlite3"
+        self.store = store_path(runtime, channel.id)
         self.state = channel.state
         self.qr_code: str | None = None
         self.attempts = 0
@@ -399,5 +399,6 @@ def sessions_of(runtime: Runtime) -> Sessions:
     return found  # type: ignore[no-any-return]
 
 
-def store_exists(runtime: Runtime, channel_id: uuid.UUID) -> bool:
-    return (Path(runtime.settings.data_dir) / "whatsapp" / f"{channel_id}.sqlite3").exists()
+def store_path(runtime: Runtime, channel_id: uuid.UUID) -> Path:
+    """The profile's own neonize store: its keys, so a restart needs no new QR."""
+    return runtime.settings.data_dir / "whatsapp" / f"{channel_id}.sqlite3"
