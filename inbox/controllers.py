@@ -229,10 +229,12 @@ class ConversationController(Controller):
 
 
 async def _in_conversation(session: SessionDep, message_id: uuid.UUID, conversation_id: uuid.UUID) -> None:
-    belongs = await session.scalar(
-        select(Message.id).where(Message.id == message_id, Message.conversation_id == conversation_id)
+    """404 unless the message is in that conversation; loading it here also serves the service's
+    own look-up from the session, so the message is read once."""
+    message = await session.scalar(
+        select(Message).where(Message.id == message_id, Message.conversation_id == conversation_id)
     )
-    if belongs is None:
+    if message is None:
         raise NotFound()
 
 
