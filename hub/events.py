@@ -63,10 +63,6 @@ def handles(
     return register
 
 
-def unregister_handler(cls: type[Event], name: str) -> None:
-    _handlers.get(cls.name, {}).pop(name, None)
-
-
 async def publish(session: HubAsyncSession, event: Event) -> None:
     """Record the event in the session's transaction; it goes out only if that transaction commits."""
     if event.name not in _event_types:
