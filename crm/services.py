@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 
 from crm.models import Customer, CustomerIdentity
@@ -46,13 +47,20 @@ async def customer_for_sender(
     raise RuntimeError("customer could not be found or created")
 
 
-async def _find(
-    session: HubAsyncSession, *, channel_id: uuid.UUID, sender: str, sender_is_phone: bool
-) -> Customer | None:
+def sender_query(*, channel_id: uuid.UUID, sender: str, sender_is_phone: bool) -> Select[Any]:
+    """The select of the customer behind a sender, for callers to join more to in the same query."""
     if sender_is_phone:
-        return await session.scalar(select(Customer).where(Customer.phone == sender))
-    return await session.scalar(
+        return select(Customer).where(Customer.phone == sender)
+    return (
         select(Customer)
         .join(CustomerIdentity, CustomerIdentity.customer_id == Customer.id)
         .where(CustomerIdentity.channel_id == channel_id, CustomerIdentity.external_id == sender)
+    )
+
+
+async def _find(
+    session: HubAsyncSession, *, channel_id: uuid.UUID, sender: str, sender_is_phone: bool
+) -> Customer | None:
+    return await session.scalar(
+        sender_query(channel_id=channel_id, sender=sender, sender_is_phone=sender_is_phone)
     )

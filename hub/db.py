@@ -229,11 +229,16 @@ class Database:
 
 def create_engine(settings: Settings) -> AsyncEngine:
     if settings.is_postgres:
-        return create_async_engine(
-            settings.database_url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_recycle=1800
-        )
+        # No pre-ping: it costs a round trip per checkout; a dropped connection is invalidated on
+        # its first error, and recycling retires idle ones before a server or proxy times them out.
+        return create_async_engine(settings.database_url, pool_size=10, max_overflow=20, pool_recycle=1800)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(settings.database_url, connect_args={"timeout": 30})
+    # One connection, shared in turn: SQLite lets one writer in at a time, and writers that collide
+    # on several connections wait in SQLite's sleeping busy handler, which grows to 100 ms a try.
+    # Queueing for the one connection in the event loop is fair and costs nothing while it waits.
+    engine = create_async_engine(
+        settings.database_url, connect_args={"timeout": 30}, pool_size=1, max_overflow=0, pool_timeout=60
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

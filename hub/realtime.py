@@ -51,6 +51,20 @@ def _sockets_key(settings: Settings, room: str) -> str:
     return f"{settings.task_queue}:sockets:{room}"
 
 
+def _presence_key(settings: Settings, organization_id: uuid.UUID, role: str) -> str:
+    return f"{settings.task_queue}:online:{role_room(organization_id, role)}"
+
+
+# A user leaves the role's presence set only with their last socket, in one step, so a socket
+# opening meanwhile in another web process is never undone.
+_LEAVE = """
+redis.call('SREM', KEYS[1], ARGV[1])
+if redis.call('SCARD', KEYS[1]) == 0 then
+    redis.call('SREM', KEYS[2], ARGV[2])
+end
+"""
+
+
 class Pusher:
     """Emits to rooms, through the local server or, in a worker, through Redis."""
 
@@ -58,6 +72,7 @@ class Pusher:
         self.runtime = runtime
         self.server = server
         self._writer: socketio.AsyncRedisManager | None = None
+        self._users: dict[str, CurrentUser] = {}  # the sockets of this process: sid -> user
         if server is None and runtime.settings.redis_url:
             self._writer = socketio.AsyncRedisManager(
                 runtime.settings.redis_url, channel=_channel(runtime.settings), write_only=True
@@ -88,19 +103,51 @@ class Pusher:
         rooms += [role_room(organization_id, r) for r in dict.fromkeys(roles)]
         await self.emit(event, data, rooms)
 
-    async def online(self, user_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
-        """Which of these users have a socket open now, in any web process."""
-        users = list(user_ids)
+    async def arrived(self, sid: str, user: CurrentUser) -> None:
+        """Note a connected socket, so the user counts as online in every web process."""
+        self._users[sid] = user
+        redis = self.runtime.redis
+        if redis is None:
+            return
+        settings = self.runtime.settings
+        lifetime = settings.access_token_minutes * 60 + 60
+        presence = _presence_key(settings, user.organization_id, user.role)
+        async with redis.pipeline(transaction=True) as pipe:
+            # Remembered so that another web process can close these sockets by room.
+            for room in (token_room(user.token_id), user_room(user.id)):
+                pipe.sadd(_sockets_key(settings, room), sid)
+                pipe.expire(_sockets_key(settings, room), lifetime)
+            pipe.sadd(presence, str(user.id))
+            pipe.expire(presence, lifetime)
+            await pipe.execute()
+
+    async def left(self, sid: str) -> None:
+        user = self._users.pop(sid, None)
+        redis = self.runtime.redis
+        if user is None or redis is None:
+            return
+        settings = self.runtime.settings
+        await redis.srem(_sockets_key(settings, token_room(user.token_id)), sid)
+        await redis.eval(
+            _LEAVE,
+            2,
+            _sockets_key(settings, user_room(user.id)),
+            _presence_key(settings, user.organization_id, user.role),
+            sid,
+            str(user.id),
+        )
+
+    async def online_in_role(self, organization_id: uuid.UUID, role: str) -> set[uuid.UUID]:
+        """The users of this role with a socket open now, in any web process."""
         if self.runtime.redis is not None:
-            async with self.runtime.redis.pipeline(transaction=False) as pipe:
-                for user_id in users:
-                    pipe.scard(_sockets_key(self.runtime.settings, user_room(user_id)))
-                counts = await pipe.execute()  # one round trip for all of them
-            return {user_id for user_id, count in zip(users, counts, strict=True) if count}
+            members = await self.runtime.redis.smembers(
+                _presence_key(self.runtime.settings, organization_id, role)
+            )
+            return {uuid.UUID(member.decode()) for member in members}
         if self.server is None:
             return set()
-        rooms = self.server.manager.rooms.get("/", {})
-        return {user_id for user_id in users if rooms.get(user_room(user_id))}
+        sids = self.server.manager.rooms.get("/", {}).get(role_room(organization_id, role), {})
+        return {self._users[sid].id for sid in sids if sid in self._users}
 
     async def close_sockets(self, room: str, reason: str) -> None:
         """Disconnect every socket in a room (a logout, a removed user, a changed role), in every
@@ -220,13 +267,8 @@ def build_socket_server(runtime: Runtime) -> socketio.AsyncServer:
             token_room(user.token_id),
         ):
             await server.enter_room(sid, room)
-        if runtime.redis is not None:
-            # Remembered so that another web process can close these sockets by room.
-            for room in (token_room(user.token_id), user_room(user.id)):
-                await runtime.redis.sadd(_sockets_key(settings, room), sid)
-                await runtime.redis.expire(
-                    _sockets_key(settings, room), settings.access_token_minutes * 60 + 60
-                )
+        if runtime.pusher is not None:
+            await runtime.pusher.arrived(sid, user)
         # A socket lives no longer than its token.
         remaining = (user.token_expires_at - utcnow()).total_seconds()
         expiry_timers[sid] = asyncio.get_running_loop().call_later(
@@ -239,13 +281,8 @@ def build_socket_server(runtime: Runtime) -> socketio.AsyncServer:
         timer = expiry_timers.pop(sid, None)
         if timer is not None:
             timer.cancel()
-        if runtime.redis is not None:
-            session = await server.get_session(sid)
-            if session and session.get("token_id"):
-                await runtime.redis.srem(_sockets_key(settings, token_room(session["token_id"])), sid)
-                await runtime.redis.srem(
-                    _sockets_key(settings, user_room(uuid.UUID(session["user_id"]))), sid
-                )
+        if runtime.pusher is not None:
+            await runtime.pusher.left(sid)
 
     for name, handler in _client_events.items():
         server.on(name, _client_event_handler(server, runtime, handler))

@@ -11,8 +11,9 @@ from typing import Any
 import msgspec
 import structlog
 from msgspec import UNSET
-from sqlalchemy import Select, delete, func, or_, select, tuple_, update
+from sqlalchemy import Select, and_, delete, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from channels.adapters import (
     STATE_NAMES,
@@ -26,10 +27,10 @@ from channels.adapters import (
 )
 from channels.models import Channel
 from crm.models import Customer
-from crm.services import customer_for_sender
+from crm.services import customer_for_sender, sender_query
 from hub import events, storage
 from hub.auth import CurrentUser
-from hub.db import HubAsyncSession, utcnow
+from hub.db import HubAsyncSession, new_id, utcnow
 from hub.errors import Conflict, Forbidden, InvalidInput, NotFound
 from hub.i18n import N_, Term
 from hub.models import Media, User
@@ -183,28 +184,32 @@ def _preview(text: str | None, kind: str) -> str:
 
 
 async def store_inbound(runtime: Runtime, inbound: InboundMessage) -> StoredInbound:
-    """Commit an inbound message before anyone acknowledges it; a repeated delivery is stored once."""
+    """Commit an inbound message before anyone acknowledges it; a repeated delivery is stored once.
+
+    The common case, a known sender in an existing conversation, costs one read (customer,
+    conversation and its labels together) and one write; the unique external id catches repeats.
+    """
     for _attempt in range(3):
         async with runtime.db.session(inbound.organization_id) as session:
-            existing = await session.scalar(
-                select(Message).where(
-                    Message.channel_id == inbound.channel_id, Message.external_id == inbound.external_id
+            if inbound.attachments:
+                # Media files are written before the row: look for a repeat first, so it writes none.
+                stored = await _stored_already(session, inbound)
+                if stored is not None:
+                    return stored
+            customer, conversation, labels = await _sender_and_conversation(session, inbound)
+            if customer is None:
+                customer = await customer_for_sender(
+                    session,
+                    channel_id=inbound.channel_id,
+                    sender=inbound.sender,
+                    sender_is_phone=inbound.sender_is_phone,
+                    display_name=inbound.sender_name,
                 )
-            )
-            if existing is not None:
-                return StoredInbound(
-                    message_id=existing.id, conversation_id=existing.conversation_id, created=False
+            conversation_created = conversation is None
+            if conversation is None:
+                conversation, conversation_created = await _start_conversation(
+                    session, customer.id, inbound.channel_id
                 )
-            customer = await customer_for_sender(
-                session,
-                channel_id=inbound.channel_id,
-                sender=inbound.sender,
-                sender_is_phone=inbound.sender_is_phone,
-                display_name=inbound.sender_name,
-            )
-            conversation, conversation_created = await _conversation_for(
-                session, customer.id, inbound.channel_id
-            )
             reply_to_id = None
             if inbound.reply_to_external_id:
                 reply_to_id = await session.scalar(
@@ -213,19 +218,6 @@ async def store_inbound(runtime: Runtime, inbound: InboundMessage) -> StoredInbo
                         Message.external_id == inbound.reply_to_external_id,
                     )
                 )
-            received_at = utcnow()
-            message = Message(
-                conversation_id=conversation.id,
-                channel_id=inbound.channel_id,
-                direction="inbound",
-                kind=inbound.kind,
-                text=inbound.text,
-                status="received",
-                external_id=inbound.external_id,
-                reply_to_id=reply_to_id,
-            )
-            session.add(message)
-            await session.flush()
             media = [
                 await storage.save_media(
                     session,
@@ -236,22 +228,39 @@ async def store_inbound(runtime: Runtime, inbound: InboundMessage) -> StoredInbo
                 )
                 for a in inbound.attachments
             ]
-            for position, item in enumerate(media):
-                session.add(MessageAttachment(message_id=message.id, media_id=item.id, position=position))
-            if media:
-                message.kind = media[0].kind
             if conversation.status in ("resolved", "snoozed"):
                 conversation.status, conversation.snoozed_until = "open", None  # a new message reopens it
             if conversation.assignee_id is None:
                 await _assign_in_turn(runtime, session, conversation)
-            conversation.last_message_at = received_at
+            # Added after the last query, so that no autoflush sends it early: the flush below is
+            # where a repeated delivery shows up.
+            message = Message(
+                id=new_id(),
+                conversation_id=conversation.id,
+                channel_id=inbound.channel_id,
+                direction="inbound",
+                kind=media[0].kind if media else inbound.kind,
+                text=inbound.text,
+                status="received",
+                external_id=inbound.external_id,
+                reply_to_id=reply_to_id,
+                created_at=utcnow(),
+            )
+            session.add(message)
+            for position, item in enumerate(media):
+                session.add(MessageAttachment(message_id=message.id, media_id=item.id, position=position))
+            conversation.last_message_at = message.created_at
             conversation.last_message_preview = _preview(inbound.text, message.kind)
             conversation.unread_count += 1
             try:
                 await session.flush()
             except IntegrityError:
+                # The same delivery arrived before (or at the same moment): answer with the first.
                 await session.rollback()
-                continue  # the same delivery arrived twice at once: read back the first
+                stored = await _stored_already(session, inbound)
+                if stored is not None:
+                    return stored
+                continue
             await events.publish(
                 session,
                 MessageReceived(
@@ -271,10 +280,7 @@ async def store_inbound(runtime: Runtime, inbound: InboundMessage) -> StoredInbo
                 {
                     "chatId": str(conversation.id),
                     "message": message_out(message, media),
-                    # A conversation created just now has no labels yet: no need to ask.
-                    "conversation": conversation_out(conversation, customer, [])
-                    if conversation_created
-                    else await conversation_view(session, conversation, customer),
+                    "conversation": conversation_out(conversation, customer, labels),
                 },
             )
             await session.commit()
@@ -282,16 +288,48 @@ async def store_inbound(runtime: Runtime, inbound: InboundMessage) -> StoredInbo
     raise RuntimeError("inbound message could not be stored")
 
 
-async def _conversation_for(
+async def _stored_already(session: HubAsyncSession, inbound: InboundMessage) -> StoredInbound | None:
+    existing = (
+        await session.execute(
+            select(Message.id, Message.conversation_id).where(
+                Message.channel_id == inbound.channel_id, Message.external_id == inbound.external_id
+            )
+        )
+    ).first()
+    if existing is None:
+        return None
+    return StoredInbound(message_id=existing.id, conversation_id=existing.conversation_id, created=False)
+
+
+async def _sender_and_conversation(
+    session: HubAsyncSession, inbound: InboundMessage
+) -> tuple[Customer | None, Conversation | None, list[str]]:
+    """The sender's customer, their conversation on this channel and its labels, in one query."""
+    rows = (
+        await session.execute(
+            sender_query(
+                channel_id=inbound.channel_id, sender=inbound.sender, sender_is_phone=inbound.sender_is_phone
+            )
+            .add_columns(Conversation, Label.name)
+            .outerjoin(
+                Conversation,
+                and_(Conversation.customer_id == Customer.id, Conversation.channel_id == inbound.channel_id),
+            )
+            .outerjoin(ConversationLabel, ConversationLabel.conversation_id == Conversation.id)
+            .outerjoin(Label, Label.id == ConversationLabel.label_id)
+            .order_by(Label.name)
+        )
+    ).all()
+    if not rows:
+        return None, None, []
+    customer, conversation, _ = rows[0]
+    return customer, conversation, [name for _, _, name in rows if name is not None]
+
+
+async def _start_conversation(
     session: HubAsyncSession, customer_id: uuid.UUID, channel_id: uuid.UUID
 ) -> tuple[Conversation, bool]:
-    found = await session.scalar(
-        select(Conversation).where(
-            Conversation.customer_id == customer_id, Conversation.channel_id == channel_id
-        )
-    )
-    if found is not None:
-        return found, False
+    """A new conversation, or the one a concurrent first message has just started."""
     try:
         async with session.begin_nested():
             conversation = Conversation(customer_id=customer_id, channel_id=channel_id, status="open")
@@ -1044,39 +1082,40 @@ async def update_inbox_settings(
     return settings
 
 
+ASSIGN_BATCH = 8
+
+
 async def _assign_in_turn(runtime: Runtime, session: HubAsyncSession, conversation: Conversation) -> None:
     """Round-robin among the agents online now who have room under the cap; none, and it waits."""
     settings = await session.scalar(select(InboxSettings))
     if settings is None or not settings.auto_assign or runtime.pusher is None:
         return
-    agents = list(
-        await session.scalars(
-            select(User.id).where(User.role == "agent", User.is_active.is_(True)).order_by(User.id)
-        )
-    )
-    online = await runtime.pusher.online(agents)
-    load = (
-        dict(
-            (
-                await session.execute(
-                    select(Conversation.assignee_id, func.count())
-                    .where(Conversation.assignee_id.in_(online), Conversation.status.in_(("open", "pending")))
-                    .group_by(Conversation.assignee_id)
-                )
-            ).all()
-        )
-        if online
-        else {}
-    )
-    eligible = [agent for agent in agents if agent in online and load.get(agent, 0) < settings.agent_cap]
-    if not eligible:
+    online = sorted(await runtime.pusher.online_in_role(conversation.organization_id, "agent"))
+    if not online:
         return
-    after = [
-        agent
-        for agent in eligible
-        if settings.last_assignee_id is not None and agent > settings.last_assignee_id
-    ]
-    chosen = (after or eligible)[0]
+    # Their turn order: those after the last one chosen, then from the start. Asked about a few at
+    # a time, so a large team costs no more than a small one when the next agents have room.
+    last = settings.last_assignee_id
+    turn = [agent for agent in online if last is not None and agent > last]
+    turn += [agent for agent in online if last is None or agent <= last]
+    busy = aliased(Conversation)
+    chosen = None
+    for start in range(0, len(turn), ASSIGN_BATCH):
+        batch = turn[start : start + ASSIGN_BATCH]
+        with_room = set(
+            await session.scalars(
+                select(User.id)
+                .outerjoin(busy, and_(busy.assignee_id == User.id, busy.status.in_(("open", "pending"))))
+                .where(User.id.in_(batch), User.role == "agent", User.is_active.is_(True))
+                .group_by(User.id)
+                .having(func.count(busy.id) < settings.agent_cap)
+            )
+        )
+        chosen = next((agent for agent in batch if agent in with_room), None)
+        if chosen is not None:
+            break
+    if chosen is None:
+        return
     settings.last_assignee_id = chosen
     conversation.assignee_id = chosen
     await events.publish(
