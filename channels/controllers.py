@@ -92,22 +92,24 @@ class ChannelController(Controller):
     async def inbound(
         self, request: Request[Any, Any, Any], runtime: RuntimeDep, channel_id: FromPath[uuid.UUID]
     ) -> InboundAccepted:
-        body = await request.body()
-        channel = await services.signed_channel(
-            runtime, channel_id, request.headers.get(SIGNATURE_HEADER), body
-        )
-        stored = await services.receive_api_message(channel, body)
+        with runtime.inbound_gate.enter():
+            body = await request.body()
+            channel = await services.signed_channel(
+                runtime, channel_id, request.headers.get(SIGNATURE_HEADER), body
+            )
+            stored = await services.receive_api_message(channel, body)
         return InboundAccepted(message_id=stored.message_id, conversation_id=stored.conversation_id)
 
     @post("/{channel_id:uuid}/receipts", exclude_from_auth=True, status_code=HTTP_204_NO_CONTENT)
     async def receipts(
         self, request: Request[Any, Any, Any], runtime: RuntimeDep, channel_id: FromPath[uuid.UUID]
     ) -> None:
-        body = await request.body()
-        channel = await services.signed_channel(
-            runtime, channel_id, request.headers.get(SIGNATURE_HEADER), body
-        )
-        await services.receive_api_receipt(channel, body)
+        with runtime.inbound_gate.enter():
+            body = await request.body()
+            channel = await services.signed_channel(
+                runtime, channel_id, request.headers.get(SIGNATURE_HEADER), body
+            )
+            await services.receive_api_receipt(channel, body)
 
 
 def profile_out(profile: Channel, running: ProfileSession | None = None) -> ProfileOut:

@@ -44,6 +44,7 @@ class Settings:
     smtp_starttls: bool = True
     # Requests per minute one organization (or one anonymous address) may make.
     api_rate_limit: int = 1200
+    inbound_max_pending: int = 64
     # Failed logins allowed in the window, per account and per address.
     login_failures_per_account: int = 5
     login_failures_per_address: int = 20
@@ -116,6 +117,7 @@ class Settings:
             smtp_sender=env.text("SMTP_SENDER", "hub@localhost"),
             smtp_starttls=env.flag("SMTP_STARTTLS", default=True),
             api_rate_limit=env.number("HUB_API_RATE_LIMIT", 1200),
+            inbound_max_pending=env.number("HUB_INBOUND_MAX_PENDING", 64),
             login_failures_per_account=env.number("HUB_LOGIN_FAILURES_PER_ACCOUNT", 5),
             login_failures_per_address=env.number("HUB_LOGIN_FAILURES_PER_ADDRESS", 20),
             login_failure_window_seconds=env.number("HUB_LOGIN_FAILURE_WINDOW_SECONDS", 900),

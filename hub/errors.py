@@ -71,6 +71,11 @@ class TooManyRequests(HubError):
     default_message = N_("Too many requests. Try again later.")
 
 
+class Busy(HubError):
+    status_code = 503
+    default_message = N_("The hub is busy. Try again shortly.")
+
+
 _STATUS_MESSAGES = {
     400: HubError.default_message,
     401: NotAuthenticated.default_message,

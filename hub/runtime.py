@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from hub.config import Settings
 from hub.db import Database
-from hub.throttle import Counters, MemoryCounters, RedisCounters
+from hub.throttle import Counters, Gate, MemoryCounters, RedisCounters
 
 if TYPE_CHECKING:
     from taskiq import AsyncBroker
@@ -32,6 +32,8 @@ class Runtime:
         self.broker: AsyncBroker | None = None
         self.pusher: Pusher | None = None
         self.extras: dict[str, Any] = {}
+        # Posts that channels make to us (messages, receipts): how many this process takes at once.
+        self.inbound_gate = Gate(settings.inbound_max_pending)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:

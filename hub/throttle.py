@@ -1,4 +1,5 @@
-"""Counting attempts in fixed time windows: the API rate limit and the login throttle.
+"""Counting attempts in fixed time windows: the API rate limit and the login throttle; and the
+gate that turns work away when a process already has as much in progress as it can do quickly.
 
 With Redis the counts are shared by every web process (INCR is atomic); embedded, they live in
 this process's memory.
@@ -6,7 +7,9 @@ this process's memory.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 from litestar.connection import ASGIConnection
@@ -14,7 +17,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 from redis.asyncio import Redis
 
-from hub.errors import TooManyRequests
+from hub.errors import Busy, TooManyRequests
 
 
 class Counters(Protocol):
@@ -104,3 +107,24 @@ class RateLimitMiddleware(ASGIMiddleware):
             retry_after = str(60 - int(time.time()) % 60)
             raise TooManyRequests(headers={"Retry-After": retry_after, "RateLimit-Limit": str(limit)})
         await next_app(scope, receive, send)
+
+
+class Gate:
+    """At most `limit` requests of one kind in progress in this process. One more is refused at once
+    (503 with Retry-After) instead of waiting in a queue: the process keeps answering quickly and
+    keeps its sockets' heartbeats, and the sender, who got no acknowledgement, posts again later."""
+
+    def __init__(self, limit: int, retry_after_seconds: int = 2) -> None:
+        self.limit = limit
+        self.retry_after = str(retry_after_seconds)
+        self.pending = 0
+
+    @contextlib.contextmanager
+    def enter(self) -> Iterator[None]:
+        if self.pending >= self.limit:
+            raise Busy(headers={"Retry-After": self.retry_after})
+        self.pending += 1
+        try:
+            yield
+        finally:
+            self.pending -= 1

@@ -1083,6 +1083,7 @@ async def update_inbox_settings(
 
 
 ASSIGN_BATCH = 8
+_BUSY = aliased(Conversation, name="busy")  # an agent's open conversations; built once, it is costly
 
 
 async def _assign_in_turn(runtime: Runtime, session: HubAsyncSession, conversation: Conversation) -> None:
@@ -1098,7 +1099,7 @@ async def _assign_in_turn(runtime: Runtime, session: HubAsyncSession, conversati
     last = settings.last_assignee_id
     turn = [agent for agent in online if last is not None and agent > last]
     turn += [agent for agent in online if last is None or agent <= last]
-    busy = aliased(Conversation)
+    busy = _BUSY
     chosen = None
     for start in range(0, len(turn), ASSIGN_BATCH):
         batch = turn[start : start + ASSIGN_BATCH]

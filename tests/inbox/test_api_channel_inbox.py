@@ -6,15 +6,18 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from aiohttp import web
 
 from channels.api import signature
-from tests.conftest import Organization, RunningHub, eventually, register
+from hub.i18n import translate
+from tests.conftest import Organization, RunningHub, eventually, make_settings, register, start_hub
 from tests.hub.test_realtime import connect
-from tests.inbox.conftest import Receiver, make_channel
+from tests.inbox.conftest import PDF, Receiver, make_channel
 
 
 async def test_inbound_is_stored_once_and_reaches_the_right_screens(
@@ -325,3 +328,57 @@ async def test_sending_on_a_disconnected_channel_is_409_and_kept_as_failed(
     assert kept["status"] == "failed"
     assert kept["failure_reason"] == "channel is disconnected"
     assert receiver.of_type("message") == []
+
+
+async def test_a_busy_process_turns_posts_away_and_stores_nothing_of_them(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    hub = await start_hub(make_settings(tmp_path, HUB_INBOUND_MAX_PENDING="1"), kind="sqlite")
+    release = asyncio.Event()
+
+    async def slow_file(_request: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response(body=PDF, content_type="application/pdf")
+
+    files = web.Application()
+    files.router.add_get("/brochure.pdf", slow_file)
+    runner = web.AppRunner(files)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    file_url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/brochure.pdf"  # type: ignore[union-attr]
+    try:
+        organization = await register(hub)
+        channel = await make_channel(hub, organization, receiver)
+        sender = {"from": "+966501112233"}
+        attachment = {"url": file_url, "content_type": "application/pdf", "filename": "brochure.pdf"}
+        # The first post waits for its attachment, so the process has as much in progress as allowed.
+        first = asyncio.create_task(
+            channel.send(external_id="slow-1", **sender, text="the brochure", attachments=[attachment])
+        )
+        await eventually(lambda: hub.runtime.inbound_gate.pending == 1)
+        turned_away = await channel.send(external_id="quick-1", **sender, text="hello?")
+        receipt_turned_away = await channel.post(
+            channel.receipts_url, {"external_id": "anything", "status": "read"}
+        )
+        release.set()
+        accepted = await first
+        again = await channel.send(external_id="quick-1", **sender, text="hello?")
+
+        assert turned_away.status_code == 503
+        assert turned_away.headers["Retry-After"] == "2"
+        assert turned_away.json()["detail"] == translate("ar", "The hub is busy. Try again shortly.")
+        assert receipt_turned_away.status_code == 503
+        assert accepted.status_code == 202, accepted.text
+        assert again.status_code == 202, again.text
+        assert hub.runtime.inbound_gate.pending == 0
+        async with hub.client(organization.admin.token) as client:
+            messages = (
+                await client.get(f"/api/inbox/conversations/{again.json()['conversation_id']}/messages")
+            ).json()["items"]
+        # Nothing of the refused post was kept: the message is there once, from the post that was accepted.
+        assert [m["text"] for m in messages] == ["hello?", "the brochure"]
+    finally:
+        release.set()
+        await runner.cleanup()
+        await hub.stop()
