@@ -74,6 +74,7 @@ def create_app(
         activate(runtime)
         bound = bind(runtime)  # the scheduler task started below inherits it
         scheduler_task: asyncio.Task[None] | None = None
+        presence_task: asyncio.Task[None] | None = None
         try:
             if prepare_database and settings.should_migrate_on_start:
                 await asyncio.to_thread(migrate.upgrade, settings)
@@ -86,6 +87,8 @@ def create_app(
                 scheduler_task = asyncio.create_task(
                     run_scheduler_task(build_scheduler(runtime.broker), interval=SCHEDULE_REFRESH)
                 )
+            if runtime.redis is not None and runtime.pusher is not None:
+                presence_task = asyncio.create_task(runtime.pusher.keep_presence())
             for module in domain_modules("lifespan"):
                 await module.start(runtime)
             log.info(
@@ -98,10 +101,11 @@ def create_app(
             for module in domain_modules("lifespan"):
                 with contextlib.suppress(Exception):
                     await module.stop(runtime)
-            if scheduler_task is not None:
-                scheduler_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await scheduler_task
+            for task in (scheduler_task, presence_task):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             if runtime.broker is not None:
                 await runtime.broker.shutdown()
             await runtime.close()

@@ -10,6 +10,8 @@ write-only manager on the same channel.
 from __future__ import annotations
 
 import asyncio
+import secrets
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -55,14 +57,12 @@ def _presence_key(settings: Settings, organization_id: uuid.UUID, role: str) -> 
     return f"{settings.task_queue}:online:{role_room(organization_id, role)}"
 
 
-# A user leaves the role's presence set only with their last socket, in one step, so a socket
-# opening meanwhile in another web process is never undone.
-_LEAVE = """
-redis.call('SREM', KEYS[1], ARGV[1])
-if redis.call('SCARD', KEYS[1]) == 0 then
-    redis.call('SREM', KEYS[2], ARGV[2])
-end
-"""
+# Presence with Redis: a sorted set per role of an organization whose members are "<user id>:<web
+# process>", scored by when that process last vouched for them. Each process adds and removes only
+# its own members, so processes never undo each other; a process that dies stops vouching, and its
+# members fall out of the count after PRESENCE_SECONDS.
+PRESENCE_REFRESH_SECONDS = 20
+PRESENCE_SECONDS = 60
 
 
 class Pusher:
@@ -73,6 +73,7 @@ class Pusher:
         self.server = server
         self._writer: socketio.AsyncRedisManager | None = None
         self._users: dict[str, CurrentUser] = {}  # the sockets of this process: sid -> user
+        self.process_id = secrets.token_hex(6)
         if server is None and runtime.settings.redis_url:
             self._writer = socketio.AsyncRedisManager(
                 runtime.settings.redis_url, channel=_channel(runtime.settings), write_only=True
@@ -111,14 +112,12 @@ class Pusher:
             return
         settings = self.runtime.settings
         lifetime = settings.access_token_minutes * 60 + 60
-        presence = _presence_key(settings, user.organization_id, user.role)
-        async with redis.pipeline(transaction=True) as pipe:
+        async with redis.pipeline(transaction=False) as pipe:
             # Remembered so that another web process can close these sockets by room.
             for room in (token_room(user.token_id), user_room(user.id)):
                 pipe.sadd(_sockets_key(settings, room), sid)
                 pipe.expire(_sockets_key(settings, room), lifetime)
-            pipe.sadd(presence, str(user.id))
-            pipe.expire(presence, lifetime)
+            self._vouch(pipe, [user])
             await pipe.execute()
 
     async def left(self, sid: str) -> None:
@@ -127,23 +126,46 @@ class Pusher:
         if user is None or redis is None:
             return
         settings = self.runtime.settings
-        await redis.srem(_sockets_key(settings, token_room(user.token_id)), sid)
-        await redis.eval(
-            _LEAVE,
-            2,
-            _sockets_key(settings, user_room(user.id)),
-            _presence_key(settings, user.organization_id, user.role),
-            sid,
-            str(user.id),
-        )
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.srem(_sockets_key(settings, token_room(user.token_id)), sid)
+            pipe.srem(_sockets_key(settings, user_room(user.id)), sid)
+            if not any(other.id == user.id for other in self._users.values()):
+                pipe.zrem(_presence_key(settings, user.organization_id, user.role), self._member(user))
+            await pipe.execute()
+
+    def _member(self, user: CurrentUser) -> str:
+        return f"{user.id}:{self.process_id}"
+
+    def _vouch(self, pipe: Any, users: Iterable[CurrentUser]) -> None:
+        now = time.time()
+        for user in users:
+            key = _presence_key(self.runtime.settings, user.organization_id, user.role)
+            pipe.zadd(key, {self._member(user): now})
+            pipe.expire(key, PRESENCE_SECONDS * 2)
+
+    async def keep_presence(self) -> None:
+        """Vouch for this process's connected users until cancelled (web processes with Redis)."""
+        redis = self.runtime.redis
+        assert redis is not None
+        while True:
+            await asyncio.sleep(PRESENCE_REFRESH_SECONDS)
+            try:
+                users = {(user.id, user.role): user for user in self._users.values()}.values()
+                async with redis.pipeline(transaction=False) as pipe:
+                    self._vouch(pipe, users)
+                    await pipe.execute()
+            except Exception:
+                log.warning("presence refresh failed", exc_info=True)
 
     async def online_in_role(self, organization_id: uuid.UUID, role: str) -> set[uuid.UUID]:
         """The users of this role with a socket open now, in any web process."""
         if self.runtime.redis is not None:
-            members = await self.runtime.redis.smembers(
-                _presence_key(self.runtime.settings, organization_id, role)
+            members = await self.runtime.redis.zrangebyscore(
+                _presence_key(self.runtime.settings, organization_id, role),
+                time.time() - PRESENCE_SECONDS,
+                "+inf",
             )
-            return {uuid.UUID(member.decode()) for member in members}
+            return {uuid.UUID(member.decode().split(":", 1)[0]) for member in members}
         if self.server is None:
             return set()
         sids = self.server.manager.rooms.get("/", {}).get(role_room(organization_id, role), {})

@@ -197,3 +197,49 @@ async def test_scaled_web_processes_and_workers_share_rooms_through_redis(hub: R
         await eventually(lambda: not inbox.client.connected)
     finally:
         await other_web.stop()
+
+
+async def test_presence_follows_sockets_and_forgets_a_process_that_died(
+    hub: RunningHub, organization: Organization
+) -> None:
+    from hub.realtime import PRESENCE_SECONDS, _presence_key
+
+    pusher = hub.runtime.pusher
+    assert pusher is not None
+    agent = organization.members["agent"]
+    screen = await connect(hub, agent.token)
+    assert await pusher.online_in_role(organization.id, "agent") == {agent.user_id}
+    assert await pusher.online_in_role(organization.id, "manager") == set()
+    if hub.runtime.redis is not None:
+        key = _presence_key(hub.settings, organization.id, "agent")
+        other, dead = (
+            await add_member(hub, organization, "agent"),
+            await add_member(hub, organization, "agent"),
+        )
+        # Another web process vouches for its agent now; a process that died stopped a while ago.
+        await hub.runtime.redis.zadd(
+            key,
+            {
+                f"{other.user_id}:another": time.time(),
+                f"{dead.user_id}:crashed": time.time() - PRESENCE_SECONDS - 5,
+                f"{agent.user_id}:another": time.time(),
+            },
+        )
+        assert await pusher.online_in_role(organization.id, "agent") == {agent.user_id, other.user_id}
+        await screen.client.disconnect()
+        # Gone from this process, but still connected through the other one.
+        redis = hub.runtime.redis
+
+        async def left_here() -> bool:
+            return await redis.zscore(key, f"{agent.user_id}:{pusher.process_id}") is None
+
+        await eventually(left_here)
+        assert await pusher.online_in_role(organization.id, "agent") == {agent.user_id, other.user_id}
+        await hub.runtime.redis.zrem(key, f"{agent.user_id}:another", f"{other.user_id}:another")
+    else:
+        await screen.client.disconnect()
+
+    async def nobody_online() -> bool:
+        return await pusher.online_in_role(organization.id, "agent") == set()
+
+    await eventually(nobody_online)
