@@ -10,6 +10,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
 from channels import services
+from channels.adapters import ChannelError
 from channels.api import SIGNATURE_HEADER
 from channels.models import Channel
 from channels.schemas import (
@@ -27,6 +28,8 @@ from channels.schemas import (
 from channels.whatsapp.session import ProfileSession, qr_svg, sessions_of
 from hub.auth import CurrentUser
 from hub.controllers import RuntimeDep, SessionDep, public_url
+from hub.errors import Conflict
+from hub.i18n import N_
 from hub.permissions import requires
 
 
@@ -159,6 +162,7 @@ class WhatsAppProfileController(Controller):
         """Start the session; the answer carries the QR as soon as WhatsApp sends one. Later codes
         arrive as `qrCode` events, then `clientReady`."""
         profile = await services.whatsapp_profile(session, data.profile_id)
+        await session.commit()  # let go of the database while waiting for WhatsApp
         running = await services.connect_profile(runtime, profile, wait_seconds=data.wait_seconds)
         await session.refresh(profile)
         return profile_out(profile, running)
@@ -172,6 +176,7 @@ class WhatsAppProfileController(Controller):
         data: JSONBody[PairPhoneRequest],
     ) -> PairCodeOut:
         profile = await services.whatsapp_profile(session, profile_id)
+        await session.commit()  # let go of the database while waiting for WhatsApp
         return PairCodeOut(code=await services.pair_by_phone(runtime, profile, data.phone))
 
     @post("/profiles/{profile_id:uuid}/logout", guards=[requires("settings", "read")], status_code=200)
@@ -179,10 +184,13 @@ class WhatsAppProfileController(Controller):
         self, runtime: RuntimeDep, session: SessionDep, profile_id: FromPath[uuid.UUID]
     ) -> ProfileOut:
         profile = await services.whatsapp_profile(session, profile_id)
-        running = sessions_of(runtime).get(profile.id)
-        if running is not None:
-            await running.logout()
-            await sessions_of(runtime).release(profile.id)
+        await session.commit()  # let go of the database while the session logs out
+        try:
+            await sessions_of(runtime).logout(profile)
+        except ChannelError as error:
+            raise Conflict(
+                N_("The profile could not be logged out: {reason}"), field="profile_id", reason=error.reason
+            ) from None
         await session.refresh(profile)
         return profile_out(profile)
 

@@ -236,6 +236,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
     # One connection, shared in turn: SQLite lets one writer in at a time, and writers that collide
     # on several connections wait in SQLite's sleeping busy handler, which grows to 100 ms a try.
     # Queueing for the one connection in the event loop is fair and costs nothing while it waits.
+    # The price: code must not hold a session while it waits on something slow (WhatsApp, a
+    # download); it commits first, and what runs after a commit has let go of the connection.
     engine = create_async_engine(
         settings.database_url, connect_args={"timeout": 30}, pool_size=1, max_overflow=0, pool_timeout=60
     )

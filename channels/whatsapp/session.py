@@ -350,10 +350,12 @@ class Sessions:
                 try:
                     if channel is None:
                         raise ChannelError("profile not found", retryable=False)
-                    answer = {
-                        "ok": True,
-                        "result": await run_here(channel, request["operation"], request["payload"]),
-                    }
+                    if request["operation"] == "logout":
+                        await self.logout(channel)
+                        result = None
+                    else:
+                        result = await run_here(channel, request["operation"], request["payload"])
+                    answer = {"ok": True, "result": result}
                 except ChannelError as error:
                     answer = {"ok": False, "reason": error.reason, "retryable": error.retryable}
                 await redis.rpush(request["reply"], msgspec.msgpack.encode(answer))
@@ -374,6 +376,18 @@ class Sessions:
                     log.warning("whatsapp lease lost; stopping the session", profile=str(channel_id))
                     self.by_channel.pop(channel_id, None)
                     await session.stop()
+
+    async def logout(self, channel: Channel) -> None:
+        """Log the number out wherever its session runs. A profile that runs nowhere forgets its
+        stored keys, so it cannot come back without a new QR (unlink it on the phone as well)."""
+        running = self.get(channel.id)
+        if running is not None:
+            await running.logout()
+            await self.release(channel.id)
+        elif self.runtime.redis is not None and await self.holder_of(channel.id) is not None:
+            await self.call_holder(channel, "logout", {})
+        else:
+            await ProfileSession(self.runtime, channel).logout()
 
     async def release(self, channel_id: uuid.UUID) -> None:
         session = self.by_channel.pop(channel_id, None)

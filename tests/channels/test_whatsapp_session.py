@@ -162,6 +162,47 @@ async def test_a_profile_is_held_by_one_process_and_the_others_route_to_it(
             "profile Routed line is disconnected",
         )
         assert refused_send.value.retryable
+
+        # Logging out through the other process is carried out by the holder, which lets go.
+        async with other_web.client(organization.admin.token) as client:
+            logged_out = await client.post(f"/api/whatsapp/profiles/{profile['id']}/logout")
+        assert logged_out.status_code == 200, logged_out.text
+        assert logged_out.json()["state"] == "logged_out"
+        assert held_here.get(uuid.UUID(profile["id"])) is None
+        assert await held_here.holder_of(uuid.UUID(profile["id"])) is None
     finally:
         await other_web.stop()
         await holder_web.stop()
+
+
+async def test_logging_out_a_profile_that_runs_nowhere_forgets_its_keys(tmp_path: Path) -> None:
+    import uuid
+
+    from channels.whatsapp.session import store_path
+
+    hub = await start_hub(make_settings(tmp_path), kind="sqlite")
+    try:
+        organization = await register(hub)
+        manager = await add_member(hub, organization, "manager")
+        screen = await connect(hub, manager.token)
+        async with hub.client(organization.admin.token) as client:
+            profile = (await client.post("/api/whatsapp/profiles", json={"name": "Old line"})).json()
+            # Keys left by an earlier run of the hub: the profile is paired but not running now.
+            store = store_path(hub.runtime, uuid.UUID(profile["id"]))
+            store.parent.mkdir(parents=True, exist_ok=True)
+            store.write_bytes(b"keys of an earlier session")
+            logged_out = await client.post(f"/api/whatsapp/profiles/{profile['id']}/logout")
+            theirs = await register(hub)
+        async with hub.client(theirs.admin.token) as client:
+            assert (await client.post(f"/api/whatsapp/profiles/{profile['id']}/logout")).status_code == 404
+        assert logged_out.status_code == 200, logged_out.text
+        assert logged_out.json()["state"] == "logged_out"
+        assert not store.exists()
+        for _ in range(100):
+            if screen.named("clientDisconnected"):
+                break
+            await asyncio.sleep(0.05)
+        assert screen.named("clientDisconnected") == [{"profileId": profile["id"], "reason": "logged_out"}]
+        await screen.client.disconnect()
+    finally:
+        await hub.stop()
