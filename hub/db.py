@@ -120,8 +120,13 @@ class HubAsyncSession(AsyncSession):
     def after_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
         self.info.setdefault("after_commit", []).append(callback)
 
+    def on_rollback(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Undo something outside the database (a file written, say) if this transaction never commits."""
+        self.info.setdefault("on_rollback", []).append(callback)
+
     async def commit(self) -> None:
         await super().commit()
+        self.info.pop("on_rollback", None)
         callbacks = self.info.pop("after_commit", [])
         for callback in callbacks:
             try:
@@ -133,10 +138,19 @@ class HubAsyncSession(AsyncSession):
     async def rollback(self) -> None:
         self.info.pop("after_commit", None)
         await super().rollback()
+        await self._undo()
 
     async def close(self) -> None:
         self.info.pop("after_commit", None)
         await super().close()
+        await self._undo()
+
+    async def _undo(self) -> None:
+        for callback in self.info.pop("on_rollback", []):
+            try:
+                await callback()
+            except Exception:
+                log.exception("on_rollback callback failed", callback=getattr(callback, "__qualname__", ""))
 
 
 def _tenant_of(session: Session) -> uuid.UUID | None:

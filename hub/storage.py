@@ -102,6 +102,8 @@ class MediaStore(Protocol):
 
     async def read(self, key: str) -> bytes: ...
 
+    async def delete(self, key: str) -> None: ...
+
 
 class LocalMediaStore:
     def __init__(self, root: Path) -> None:
@@ -128,6 +130,9 @@ class LocalMediaStore:
     async def read(self, key: str) -> bytes:
         return await asyncio.to_thread(self._path(key).read_bytes)
 
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
+
 
 def media_store(settings: Settings) -> MediaStore:
     return LocalMediaStore(settings.data_dir / "media")
@@ -146,7 +151,13 @@ async def save_media(
         raise MediaTooLarge(field="size", limit=limit // MB)
     media_id = new_id()
     key = f"{session.organization_id}/{media_id.hex[:2]}/{media_id.hex}"
-    stored = await media_store(settings).put(key, data)
+    store = media_store(settings)
+    stored = await store.put(key, data)
+
+    async def forget_file() -> None:
+        await store.delete(key)
+
+    session.on_rollback(forget_file)  # a file whose row is never committed is not kept
     media = Media(
         id=media_id,
         key=stored.key,

@@ -139,3 +139,27 @@ async def test_reply_with_an_attachment_reaches_the_webhook(
     assert attachment["filename"] == "form.pdf"
     assert attachment["content_type"] == "application/pdf"
     assert base64.b64decode(attachment["data_base64"]) == PDF
+
+
+async def test_a_file_whose_row_never_commits_is_not_kept(
+    hub: RunningHub, organization: Organization
+) -> None:
+    from hub import storage
+
+    async def save(session: Any, name: str) -> Any:
+        return await storage.save_media(
+            session, hub.settings, data=PDF, declared_type="application/pdf", filename=name
+        )
+
+    async with hub.runtime.db.session(organization.id) as session:
+        kept = await save(session, "kept.pdf")
+        await session.commit()
+    async with hub.runtime.db.session(organization.id) as session:
+        rolled_back = await save(session, "rolled-back.pdf")
+        await session.rollback()
+    async with hub.runtime.db.session(organization.id) as session:
+        abandoned = await save(session, "abandoned.pdf")  # the block ends without a commit
+    root = hub.settings.data_dir / "media"
+    assert (root / kept.key).read_bytes() == PDF
+    assert not (root / rolled_back.key).exists()
+    assert not (root / abandoned.key).exists()
