@@ -250,3 +250,44 @@ async def test_the_stalled_sweep_leaves_replies_waiting_for_their_retry_alone(
     assert await requeue_stalled(hub.runtime) == 0
     await asyncio.sleep(0.5)
     assert [p for p in receiver.of_type("message") if p["text"] == "waiting for its retry"] == []
+
+
+async def test_one_phone_writing_to_two_organizations_is_two_separate_customers(
+    hub: RunningHub, organization: Organization, receiver: Receiver
+) -> None:
+    from tests.conftest import register
+    from tests.hub.test_realtime import connect
+
+    other = await register(hub)
+    ours_channel = await make_channel(hub, organization, receiver)
+    theirs_channel = await make_channel(hub, other, receiver)
+    phone = {"from": "+96597123456"}
+    ours = (await ours_channel.send(external_id="same-1", **phone, name="Nour", text="to us")).json()
+    async with hub.client(organization.admin.token) as client:
+        await client.post("/api/inbox/labels", json={"name": "vip"})
+        await client.post(
+            f"/api/inbox/conversations/{ours['conversation_id']}/labels", json={"labels": ["vip"]}
+        )
+    their_screen = await connect(hub, other.admin.token)
+    # The same external id and phone at the other organization is a different message of a different customer.
+    theirs = (await theirs_channel.send(external_id="same-1", **phone, name="N.", text="to them")).json()
+    again = (await ours_channel.send(external_id="same-2", **phone, text="to us again")).json()
+
+    assert theirs["conversation_id"] != ours["conversation_id"]
+    assert again["conversation_id"] == ours["conversation_id"]
+    pushed = (await eventually(lambda: their_screen.named("newMessage")))[0]
+    assert pushed["conversation"]["labels"] == []  # our label is not theirs
+    assert pushed["conversation"]["customer"]["name"] == "N."
+    assert pushed["conversation"]["unread_count"] == 1
+    async with hub.client(other.admin.token) as client:
+        listed = (await client.get("/api/inbox/conversations")).json()["items"]
+        assert [c["id"] for c in listed] == [theirs["conversation_id"]]
+        messages = (await client.get(f"/api/inbox/conversations/{theirs['conversation_id']}/messages")).json()
+        assert [m["text"] for m in messages["items"]] == ["to them"]
+        assert (await client.get(f"/api/inbox/conversations/{ours['conversation_id']}")).status_code == 404
+    async with hub.client(organization.admin.token) as client:
+        mine = (await client.get(f"/api/inbox/conversations/{ours['conversation_id']}")).json()
+        assert mine["customer"]["name"] == "Nour"
+        assert mine["unread_count"] == 2
+        assert mine["labels"] == ["vip"]
+    await their_screen.client.disconnect()
