@@ -1,13 +1,27 @@
-"""Customers: the identity of every person the hub talks to."""
+"""Customers (the identity of every person the hub talks to), companies, the sales pipeline and
+the activity timeline."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import Base, TenantMixin
+
+
+class Company(Base, TenantMixin):
+    __tablename__ = "companies"
+    __table_args__ = (UniqueConstraint("organization_id", "domain"),)
+
+    name: Mapped[str] = mapped_column(String(200))
+    domain: Mapped[str | None] = mapped_column(String(253))  # lower case, without scheme or www.
+    sector: Mapped[str | None] = mapped_column(String(100))
+    size: Mapped[int | None]  # people employed
 
 
 class Customer(Base, TenantMixin):
@@ -19,9 +33,16 @@ class Customer(Base, TenantMixin):
 
     name: Mapped[str] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(20))  # E.164
-    email: Mapped[str | None] = mapped_column(String(254))
+    email: Mapped[str | None] = mapped_column(String(254))  # lower case
     language: Mapped[str | None] = mapped_column(String(5))
     opted_out: Mapped[bool] = mapped_column(default=False)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Values of the organization's attribute definitions, by key, as JSON (dates as ISO strings).
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    company_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("companies.id", ondelete="SET NULL"), index=True
+    )
 
 
 class CustomerIdentity(Base, TenantMixin):
@@ -33,3 +54,64 @@ class CustomerIdentity(Base, TenantMixin):
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
     channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
     external_id: Mapped[str] = mapped_column(String(200))
+
+
+class AttributeDefinition(Base, TenantMixin):
+    """A custom field an organization keeps on its customers."""
+
+    __tablename__ = "customer_attribute_definitions"
+    __table_args__ = (UniqueConstraint("organization_id", "key"),)
+
+    key: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(8))  # text, number, date, choice
+    choices: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class SalesStage(Base, TenantMixin):
+    __tablename__ = "sales_stages"
+
+    name: Mapped[str] = mapped_column(String(100))
+    position: Mapped[int]
+    # open stages hold deals in progress; a deal moved to a won or lost stage is closed.
+    outcome: Mapped[str] = mapped_column(String(8), default="open")
+
+
+class Deal(Base, TenantMixin):
+    __tablename__ = "deals"
+    __table_args__ = (Index("ix_deals_org_stage", "organization_id", "stage_id", "id"),)
+
+    title: Mapped[str] = mapped_column(String(200))
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    company_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("companies.id", ondelete="SET NULL"))
+    stage_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sales_stages.id", ondelete="RESTRICT"))
+    amount: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal(0))
+    currency: Mapped[str] = mapped_column(String(3))
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    expected_close_on: Mapped[date | None]
+    source: Mapped[str | None] = mapped_column(String(100))
+    reason: Mapped[str | None] = mapped_column(String(500))  # why it was won or lost
+    closed_at: Mapped[datetime | None]  # when it reached a won or lost stage
+
+
+class Activity(Base, TenantMixin):
+    """One entry of a customer's timeline: written by the team, or recorded by the hub itself."""
+
+    __tablename__ = "customer_activities"
+    __table_args__ = (
+        Index("ix_customer_activities_timeline", "organization_id", "customer_id", "id"),
+        # What an entry the hub recorded stands for, so a repeated event records it once.
+        UniqueConstraint("organization_id", "source_key"),
+    )
+
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    # note, call, meeting, task (by people); conversation_started, deal_stage_changed, ... (by the hub)
+    kind: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str | None] = mapped_column(Text)
+    author_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    deal_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("deals.id", ondelete="SET NULL"))
+    due_at: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]
+    # What the hub recorded with it (stage names, a conversation id...), for the timeline to show.
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    source_key: Mapped[str | None] = mapped_column(String(120))

@@ -1,15 +1,45 @@
-"""Customer rules: phone numbers in E.164 and one customer per person, across channels."""
+"""Customer rules: phone numbers in E.164, one customer per person across channels, typed custom
+attributes, companies, the sales pipeline and the activity timeline."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import uuid
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, select
+from msgspec import UNSET
+from sqlalchemy import Select, String, cast, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
-from crm.models import Customer, CustomerIdentity
-from hub.db import HubAsyncSession
+from channels.phones import normalize_phone
+from crm.models import Activity, AttributeDefinition, Company, Customer, CustomerIdentity, Deal, SalesStage
+from crm.schemas import (
+    ActivityIn,
+    ActivityUpdate,
+    AttributeDefinitionIn,
+    CompanyIn,
+    CompanyUpdate,
+    CustomerIn,
+    CustomerUpdate,
+    DealIn,
+    DealUpdate,
+    StageIn,
+    StageUpdate,
+)
+from hub.auth import CurrentUser
+from hub.db import HubAsyncSession, utcnow
+from hub.errors import Conflict, InvalidInput, NotFound
+from hub.i18n import N_, Term
+from hub.models import Organization, User
+from hub.pagination import check_limit, paginate
+from hub.permissions import roles_with
+from hub.realtime import push_after_commit
+
+# Identity from channels
 
 
 async def customer_for_sender(
@@ -32,7 +62,10 @@ async def customer_for_sender(
         try:
             async with session.begin_nested():
                 customer = Customer(
-                    name=(display_name or sender).strip()[:200], phone=sender if sender_is_phone else None
+                    name=(display_name or sender).strip()[:200],
+                    phone=sender if sender_is_phone else None,
+                    tags=[],
+                    attributes={},
                 )
                 session.add(customer)
                 await session.flush()
@@ -48,7 +81,7 @@ async def customer_for_sender(
 
 
 def sender_query(*, channel_id: uuid.UUID, sender: str, sender_is_phone: bool) -> Select[Any]:
-    """The select of the customer behind a sender, for callers to join more to in the same query."""
+    """The select of the customer behind a sender."""
     if sender_is_phone:
         return select(Customer).where(Customer.phone == sender)
     return (
@@ -64,3 +97,638 @@ async def _find(
     return await session.scalar(
         sender_query(channel_id=channel_id, sender=sender, sender_is_phone=sender_is_phone)
     )
+
+
+# Customers
+
+
+async def _phone(session: HubAsyncSession, raw: str | None) -> str | None:
+    """E.164 with the organization's default region for numbers without a country code."""
+    if raw is None or not raw.strip():
+        return None
+    text = raw.strip()
+    region = None
+    if not text.startswith(("+", "00")):
+        region = await session.scalar(select(Organization.default_region))
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    phone = normalize_phone(text, region) if region or text.startswith("+") else None
+    if phone is None:
+        raise InvalidInput(N_("This is not a valid phone number."), field="phone")
+    return phone
+
+
+def _email(raw: str | None) -> str | None:
+    return raw.strip().lower() if raw else None
+
+
+async def _check_user(session: HubAsyncSession, user_id: uuid.UUID | None, field: str) -> None:
+    if user_id is not None and await session.get(User, user_id) is None:
+        raise InvalidInput(N_("There is no such user in this organization."), field=field)
+
+
+async def _check_company(session: HubAsyncSession, company_id: uuid.UUID | None) -> None:
+    if company_id is not None and await session.get(Company, company_id) is None:
+        raise InvalidInput(N_("There is no such company."), field="company_id")
+
+
+async def _attribute_values(
+    session: HubAsyncSession, stored: dict[str, Any], changes: dict[str, Any]
+) -> dict[str, Any]:
+    """The stored values with the changes applied, each checked against its definition."""
+    if not changes:
+        return dict(stored)
+    definitions = {d.key: d for d in await session.scalars(select(AttributeDefinition))}
+    values = dict(stored)
+    for key, value in changes.items():
+        field = f"attributes.{key}"
+        definition = definitions.get(key)
+        if definition is None:
+            raise InvalidInput(N_("There is no attribute named {key}."), field=field, key=key)
+        if value is None:
+            values.pop(key, None)
+            continue
+        values[key] = _typed(definition, value, field)
+    return values
+
+
+def _typed(definition: AttributeDefinition, value: Any, field: str) -> Any:
+    kind = definition.kind
+    if kind == "text" and isinstance(value, str) and len(value) <= 1000:
+        return value
+    if kind == "number" and isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    if kind == "date" and isinstance(value, str):
+        try:
+            return date.fromisoformat(value).isoformat()
+        except ValueError:
+            pass
+    if kind == "choice" and value in definition.choices:
+        return value
+    raise InvalidInput(
+        N_("This value does not fit the attribute's type ({kind})."), field=field, kind=ATTRIBUTE_KINDS[kind]
+    )
+
+
+ATTRIBUTE_KINDS = {
+    "text": Term(N_("text")),
+    "number": Term(N_("number")),
+    "date": Term(N_("date, as YYYY-MM-DD")),
+    "choice": Term(N_("one of its choices")),
+}
+
+
+CONTACT_FIELDS = {"phone": Term(N_("phone number")), "email": Term(N_("e-mail address"))}
+
+
+async def _refuse_duplicates(
+    session: HubAsyncSession, *, phone: str | None, email: str | None, other_than: uuid.UUID | None = None
+) -> None:
+    for field, column, value in (("phone", Customer.phone, phone), ("email", Customer.email, email)):
+        if value is None:
+            continue
+        existing = await session.scalar(select(Customer.id).where(column == value))
+        if existing is not None and existing != other_than:
+            raise Conflict(
+                N_("A customer with this {what} exists already."),
+                field=field,
+                extra={"existing_id": str(existing)},
+                what=CONTACT_FIELDS[field],
+            )
+
+
+async def create_customer(session: HubAsyncSession, data: CustomerIn) -> Customer:
+    phone, email = await _phone(session, data.phone), _email(data.email)
+    await _refuse_duplicates(session, phone=phone, email=email)
+    await _check_user(session, data.owner_id, "owner_id")
+    await _check_company(session, data.company_id)
+    customer = Customer(
+        name=data.name.strip(),
+        phone=phone,
+        email=email,
+        language=data.language,
+        opted_out=data.opted_out,
+        tags=sorted(set(data.tags)),
+        attributes=await _attribute_values(session, {}, data.attributes),
+        owner_id=data.owner_id,
+        company_id=data.company_id,
+    )
+    session.add(customer)
+    await session.commit()
+    return customer
+
+
+async def get_customer(session: HubAsyncSession, customer_id: uuid.UUID) -> Customer:
+    customer = await session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound()
+    return customer
+
+
+async def update_customer(session: HubAsyncSession, customer_id: uuid.UUID, data: CustomerUpdate) -> Customer:
+    customer = await get_customer(session, customer_id)
+    phone = await _phone(session, data.phone) if data.phone is not UNSET else customer.phone
+    email = _email(data.email) if data.email is not UNSET else customer.email
+    await _refuse_duplicates(session, phone=phone, email=email, other_than=customer.id)
+    if data.owner_id is not UNSET:
+        await _check_user(session, data.owner_id, "owner_id")
+        customer.owner_id = data.owner_id
+    if data.company_id is not UNSET:
+        await _check_company(session, data.company_id)
+        customer.company_id = data.company_id
+    if data.attributes is not UNSET:
+        customer.attributes = await _attribute_values(session, customer.attributes, data.attributes)
+    if data.name is not UNSET:
+        customer.name = data.name.strip()
+    if data.language is not UNSET:
+        customer.language = data.language
+    if data.opted_out is not UNSET:
+        customer.opted_out = data.opted_out
+    if data.tags is not UNSET:
+        customer.tags = sorted(set(data.tags))
+    customer.phone, customer.email = phone, email
+    await session.commit()
+    return customer
+
+
+async def delete_customer(session: HubAsyncSession, customer_id: uuid.UUID) -> None:
+    customer = await get_customer(session, customer_id)
+    await session.delete(customer)
+    await session.commit()
+
+
+def _name_cursor(name: str, customer_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(json.dumps([name, str(customer_id)]).encode()).rstrip(b"=").decode()
+
+
+def _read_name_cursor(cursor: str) -> tuple[str, uuid.UUID]:
+    try:
+        name, customer_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return str(name), uuid.UUID(customer_id)
+    except (binascii.Error, ValueError, TypeError):
+        raise InvalidInput(N_("The cursor is not valid."), field="cursor") from None
+
+
+async def list_customers(
+    session: HubAsyncSession,
+    *,
+    query: str | None,
+    tag: str | None,
+    company_id: uuid.UUID | None,
+    sort: str,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Customer], str | None]:
+    """Customers matching the search (name, phone, e-mail, attribute values), by cursor."""
+    statement = select(Customer)
+    if query and query.strip():
+        needle = f"%{query.strip().lower()}%"
+        statement = statement.where(
+            or_(
+                func.lower(Customer.name).like(needle),
+                Customer.phone.like(needle.replace(" ", "")),
+                Customer.email.like(needle),
+                func.lower(cast(Customer.attributes, String)).like(needle),
+            )
+        )
+    if tag:
+        # Tags are stored as a JSON list of strings; match the quoted tag in its text.
+        statement = statement.where(cast(Customer.tags, String).like(f'%"{tag}"%'))
+    if company_id is not None:
+        statement = statement.where(Customer.company_id == company_id)
+    if sort != "name":
+        rows, next_cursor = await paginate(
+            session, statement, Customer.id, cursor=cursor, limit=limit, newest_first=sort == "newest"
+        )
+        return [row[0] for row in rows], next_cursor
+    limit = check_limit(limit)
+    if cursor:
+        name, after = _read_name_cursor(cursor)
+        statement = statement.where(tuple_(Customer.name, Customer.id) > tuple_(name, after))
+    found = list(await session.scalars(statement.order_by(Customer.name, Customer.id).limit(limit + 1)))
+    more = len(found) > limit
+    found = found[:limit]
+    return found, _name_cursor(found[-1].name, found[-1].id) if more and found else None
+
+
+# Attribute definitions
+
+
+async def list_attribute_definitions(session: HubAsyncSession) -> list[AttributeDefinition]:
+    return list(await session.scalars(select(AttributeDefinition).order_by(AttributeDefinition.key)))
+
+
+async def create_attribute_definition(
+    session: HubAsyncSession, data: AttributeDefinitionIn
+) -> AttributeDefinition:
+    if data.kind == "choice" and not data.choices:
+        raise InvalidInput(N_("A choice attribute needs its choices."), field="choices")
+    if await session.scalar(select(AttributeDefinition.id).where(AttributeDefinition.key == data.key)):
+        raise Conflict(N_("This name is taken."), field="key")
+    definition = AttributeDefinition(
+        key=data.key,
+        label=data.label.strip(),
+        kind=data.kind,
+        choices=list(dict.fromkeys(data.choices)) if data.kind == "choice" else [],
+    )
+    session.add(definition)
+    await session.commit()
+    return definition
+
+
+async def delete_attribute_definition(session: HubAsyncSession, definition_id: uuid.UUID) -> None:
+    definition = await session.get(AttributeDefinition, definition_id)
+    if definition is None:
+        raise NotFound()
+    await session.delete(definition)
+    await session.commit()
+
+
+# Companies
+
+
+def _domain(raw: str | None) -> str | None:
+    if raw is None or not raw.strip():
+        return None
+    domain = raw.strip().lower().removeprefix("https://").removeprefix("http://").split("/")[0]
+    domain = domain.removeprefix("www.")
+    if "." not in domain or " " in domain:
+        raise InvalidInput(N_("This is not a valid domain."), field="domain")
+    return domain
+
+
+async def _refuse_duplicate_domain(
+    session: HubAsyncSession, domain: str | None, other_than: uuid.UUID | None = None
+) -> None:
+    if domain is None:
+        return
+    existing = await session.scalar(select(Company.id).where(Company.domain == domain))
+    if existing is not None and existing != other_than:
+        raise Conflict(
+            N_("A company with this domain exists already."),
+            field="domain",
+            extra={"existing_id": str(existing)},
+        )
+
+
+async def create_company(session: HubAsyncSession, data: CompanyIn) -> Company:
+    domain = _domain(data.domain)
+    await _refuse_duplicate_domain(session, domain)
+    company = Company(name=data.name.strip(), domain=domain, sector=data.sector, size=data.size)
+    session.add(company)
+    await session.commit()
+    return company
+
+
+async def get_company(session: HubAsyncSession, company_id: uuid.UUID) -> Company:
+    company = await session.get(Company, company_id)
+    if company is None:
+        raise NotFound()
+    return company
+
+
+async def update_company(session: HubAsyncSession, company_id: uuid.UUID, data: CompanyUpdate) -> Company:
+    company = await get_company(session, company_id)
+    if data.domain is not UNSET:
+        domain = _domain(data.domain)
+        await _refuse_duplicate_domain(session, domain, other_than=company.id)
+        company.domain = domain
+    if data.name is not UNSET:
+        company.name = data.name.strip()
+    if data.sector is not UNSET:
+        company.sector = data.sector
+    if data.size is not UNSET:
+        company.size = data.size
+    await session.commit()
+    return company
+
+
+async def delete_company(session: HubAsyncSession, company_id: uuid.UUID) -> None:
+    await session.delete(await get_company(session, company_id))
+    await session.commit()
+
+
+async def list_companies(
+    session: HubAsyncSession, *, query: str | None, cursor: str | None, limit: int
+) -> tuple[list[Company], str | None]:
+    statement = select(Company)
+    if query and query.strip():
+        needle = f"%{query.strip().lower()}%"
+        statement = statement.where(or_(func.lower(Company.name).like(needle), Company.domain.like(needle)))
+    rows, next_cursor = await paginate(session, statement, Company.id, cursor=cursor, limit=limit)
+    return [row[0] for row in rows], next_cursor
+
+
+# The pipeline
+
+DEFAULT_STAGES = (
+    (N_("New"), "open"),
+    (N_("Contacted"), "open"),
+    (N_("Qualified"), "open"),
+    (N_("Proposal"), "open"),
+    (N_("Won"), "won"),
+    (N_("Lost"), "lost"),
+)
+
+
+async def list_stages(session: HubAsyncSession, language: str) -> list[SalesStage]:
+    """The pipeline in order; an organization's first look creates the default stages in its language."""
+    stages = list(await session.scalars(select(SalesStage).order_by(SalesStage.position, SalesStage.id)))
+    if stages:
+        return stages
+    from hub.i18n import translate
+
+    stages = [
+        SalesStage(name=translate(language, name), outcome=outcome, position=position)
+        for position, (name, outcome) in enumerate(DEFAULT_STAGES)
+    ]
+    session.add_all(stages)
+    await session.commit()
+    return stages
+
+
+def _renumber(stages: list[SalesStage]) -> None:
+    for position, stage in enumerate(stages):
+        stage.position = position
+
+
+async def create_stage(session: HubAsyncSession, language: str, data: StageIn) -> SalesStage:
+    stages = await list_stages(session, language)
+    stage = SalesStage(name=data.name.strip(), outcome=data.outcome, position=len(stages))
+    session.add(stage)
+    position = len(stages) if data.position is None else min(data.position, len(stages))
+    stages.insert(position, stage)
+    _renumber(stages)
+    await session.commit()
+    return stage
+
+
+async def update_stage(
+    session: HubAsyncSession, language: str, stage_id: uuid.UUID, data: StageUpdate
+) -> SalesStage:
+    stages = await list_stages(session, language)
+    stage = next((s for s in stages if s.id == stage_id), None)
+    if stage is None:
+        raise NotFound()
+    if data.name is not UNSET:
+        stage.name = data.name.strip()
+    if data.position is not UNSET:
+        stages.remove(stage)
+        stages.insert(min(data.position, len(stages)), stage)
+        _renumber(stages)
+    await session.commit()
+    return stage
+
+
+async def delete_stage(
+    session: HubAsyncSession, language: str, stage_id: uuid.UUID, move_to: uuid.UUID | None
+) -> None:
+    """Delete a stage; its deals go to `move_to`, which is required when it has any."""
+    stages = await list_stages(session, language)
+    stage = next((s for s in stages if s.id == stage_id), None)
+    if stage is None:
+        raise NotFound()
+    if len(stages) == 1:
+        raise Conflict(N_("The pipeline needs at least one stage."), field="stage_id")
+    has_deals = await session.scalar(select(Deal.id).where(Deal.stage_id == stage.id).limit(1))
+    if has_deals is not None:
+        target = next((s for s in stages if s.id == move_to and s.id != stage.id), None)
+        if target is None:
+            raise InvalidInput(N_("Choose another stage of this pipeline for its deals."), field="move_to")
+        await session.execute(
+            update(Deal)
+            .where(Deal.stage_id == stage.id)
+            .values(stage_id=target.id, closed_at=utcnow() if target.outcome != "open" else None)
+            .execution_options(synchronize_session=False)
+        )
+    stages.remove(stage)
+    await session.delete(stage)
+    _renumber(stages)
+    await session.commit()
+
+
+async def _stage(session: HubAsyncSession, stage_id: uuid.UUID) -> SalesStage:
+    stage = await session.get(SalesStage, stage_id)
+    if stage is None:  # another organization's stage looks like no stage at all
+        raise InvalidInput(N_("There is no such stage in this pipeline."), field="stage_id")
+    return stage
+
+
+MAX_AMOUNT = Decimal("999999999999.99")
+
+
+def _amount(value: Decimal) -> Decimal:
+    if not value.is_finite() or not Decimal(0) <= value <= MAX_AMOUNT:
+        raise InvalidInput(N_("Must be between 0 and {maximum}."), field="amount", maximum=MAX_AMOUNT)
+    return value.quantize(Decimal("0.01"))
+
+
+async def create_deal(session: HubAsyncSession, actor: CurrentUser, language: str, data: DealIn) -> Deal:
+    amount = _amount(data.amount)
+    if await session.get(Customer, data.customer_id) is None:
+        raise InvalidInput(N_("There is no such customer."), field="customer_id")
+    await _check_company(session, data.company_id)
+    await _check_user(session, data.owner_id, "owner_id")
+    if data.stage_id is None:
+        stage = (await list_stages(session, language))[0]
+    else:
+        stage = await _stage(session, data.stage_id)
+    deal = Deal(
+        title=data.title.strip(),
+        customer_id=data.customer_id,
+        company_id=data.company_id,
+        stage_id=stage.id,
+        amount=amount,
+        currency=data.currency,
+        owner_id=data.owner_id or actor.id,
+        expected_close_on=data.expected_close_on,
+        source=data.source,
+        closed_at=utcnow() if stage.outcome != "open" else None,
+    )
+    session.add(deal)
+    await session.flush()
+    session.add(
+        Activity(
+            customer_id=deal.customer_id,
+            kind="deal_created",
+            author_id=actor.id,
+            deal_id=deal.id,
+            details={
+                "title": deal.title,
+                "stage": stage.name,
+                "amount": str(deal.amount),
+                "currency": deal.currency,
+            },
+        )
+    )
+    _push_deal(session, deal, stage)
+    await session.commit()
+    return deal
+
+
+async def get_deal(session: HubAsyncSession, deal_id: uuid.UUID) -> Deal:
+    deal = await session.get(Deal, deal_id)
+    if deal is None:
+        raise NotFound()
+    return deal
+
+
+async def update_deal(
+    session: HubAsyncSession, actor: CurrentUser, deal_id: uuid.UUID, data: DealUpdate
+) -> Deal:
+    """Change a deal; a move to another stage is recorded on the customer's timeline, and a move to
+    a won stage is the sale (its amount and date are the deal's amount and closing time)."""
+    deal = await get_deal(session, deal_id)
+    stage = await session.get_one(SalesStage, deal.stage_id)
+    if data.company_id is not UNSET:
+        await _check_company(session, data.company_id)
+        deal.company_id = data.company_id
+    if data.owner_id is not UNSET:
+        await _check_user(session, data.owner_id, "owner_id")
+        deal.owner_id = data.owner_id
+    if data.amount is not UNSET:
+        deal.amount = _amount(data.amount)
+    for field in ("title", "currency", "expected_close_on", "source", "reason"):
+        value = getattr(data, field)
+        if value is not UNSET:
+            setattr(deal, field, value.strip() if field == "title" else value)
+    if data.stage_id is not UNSET and data.stage_id != deal.stage_id:
+        previous, stage = stage, await _stage(session, data.stage_id)
+        deal.stage_id = stage.id
+        deal.closed_at = utcnow() if stage.outcome != "open" else None
+        session.add(
+            Activity(
+                customer_id=deal.customer_id,
+                kind="deal_stage_changed",
+                author_id=actor.id,
+                deal_id=deal.id,
+                details={
+                    "title": deal.title,
+                    "from": previous.name,
+                    "to": stage.name,
+                    "outcome": stage.outcome,
+                    "amount": str(deal.amount),
+                    "currency": deal.currency,
+                },
+            )
+        )
+    _push_deal(session, deal, stage)
+    await session.commit()
+    return deal
+
+
+async def delete_deal(session: HubAsyncSession, deal_id: uuid.UUID) -> None:
+    await session.delete(await get_deal(session, deal_id))
+    await session.commit()
+
+
+def _push_deal(session: HubAsyncSession, deal: Deal, stage: SalesStage) -> None:
+    from crm.controllers import deal_out  # the same shape as the API's
+
+    push_after_commit(
+        session,
+        "dealUpdated",
+        {"dealId": str(deal.id), "stageId": str(stage.id), "deal": deal_out(deal)},
+        roles=roles_with("crm", "read"),
+    )
+
+
+async def board(
+    session: HubAsyncSession, language: str, *, owner_id: uuid.UUID | None = None
+) -> list[tuple[SalesStage, list[Deal], int, dict[str, Decimal]]]:
+    """The stages in order, each with its deals (newest first) and its totals per currency."""
+    stages = await list_stages(session, language)
+    statement = select(Deal).order_by(Deal.id.desc())
+    if owner_id is not None:
+        statement = statement.where(Deal.owner_id == owner_id)
+    by_stage: dict[uuid.UUID, list[Deal]] = {stage.id: [] for stage in stages}
+    for deal in await session.scalars(statement):
+        by_stage.setdefault(deal.stage_id, []).append(deal)
+    columns = []
+    for stage in stages:
+        deals = by_stage[stage.id]
+        totals: dict[str, Decimal] = {}
+        for deal in deals:
+            totals[deal.currency] = totals.get(deal.currency, Decimal(0)) + deal.amount
+        columns.append((stage, deals, len(deals), totals))
+    return columns
+
+
+# Activities
+
+
+async def add_activity(
+    session: HubAsyncSession, actor: CurrentUser, customer_id: uuid.UUID, data: ActivityIn
+) -> Activity:
+    await get_customer(session, customer_id)
+    if data.deal_id is not None:
+        deal = await session.get(Deal, data.deal_id)
+        if deal is None or deal.customer_id != customer_id:
+            raise InvalidInput(N_("There is no such deal for this customer."), field="deal_id")
+    if data.due_at is not None and data.kind != "task":
+        raise InvalidInput(N_("Only tasks have a due date."), field="due_at")
+    activity = Activity(
+        customer_id=customer_id,
+        kind=data.kind,
+        text=data.text.strip(),
+        author_id=actor.id,
+        deal_id=data.deal_id,
+        due_at=data.due_at,
+        details={},
+    )
+    session.add(activity)
+    await session.commit()
+    return activity
+
+
+async def update_activity(
+    session: HubAsyncSession, customer_id: uuid.UUID, activity_id: uuid.UUID, data: ActivityUpdate
+) -> Activity:
+    activity = await session.get(Activity, activity_id)
+    if activity is None or activity.customer_id != customer_id or activity.author_id is None:
+        raise NotFound()  # entries the hub recorded by itself are not edited
+    if data.text is not UNSET:
+        activity.text = data.text.strip()
+    if data.due_at is not UNSET:
+        if activity.kind != "task":
+            raise InvalidInput(N_("Only tasks have a due date."), field="due_at")
+        activity.due_at = data.due_at
+    if data.done is not UNSET:
+        activity.done_at = (activity.done_at or utcnow()) if data.done else None
+    await session.commit()
+    return activity
+
+
+async def timeline(
+    session: HubAsyncSession, customer_id: uuid.UUID, *, cursor: str | None, limit: int
+) -> tuple[list[Activity], str | None]:
+    await get_customer(session, customer_id)
+    rows, next_cursor = await paginate(
+        session,
+        select(Activity).where(Activity.customer_id == customer_id),
+        Activity.id,
+        cursor=cursor,
+        limit=limit,
+    )
+    return [row[0] for row in rows], next_cursor
+
+
+async def record_activity(
+    session: HubAsyncSession,
+    customer_id: uuid.UUID,
+    kind: str,
+    details: dict[str, Any],
+    *,
+    key: str,
+    at: datetime | None = None,
+) -> None:
+    """An entry the hub writes by itself (a conversation started, a ticket opened...), once per key:
+    the events that cause them may arrive more than once."""
+    if await session.scalar(select(Activity.id).where(Activity.source_key == key)) is not None:
+        return
+    if await session.get(Customer, customer_id) is None:
+        return  # the customer was deleted meanwhile
+    activity = Activity(customer_id=customer_id, kind=kind, details=details, source_key=key)
+    if at is not None:
+        activity.created_at = at
+    session.add(activity)

@@ -102,6 +102,7 @@ def organization_out(organization: Organization) -> OrganizationOut:
         slug=organization.slug,
         default_language=organization.default_language,
         time_zone=organization.time_zone,
+        default_region=organization.default_region,
     )
 
 

@@ -22,6 +22,8 @@ class Organization(Base):
     slug: Mapped[str] = mapped_column(String(80), unique=True)
     default_language: Mapped[str] = mapped_column(String(5), default="ar")
     time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # The country whose numbering plan reads phone numbers written without a country code.
+    default_region: Mapped[str | None] = mapped_column(String(2))
 
 
 class User(Base, TenantMixin):

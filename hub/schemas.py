@@ -75,6 +75,7 @@ class OrganizationOut(Struct):
     slug: str
     default_language: str
     time_zone: str
+    default_region: str | None
 
 
 class SessionOut(Struct):
@@ -115,6 +116,8 @@ class OrganizationUpdate(Request):
     name: Name | UnsetType = UNSET
     default_language: Language | UnsetType = UNSET
     time_zone: TimeZone | UnsetType = UNSET
+    # ISO 3166 country code whose numbering plan reads phone numbers written without "+".
+    default_region: Annotated[str, Meta(pattern=r"^[A-Z]{2}$")] | UnsetType | None = UNSET
 
 
 class ModuleSettings(Struct, forbid_unknown_fields=True, kw_only=True):

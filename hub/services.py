@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import phonenumbers
 import structlog
 from msgspec import UNSET
 from sqlalchemy import func, select
@@ -519,11 +520,13 @@ async def update_organization(
             ZoneInfo(changes.time_zone)
         except (ZoneInfoNotFoundError, ValueError):
             raise InvalidInput(N_("This is not a known time zone."), field="time_zone") from None
-    for field in ("name", "default_language", "time_zone"):
+    if changes.default_region and changes.default_region not in phonenumbers.SUPPORTED_REGIONS:
+        raise InvalidInput(N_("This is not a known country code."), field="default_region")
+    for field in ("name", "default_language", "time_zone", "default_region"):
         value = getattr(changes, field)
         if value is not UNSET and value != getattr(organization, field):
             diff[field] = [getattr(organization, field), value]
-            setattr(organization, field, value.strip() if field == "name" else value)
+            setattr(organization, field, value.strip() if field == "name" and value else value)
     if diff:
         await record_audit(
             session,

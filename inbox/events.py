@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import ClassVar
 
 from hub.events import Event, event_type
@@ -34,3 +35,15 @@ class ConversationAssigned(Event, frozen=True, kw_only=True):
     conversation_id: uuid.UUID
     assignee_id: uuid.UUID | None
     previous_assignee_id: uuid.UUID | None
+
+
+@event_type
+class ConversationStarted(Event, frozen=True, kw_only=True):
+    """A customer's first message on a channel opened a conversation."""
+
+    name: ClassVar[str] = "inbox.conversation_started"
+    conversation_id: uuid.UUID
+    customer_id: uuid.UUID
+    channel_id: uuid.UUID
+    message_id: uuid.UUID
+    at: datetime

@@ -39,7 +39,7 @@ from hub.permissions import can, roles_with
 from hub.realtime import push_after_commit
 from hub.runtime import Runtime, current
 from hub.tasks import kick, schedule
-from inbox.events import ConversationAssigned, MessageReceived, MessageStatusChanged
+from inbox.events import ConversationAssigned, ConversationStarted, MessageReceived, MessageStatusChanged
 from inbox.models import (
     CannedResponse,
     Conversation,
@@ -315,6 +315,18 @@ async def store_inbound(runtime: Runtime, inbound: InboundMessage) -> StoredInbo
                     text=inbound.text,
                 ),
             )
+            if conversation_created:
+                await events.publish(
+                    session,
+                    ConversationStarted(
+                        organization_id=inbound.organization_id,
+                        conversation_id=conversation.id,
+                        customer_id=customer.id,
+                        channel_id=inbound.channel_id,
+                        message_id=message.id,
+                        at=now,
+                    ),
+                )
             push_to_audience(
                 session,
                 conversation,

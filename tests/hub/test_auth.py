@@ -49,7 +49,7 @@ async def test_register_answers_the_session_shape(hub: RunningHub) -> None:
     assert "password" not in response.text
     assert "password_hash" not in response.text
     organization = body["organization"]
-    assert set(organization) == {"id", "name", "slug", "default_language", "time_zone"}
+    assert set(organization) == {"id", "name", "slug", "default_language", "time_zone", "default_region"}
     assert organization["default_language"] == "ar"
     assert organization["name"] == "شركة النور"
     assert re.fullmatch(r"org-[0-9a-f]{6}", organization["slug"])  # an Arabic name gets a neutral slug

@@ -1,0 +1,332 @@
+"""HTTP for the CRM (under /api/crm): customers, attributes, companies, the pipeline, activities."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from litestar import Controller, Request, delete, get, patch, post
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from crm import services
+from crm.models import Activity, AttributeDefinition, Company, Customer, Deal, SalesStage
+from crm.schemas import (
+    ActivityIn,
+    ActivityOut,
+    ActivityUpdate,
+    AttributeDefinitionIn,
+    AttributeDefinitionOut,
+    BoardColumn,
+    CompanyIn,
+    CompanyOut,
+    CompanyUpdate,
+    CustomerIn,
+    CustomerOut,
+    CustomerUpdate,
+    DealIn,
+    DealOut,
+    DealUpdate,
+    Sort,
+    StageIn,
+    StageOut,
+    StageTotal,
+    StageUpdate,
+)
+from hub.auth import CurrentUser
+from hub.controllers import Cursor, Limit, SessionDep
+from hub.errors import InvalidInput, request_language
+from hub.i18n import N_
+from hub.pagination import DEFAULT_LIMIT
+from hub.permissions import requires
+from hub.schemas import Page
+
+READ, WRITE = requires("crm", "read"), requires("crm", "write")
+
+
+def customer_out(customer: Customer) -> CustomerOut:
+    return CustomerOut(
+        id=customer.id,
+        name=customer.name,
+        phone=customer.phone,
+        email=customer.email,
+        language=customer.language,
+        opted_out=customer.opted_out,
+        tags=list(customer.tags or []),
+        attributes=dict(customer.attributes or {}),
+        owner_id=customer.owner_id,
+        company_id=customer.company_id,
+        created_at=customer.created_at,
+        updated_at=customer.updated_at,
+    )
+
+
+def company_out(company: Company) -> CompanyOut:
+    return CompanyOut(
+        id=company.id,
+        name=company.name,
+        domain=company.domain,
+        sector=company.sector,
+        size=company.size,
+        created_at=company.created_at,
+    )
+
+
+def stage_out(stage: SalesStage) -> StageOut:
+    return StageOut(id=stage.id, name=stage.name, position=stage.position, outcome=stage.outcome)
+
+
+def deal_out(deal: Deal) -> DealOut:
+    return DealOut(
+        id=deal.id,
+        title=deal.title,
+        customer_id=deal.customer_id,
+        company_id=deal.company_id,
+        stage_id=deal.stage_id,
+        amount=deal.amount,
+        currency=deal.currency,
+        owner_id=deal.owner_id,
+        expected_close_on=deal.expected_close_on,
+        source=deal.source,
+        reason=deal.reason,
+        closed_at=deal.closed_at,
+        created_at=deal.created_at,
+    )
+
+
+def activity_out(activity: Activity) -> ActivityOut:
+    return ActivityOut(
+        id=activity.id,
+        customer_id=activity.customer_id,
+        kind=activity.kind,
+        text=activity.text,
+        author_id=activity.author_id,
+        deal_id=activity.deal_id,
+        due_at=activity.due_at,
+        done_at=activity.done_at,
+        details=dict(activity.details or {}),
+        created_at=activity.created_at,
+    )
+
+
+def attribute_out(definition: AttributeDefinition) -> AttributeDefinitionOut:
+    return AttributeDefinitionOut(
+        id=definition.id,
+        key=definition.key,
+        label=definition.label,
+        kind=definition.kind,
+        choices=list(definition.choices or []),
+    )
+
+
+class CustomerController(Controller):
+    path = "/api/crm/customers"
+    tags = ["crm"]  # noqa: RUF012
+
+    @get("/", guards=[READ])
+    async def list_customers(
+        self,
+        session: SessionDep,
+        q: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        tag: Annotated[str | None, QueryParameter(max_length=50)] = None,
+        company: Annotated[uuid.UUID | None, QueryParameter()] = None,
+        sort: Annotated[Sort, QueryParameter()] = "newest",
+        cursor: Annotated[str | None, QueryParameter(max_length=400)] = None,
+        limit: Limit = DEFAULT_LIMIT,
+    ) -> Page[CustomerOut]:
+        """Search by name, phone, e-mail or attribute value; newest first, oldest first or by name."""
+        found, next_cursor = await services.list_customers(
+            session, query=q, tag=tag, company_id=company, sort=sort, cursor=cursor, limit=limit
+        )
+        return Page(items=[customer_out(c) for c in found], next_cursor=next_cursor)
+
+    @post("/", guards=[WRITE], status_code=201)
+    async def create(self, session: SessionDep, data: JSONBody[CustomerIn]) -> CustomerOut:
+        return customer_out(await services.create_customer(session, data))
+
+    @get("/{customer_id:uuid}", guards=[READ])
+    async def detail(self, session: SessionDep, customer_id: FromPath[uuid.UUID]) -> CustomerOut:
+        return customer_out(await services.get_customer(session, customer_id))
+
+    @patch("/{customer_id:uuid}", guards=[WRITE])
+    async def update(
+        self, session: SessionDep, customer_id: FromPath[uuid.UUID], data: JSONBody[CustomerUpdate]
+    ) -> CustomerOut:
+        return customer_out(await services.update_customer(session, customer_id, data))
+
+    @delete("/{customer_id:uuid}", guards=[WRITE], status_code=204)
+    async def remove(self, session: SessionDep, customer_id: FromPath[uuid.UUID]) -> None:
+        await services.delete_customer(session, customer_id)
+
+    @post("/{customer_id:uuid}/activity", guards=[READ], status_code=201)
+    async def log_activity(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        session: SessionDep,
+        customer_id: FromPath[uuid.UUID],
+        data: JSONBody[ActivityIn],
+    ) -> ActivityOut:
+        """Notes, calls, meetings and tasks: everyone who reads the CRM may write them down."""
+        return activity_out(await services.add_activity(session, request.user, customer_id, data))
+
+    @get("/{customer_id:uuid}/activity", guards=[READ])
+    async def list_activity(
+        self,
+        session: SessionDep,
+        customer_id: FromPath[uuid.UUID],
+        cursor: Cursor = None,
+        limit: Limit = DEFAULT_LIMIT,
+    ) -> Page[ActivityOut]:
+        """The customer's timeline, newest first: what the team wrote and what the hub recorded."""
+        found, next_cursor = await services.timeline(session, customer_id, cursor=cursor, limit=limit)
+        return Page(items=[activity_out(a) for a in found], next_cursor=next_cursor)
+
+    @patch("/{customer_id:uuid}/activity/{activity_id:uuid}", guards=[READ])
+    async def update_activity(
+        self,
+        session: SessionDep,
+        customer_id: FromPath[uuid.UUID],
+        activity_id: FromPath[uuid.UUID],
+        data: JSONBody[ActivityUpdate],
+    ) -> ActivityOut:
+        return activity_out(await services.update_activity(session, customer_id, activity_id, data))
+
+
+class AttributeController(Controller):
+    path = "/api/crm/attributes"
+    tags = ["crm"]  # noqa: RUF012
+
+    @get("/", guards=[READ])
+    async def list_definitions(self, session: SessionDep) -> list[AttributeDefinitionOut]:
+        return [attribute_out(d) for d in await services.list_attribute_definitions(session)]
+
+    @post("/", guards=[WRITE], status_code=201)
+    async def create(
+        self, session: SessionDep, data: JSONBody[AttributeDefinitionIn]
+    ) -> AttributeDefinitionOut:
+        return attribute_out(await services.create_attribute_definition(session, data))
+
+    @delete("/{definition_id:uuid}", guards=[WRITE], status_code=204)
+    async def remove(self, session: SessionDep, definition_id: FromPath[uuid.UUID]) -> None:
+        await services.delete_attribute_definition(session, definition_id)
+
+
+class CompanyController(Controller):
+    path = "/api/crm/companies"
+    tags = ["crm"]  # noqa: RUF012
+
+    @get("/", guards=[READ])
+    async def list_companies(
+        self,
+        session: SessionDep,
+        q: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        cursor: Cursor = None,
+        limit: Limit = DEFAULT_LIMIT,
+    ) -> Page[CompanyOut]:
+        found, next_cursor = await services.list_companies(session, query=q, cursor=cursor, limit=limit)
+        return Page(items=[company_out(c) for c in found], next_cursor=next_cursor)
+
+    @post("/", guards=[WRITE], status_code=201)
+    async def create(self, session: SessionDep, data: JSONBody[CompanyIn]) -> CompanyOut:
+        return company_out(await services.create_company(session, data))
+
+    @get("/{company_id:uuid}", guards=[READ])
+    async def detail(self, session: SessionDep, company_id: FromPath[uuid.UUID]) -> CompanyOut:
+        return company_out(await services.get_company(session, company_id))
+
+    @patch("/{company_id:uuid}", guards=[WRITE])
+    async def update(
+        self, session: SessionDep, company_id: FromPath[uuid.UUID], data: JSONBody[CompanyUpdate]
+    ) -> CompanyOut:
+        return company_out(await services.update_company(session, company_id, data))
+
+    @delete("/{company_id:uuid}", guards=[WRITE], status_code=204)
+    async def remove(self, session: SessionDep, company_id: FromPath[uuid.UUID]) -> None:
+        await services.delete_company(session, company_id)
+
+
+class PipelineController(Controller):
+    path = "/api/crm"
+    tags = ["crm"]  # noqa: RUF012
+
+    @get("/sales-stages", guards=[READ])
+    async def stages(self, request: Request[CurrentUser, Any, Any], session: SessionDep) -> list[StageOut]:
+        return [stage_out(s) for s in await services.list_stages(session, request_language(request))]
+
+    @post("/sales-stages", guards=[WRITE], status_code=201)
+    async def create_stage(
+        self, request: Request[CurrentUser, Any, Any], session: SessionDep, data: JSONBody[StageIn]
+    ) -> StageOut:
+        return stage_out(await services.create_stage(session, request_language(request), data))
+
+    @patch("/sales-stages/{stage_id:uuid}", guards=[WRITE])
+    async def update_stage(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        session: SessionDep,
+        stage_id: FromPath[uuid.UUID],
+        data: JSONBody[StageUpdate],
+    ) -> StageOut:
+        """Rename a stage, or move it to another position (the others close up around it)."""
+        return stage_out(await services.update_stage(session, request_language(request), stage_id, data))
+
+    @delete("/sales-stages/{stage_id:uuid}", guards=[WRITE], status_code=204)
+    async def delete_stage(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        session: SessionDep,
+        stage_id: FromPath[uuid.UUID],
+        move_to: Annotated[uuid.UUID | None, QueryParameter()] = None,
+    ) -> None:
+        """Delete a stage; `move_to` names the stage its deals go to."""
+        await services.delete_stage(session, request_language(request), stage_id, move_to)
+
+    @get("/board", guards=[READ])
+    async def board(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        session: SessionDep,
+        owner: Annotated[str | None, QueryParameter(max_length=64)] = None,
+    ) -> list[BoardColumn]:
+        """The pipeline: its stages in order, each with its deals and totals per currency."""
+        try:
+            owner_id = request.user.id if owner == "me" else (uuid.UUID(owner) if owner else None)
+        except ValueError:
+            raise InvalidInput(N_("Use me or a user id."), field="owner") from None
+        columns = await services.board(session, request_language(request), owner_id=owner_id)
+        return [
+            BoardColumn(
+                stage=stage_out(stage),
+                deals=[deal_out(d) for d in deals],
+                count=count,
+                totals=[StageTotal(currency=c, amount=a) for c, a in sorted(totals.items())],
+            )
+            for stage, deals, count, totals in columns
+        ]
+
+    @post("/deals", guards=[WRITE], status_code=201)
+    async def create_deal(
+        self, request: Request[CurrentUser, Any, Any], session: SessionDep, data: JSONBody[DealIn]
+    ) -> DealOut:
+        return deal_out(await services.create_deal(session, request.user, request_language(request), data))
+
+    @get("/deals/{deal_id:uuid}", guards=[READ])
+    async def deal(self, session: SessionDep, deal_id: FromPath[uuid.UUID]) -> DealOut:
+        return deal_out(await services.get_deal(session, deal_id))
+
+    @patch("/deals/{deal_id:uuid}", guards=[WRITE])
+    async def update_deal(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        session: SessionDep,
+        deal_id: FromPath[uuid.UUID],
+        data: JSONBody[DealUpdate],
+    ) -> DealOut:
+        """Change a deal or move it to another stage; a move to a won stage records the sale."""
+        return deal_out(await services.update_deal(session, request.user, deal_id, data))
+
+    @delete("/deals/{deal_id:uuid}", guards=[WRITE], status_code=204)
+    async def delete_deal(self, session: SessionDep, deal_id: FromPath[uuid.UUID]) -> None:
+        await services.delete_deal(session, deal_id)
+
+
+ROUTES = [CustomerController, AttributeController, CompanyController, PipelineController]

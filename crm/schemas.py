@@ -1,0 +1,198 @@
+"""Request and response bodies of the CRM API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from hub.schemas import Email, Language, Name, Request
+
+Phone = Annotated[str, Meta(min_length=3, max_length=32)]
+Tag = Annotated[str, Meta(min_length=1, max_length=50)]
+Tags = Annotated[list[Tag], Meta(max_length=50)]
+AttributeKey = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+AttributeKind = Literal["text", "number", "date", "choice"]
+Outcome = Literal["open", "won", "lost"]
+Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$")]
+Amount = Decimal  # checked in the service: msgspec sets no bounds on decimals
+ActivityKind = Literal["note", "call", "meeting", "task"]
+Sort = Literal["newest", "oldest", "name"]
+
+
+class CustomerIn(Request):
+    name: Name
+    phone: Phone | None = None
+    email: Email | None = None
+    language: Language | None = None
+    opted_out: bool = False
+    tags: Tags = []  # noqa: RUF012
+    attributes: dict[str, Any] = {}  # noqa: RUF012
+    owner_id: uuid.UUID | None = None
+    company_id: uuid.UUID | None = None
+
+
+class CustomerUpdate(Request):
+    name: Name | UnsetType = UNSET
+    phone: Phone | UnsetType | None = UNSET
+    email: Email | UnsetType | None = UNSET
+    language: Language | UnsetType | None = UNSET
+    opted_out: bool | UnsetType = UNSET
+    tags: Tags | UnsetType = UNSET
+    # Merged into the stored values; a key set to null is removed.
+    attributes: dict[str, Any] | UnsetType = UNSET
+    owner_id: uuid.UUID | UnsetType | None = UNSET
+    company_id: uuid.UUID | UnsetType | None = UNSET
+
+
+class CustomerOut(Struct):
+    id: uuid.UUID
+    name: str
+    phone: str | None
+    email: str | None
+    language: str | None
+    opted_out: bool
+    tags: list[str]
+    attributes: dict[str, Any]
+    owner_id: uuid.UUID | None
+    company_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class AttributeDefinitionIn(Request):
+    key: AttributeKey
+    label: Name
+    kind: AttributeKind
+    choices: Annotated[list[Tag], Meta(max_length=100)] = []  # noqa: RUF012
+
+
+class AttributeDefinitionOut(Struct):
+    id: uuid.UUID
+    key: str
+    label: str
+    kind: str
+    choices: list[str]
+
+
+class CompanyIn(Request):
+    name: Name
+    domain: Annotated[str, Meta(max_length=253)] | None = None
+    sector: Annotated[str, Meta(max_length=100)] | None = None
+    size: Annotated[int, Meta(ge=0)] | None = None
+
+
+class CompanyUpdate(Request):
+    name: Name | UnsetType = UNSET
+    domain: Annotated[str, Meta(max_length=253)] | UnsetType | None = UNSET
+    sector: Annotated[str, Meta(max_length=100)] | UnsetType | None = UNSET
+    size: Annotated[int, Meta(ge=0)] | UnsetType | None = UNSET
+
+
+class CompanyOut(Struct):
+    id: uuid.UUID
+    name: str
+    domain: str | None
+    sector: str | None
+    size: int | None
+    created_at: datetime
+
+
+class StageIn(Request):
+    name: Annotated[str, Meta(min_length=1, max_length=100)]
+    outcome: Outcome = "open"
+    # Where it goes in the pipeline, from 0; at the end when left out.
+    position: Annotated[int, Meta(ge=0)] | None = None
+
+
+class StageUpdate(Request):
+    name: Annotated[str, Meta(min_length=1, max_length=100)] | UnsetType = UNSET
+    position: Annotated[int, Meta(ge=0)] | UnsetType = UNSET
+
+
+class StageOut(Struct):
+    id: uuid.UUID
+    name: str
+    position: int
+    outcome: str
+
+
+class DealIn(Request):
+    title: Name
+    customer_id: uuid.UUID
+    stage_id: uuid.UUID | None = None  # the first stage when left out
+    company_id: uuid.UUID | None = None
+    amount: Amount = Decimal(0)
+    currency: Currency = "SAR"
+    owner_id: uuid.UUID | None = None
+    expected_close_on: date | None = None
+    source: Annotated[str, Meta(max_length=100)] | None = None
+
+
+class DealUpdate(Request):
+    title: Name | UnsetType = UNSET
+    stage_id: uuid.UUID | UnsetType = UNSET
+    company_id: uuid.UUID | UnsetType | None = UNSET
+    amount: Amount | UnsetType = UNSET
+    currency: Currency | UnsetType = UNSET
+    owner_id: uuid.UUID | UnsetType | None = UNSET
+    expected_close_on: date | UnsetType | None = UNSET
+    source: Annotated[str, Meta(max_length=100)] | UnsetType | None = UNSET
+    reason: Annotated[str, Meta(max_length=500)] | UnsetType | None = UNSET
+
+
+class DealOut(Struct):
+    id: uuid.UUID
+    title: str
+    customer_id: uuid.UUID
+    company_id: uuid.UUID | None
+    stage_id: uuid.UUID
+    amount: Decimal
+    currency: str
+    owner_id: uuid.UUID | None
+    expected_close_on: date | None
+    source: str | None
+    reason: str | None
+    closed_at: datetime | None
+    created_at: datetime
+
+
+class StageTotal(Struct):
+    currency: str
+    amount: Decimal
+
+
+class BoardColumn(Struct):
+    stage: StageOut
+    deals: list[DealOut]
+    count: int
+    totals: list[StageTotal]  # per currency
+
+
+class ActivityIn(Request):
+    kind: ActivityKind
+    text: Annotated[str, Meta(min_length=1, max_length=10000)]
+    due_at: datetime | None = None
+    deal_id: uuid.UUID | None = None
+
+
+class ActivityUpdate(Request):
+    text: Annotated[str, Meta(min_length=1, max_length=10000)] | UnsetType = UNSET
+    due_at: datetime | UnsetType | None = UNSET
+    done: bool | UnsetType = UNSET
+
+
+class ActivityOut(Struct):
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    kind: str
+    text: str | None
+    author_id: uuid.UUID | None
+    deal_id: uuid.UUID | None
+    due_at: datetime | None
+    done_at: datetime | None
+    details: dict[str, Any]
+    created_at: datetime
