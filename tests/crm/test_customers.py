@@ -10,7 +10,9 @@ async def test_customers_are_created_read_updated_and_deleted(
     hub: RunningHub, organization: Organization
 ) -> None:
     async with hub.client(organization.admin.token, language="en") as client:
-        assert (await client.patch("/api/settings/organization", json={"default_region": "SA"})).status_code == 200
+        assert (
+            await client.patch("/api/settings/organization", json={"default_region": "SA"})
+        ).status_code == 200
         created = await client.post(
             "/api/crm/customers",
             json={
