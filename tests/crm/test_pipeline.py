@@ -7,7 +7,7 @@ from typing import Any
 
 from tests.conftest import Organization, RunningHub, eventually, register
 from tests.hub.test_realtime import connect
-from tests.inbox.conftest import Receiver, make_channel, receiver  # noqa: F401 - its fixture
+from tests.inbox.conftest import Receiver, make_channel
 
 
 async def test_default_stages_in_the_callers_language_and_their_editing(
