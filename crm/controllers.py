@@ -26,6 +26,7 @@ from crm.schemas import (
     DealIn,
     DealOut,
     DealUpdate,
+    MergeRequest,
     Sort,
     StageIn,
     StageOut,
@@ -156,6 +157,19 @@ class CustomerController(Controller):
     @delete("/{customer_id:uuid}", guards=[WRITE], status_code=204)
     async def remove(self, session: SessionDep, customer_id: FromPath[uuid.UUID]) -> None:
         await services.delete_customer(session, customer_id)
+
+    @post("/{customer_id:uuid}/merge", guards=[WRITE], status_code=200)
+    async def merge(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        session: SessionDep,
+        customer_id: FromPath[uuid.UUID],
+        data: JSONBody[MergeRequest],
+    ) -> CustomerOut:
+        """Fold a duplicate record of the same person into this one, keeping everything of both."""
+        return customer_out(
+            await services.merge_customers(session, request.user, customer_id, data.duplicate_id)
+        )
 
     @post("/{customer_id:uuid}/activity", guards=[READ], status_code=201)
     async def log_activity(

@@ -63,6 +63,10 @@ class CustomerOut(Struct):
     updated_at: datetime
 
 
+class MergeRequest(Request):
+    duplicate_id: uuid.UUID
+
+
 class AttributeDefinitionIn(Request):
     key: AttributeKey
     label: Name

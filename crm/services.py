@@ -7,6 +7,7 @@ import base64
 import binascii
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -309,6 +310,70 @@ async def list_customers(
     more = len(found) > limit
     found = found[:limit]
     return found, _name_cursor(found[-1].name, found[-1].id) if more and found else None
+
+
+# Merging two records of one person
+
+# What packages above the CRM (the inbox, tickets) do to move their rows from one customer to
+# another; they register at start-up, so a merge keeps everything in one transaction.
+CustomerMover = Callable[[HubAsyncSession, uuid.UUID, uuid.UUID], Awaitable[None]]
+_movers: list[CustomerMover] = []
+
+
+def on_customer_merge(mover: CustomerMover) -> CustomerMover:
+    _movers.append(mover)
+    return mover
+
+
+async def merge_customers(
+    session: HubAsyncSession, actor: CurrentUser, customer_id: uuid.UUID, duplicate_id: uuid.UUID
+) -> Customer:
+    """Fold the duplicate into the customer: its conversations, deals, activities and channel
+    identities move over; fields the customer lacks are taken from it; then it is deleted."""
+    if customer_id == duplicate_id:
+        raise InvalidInput(N_("A customer cannot be merged into itself."), field="duplicate_id")
+    customer = await get_customer(session, customer_id)
+    duplicate = await session.get(Customer, duplicate_id)
+    if duplicate is None:
+        raise InvalidInput(N_("There is no such customer."), field="duplicate_id")
+    for mover in _movers:
+        await mover(session, duplicate.id, customer.id)
+    for table in (Deal, Activity):
+        await session.execute(
+            update(table)
+            .where(table.customer_id == duplicate.id)
+            .values(customer_id=customer.id)
+            .execution_options(synchronize_session=False)
+        )
+    known = {
+        (i.channel_id, i.external_id)
+        for i in await session.scalars(
+            select(CustomerIdentity).where(CustomerIdentity.customer_id == customer.id)
+        )
+    }
+    for identity in await session.scalars(
+        select(CustomerIdentity).where(CustomerIdentity.customer_id == duplicate.id)
+    ):
+        if (identity.channel_id, identity.external_id) not in known:
+            identity.customer_id = customer.id
+    taken = {"phone": duplicate.phone, "email": duplicate.email}
+    details = {"merged_name": duplicate.name, "merged_id": str(duplicate.id)}
+    customer.tags = sorted(set(customer.tags or []) | set(duplicate.tags or []))
+    customer.attributes = {**(duplicate.attributes or {}), **(customer.attributes or {})}
+    for field in ("language", "owner_id", "company_id"):
+        if getattr(customer, field) is None:
+            setattr(customer, field, getattr(duplicate, field))
+    customer.opted_out = customer.opted_out or duplicate.opted_out  # never send to someone who said no
+    await session.delete(duplicate)
+    await session.flush()  # frees the duplicate's phone and e-mail
+    for field, value in taken.items():
+        if getattr(customer, field) is None and value is not None:
+            setattr(customer, field, value)
+    session.add(
+        Activity(customer_id=customer.id, kind="customers_merged", author_id=actor.id, details=details)
+    )
+    await session.commit()
+    return customer
 
 
 # Attribute definitions

@@ -1,8 +1,13 @@
-"""What the inbox does for other packages: it is the channels' inbound sink."""
+"""What the inbox does for other packages: it is the channels' inbound sink, and it moves its
+conversations when the CRM merges two customers."""
 
 from __future__ import annotations
 
+import uuid
+
 from channels.adapters import InboundMessage, Receipt, StoredInbound, register_inbound_sink
+from crm.services import on_customer_merge
+from hub.db import HubAsyncSession
 from hub.runtime import current
 from inbox import services
 
@@ -18,3 +23,10 @@ class InboxSink:
 
 
 register_inbound_sink(InboxSink())
+
+
+@on_customer_merge
+async def move_conversations(
+    session: HubAsyncSession, from_customer: uuid.UUID, to_customer: uuid.UUID
+) -> None:
+    await services.move_conversations(session, from_customer, to_customer)

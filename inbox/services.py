@@ -1242,3 +1242,46 @@ async def _assign_in_turn(runtime: Runtime, session: HubAsyncSession, conversati
             previous_assignee_id=None,
         ),
     )
+
+
+async def move_conversations(
+    session: HubAsyncSession, from_customer: uuid.UUID, to_customer: uuid.UUID
+) -> None:
+    """Give one customer's conversations to another. Where both have one on the same channel, the
+    messages and labels join the other's conversation, which keeps the latest activity."""
+    theirs = {
+        c.channel_id: c
+        for c in await session.scalars(select(Conversation).where(Conversation.customer_id == to_customer))
+    }
+    for conversation in list(
+        await session.scalars(select(Conversation).where(Conversation.customer_id == from_customer))
+    ):
+        kept = theirs.get(conversation.channel_id)
+        if kept is None:
+            conversation.customer_id = to_customer
+            continue
+        await session.execute(
+            update(Message)
+            .where(Message.conversation_id == conversation.id)
+            .values(conversation_id=kept.id)
+            .execution_options(synchronize_session=False)
+        )
+        labels = set(
+            await session.scalars(
+                select(ConversationLabel.label_id).where(ConversationLabel.conversation_id == kept.id)
+            )
+        )
+        for link in await session.scalars(
+            select(ConversationLabel).where(ConversationLabel.conversation_id == conversation.id)
+        ):
+            if link.label_id not in labels:
+                session.add(ConversationLabel(conversation_id=kept.id, label_id=link.label_id))
+        kept.unread_count += conversation.unread_count
+        if conversation.last_message_at and (
+            kept.last_message_at is None or conversation.last_message_at > kept.last_message_at
+        ):
+            kept.last_message_at = conversation.last_message_at
+            kept.last_message_preview = conversation.last_message_preview
+        kept.assignee_id = kept.assignee_id or conversation.assignee_id
+        await session.delete(conversation)
+    await session.flush()

@@ -4,6 +4,7 @@ may do what."""
 from __future__ import annotations
 
 from tests.conftest import Organization, RunningHub, register
+from tests.inbox.conftest import Receiver, make_channel
 
 
 async def test_customers_are_created_read_updated_and_deleted(
@@ -184,3 +185,81 @@ async def test_agents_read_managers_write_and_other_organizations_see_nothing(
         assert (await client.patch("/api/settings/modules", json={"crm": False})).status_code in (200, 204)
         switched_off = await client.get("/api/crm/customers")
         assert switched_off.status_code == 403
+
+
+async def test_merging_keeps_every_conversation_deal_and_activity(
+    hub: RunningHub, organization: Organization, receiver: Receiver
+) -> None:
+    website, shop = (
+        await make_channel(hub, organization, receiver),
+        await make_channel(hub, organization, receiver),
+    )
+    # One person, two records: a number on the website channel, another number on both channels.
+    kept = (
+        await website.send(external_id="m-1", **{"from": "+966500000001"}, name="Ali", text="first")
+    ).json()
+    dup = (
+        await website.send(external_id="m-2", **{"from": "+966500000002"}, name="Ali B", text="second")
+    ).json()
+    dup_shop = (await shop.send(external_id="m-3", **{"from": "+966500000002"}, text="at the shop")).json()
+    async with hub.client(organization.admin.token, language="en") as client:
+        customer_of = {
+            key: (await client.get(f"/api/inbox/conversations/{stored['conversation_id']}")).json()[
+                "customer"
+            ]["id"]
+            for key, stored in (("kept", kept), ("dup", dup))
+        }
+        await client.patch(
+            f"/api/crm/customers/{customer_of['dup']}", json={"email": "ali@example.com", "tags": ["vip"]}
+        )
+        deal = (
+            await client.post("/api/crm/deals", json={"title": "Order", "customer_id": customer_of["dup"]})
+        ).json()
+        note = (
+            await client.post(
+                f"/api/crm/customers/{customer_of['dup']}/activity", json={"kind": "note", "text": "n"}
+            )
+        ).json()
+
+        merged = await client.post(
+            f"/api/crm/customers/{customer_of['kept']}/merge", json={"duplicate_id": customer_of["dup"]}
+        )
+        assert merged.status_code == 200, merged.text
+        assert merged.json()["phone"] == "+966500000001"  # the kept record's own values win
+        assert merged.json()["email"] == "ali@example.com"  # what it lacked comes from the duplicate
+        assert merged.json()["tags"] == ["vip"]
+        assert (await client.get(f"/api/crm/customers/{customer_of['dup']}")).status_code == 404
+
+        conversations = (await client.get("/api/inbox/conversations")).json()["items"]
+        assert {c["customer"]["id"] for c in conversations} == {customer_of["kept"]}
+        assert sorted(c["id"] for c in conversations) == sorted(
+            [kept["conversation_id"], dup_shop["conversation_id"]]
+        )
+        on_website = next(c for c in conversations if c["id"] == kept["conversation_id"])
+        assert on_website["unread_count"] == 2
+        assert on_website["last_message_preview"] == "second"
+        texts = (await client.get(f"/api/inbox/conversations/{kept['conversation_id']}/messages")).json()[
+            "items"
+        ]
+        assert [m["text"] for m in texts] == ["second", "first"]
+        assert (await client.get(f"/api/crm/deals/{deal['id']}")).json()["customer_id"] == customer_of["kept"]
+        timeline = (await client.get(f"/api/crm/customers/{customer_of['kept']}/activity")).json()["items"]
+        assert note["id"] in [a["id"] for a in timeline]
+        assert timeline[0]["kind"] == "customers_merged"
+        assert timeline[0]["details"]["merged_name"] == "Ali B"
+
+        itself = await client.post(
+            f"/api/crm/customers/{customer_of['kept']}/merge", json={"duplicate_id": customer_of["kept"]}
+        )
+        assert itself.json()["errors"][0]["field"] == "duplicate_id"
+    other = await register(hub)
+    async with hub.client(other.admin.token) as client:
+        theirs = (await client.post("/api/crm/customers", json={"name": "Theirs"})).json()
+        crossed = await client.post(
+            f"/api/crm/customers/{theirs['id']}/merge", json={"duplicate_id": customer_of["kept"]}
+        )
+        assert crossed.status_code == 400
+        assert crossed.json()["errors"][0]["field"] == "duplicate_id"
+    # The next message from the merged number finds the kept customer.
+    again = (await website.send(external_id="m-4", **{"from": "+966500000001"}, text="thanks")).json()
+    assert again["conversation_id"] == kept["conversation_id"]
