@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Annotated, Any
 
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post, route
+from litestar.enums import HttpMethod
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from crm import services
@@ -20,12 +22,16 @@ from crm.schemas import (
     CompanyIn,
     CompanyOut,
     CompanyUpdate,
+    CrmSettingsOut,
+    CrmSettingsUpdate,
     CustomerIn,
     CustomerOut,
     CustomerUpdate,
     DealIn,
     DealOut,
     DealUpdate,
+    LeadAccepted,
+    LeadIn,
     MergeRequest,
     Sort,
     StageIn,
@@ -34,12 +40,13 @@ from crm.schemas import (
     StageUpdate,
 )
 from hub.auth import CurrentUser
-from hub.controllers import Cursor, Limit, SessionDep
-from hub.errors import InvalidInput, request_language
+from hub.controllers import Cursor, Limit, RuntimeDep, SessionDep
+from hub.errors import Forbidden, InvalidInput, TooManyRequests, request_language
 from hub.i18n import N_
 from hub.pagination import DEFAULT_LIMIT
 from hub.permissions import requires
 from hub.schemas import Page
+from hub.throttle import client_address
 
 READ, WRITE = requires("crm", "read"), requires("crm", "write")
 
@@ -343,4 +350,90 @@ class PipelineController(Controller):
         await services.delete_deal(session, deal_id)
 
 
-ROUTES = [CustomerController, AttributeController, CompanyController, PipelineController]
+class CrmSettingsController(Controller):
+    path = "/api/crm/settings"
+    tags = ["crm"]  # noqa: RUF012
+
+    @get("/", guards=[READ])
+    async def read(self, session: SessionDep) -> CrmSettingsOut:
+        settings = await services.crm_settings(session)
+        await session.commit()
+        return CrmSettingsOut(lead_origins=list(settings.lead_origins))
+
+    @patch("/", guards=[requires("settings", "write")])
+    async def update(self, session: SessionDep, data: JSONBody[CrmSettingsUpdate]) -> CrmSettingsOut:
+        """The web pages whose browsers may post the lead form (exact origins)."""
+        settings = await services.update_crm_settings(session, data.lead_origins)
+        return CrmSettingsOut(lead_origins=list(settings.lead_origins))
+
+
+LEADS_PER_MINUTE = 10  # per address and organization: a person fills in a form a few times at most
+
+
+def _cors(origin: str | None) -> dict[str, str]:
+    if origin is None:
+        return {}
+    return {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Allow-Methods": "POST, OPTIONS",
+        "Access-Control-Allow-Headers": "Content-Type",
+        "Access-Control-Max-Age": "600",
+        "Vary": "Origin",
+    }
+
+
+class LeadController(Controller):
+    """The public lead form of an organization: no account, its own CORS origins and rate limit."""
+
+    path = "/api/public/{organization_slug:str}/leads"
+    tags = ["crm"]  # noqa: RUF012
+
+    # Litestar adds a default OPTIONS handler unless the first handler it meets for the path has
+    # one; it meets a controller's handlers in name order, hence this name before `capture`.
+    @route("/", http_method=[HttpMethod.OPTIONS], exclude_from_auth=True, status_code=204)
+    async def allow_browsers(
+        self, request: Request[Any, Any, Any], runtime: RuntimeDep, organization_slug: FromPath[str]
+    ) -> Response[None]:
+        organization = await services.organization_by_slug(runtime, organization_slug)
+        origin = request.headers.get("origin")
+        allowed = origin is not None and await services.lead_origin_allowed(runtime, organization, origin)
+        return Response(None, status_code=204, headers=_cors(origin) if allowed else {})
+
+    @post("/", exclude_from_auth=True, status_code=202)
+    async def capture(
+        self,
+        request: Request[Any, Any, Any],
+        runtime: RuntimeDep,
+        organization_slug: FromPath[str],
+        data: JSONBody[LeadIn],
+    ) -> Response[LeadAccepted]:
+        """A lead from a website form: the person, their company and a deal in the first stage."""
+        organization = await services.organization_by_slug(runtime, organization_slug)
+        origin = request.headers.get("origin")
+        if not await services.lead_origin_allowed(runtime, organization, origin):
+            raise Forbidden(N_("This page may not send leads here."), field="origin")
+        window = int(time.time() // 60)
+        if (
+            await runtime.counters.hit(f"leads:{organization.id}:{client_address(request)}:{window}", 60)
+            > LEADS_PER_MINUTE
+        ):
+            raise TooManyRequests(headers={"Retry-After": str(60 - int(time.time()) % 60)})
+        if data.website:
+            # The hidden field is filled in: a robot. It is told what a person would be told.
+            return Response(
+                LeadAccepted(customer_id=None, deal_id=None), status_code=202, headers=_cors(origin)
+            )
+        customer, deal = await services.capture_lead(runtime, organization, data)
+        return Response(
+            LeadAccepted(customer_id=customer.id, deal_id=deal.id), status_code=202, headers=_cors(origin)
+        )
+
+
+ROUTES = [
+    CustomerController,
+    AttributeController,
+    CompanyController,
+    PipelineController,
+    CrmSettingsController,
+    LeadController,
+]

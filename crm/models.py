@@ -115,3 +115,11 @@ class Activity(Base, TenantMixin):
     # What the hub recorded with it (stage names, a conversation id...), for the timeline to show.
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     source_key: Mapped[str | None] = mapped_column(String(120))
+
+
+class CrmSettings(Base, TenantMixin):
+    __tablename__ = "crm_settings"
+    __table_args__ = (UniqueConstraint("organization_id"),)
+
+    # Web pages allowed to post the lead form from a browser (exact origins, https://example.com).
+    lead_origins: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -200,3 +200,29 @@ class ActivityOut(Struct):
     done_at: datetime | None
     details: dict[str, Any]
     created_at: datetime
+
+
+class LeadIn(Request):
+    name: Name
+    email: Annotated[str, Meta(max_length=254)] | None = None
+    phone: Phone | None = None
+    company: Annotated[str, Meta(max_length=200)] | None = None
+    message: Annotated[str, Meta(max_length=5000)] | None = None
+    source: Annotated[str, Meta(max_length=100)] | None = None
+    locale: Language | None = None
+    idempotency_key: Annotated[str, Meta(min_length=1, max_length=100)] | None = None
+    # Left empty by people; a form hides it, and robots fill it in.
+    website: str | None = None
+
+
+class LeadAccepted(Struct):
+    customer_id: uuid.UUID | None
+    deal_id: uuid.UUID | None
+
+
+class CrmSettingsOut(Struct):
+    lead_origins: list[str]
+
+
+class CrmSettingsUpdate(Request):
+    lead_origins: Annotated[list[Annotated[str, Meta(pattern=r"^https?://[^/\s]+$")]], Meta(max_length=50)]

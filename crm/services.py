@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
@@ -17,7 +18,16 @@ from sqlalchemy import Select, String, cast, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from channels.phones import normalize_phone
-from crm.models import Activity, AttributeDefinition, Company, Customer, CustomerIdentity, Deal, SalesStage
+from crm.models import (
+    Activity,
+    AttributeDefinition,
+    Company,
+    CrmSettings,
+    Customer,
+    CustomerIdentity,
+    Deal,
+    SalesStage,
+)
 from crm.schemas import (
     ActivityIn,
     ActivityUpdate,
@@ -28,6 +38,7 @@ from crm.schemas import (
     CustomerUpdate,
     DealIn,
     DealUpdate,
+    LeadIn,
     StageIn,
     StageUpdate,
 )
@@ -580,6 +591,8 @@ async def _stage(session: HubAsyncSession, stage_id: uuid.UUID) -> SalesStage:
 
 
 MAX_AMOUNT = Decimal("999999999999.99")
+DEFAULT_CURRENCY = "SAR"
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$")
 
 
 def _amount(value: Decimal) -> Decimal:
@@ -797,3 +810,138 @@ async def record_activity(
     if at is not None:
         activity.created_at = at
     session.add(activity)
+
+
+# Settings and lead capture
+
+
+async def crm_settings(session: HubAsyncSession) -> CrmSettings:
+    settings = await session.scalar(select(CrmSettings))
+    if settings is None:
+        settings = CrmSettings(lead_origins=[])
+        session.add(settings)
+        await session.flush()
+    return settings
+
+
+async def update_crm_settings(session: HubAsyncSession, lead_origins: list[str]) -> CrmSettings:
+    settings = await crm_settings(session)
+    settings.lead_origins = list(dict.fromkeys(origin.lower() for origin in lead_origins))
+    await session.commit()
+    return settings
+
+
+async def organization_by_slug(runtime: Any, slug: str) -> Organization:
+    async with runtime.db.system_session() as session:
+        organization = await session.scalar(select(Organization).where(Organization.slug == slug))
+    if organization is None:
+        raise NotFound()
+    return organization
+
+
+async def lead_origin_allowed(runtime: Any, organization: Organization, origin: str | None) -> bool:
+    """A browser's post must come from one of the organization's pages; a server's has no origin."""
+    if origin is None:
+        return True
+    async with runtime.db.session(organization.id) as session:
+        settings = await session.scalar(select(CrmSettings))
+    return settings is not None and origin.lower() in settings.lead_origins
+
+
+async def capture_lead(runtime: Any, organization: Organization, lead: LeadIn) -> tuple[Customer, Deal]:
+    """A website form's lead: the person (found by e-mail or phone, or new), their company, a deal
+    in the pipeline's first stage and an entry on their timeline. A repeated key creates nothing."""
+    key = f"lead:{lead.idempotency_key}" if lead.idempotency_key else None
+    async with runtime.db.session(organization.id) as session:
+        if key is not None:
+            earlier = await session.scalar(select(Activity).where(Activity.source_key == key))
+            if earlier is not None and earlier.deal_id is not None:
+                return await session.get_one(Customer, earlier.customer_id), await session.get_one(
+                    Deal, earlier.deal_id
+                )
+        email = _email(lead.email)
+        if email is not None and not EMAIL.match(email):
+            raise InvalidInput(N_("This is not a valid e-mail address."), field="email")
+        phone = await _phone(session, lead.phone)
+        if email is None and phone is None:
+            raise InvalidInput(N_("Give an e-mail address or a phone number."), field="email")
+        conditions = [
+            c for c in (email and Customer.email == email, phone and Customer.phone == phone) if c is not None
+        ]
+        customer = await session.scalar(
+            select(Customer).where(or_(*conditions)).order_by(Customer.id).limit(1)
+        )
+        if customer is None:
+            customer = Customer(
+                name=lead.name.strip(), email=email, phone=phone, language=lead.locale, tags=[], attributes={}
+            )
+            session.add(customer)
+        else:
+            taken = await session.scalar(
+                select(Customer.id).where(Customer.id != customer.id, or_(*conditions))
+            )
+            if taken is None:  # fill what the record lacks, unless it belongs to someone else
+                customer.email = customer.email or email
+                customer.phone = customer.phone or phone
+            customer.language = customer.language or lead.locale
+        await session.flush()
+        company = None
+        if lead.company and lead.company.strip():
+            name = lead.company.strip()
+            company = await session.scalar(select(Company).where(func.lower(Company.name) == name.lower()))
+            if company is None:
+                company = Company(name=name)
+                session.add(company)
+                await session.flush()
+            customer.company_id = customer.company_id or company.id
+        from hub.i18n import translate
+
+        language = lead.locale or organization.default_language
+        stage = (await list_stages(session, language))[0]
+        deal = Deal(
+            title=lead.name.strip() if not company else f"{company.name}: {lead.name.strip()}"[:200],
+            customer_id=customer.id,
+            company_id=company.id if company else None,
+            stage_id=stage.id,
+            amount=Decimal(0),
+            currency=DEFAULT_CURRENCY,
+            source=lead.source or translate(language, N_("website form")),
+        )
+        session.add(deal)
+        await session.flush()
+        session.add(
+            Activity(
+                customer_id=customer.id,
+                kind="lead_captured",
+                text=lead.message,
+                deal_id=deal.id,
+                details={"source": deal.source, "company": company.name if company else None},
+                source_key=key,
+            )
+        )
+        push_after_commit(
+            session,
+            "leadCreated",
+            {
+                "customerId": str(customer.id),
+                "dealId": str(deal.id),
+                "name": customer.name,
+                "company": company.name if company else None,
+                "source": deal.source,
+            },
+            roles=roles_with("crm", "write"),
+        )
+        try:
+            await session.commit()
+        except IntegrityError:
+            # The same key posted twice at once: the first one stands.
+            await session.rollback()
+            if key is None:
+                raise
+            earlier = await session.scalar(select(Activity).where(Activity.source_key == key))
+            if earlier is None or earlier.deal_id is None:
+                raise
+            return await session.get_one(Customer, earlier.customer_id), await session.get_one(
+                Deal, earlier.deal_id
+            )
+        return customer, deal
