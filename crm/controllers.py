@@ -9,9 +9,10 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, delete, get, patch, post, route
 from litestar.enums import HttpMethod
 from litestar.params import FromPath, JSONBody, QueryParameter
+from msgspec import UNSET
 
 from crm import services
-from crm.models import Activity, AttributeDefinition, Company, Customer, Deal, SalesStage
+from crm.models import Activity, AttributeDefinition, Company, Customer, Deal, SalesStage, Segment
 from crm.schemas import (
     ActivityIn,
     ActivityOut,
@@ -33,6 +34,11 @@ from crm.schemas import (
     LeadAccepted,
     LeadIn,
     MergeRequest,
+    SegmentCounts,
+    SegmentFilters,
+    SegmentIn,
+    SegmentOut,
+    SegmentUpdate,
     Sort,
     StageIn,
     StageOut,
@@ -350,6 +356,71 @@ class PipelineController(Controller):
         await services.delete_deal(session, deal_id)
 
 
+class SegmentController(Controller):
+    path = "/api/crm/segments"
+    tags = ["crm"]  # noqa: RUF012
+
+    async def _out(self, session: Any, segment: Segment) -> SegmentOut:
+        filters = services.segment_filters(segment)
+        matching, opted_out = await services.count_segment(session, filters)
+        return SegmentOut(
+            id=segment.id,
+            name=segment.name,
+            filters=filters,
+            counts=SegmentCounts(matching=matching, sendable=matching - opted_out, opted_out=opted_out),
+            created_at=segment.created_at,
+        )
+
+    @get("/", guards=[READ])
+    async def list_segments(self, session: SessionDep) -> list[SegmentOut]:
+        return [await self._out(session, s) for s in await services.list_segments(session)]
+
+    @post("/", guards=[WRITE], status_code=201)
+    async def create(self, session: SessionDep, data: JSONBody[SegmentIn]) -> SegmentOut:
+        segment = await services.save_segment(session, None, name=data.name, filters=data.filters)
+        return await self._out(session, segment)
+
+    @post("/preview", guards=[READ], status_code=200)
+    async def preview(self, session: SessionDep, data: JSONBody[SegmentFilters]) -> SegmentCounts:
+        """How many customers the filters match, and how many of them may be sent to."""
+        matching, opted_out = await services.count_segment(session, data)
+        return SegmentCounts(matching=matching, sendable=matching - opted_out, opted_out=opted_out)
+
+    @get("/{segment_id:uuid}", guards=[READ])
+    async def detail(self, session: SessionDep, segment_id: FromPath[uuid.UUID]) -> SegmentOut:
+        return await self._out(session, await services.get_segment(session, segment_id))
+
+    @patch("/{segment_id:uuid}", guards=[WRITE])
+    async def update(
+        self, session: SessionDep, segment_id: FromPath[uuid.UUID], data: JSONBody[SegmentUpdate]
+    ) -> SegmentOut:
+        segment = await services.get_segment(session, segment_id)
+        segment = await services.save_segment(
+            session,
+            segment,
+            name=data.name if data.name is not UNSET else None,
+            filters=data.filters if data.filters is not UNSET else None,
+        )
+        return await self._out(session, segment)
+
+    @delete("/{segment_id:uuid}", guards=[WRITE], status_code=204)
+    async def remove(self, session: SessionDep, segment_id: FromPath[uuid.UUID]) -> None:
+        await services.delete_segment(session, segment_id)
+
+    @get("/{segment_id:uuid}/customers", guards=[READ])
+    async def members(
+        self,
+        session: SessionDep,
+        segment_id: FromPath[uuid.UUID],
+        cursor: Cursor = None,
+        limit: Limit = DEFAULT_LIMIT,
+    ) -> Page[CustomerOut]:
+        """Its customers now, newest first (those who opted out included, marked)."""
+        filters = services.segment_filters(await services.get_segment(session, segment_id))
+        found, next_cursor = await services.segment_customers(session, filters, cursor=cursor, limit=limit)
+        return Page(items=[customer_out(c) for c in found], next_cursor=next_cursor)
+
+
 class CrmSettingsController(Controller):
     path = "/api/crm/settings"
     tags = ["crm"]  # noqa: RUF012
@@ -434,6 +505,7 @@ ROUTES = [
     AttributeController,
     CompanyController,
     PipelineController,
+    SegmentController,
     CrmSettingsController,
     LeadController,
 ]

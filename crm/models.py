@@ -123,3 +123,13 @@ class CrmSettings(Base, TenantMixin):
 
     # Web pages allowed to post the lead form from a browser (exact origins, https://example.com).
     lead_origins: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class Segment(Base, TenantMixin):
+    """A saved filter over customers; campaigns send to its sendable members."""
+
+    __tablename__ = "customer_segments"
+    __table_args__ = (UniqueConstraint("organization_id", "name"),)
+
+    name: Mapped[str] = mapped_column(String(200))
+    filters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
+import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from hub.schemas import Email, Language, Name, Request
@@ -226,3 +227,48 @@ class CrmSettingsOut(Struct):
 
 class CrmSettingsUpdate(Request):
     lead_origins: Annotated[list[Annotated[str, Meta(pattern=r"^https?://[^/\s]+$")]], Meta(max_length=50)]
+
+
+class AttributeCondition(Struct, forbid_unknown_fields=True, kw_only=True):
+    key: AttributeKey
+    op: Literal["eq", "ne", "gt", "gte", "lt", "lte", "in"] = "eq"
+    value: Any
+
+
+class SegmentFilters(Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    """Every condition given must hold; within a list, any item may match."""
+
+    tags: Tags = []
+    languages: list[Language] = []
+    stage_ids: list[uuid.UUID] = []
+    company_ids: list[uuid.UUID] = []
+    attributes: Annotated[list[AttributeCondition], Meta(max_length=20)] = []
+    channel_ids: list[uuid.UUID] = []
+    last_contacted_after: datetime | None = None
+    last_contacted_before: datetime | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+class SegmentIn(Request):
+    name: Name
+    filters: SegmentFilters = msgspec.field(default_factory=SegmentFilters)
+
+
+class SegmentUpdate(Request):
+    name: Name | UnsetType = UNSET
+    filters: SegmentFilters | UnsetType = UNSET
+
+
+class SegmentCounts(Struct):
+    matching: int
+    sendable: int  # matching, minus those who opted out
+    opted_out: int
+
+
+class SegmentOut(Struct):
+    id: uuid.UUID
+    name: str
+    filters: SegmentFilters
+    counts: SegmentCounts
+    created_at: datetime

@@ -4,12 +4,18 @@ conversations when the CRM merges two customers."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
 
 from channels.adapters import InboundMessage, Receipt, StoredInbound, register_inbound_sink
-from crm.services import on_customer_merge
+from crm.models import Customer
+from crm.services import on_customer_merge, segment_condition
 from hub.db import HubAsyncSession
 from hub.runtime import current
 from inbox import services
+from inbox.models import Conversation
 
 
 class InboxSink:
@@ -30,3 +36,22 @@ async def move_conversations(
     session: HubAsyncSession, from_customer: uuid.UUID, to_customer: uuid.UUID
 ) -> None:
     await services.move_conversations(session, from_customer, to_customer)
+
+
+# What segments may ask of conversations: conditions on the customer's id.
+
+
+@segment_condition("channel_ids")
+def has_conversation_on(channel_ids: list[uuid.UUID]) -> Any:
+    return Customer.id.in_(select(Conversation.customer_id).where(Conversation.channel_id.in_(channel_ids)))
+
+
+@segment_condition("last_contacted_after")
+def contacted_since(moment: datetime) -> Any:
+    return Customer.id.in_(select(Conversation.customer_id).where(Conversation.last_message_at >= moment))
+
+
+@segment_condition("last_contacted_before")
+def quiet_since(moment: datetime) -> Any:
+    """No message since then, either way (never contacted included)."""
+    return Customer.id.not_in(select(Conversation.customer_id).where(Conversation.last_message_at >= moment))
