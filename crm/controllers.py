@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, Response, delete, get, patch, post, route
 from litestar.enums import HttpMethod
 from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.response import Stream
 from msgspec import UNSET
 
 from crm import services
@@ -406,6 +407,20 @@ class SegmentController(Controller):
     @delete("/{segment_id:uuid}", guards=[WRITE], status_code=204)
     async def remove(self, session: SessionDep, segment_id: FromPath[uuid.UUID]) -> None:
         await services.delete_segment(session, segment_id)
+
+    @get("/{segment_id:uuid}/export", guards=[READ])
+    async def export(
+        self, request: Request[CurrentUser, Any, Any], runtime: RuntimeDep, segment_id: FromPath[uuid.UUID]
+    ) -> Stream:
+        """Its customers as a CSV file, streamed."""
+        async with runtime.db.session(request.user.organization_id) as session:
+            segment = await services.get_segment(session, segment_id)  # 404 before the file starts
+        filename = f"segment-{segment.id}.csv"
+        return Stream(
+            services.export_segment(runtime, request.user.organization_id, segment.id),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
 
     @get("/{segment_id:uuid}/customers", guards=[READ])
     async def members(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 from tests.conftest import Organization, RunningHub, register
@@ -105,3 +107,49 @@ async def test_segments_match_what_was_computed_by_hand(
     async with hub.client(other.admin.token) as client:
         assert (await client.get(f"/api/crm/segments/{saved.json()['id']}")).status_code == 404
         assert (await client.post("/api/crm/segments/preview", json={})).json()["matching"] == 0
+
+
+async def test_a_segment_exports_as_csv_in_batches(hub: RunningHub, organization: Organization) -> None:
+    from crm.models import Customer
+
+    async with hub.runtime.db.session(organization.id) as session:
+        session.add_all(
+            Customer(name=f"Customer {n:04d}", phone=f"+9665{n:08d}", tags=["bulk"], attributes={})
+            for n in range(2500)
+        )
+        session.add(
+            Customer(name='=HYPERLINK("http://x")', email="a@b.co", tags=["bulk", "odd"], attributes={})
+        )
+        await session.commit()
+    async with hub.client(organization.admin.token) as client:
+        await client.post("/api/crm/attributes", json={"key": "city", "label": "City", "kind": "text"})
+        segment = (
+            await client.post("/api/crm/segments", json={"name": "Bulk", "filters": {"tags": ["bulk"]}})
+        ).json()
+        exported = await client.get(f"/api/crm/segments/{segment['id']}/export")
+        assert exported.status_code == 200
+        assert exported.headers["content-type"].startswith("text/csv")
+        assert "attachment" in exported.headers["content-disposition"]
+        other = await register(hub)
+    rows = list(csv.reader(io.StringIO(exported.text)))
+    assert rows[0] == [
+        "id",
+        "name",
+        "phone",
+        "email",
+        "language",
+        "opted_out",
+        "tags",
+        "company_id",
+        "created_at",
+        "city",
+    ]
+    body = rows[1:]
+    assert len(body) == 2501
+    assert len({row[0] for row in body}) == 2501  # every customer once, across the batches
+    assert [row[0] for row in body] == sorted(row[0] for row in body)
+    odd = next(row for row in body if "odd" in row[6])
+    assert odd[1] == '\'=HYPERLINK("http://x")'  # not a formula in a spreadsheet
+    assert body[0][2].startswith("+9665")  # phone numbers are left as they are
+    async with hub.client(other.admin.token) as client:
+        assert (await client.get(f"/api/crm/segments/{segment['id']}/export")).status_code == 404
