@@ -121,16 +121,20 @@ async def _find(
 
 
 async def _phone(session: HubAsyncSession, raw: str | None) -> str | None:
-    """E.164 with the organization's default region for numbers without a country code."""
+    """E.164: a number without a country code is read with the organization's default region;
+    failing that, its digits are taken as an international number written without the plus."""
     if raw is None or not raw.strip():
         return None
     text = raw.strip()
-    region = None
-    if not text.startswith(("+", "00")):
-        region = await session.scalar(select(Organization.default_region))
     if text.startswith("00"):
         text = "+" + text[2:]
-    phone = normalize_phone(text, region) if region or text.startswith("+") else None
+    phone = None
+    if not text.startswith("+"):
+        region = await session.scalar(select(Organization.default_region))
+        if region:
+            phone = normalize_phone(text, region)
+    if phone is None:
+        phone = normalize_phone(text)
     if phone is None:
         raise InvalidInput(N_("This is not a valid phone number."), field="phone")
     return phone

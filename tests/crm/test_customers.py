@@ -177,6 +177,11 @@ async def test_agents_read_managers_write_and_other_organizations_see_nothing(
             await client.patch(f"/api/crm/customers/{customer['id']}", json={"name": "x"})
         ).status_code == 404
         assert (await client.get("/api/crm/customers")).json()["items"] == []
+        # Without a default region, digits are read as an international number.
+        no_plus = await client.post("/api/crm/customers", json={"name": "Rami", "phone": "00971 50 123 4567"})
+        assert no_plus.json()["phone"] == "+971501234567"
+        digits = await client.post("/api/crm/customers", json={"name": "Rana", "phone": "966 55 000 1122"})
+        assert digits.json()["phone"] == "+966550001122"
         # The same phone number is free in another organization.
         assert (
             await client.post("/api/crm/customers", json={"name": "Sara", "phone": "+966501112299"})
