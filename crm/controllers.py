@@ -13,7 +13,7 @@ from litestar.response import Stream
 from msgspec import UNSET
 
 from crm import services
-from crm.models import Activity, AttributeDefinition, Company, Customer, Deal, SalesStage, Segment
+from crm.models import Activity, AttributeDefinition, Company, Customer, SalesStage, Segment
 from crm.schemas import (
     ActivityIn,
     ActivityOut,
@@ -46,6 +46,7 @@ from crm.schemas import (
     StageTotal,
     StageUpdate,
 )
+from crm.services import deal_out
 from hub.auth import CurrentUser
 from hub.controllers import Cursor, Limit, RuntimeDep, SessionDep
 from hub.errors import Forbidden, InvalidInput, TooManyRequests, request_language
@@ -88,24 +89,6 @@ def company_out(company: Company) -> CompanyOut:
 
 def stage_out(stage: SalesStage) -> StageOut:
     return StageOut(id=stage.id, name=stage.name, position=stage.position, outcome=stage.outcome)
-
-
-def deal_out(deal: Deal) -> DealOut:
-    return DealOut(
-        id=deal.id,
-        title=deal.title,
-        customer_id=deal.customer_id,
-        company_id=deal.company_id,
-        stage_id=deal.stage_id,
-        amount=deal.amount,
-        currency=deal.currency,
-        owner_id=deal.owner_id,
-        expected_close_on=deal.expected_close_on,
-        source=deal.source,
-        reason=deal.reason,
-        closed_at=deal.closed_at,
-        created_at=deal.created_at,
-    )
 
 
 def activity_out(activity: Activity) -> ActivityOut:

@@ -42,6 +42,7 @@ from crm.schemas import (
     CustomerIn,
     CustomerUpdate,
     DealIn,
+    DealOut,
     DealUpdate,
     LeadIn,
     SegmentFilters,
@@ -51,7 +52,7 @@ from crm.schemas import (
 from hub.auth import CurrentUser
 from hub.db import HubAsyncSession, utcnow
 from hub.errors import Conflict, InvalidInput, NotFound
-from hub.i18n import N_, Term
+from hub.i18n import N_, Term, translate
 from hub.models import Organization, User
 from hub.pagination import check_limit, paginate
 from hub.permissions import roles_with
@@ -522,8 +523,6 @@ async def list_stages(session: HubAsyncSession, language: str) -> list[SalesStag
     stages = list(await session.scalars(select(SalesStage).order_by(SalesStage.position, SalesStage.id)))
     if stages:
         return stages
-    from hub.i18n import translate
-
     stages = [
         SalesStage(name=translate(language, name), outcome=outcome, position=position)
         for position, (name, outcome) in enumerate(DEFAULT_STAGES)
@@ -710,9 +709,25 @@ async def delete_deal(session: HubAsyncSession, deal_id: uuid.UUID) -> None:
     await session.commit()
 
 
-def _push_deal(session: HubAsyncSession, deal: Deal, stage: SalesStage) -> None:
-    from crm.controllers import deal_out  # the same shape as the API's
+def deal_out(deal: Deal) -> DealOut:
+    return DealOut(
+        id=deal.id,
+        title=deal.title,
+        customer_id=deal.customer_id,
+        company_id=deal.company_id,
+        stage_id=deal.stage_id,
+        amount=deal.amount,
+        currency=deal.currency,
+        owner_id=deal.owner_id,
+        expected_close_on=deal.expected_close_on,
+        source=deal.source,
+        reason=deal.reason,
+        closed_at=deal.closed_at,
+        created_at=deal.created_at,
+    )
 
+
+def _push_deal(session: HubAsyncSession, deal: Deal, stage: SalesStage) -> None:
     push_after_commit(
         session,
         "dealUpdated",
@@ -904,8 +919,6 @@ async def capture_lead(runtime: Any, organization: Organization, lead: LeadIn) -
                 session.add(company)
                 await session.flush()
             customer.company_id = customer.company_id or company.id
-        from hub.i18n import translate
-
         language = lead.locale or organization.default_language
         stage = (await list_stages(session, language))[0]
         deal = Deal(
