@@ -6,6 +6,7 @@ import time
 import uuid
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post, route
 from litestar.enums import HttpMethod
 from litestar.params import FromPath, JSONBody, QueryParameter
@@ -35,6 +36,8 @@ from crm.schemas import (
     LeadAccepted,
     LeadIn,
     MergeRequest,
+    ScoreFactor,
+    ScoreOut,
     SegmentCounts,
     SegmentFilters,
     SegmentIn,
@@ -73,6 +76,8 @@ def customer_out(customer: Customer) -> CustomerOut:
         company_id=customer.company_id,
         created_at=customer.created_at,
         updated_at=customer.updated_at,
+        score=customer.score,
+        score_factors=[msgspec.convert(f, ScoreFactor) for f in customer.score_factors or []],
     )
 
 
@@ -166,6 +171,16 @@ class CustomerController(Controller):
         """Fold a duplicate record of the same person into this one, keeping everything of both."""
         return customer_out(
             await services.merge_customers(session, request.user, customer_id, data.duplicate_id)
+        )
+
+    @post("/{customer_id:uuid}/score", guards=[READ], status_code=200)
+    async def score(self, session: SessionDep, customer_id: FromPath[uuid.UUID]) -> ScoreOut:
+        """Work the lead score out again now, and show what made it."""
+        customer = await services.get_customer(session, customer_id)
+        await services.rescore(session, customer)
+        await session.commit()
+        return ScoreOut(
+            score=customer.score, factors=[msgspec.convert(f, ScoreFactor) for f in customer.score_factors]
         )
 
     @post("/{customer_id:uuid}/activity", guards=[READ], status_code=201)
@@ -427,13 +442,22 @@ class CrmSettingsController(Controller):
     async def read(self, session: SessionDep) -> CrmSettingsOut:
         settings = await services.crm_settings(session)
         await session.commit()
-        return CrmSettingsOut(lead_origins=list(settings.lead_origins))
+        return CrmSettingsOut(
+            lead_origins=list(settings.lead_origins), scoring=await services.scoring_rules(session)
+        )
 
     @patch("/", guards=[requires("settings", "write")])
     async def update(self, session: SessionDep, data: JSONBody[CrmSettingsUpdate]) -> CrmSettingsOut:
-        """The web pages whose browsers may post the lead form (exact origins)."""
-        settings = await services.update_crm_settings(session, data.lead_origins)
-        return CrmSettingsOut(lead_origins=list(settings.lead_origins))
+        """The web pages whose browsers may post the lead form (exact origins), and the lead scoring
+        rules (every customer is rescored in the background when they change)."""
+        settings = await services.update_crm_settings(
+            session,
+            lead_origins=None if data.lead_origins is UNSET else data.lead_origins,
+            scoring=None if data.scoring is UNSET else data.scoring,
+        )
+        return CrmSettingsOut(
+            lead_origins=list(settings.lead_origins), scoring=await services.scoring_rules(session)
+        )
 
 
 LEADS_PER_MINUTE = 10  # per address and organization: a person fills in a form a few times at most

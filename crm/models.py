@@ -43,6 +43,9 @@ class Customer(Base, TenantMixin):
     company_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("companies.id", ondelete="SET NULL"), index=True
     )
+    # Lead score, 0 to 100, and the factors that made it: [{"factor", "points", "detail"}].
+    score: Mapped[int] = mapped_column(default=0)
+    score_factors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
 
 
 class CustomerIdentity(Base, TenantMixin):
@@ -123,6 +126,8 @@ class CrmSettings(Base, TenantMixin):
 
     # Web pages allowed to post the lead form from a browser (exact origins, https://example.com).
     lead_origins: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The organization's lead scoring rules; what it leaves out takes the defaults.
+    scoring: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class Segment(Base, TenantMixin):

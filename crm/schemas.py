@@ -62,6 +62,8 @@ class CustomerOut(Struct):
     company_id: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
+    score: int
+    score_factors: list[ScoreFactor]
 
 
 class MergeRequest(Request):
@@ -221,12 +223,46 @@ class LeadAccepted(Struct):
     deal_id: uuid.UUID | None
 
 
+Points = Annotated[int, Meta(ge=0, le=100)]
+
+
+class ScoringRules(Struct, forbid_unknown_fields=True, kw_only=True):
+    """How a lead's score (0 to 100) is made; each part is shown with the points it gave."""
+
+    recent_days: Annotated[int, Meta(ge=1, le=365)] = 7  # the customer wrote within these days
+    recent_points: Points = 25
+    stage_points: Points = 30  # for the furthest open stage reached, in proportion
+    won_points: Points = 20  # a deal won
+    amount_step: Annotated[int, Meta(ge=1)] = 1000  # open and won deals' amounts, per step
+    amount_points: Points = 1
+    amount_max: Points = 15
+    activity_points: Points = 2  # notes, calls, meetings and tasks by the team
+    activity_max: Points = 10
+    hot_sources: Annotated[list[Annotated[str, Meta(max_length=100)]], Meta(max_length=50)] = []
+    source_points: Points = 10
+
+
+class ScoreFactor(Struct):
+    factor: str
+    points: int
+    detail: dict[str, Any]
+
+
+class ScoreOut(Struct):
+    score: int
+    factors: list[ScoreFactor]
+
+
 class CrmSettingsOut(Struct):
     lead_origins: list[str]
+    scoring: ScoringRules
 
 
 class CrmSettingsUpdate(Request):
-    lead_origins: Annotated[list[Annotated[str, Meta(pattern=r"^https?://[^/\s]+$")]], Meta(max_length=50)]
+    lead_origins: (
+        Annotated[list[Annotated[str, Meta(pattern=r"^https?://[^/\s]+$")]], Meta(max_length=50)] | UnsetType
+    ) = UNSET
+    scoring: ScoringRules | UnsetType = UNSET
 
 
 class AttributeCondition(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -248,6 +284,8 @@ class SegmentFilters(Struct, forbid_unknown_fields=True, kw_only=True, omit_defa
     last_contacted_before: datetime | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    score_min: Annotated[int, Meta(ge=0, le=100)] | None = None
+    score_max: Annotated[int, Meta(ge=0, le=100)] | None = None
 
 
 class SegmentIn(Request):

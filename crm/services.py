@@ -11,7 +11,7 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -45,6 +45,7 @@ from crm.schemas import (
     DealOut,
     DealUpdate,
     LeadIn,
+    ScoringRules,
     SegmentFilters,
     StageIn,
     StageUpdate,
@@ -57,6 +58,7 @@ from hub.models import Organization, User
 from hub.pagination import check_limit, paginate
 from hub.permissions import roles_with
 from hub.realtime import push_after_commit
+from hub.tasks import kick
 
 # Identity from channels
 
@@ -649,6 +651,7 @@ async def create_deal(session: HubAsyncSession, actor: CurrentUser, language: st
         )
     )
     _push_deal(session, deal, stage)
+    await rescore_by_id(session, deal.customer_id)
     await session.commit()
     return deal
 
@@ -700,12 +703,16 @@ async def update_deal(
             )
         )
     _push_deal(session, deal, stage)
+    await rescore_by_id(session, deal.customer_id)
     await session.commit()
     return deal
 
 
 async def delete_deal(session: HubAsyncSession, deal_id: uuid.UUID) -> None:
-    await session.delete(await get_deal(session, deal_id))
+    deal = await get_deal(session, deal_id)
+    await session.delete(deal)
+    await session.flush()
+    await rescore_by_id(session, deal.customer_id)
     await session.commit()
 
 
@@ -780,6 +787,8 @@ async def add_activity(
         details={},
     )
     session.add(activity)
+    await session.flush()
+    await rescore_by_id(session, customer_id)
     await session.commit()
     return activity
 
@@ -849,9 +858,21 @@ async def crm_settings(session: HubAsyncSession) -> CrmSettings:
     return settings
 
 
-async def update_crm_settings(session: HubAsyncSession, lead_origins: list[str]) -> CrmSettings:
+async def update_crm_settings(
+    session: HubAsyncSession, *, lead_origins: list[str] | None, scoring: ScoringRules | None
+) -> CrmSettings:
+    """Change the settings; new scoring rules rescore every customer, in the background."""
     settings = await crm_settings(session)
-    settings.lead_origins = list(dict.fromkeys(origin.lower() for origin in lead_origins))
+    if lead_origins is not None:
+        settings.lead_origins = list(dict.fromkeys(origin.lower() for origin in lead_origins))
+    if scoring is not None:
+        settings.scoring = msgspec.to_builtins(scoring)
+        organization_id = session.organization_id
+
+        async def rescore_everyone() -> None:
+            await kick("crm.rescore_organization", organization_id=str(organization_id))
+
+        session.after_commit(rescore_everyone)
     await session.commit()
     return settings
 
@@ -954,6 +975,8 @@ async def capture_lead(runtime: Any, organization: Organization, lead: LeadIn) -
             },
             roles=roles_with("crm", "write"),
         )
+        await session.flush()
+        await rescore(session, customer)
         try:
             await session.commit()
         except IntegrityError:
@@ -1027,6 +1050,10 @@ async def segment_conditions(session: HubAsyncSession, filters: SegmentFilters) 
         conditions.append(Customer.created_at >= filters.created_after)
     if filters.created_before:
         conditions.append(Customer.created_at < filters.created_before)
+    if filters.score_min is not None:
+        conditions.append(Customer.score >= filters.score_min)
+    if filters.score_max is not None:
+        conditions.append(Customer.score <= filters.score_max)
     if filters.attributes:
         definitions = {d.key: d for d in await session.scalars(select(AttributeDefinition))}
         for condition in filters.attributes:
@@ -1179,4 +1206,115 @@ async def export_segment(
         out.truncate()
         if len(batch) < EXPORT_BATCH:
             return
+        after = batch[-1].id
+
+
+# Lead scoring
+
+# Facts about a customer kept by packages above the CRM (the inbox's last message time), each
+# registered at start-up as a function of the session and the customer's id.
+CustomerFact = Callable[[HubAsyncSession, uuid.UUID], Awaitable[Any]]
+_facts: dict[str, CustomerFact] = {}
+
+
+def customer_fact(name: str) -> Callable[[CustomerFact], CustomerFact]:
+    def register(fact: CustomerFact) -> CustomerFact:
+        _facts[name] = fact
+        return fact
+
+    return register
+
+
+async def scoring_rules(session: HubAsyncSession) -> ScoringRules:
+    stored = await session.scalar(select(CrmSettings.scoring))
+    return msgspec.convert(stored or {}, ScoringRules)
+
+
+async def rescore(session: HubAsyncSession, customer: Customer, rules: ScoringRules | None = None) -> None:
+    """Work out the customer's score from the rules and keep it with its factors (not committed)."""
+    rules = rules or await scoring_rules(session)
+    factors: list[dict[str, Any]] = []
+
+    def add(factor: str, points: int, **detail: Any) -> None:
+        if points > 0:
+            factors.append({"factor": factor, "points": points, "detail": detail})
+
+    last_message = (
+        await _facts["last_message_at"](session, customer.id) if "last_message_at" in _facts else None
+    )
+    if last_message is not None:
+        days = (utcnow() - last_message).total_seconds() / 86400
+        if days <= rules.recent_days:
+            add("recent_message", rules.recent_points, days=round(days, 1))
+    stages = list(await session.scalars(select(SalesStage).order_by(SalesStage.position, SalesStage.id)))
+    open_stages = [stage.id for stage in stages if stage.outcome == "open"]
+    outcome = {stage.id: stage.outcome for stage in stages}
+    deals = list(await session.scalars(select(Deal).where(Deal.customer_id == customer.id).order_by(Deal.id)))
+    reached = [open_stages.index(deal.stage_id) for deal in deals if deal.stage_id in open_stages]
+    if reached and open_stages:
+        furthest = max(reached)
+        name = next(stage.name for stage in stages if stage.id == open_stages[furthest])
+        add("deal_stage", round(rules.stage_points * (furthest + 1) / len(open_stages)), stage=name)
+    won = [deal for deal in deals if outcome.get(deal.stage_id) == "won"]
+    if won:
+        add("deal_won", rules.won_points, deals=len(won))
+    amount = sum((deal.amount for deal in deals if outcome.get(deal.stage_id) != "lost"), Decimal(0))
+    add(
+        "deal_amount",
+        min(rules.amount_max, int(amount // rules.amount_step) * rules.amount_points),
+        amount=str(amount),
+    )
+    written = await session.scalar(
+        select(func.count())
+        .select_from(Activity)
+        .where(Activity.customer_id == customer.id, Activity.kind.in_(TEAM_ACTIVITIES))
+    )
+    add(
+        "activities",
+        min(rules.activity_max, int(written or 0) * rules.activity_points),
+        count=int(written or 0),
+    )
+    hot = {source.lower() for source in rules.hot_sources}
+    sources = [deal.source for deal in deals if deal.source and deal.source.lower() in hot]
+    if sources:
+        add("source", rules.source_points, source=sources[-1])
+    customer.score = min(100, sum(factor["points"] for factor in factors))
+    customer.score_factors = factors
+
+
+async def rescore_by_id(session: HubAsyncSession, customer_id: uuid.UUID) -> None:
+    customer = await session.get(Customer, customer_id)
+    if customer is not None:
+        await rescore(session, customer)
+
+
+RESCORE_BATCH = 500
+TEAM_ACTIVITIES = ("note", "call", "meeting", "task")
+
+
+async def rescore_organization(runtime: Any, organization_id: uuid.UUID, *, only_recent: bool = False) -> int:
+    """Rescore an organization's customers a batch at a time (after its rules change, or, with
+    `only_recent`, those whose recent-message points may have lapsed or become due)."""
+    done, after = 0, None
+    while True:
+        async with runtime.db.session(organization_id) as session:
+            rules = await scoring_rules(session)
+            statement = select(Customer).order_by(Customer.id).limit(RESCORE_BATCH)
+            if after is not None:
+                statement = statement.where(Customer.id > after)
+            if only_recent and "last_contacted_after" in _segment_conditions:
+                since = utcnow() - timedelta(days=rules.recent_days + 1)
+                statement = statement.where(
+                    or_(
+                        cast(Customer.score_factors, String).like('%"recent_message"%'),
+                        _segment_conditions["last_contacted_after"](since),
+                    )
+                )
+            batch = list(await session.scalars(statement))
+            for customer in batch:
+                await rescore(session, customer, rules)
+            await session.commit()
+        done += len(batch)
+        if len(batch) < RESCORE_BATCH:
+            return done
         after = batch[-1].id

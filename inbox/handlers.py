@@ -7,11 +7,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from channels.adapters import InboundMessage, Receipt, StoredInbound, register_inbound_sink
 from crm.models import Customer
-from crm.services import on_customer_merge, segment_condition
+from crm.services import customer_fact, on_customer_merge, segment_condition
 from hub.db import HubAsyncSession
 from hub.runtime import current
 from inbox import services
@@ -55,3 +55,11 @@ def contacted_since(moment: datetime) -> Any:
 def quiet_since(moment: datetime) -> Any:
     """No message since then, either way (never contacted included)."""
     return Customer.id.not_in(select(Conversation.customer_id).where(Conversation.last_message_at >= moment))
+
+
+@customer_fact("last_message_at")
+async def last_message_at(session: HubAsyncSession, customer_id: uuid.UUID) -> datetime | None:
+    """When the customer's latest conversation last moved, for the lead score's recency."""
+    return await session.scalar(
+        select(func.max(Conversation.last_message_at)).where(Conversation.customer_id == customer_id)
+    )

@@ -87,7 +87,7 @@ async def test_browsers_post_only_from_the_organizations_pages(
             "/api/crm/settings",
             json={"lead_origins": ["https://Shop.example.com", "https://shop.example.com"]},
         )
-        assert changed.json() == {"lead_origins": ["https://shop.example.com"]}
+        assert changed.json()["lead_origins"] == ["https://shop.example.com"]
         assert (
             await client.patch("/api/crm/settings", json={"lead_origins": ["not a url"]})
         ).status_code == 400
