@@ -10,8 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import hub.db
-
 revision = "0009"
 down_revision = "0008"
 branch_labels = None
