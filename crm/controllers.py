@@ -14,7 +14,7 @@ from litestar.response import Stream
 from msgspec import UNSET
 
 from crm import services
-from crm.models import Activity, AttributeDefinition, Company, Customer, SalesStage, Segment
+from crm.models import Activity, AttributeDefinition, Company, Customer, CustomerImport, SalesStage, Segment
 from crm.schemas import (
     ActivityIn,
     ActivityOut,
@@ -33,6 +33,8 @@ from crm.schemas import (
     DealIn,
     DealOut,
     DealUpdate,
+    ImportOut,
+    ImportRequest,
     LeadAccepted,
     LeadIn,
     MergeRequest,
@@ -53,7 +55,7 @@ from crm.services import deal_out
 from hub.auth import CurrentUser
 from hub.controllers import Cursor, Limit, RuntimeDep, SessionDep
 from hub.errors import Forbidden, InvalidInput, TooManyRequests, request_language
-from hub.i18n import N_
+from hub.i18n import N_, translate
 from hub.pagination import DEFAULT_LIMIT
 from hub.permissions import requires
 from hub.schemas import Page
@@ -434,6 +436,53 @@ class SegmentController(Controller):
         return Page(items=[customer_out(c) for c in found], next_cursor=next_cursor)
 
 
+def import_out(job: CustomerImport, language: str) -> ImportOut:
+    errors = []
+    for error in job.errors or []:
+        params = dict(error.get("params") or {})
+        if "kind" in params:
+            params["kind"] = services.ATTRIBUTE_KINDS.get(params["kind"], params["kind"])
+        errors.append(
+            {
+                "row": error["row"],
+                "field": error["field"],
+                "reason": translate(language, error["reason"], **params),
+            }
+        )
+    return ImportOut(
+        id=job.id,
+        status=job.status,
+        rows=job.rows,
+        created=job.created,
+        updated=job.updated,
+        skipped=job.skipped,
+        failed=job.failed,
+        errors=errors,
+        created_at=job.created_at,
+        finished_at=job.finished_at,
+    )
+
+
+class ImportController(Controller):
+    path = "/api/crm/imports"
+    tags = ["crm"]  # noqa: RUF012
+
+    @post("/", guards=[WRITE], status_code=202)
+    async def start(
+        self, request: Request[CurrentUser, Any, Any], session: SessionDep, data: JSONBody[ImportRequest]
+    ) -> ImportOut:
+        """Read a CSV file (uploaded through POST /api/media) into customers, in the background:
+        `importProgress` events follow it, and each bad row is reported with its reason."""
+        job = await services.start_import(session, request.user, data)
+        return import_out(job, request_language(request))
+
+    @get("/{import_id:uuid}", guards=[READ])
+    async def detail(
+        self, request: Request[CurrentUser, Any, Any], session: SessionDep, import_id: FromPath[uuid.UUID]
+    ) -> ImportOut:
+        return import_out(await services.get_import(session, import_id), request_language(request))
+
+
 class CrmSettingsController(Controller):
     path = "/api/crm/settings"
     tags = ["crm"]  # noqa: RUF012
@@ -528,6 +577,7 @@ ROUTES = [
     CompanyController,
     PipelineController,
     SegmentController,
+    ImportController,
     CrmSettingsController,
     LeadController,
 ]

@@ -138,3 +138,24 @@ class Segment(Base, TenantMixin):
 
     name: Mapped[str] = mapped_column(String(200))
     filters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class CustomerImport(Base, TenantMixin):
+    """A CSV file of customers being read into the CRM, with what became of each row."""
+
+    __tablename__ = "customer_imports"
+
+    media_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"))
+    # CSV column -> customer field (name, phone, email, language, tags, opted_out, company,
+    # attributes.<key>); other columns are ignored.
+    mapping: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    on_duplicate: Mapped[str] = mapped_column(String(8))  # skip, update
+    status: Mapped[str] = mapped_column(String(8), default="queued")  # queued, running, done, failed
+    started_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    rows: Mapped[int] = mapped_column(default=0)
+    created: Mapped[int] = mapped_column(default=0)
+    updated: Mapped[int] = mapped_column(default=0)
+    skipped: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # the first 1,000
+    finished_at: Mapped[datetime | None]

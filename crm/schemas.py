@@ -310,3 +310,30 @@ class SegmentOut(Struct):
     filters: SegmentFilters
     counts: SegmentCounts
     created_at: datetime
+
+
+ImportField = Annotated[
+    str,
+    Meta(pattern=r"^(name|phone|email|language|tags|opted_out|company|attributes\.[a-z][a-z0-9_]{0,63})$"),
+]
+
+
+class ImportRequest(Request):
+    media_id: uuid.UUID  # the CSV file, uploaded through POST /api/media
+    mapping: Annotated[
+        dict[Annotated[str, Meta(min_length=1, max_length=200)], ImportField], Meta(min_length=1)
+    ]
+    on_duplicate: Literal["skip", "update"] = "skip"
+
+
+class ImportOut(Struct):
+    id: uuid.UUID
+    status: str
+    rows: int
+    created: int
+    updated: int
+    skipped: int
+    failed: int
+    errors: list[dict[str, Any]]
+    created_at: datetime
+    finished_at: datetime | None

@@ -28,6 +28,7 @@ from crm.models import (
     CrmSettings,
     Customer,
     CustomerIdentity,
+    CustomerImport,
     Deal,
     SalesStage,
     Segment,
@@ -44,17 +45,19 @@ from crm.schemas import (
     DealIn,
     DealOut,
     DealUpdate,
+    ImportRequest,
     LeadIn,
     ScoringRules,
     SegmentFilters,
     StageIn,
     StageUpdate,
 )
+from hub import storage
 from hub.auth import CurrentUser
 from hub.db import HubAsyncSession, utcnow
 from hub.errors import Conflict, InvalidInput, NotFound
 from hub.i18n import N_, Term, translate
-from hub.models import Organization, User
+from hub.models import Media, Organization, User
 from hub.pagination import check_limit, paginate
 from hub.permissions import roles_with
 from hub.realtime import push_after_commit
@@ -1318,3 +1321,243 @@ async def rescore_organization(runtime: Any, organization_id: uuid.UUID, *, only
         if len(batch) < RESCORE_BATCH:
             return done
         after = batch[-1].id
+
+
+# Importing customers from CSV
+
+IMPORT_BATCH = 1000
+MAX_IMPORT_ERRORS = 1000
+TRUE, FALSE = {"yes", "true", "1", "y", "نعم"}, {"no", "false", "0", "n", "", "لا"}
+
+
+async def start_import(session: HubAsyncSession, actor: CurrentUser, data: ImportRequest) -> CustomerImport:
+    media = await session.get(Media, data.media_id)
+    if media is None or media.content_type not in ("text/csv", "text/plain"):
+        raise InvalidInput(N_("Upload a CSV file first."), field="media_id")
+    fields = list(data.mapping.values())
+    if "phone" not in fields and "email" not in fields:
+        raise InvalidInput(N_("Map a column to the phone number or the e-mail address."), field="mapping")
+    if len(set(fields)) != len(fields):
+        raise InvalidInput(N_("Each field may come from one column only."), field="mapping")
+    keys = {field.split(".", 1)[1] for field in fields if field.startswith("attributes.")}
+    known = set(await session.scalars(select(AttributeDefinition.key)))
+    for key in sorted(keys - known):
+        raise InvalidInput(N_("There is no attribute named {key}."), field="mapping", key=key)
+    job = CustomerImport(
+        media_id=media.id,
+        mapping=dict(data.mapping),
+        on_duplicate=data.on_duplicate,
+        started_by=actor.id,
+        errors=[],
+    )
+    session.add(job)
+    await session.flush()
+    organization_id, job_id = session.organization_id, job.id
+
+    async def run() -> None:
+        await kick("crm.run_import", organization_id=str(organization_id), import_id=str(job_id))
+
+    session.after_commit(run)
+    await session.commit()
+    return job
+
+
+async def get_import(session: HubAsyncSession, import_id: uuid.UUID) -> CustomerImport:
+    job = await session.get(CustomerImport, import_id)
+    if job is None:
+        raise NotFound()
+    return job
+
+
+TYPE_MISMATCH = N_("This value does not fit the attribute's type ({kind}).")
+
+
+def _import_row(
+    values: dict[str, str], region: str | None, definitions: dict[str, AttributeDefinition]
+) -> tuple[dict[str, Any] | None, tuple[str, str, dict[str, str]] | None]:
+    """The customer fields of one row, or the field at fault and why."""
+    out: dict[str, Any] = {"attributes": {}}
+    for field, raw in values.items():
+        text = raw.strip()
+        if field == "name":
+            out["name"] = text[:200]
+        elif field == "phone" and text:
+            digits = "+" + text[2:] if text.startswith("00") else text
+            phone = normalize_phone(digits, region) if region and not digits.startswith("+") else None
+            phone = phone or normalize_phone(digits)
+            if phone is None:
+                return None, ("phone", N_("This is not a valid phone number."), {})
+            out["phone"] = phone
+        elif field == "email" and text:
+            if not EMAIL.match(text) or len(text) > 254:
+                return None, ("email", N_("This is not a valid e-mail address."), {})
+            out["email"] = text.lower()
+        elif field == "language" and text:
+            if text.lower() not in ("ar", "en"):
+                return None, ("language", N_("Use ar or en."), {})
+            out["language"] = text.lower()
+        elif field == "tags":
+            out["tags"] = sorted({tag.strip()[:50] for tag in text.split(";") if tag.strip()})
+        elif field == "opted_out":
+            if text.lower() not in TRUE | FALSE:
+                return None, ("opted_out", N_("Use yes or no."), {})
+            out["opted_out"] = text.lower() in TRUE
+        elif field == "company" and text:
+            out["company"] = text[:200]
+        elif field.startswith("attributes.") and text:
+            definition = definitions[field.split(".", 1)[1]]
+            value: Any = text
+            if definition.kind == "number":
+                try:
+                    value = float(text) if "." in text else int(text)
+                except ValueError:
+                    return None, (field, TYPE_MISMATCH, {"kind": definition.kind})
+            try:
+                out["attributes"][definition.key] = _typed(definition, value, field)
+            except InvalidInput:
+                return None, (field, TYPE_MISMATCH, {"kind": definition.kind})
+    if not out.get("phone") and not out.get("email"):
+        return None, ("phone", N_("Give an e-mail address or a phone number."), {})
+    out.setdefault("name", out.get("phone") or out.get("email"))
+    return out, None
+
+
+async def run_import(runtime: Any, organization_id: uuid.UUID, import_id: uuid.UUID) -> None:
+    """Read the file a batch of rows at a time, each batch in its own transaction, so memory stays
+    flat; push `importProgress` to whoever started it after each batch."""
+    async with runtime.db.session(organization_id) as session:
+        job = await get_import(session, import_id)
+        if job.status != "queued":
+            return  # already run (the task came twice)
+        job.status = "running"
+        media = await session.get_one(Media, job.media_id)
+        region = await session.scalar(select(Organization.default_region))
+        definitions = {d.key: d for d in await session.scalars(select(AttributeDefinition))}
+        mapping, on_duplicate, starter, key = dict(job.mapping), job.on_duplicate, job.started_by, media.key
+        await session.commit()
+    counts = {"rows": 0, "created": 0, "updated": 0, "skipped": 0, "failed": 0}
+    errors: list[dict[str, Any]] = []
+    seen: set[str] = set()  # phones and e-mails earlier in this file
+    try:
+        with storage.media_store(runtime.settings).open(key) as raw:
+            reader = csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8-sig", newline=""))
+            missing = [column for column in mapping if column not in (reader.fieldnames or [])]
+            if missing:
+                raise InvalidInput(N_("The file has no column {column}."), field="mapping", column=missing[0])
+            batch: list[tuple[int, dict[str, Any]]] = []
+            for line, row in enumerate(reader, start=2):
+                counts["rows"] += 1
+                fields, fault = _import_row(
+                    {field: row.get(column) or "" for column, field in mapping.items()}, region, definitions
+                )
+                if fault is not None:
+                    counts["failed"] += 1
+                    if len(errors) < MAX_IMPORT_ERRORS:
+                        errors.append(
+                            {"row": line, "field": fault[0], "reason": fault[1], "params": fault[2]}
+                        )
+                    continue
+                batch.append((line, fields))  # type: ignore[arg-type]
+                if len(batch) == IMPORT_BATCH:
+                    await _import_batch(runtime, organization_id, batch, on_duplicate, seen, counts)
+                    batch = []
+                    await _import_progress(runtime, organization_id, import_id, starter, counts, errors)
+            if batch:
+                await _import_batch(runtime, organization_id, batch, on_duplicate, seen, counts)
+        status = "done"
+    except InvalidInput as error:
+        status = "failed"
+        params = {name: str(value) for name, value in error.params.items()}
+        errors.insert(0, {"row": 1, "field": error.field, "reason": error.message, "params": params})
+    await _import_progress(runtime, organization_id, import_id, starter, counts, errors, status=status)
+
+
+async def _import_batch(
+    runtime: Any,
+    organization_id: uuid.UUID,
+    batch: list[tuple[int, dict[str, Any]]],
+    on_duplicate: str,
+    seen: set[str],
+    counts: dict[str, int],
+) -> None:
+    async with runtime.db.session(organization_id) as session:
+        phones = [fields["phone"] for _, fields in batch if fields.get("phone")]
+        emails = [fields["email"] for _, fields in batch if fields.get("email")]
+        existing: dict[str, Customer] = {}
+        for column, values in ((Customer.phone, phones), (Customer.email, emails)):
+            if values:
+                for customer in await session.scalars(select(Customer).where(column.in_(values))):
+                    existing[customer.phone or ""] = customer
+                    existing[customer.email or ""] = customer
+        existing.pop("", None)
+        companies: dict[str, uuid.UUID] = {}
+        names = {fields["company"].lower() for _, fields in batch if fields.get("company")}
+        if names:
+            for company in await session.scalars(select(Company).where(func.lower(Company.name).in_(names))):
+                companies[company.name.lower()] = company.id
+        for _line, fields in batch:
+            contact = [value for value in (fields.get("phone"), fields.get("email")) if value]
+            company_name = fields.pop("company", None)
+            if company_name and company_name.lower() not in companies:
+                company = Company(name=company_name)
+                session.add(company)
+                await session.flush()
+                companies[company_name.lower()] = company.id
+            company_id = companies.get(company_name.lower()) if company_name else None
+            found = next((existing[value] for value in contact if value in existing), None)
+            repeated = any(value in seen for value in contact)
+            seen.update(contact)
+            if found is None and not repeated:
+                customer = Customer(
+                    tags=fields.get("tags", []),
+                    company_id=company_id,
+                    **{k: v for k, v in fields.items() if k not in ("tags",)},
+                )
+                session.add(customer)
+                for value in contact:
+                    existing[value] = customer
+                counts["created"] += 1
+            elif on_duplicate == "update" and found is not None:
+                for field in ("name", "language", "opted_out"):
+                    if field in fields:
+                        setattr(found, field, fields[field])
+                for field in ("phone", "email"):
+                    value = fields.get(field)
+                    if value and getattr(found, field) is None and value not in existing:
+                        setattr(found, field, value)
+                        existing[value] = found
+                if "tags" in fields:
+                    found.tags = sorted(set(found.tags or []) | set(fields["tags"]))
+                found.attributes = {**(found.attributes or {}), **fields["attributes"]}
+                found.company_id = found.company_id or company_id
+                counts["updated"] += 1
+            else:
+                counts["skipped"] += 1
+        await session.commit()
+
+
+async def _import_progress(
+    runtime: Any,
+    organization_id: uuid.UUID,
+    import_id: uuid.UUID,
+    starter: uuid.UUID | None,
+    counts: dict[str, int],
+    errors: list[dict[str, Any]],
+    *,
+    status: str = "running",
+) -> None:
+    async with runtime.db.session(organization_id) as session:
+        job = await get_import(session, import_id)
+        for name, value in counts.items():
+            setattr(job, name, value)
+        job.errors = list(errors)
+        job.status = status
+        if status != "running":
+            job.finished_at = utcnow()
+        push_after_commit(
+            session,
+            "importProgress",
+            {"importId": str(import_id), "status": status, **counts},
+            user_ids=[starter] if starter else [],
+        )
+        await session.commit()

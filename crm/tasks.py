@@ -24,3 +24,8 @@ async def rescore_recent() -> int:
     async with runtime.db.system_session() as session:
         organizations = list(await session.scalars(select(Organization.id)))
     return sum([await services.rescore_organization(runtime, org, only_recent=True) for org in organizations])
+
+
+@task("crm.run_import")
+async def run_import(organization_id: str, import_id: str) -> None:
+    await services.run_import(current(), uuid.UUID(organization_id), uuid.UUID(import_id))

@@ -13,7 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from hub.config import Settings
 from hub.db import HubAsyncSession, new_id
@@ -104,6 +104,9 @@ class MediaStore(Protocol):
 
     async def delete(self, key: str) -> None: ...
 
+    def open(self, key: str) -> BinaryIO:
+        """The file for reading bit by bit, so large files need not sit in memory whole."""
+
 
 class LocalMediaStore:
     def __init__(self, root: Path) -> None:
@@ -132,6 +135,9 @@ class LocalMediaStore:
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
+
+    def open(self, key: str) -> BinaryIO:
+        return self._path(key).open("rb")
 
 
 def media_store(settings: Settings) -> MediaStore:
