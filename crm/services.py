@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 from msgspec import UNSET
-from sqlalchemy import Select, String, cast, func, or_, select, tuple_, update
+from sqlalchemy import Select, String, cast, func, insert, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from channels.phones import normalize_phone
@@ -54,7 +54,7 @@ from crm.schemas import (
 )
 from hub import storage
 from hub.auth import CurrentUser
-from hub.db import HubAsyncSession, utcnow
+from hub.db import HubAsyncSession, new_id, utcnow
 from hub.errors import Conflict, InvalidInput, NotFound
 from hub.i18n import N_, Term, translate
 from hub.models import Media, Organization, User
@@ -1495,6 +1495,8 @@ async def _import_batch(
         if names:
             for company in await session.scalars(select(Company).where(func.lower(Company.name).in_(names))):
                 companies[company.name.lower()] = company.id
+        new_rows: list[dict[str, Any]] = []
+        pending: dict[str, dict[str, Any]] = {}  # this batch's new rows, by phone and e-mail
         for _line, fields in batch:
             contact = [value for value in (fields.get("phone"), fields.get("email")) if value]
             company_name = fields.pop("company", None)
@@ -1508,15 +1510,35 @@ async def _import_batch(
             repeated = any(value in seen for value in contact)
             seen.update(contact)
             if found is None and not repeated:
-                customer = Customer(
-                    tags=fields.get("tags", []),
-                    company_id=company_id,
-                    **{k: v for k, v in fields.items() if k not in ("tags",)},
-                )
-                session.add(customer)
+                now = utcnow()
+                row = {
+                    "id": new_id(),
+                    "organization_id": organization_id,
+                    "name": fields["name"],
+                    "phone": fields.get("phone"),
+                    "email": fields.get("email"),
+                    "language": fields.get("language"),
+                    "opted_out": fields.get("opted_out", False),
+                    "tags": fields.get("tags", []),
+                    "attributes": fields["attributes"],
+                    "company_id": company_id,
+                    "score": 0,
+                    "score_factors": [],
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                new_rows.append(row)
                 for value in contact:
-                    existing[value] = customer
+                    pending[value] = row
                 counts["created"] += 1
+            elif on_duplicate == "update" and found is None and any(value in pending for value in contact):
+                row = next(pending[value] for value in contact if value in pending)  # earlier in this batch
+                for field in ("name", "language", "opted_out"):
+                    if field in fields:
+                        row[field] = fields[field]
+                row["tags"] = sorted(set(row["tags"]) | set(fields.get("tags", [])))
+                row["attributes"] = {**row["attributes"], **fields["attributes"]}
+                counts["updated"] += 1
             elif on_duplicate == "update" and found is not None:
                 for field in ("name", "language", "opted_out"):
                     if field in fields:
@@ -1533,6 +1555,11 @@ async def _import_batch(
                 counts["updated"] += 1
             else:
                 counts["skipped"] += 1
+        if new_rows:
+            # One multi-row INSERT for the batch rather than the unit of work, a tenth of the cost;
+            # the rows name their organization (and on PostgreSQL row security applies).
+            connection = await session.connection()
+            await connection.execute(insert(Customer.__table__), new_rows)
         await session.commit()
 
 
