@@ -1437,7 +1437,6 @@ async def run_import(runtime: Any, organization_id: uuid.UUID, import_id: uuid.U
         await session.commit()
     counts = {"rows": 0, "created": 0, "updated": 0, "skipped": 0, "failed": 0}
     errors: list[dict[str, Any]] = []
-    seen: set[str] = set()  # phones and e-mails earlier in this file
     try:
         with storage.media_store(runtime.settings).open(key) as raw:
             reader = csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8-sig", newline=""))
@@ -1459,11 +1458,11 @@ async def run_import(runtime: Any, organization_id: uuid.UUID, import_id: uuid.U
                     continue
                 batch.append((line, fields))  # type: ignore[arg-type]
                 if len(batch) == IMPORT_BATCH:
-                    await _import_batch(runtime, organization_id, batch, on_duplicate, seen, counts)
+                    await _import_batch(runtime, organization_id, batch, on_duplicate, counts)
                     batch = []
                     await _import_progress(runtime, organization_id, import_id, starter, counts, errors)
             if batch:
-                await _import_batch(runtime, organization_id, batch, on_duplicate, seen, counts)
+                await _import_batch(runtime, organization_id, batch, on_duplicate, counts)
         status = "done"
     except InvalidInput as error:
         status = "failed"
@@ -1477,7 +1476,6 @@ async def _import_batch(
     organization_id: uuid.UUID,
     batch: list[tuple[int, dict[str, Any]]],
     on_duplicate: str,
-    seen: set[str],
     counts: dict[str, int],
 ) -> None:
     async with runtime.db.session(organization_id) as session:
@@ -1507,8 +1505,8 @@ async def _import_batch(
                 companies[company_name.lower()] = company.id
             company_id = companies.get(company_name.lower()) if company_name else None
             found = next((existing[value] for value in contact if value in existing), None)
-            repeated = any(value in seen for value in contact)
-            seen.update(contact)
+            # Earlier batches are in the database by now; earlier rows of this one are pending.
+            repeated = any(value in pending for value in contact)
             if found is None and not repeated:
                 now = utcnow()
                 row = {
@@ -1531,7 +1529,7 @@ async def _import_batch(
                 for value in contact:
                     pending[value] = row
                 counts["created"] += 1
-            elif on_duplicate == "update" and found is None and any(value in pending for value in contact):
+            elif on_duplicate == "update" and found is None:
                 row = next(pending[value] for value in contact if value in pending)  # earlier in this batch
                 for field in ("name", "language", "opted_out"):
                     if field in fields:
