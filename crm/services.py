@@ -640,23 +640,8 @@ async def create_deal(session: HubAsyncSession, actor: CurrentUser, language: st
     )
     session.add(deal)
     await session.flush()
-    session.add(
-        Activity(
-            customer_id=deal.customer_id,
-            kind="deal_created",
-            author_id=actor.id,
-            deal_id=deal.id,
-            details={
-                "title": deal.title,
-                "stage": stage.name,
-                "amount": str(deal.amount),
-                "currency": deal.currency,
-            },
-        )
-    )
-    _push_deal(session, deal, stage)
-    await rescore_by_id(session, deal.customer_id)
-    await session.commit()
+    _record_deal_activity(session, actor, deal, "deal_created", stage=stage.name)
+    await _deal_changed(session, deal, stage)
     return deal
 
 
@@ -690,25 +675,15 @@ async def update_deal(
         previous, stage = stage, await _stage(session, data.stage_id)
         deal.stage_id = stage.id
         deal.closed_at = utcnow() if stage.outcome != "open" else None
-        session.add(
-            Activity(
-                customer_id=deal.customer_id,
-                kind="deal_stage_changed",
-                author_id=actor.id,
-                deal_id=deal.id,
-                details={
-                    "title": deal.title,
-                    "from": previous.name,
-                    "to": stage.name,
-                    "outcome": stage.outcome,
-                    "amount": str(deal.amount),
-                    "currency": deal.currency,
-                },
-            )
+        _record_deal_activity(
+            session,
+            actor,
+            deal,
+            "deal_stage_changed",
+            **{"from": previous.name, "to": stage.name},
+            outcome=stage.outcome,
         )
-    _push_deal(session, deal, stage)
-    await rescore_by_id(session, deal.customer_id)
-    await session.commit()
+    await _deal_changed(session, deal, stage)
     return deal
 
 
@@ -738,13 +713,27 @@ def deal_out(deal: Deal) -> DealOut:
     )
 
 
-def _push_deal(session: HubAsyncSession, deal: Deal, stage: SalesStage) -> None:
+def _record_deal_activity(
+    session: HubAsyncSession, actor: CurrentUser, deal: Deal, kind: str, **details: Any
+) -> None:
+    details |= {"title": deal.title, "amount": str(deal.amount), "currency": deal.currency}
+    session.add(
+        Activity(
+            customer_id=deal.customer_id, kind=kind, author_id=actor.id, deal_id=deal.id, details=details
+        )
+    )
+
+
+async def _deal_changed(session: HubAsyncSession, deal: Deal, stage: SalesStage) -> None:
+    """Rescore its customer, commit, and show the board's readers the deal as it is now."""
     push_after_commit(
         session,
         "dealUpdated",
         {"dealId": str(deal.id), "stageId": str(stage.id), "deal": deal_out(deal)},
         roles=roles_with("crm", "read"),
     )
+    await rescore_by_id(session, deal.customer_id)
+    await session.commit()
 
 
 async def board(
