@@ -62,6 +62,7 @@ from hub.models import Media, Organization, User
 from hub.pagination import check_limit, paginate
 from hub.permissions import roles_with
 from hub.realtime import push_after_commit
+from hub.schemas import EMAIL_PATTERN
 from hub.tasks import kick
 
 # Identity from channels
@@ -127,21 +128,24 @@ async def _find(
 # Customers
 
 
-async def _phone(session: HubAsyncSession, raw: str | None) -> str | None:
-    """E.164: a number without a country code is read with the organization's default region;
-    failing that, its digits are taken as an international number written without the plus."""
-    if raw is None or not raw.strip():
-        return None
-    text = raw.strip()
+def read_phone(text: str, region: str | None) -> str | None:
+    """E.164, or None: a number without a country code is read with the region; failing that, its
+    digits are taken as an international number written without the plus."""
+    text = text.strip()
     if text.startswith("00"):
         text = "+" + text[2:]
-    phone = None
-    if not text.startswith("+"):
+    phone = normalize_phone(text, region) if region and not text.startswith("+") else None
+    return phone or normalize_phone(text)
+
+
+async def _phone(session: HubAsyncSession, raw: str | None) -> str | None:
+    """E.164 with the organization's default region; 400 naming the field when it is no number."""
+    if raw is None or not raw.strip():
+        return None
+    region = None
+    if not raw.strip().startswith(("+", "00")):
         region = await session.scalar(select(Organization.default_region))
-        if region:
-            phone = normalize_phone(text, region)
-    if phone is None:
-        phone = normalize_phone(text)
+    phone = read_phone(raw, region)
     if phone is None:
         raise InvalidInput(N_("This is not a valid phone number."), field="phone")
     return phone
@@ -607,7 +611,7 @@ async def _stage(session: HubAsyncSession, stage_id: uuid.UUID) -> SalesStage:
 
 MAX_AMOUNT = Decimal("999999999999.99")
 DEFAULT_CURRENCY = "SAR"
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$")
+EMAIL = re.compile(EMAIL_PATTERN)
 
 
 def _amount(value: Decimal) -> Decimal:
@@ -1372,9 +1376,7 @@ def _import_row(
         if field == "name":
             out["name"] = text[:200]
         elif field == "phone" and text:
-            digits = "+" + text[2:] if text.startswith("00") else text
-            phone = normalize_phone(digits, region) if region and not digits.startswith("+") else None
-            phone = phone or normalize_phone(digits)
+            phone = read_phone(text, region)
             if phone is None:
                 return None, ("phone", N_("This is not a valid phone number."), {})
             out["phone"] = phone
