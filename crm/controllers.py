@@ -69,6 +69,7 @@ def customer_out(customer: Customer) -> CustomerOut:
         id=customer.id,
         name=customer.name,
         phone=customer.phone,
+        other_phones=[other.phone for other in customer.other_phones],
         email=customer.email,
         language=customer.language,
         opted_out=customer.opted_out,

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, Numeric, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hub.db import Base, TenantMixin
 
@@ -46,6 +46,21 @@ class Customer(Base, TenantMixin):
     # Lead score, 0 to 100, and the factors that made it: [{"factor", "points", "detail"}].
     score: Mapped[int] = mapped_column(default=0)
     score_factors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # Numbers kept from merged duplicates; few, and shown with the customer, so loaded with it.
+    other_phones: Mapped[list[CustomerPhone]] = relationship(
+        lazy="selectin", order_by="CustomerPhone.phone", cascade="all, delete-orphan"
+    )
+
+
+class CustomerPhone(Base, TenantMixin):
+    """Another number of a customer, kept when a duplicate record was merged into it, so the
+    person's messages from that number still reach the same customer."""
+
+    __tablename__ = "customer_phones"
+    __table_args__ = (UniqueConstraint("organization_id", "phone"),)
+
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    phone: Mapped[str] = mapped_column(String(20))  # E.164
 
 
 class CustomerIdentity(Base, TenantMixin):

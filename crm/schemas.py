@@ -53,6 +53,7 @@ class CustomerOut(Struct):
     id: uuid.UUID
     name: str
     phone: str | None
+    other_phones: list[str]  # numbers kept from merged duplicates; messages from them reach this customer
     email: str | None
     language: str | None
     opted_out: bool
@@ -231,6 +232,7 @@ class ScoringRules(Struct, forbid_unknown_fields=True, kw_only=True):
 
     recent_days: Annotated[int, Meta(ge=1, le=365)] = 7  # the customer wrote within these days
     recent_points: Points = 25
+    reply_points: Points = 15  # in proportion to the share of the business's messages answered
     stage_points: Points = 30  # for the furthest open stage reached, in proportion
     won_points: Points = 20  # a deal won
     amount_step: Annotated[int, Meta(ge=1)] = 1000  # open and won deals' amounts, per step

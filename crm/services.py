@@ -30,6 +30,7 @@ from crm.models import (
     Customer,
     CustomerIdentity,
     CustomerImport,
+    CustomerPhone,
     Deal,
     SalesStage,
     Segment,
@@ -92,6 +93,7 @@ async def customer_for_sender(
                     phone=sender if sender_is_phone else None,
                     tags=[],
                     attributes={},
+                    other_phones=[],
                 )
                 session.add(customer)
                 await session.flush()
@@ -106,10 +108,26 @@ async def customer_for_sender(
     raise RuntimeError("customer could not be found or created")
 
 
-def sender_query(*, channel_id: uuid.UUID, sender: str, sender_is_phone: bool) -> Select[Any]:
+def phone_owner(phone: Any, organization: Any) -> Any:
+    """The id of the organization's customer with this number: its own phone, else a number kept
+    from a merged duplicate. Two index look-ups; both name the organization."""
+    customers, others = Customer.__table__.alias("owner"), CustomerPhone.__table__
+    return func.coalesce(
+        select(customers.c.id)
+        .where(customers.c.organization_id == organization, customers.c.phone == phone)
+        .scalar_subquery(),
+        select(others.c.customer_id)
+        .where(others.c.organization_id == organization, others.c.phone == phone)
+        .scalar_subquery(),
+    )
+
+
+def sender_query(
+    *, organization_id: uuid.UUID, channel_id: uuid.UUID, sender: str, sender_is_phone: bool
+) -> Select[Any]:
     """The select of the customer behind a sender."""
     if sender_is_phone:
-        return select(Customer).where(Customer.phone == sender)
+        return select(Customer).where(Customer.id == phone_owner(sender, organization_id))
     return (
         select(Customer)
         .join(CustomerIdentity, CustomerIdentity.customer_id == Customer.id)
@@ -120,8 +138,14 @@ def sender_query(*, channel_id: uuid.UUID, sender: str, sender_is_phone: bool) -
 async def _find(
     session: HubAsyncSession, *, channel_id: uuid.UUID, sender: str, sender_is_phone: bool
 ) -> Customer | None:
+    organization_id = session.organization_id
     return await session.scalar(
-        sender_query(channel_id=channel_id, sender=sender, sender_is_phone=sender_is_phone)
+        sender_query(
+            organization_id=organization_id,
+            channel_id=channel_id,
+            sender=sender,
+            sender_is_phone=sender_is_phone,
+        )
     )
 
 
@@ -217,10 +241,13 @@ CONTACT_FIELDS = {"phone": Term(N_("phone number")), "email": Term(N_("e-mail ad
 async def _refuse_duplicates(
     session: HubAsyncSession, *, phone: str | None, email: str | None, other_than: uuid.UUID | None = None
 ) -> None:
-    for field, column, value in (("phone", Customer.phone, phone), ("email", Customer.email, email)):
+    for field, value in (("phone", phone), ("email", email)):
         if value is None:
             continue
-        existing = await session.scalar(select(Customer.id).where(column == value))
+        if field == "phone":
+            existing = await session.scalar(select(phone_owner(value, session.organization_id)))
+        else:
+            existing = await session.scalar(select(Customer.id).where(Customer.email == value))
         if existing is not None and existing != other_than:
             raise Conflict(
                 N_("A customer with this {what} exists already."),
@@ -245,6 +272,7 @@ async def create_customer(session: HubAsyncSession, data: CustomerIn) -> Custome
         attributes=await _attribute_values(session, {}, data.attributes),
         owner_id=data.owner_id,
         company_id=data.company_id,
+        other_phones=[],
     )
     session.add(customer)
     await session.commit()
@@ -263,6 +291,8 @@ async def update_customer(session: HubAsyncSession, customer_id: uuid.UUID, data
     phone = await _phone(session, data.phone) if data.phone is not UNSET else customer.phone
     email = _email(data.email) if data.email is not UNSET else customer.email
     await _refuse_duplicates(session, phone=phone, email=email, other_than=customer.id)
+    # A number kept from a merge that becomes the main one is no longer "other".
+    customer.other_phones = [other for other in customer.other_phones if other.phone != phone]
     if data.owner_id is not UNSET:
         await _check_user(session, data.owner_id, "owner_id")
         customer.owner_id = data.owner_id
@@ -315,18 +345,9 @@ async def list_customers(
     """Customers matching the search (name, phone, e-mail, attribute values), by cursor."""
     statement = select(Customer)
     if query and query.strip():
-        needle = f"%{query.strip().lower()}%"
-        statement = statement.where(
-            or_(
-                func.lower(Customer.name).like(needle),
-                Customer.phone.like(needle.replace(" ", "")),
-                Customer.email.like(needle),
-                func.lower(cast(Customer.attributes, String)).like(needle),
-            )
-        )
+        statement = statement.where(_customer_search(query.strip().lower(), postgres=_on_postgres(session)))
     if tag:
-        # Tags are stored as a JSON list of strings; match the quoted tag in its text.
-        statement = statement.where(cast(Customer.tags, String).like(f'%"{tag}"%'))
+        statement = statement.where(has_tag(Customer.tags, tag))
     if company_id is not None:
         statement = statement.where(Customer.company_id == company_id)
     if sort != "name":
@@ -342,6 +363,36 @@ async def list_customers(
     more = len(found) > limit
     found = found[:limit]
     return found, _name_cursor(found[-1].name, found[-1].id) if more and found else None
+
+
+def _on_postgres(session: HubAsyncSession) -> bool:
+    return session.bind.dialect.name == "postgresql"
+
+
+def _literal(text: str) -> str:
+    """Text for a LIKE pattern (escaped by a backslash) that matches itself only."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def has_tag(column: Any, tag: str) -> Any:
+    """Tags are stored as a JSON list of strings: match the tag, quoted, in its text."""
+    return cast(column, String).like(f"%{_literal(json.dumps(tag, ensure_ascii=False))}%", escape="\\")
+
+
+def _customer_search(text: str, *, postgres: bool) -> Any:
+    """A part of the name, number, e-mail or an attribute value. On PostgreSQL trigram indexes
+    answer it (migration 0012 indexes these same expressions), and a name spelt a little
+    differently matches too (Mohamed finds Mohammed)."""
+    needle = f"%{_literal(text)}%"
+    conditions = [
+        func.lower(Customer.name).like(needle, escape="\\"),
+        Customer.phone.like(needle.replace(" ", ""), escape="\\"),
+        Customer.email.like(needle, escape="\\"),
+        func.lower(cast(Customer.attributes, String)).like(needle, escape="\\"),
+    ]
+    if postgres and len(text) >= 3:
+        conditions.append(func.lower(Customer.name).op("%>")(text))  # word similarity above 0.6
+    return or_(*conditions)
 
 
 # Merging two records of one person
@@ -389,6 +440,7 @@ async def merge_customers(
         if (identity.channel_id, identity.external_id) not in known:
             identity.customer_id = customer.id
     taken = {"phone": duplicate.phone, "email": duplicate.email}
+    numbers = [duplicate.phone, *(other.phone for other in duplicate.other_phones)]
     details = {"merged_name": duplicate.name, "merged_id": str(duplicate.id)}
     customer.tags = sorted(set(customer.tags or []) | set(duplicate.tags or []))
     customer.attributes = {**(duplicate.attributes or {}), **(customer.attributes or {})}
@@ -401,6 +453,12 @@ async def merge_customers(
     for field, value in taken.items():
         if getattr(customer, field) is None and value is not None:
             setattr(customer, field, value)
+    # The duplicate's other numbers stay the person's: messages from them reach the kept customer.
+    kept = {customer.phone, *(other.phone for other in customer.other_phones)}
+    for number in numbers:
+        if number is not None and number not in kept:
+            customer.other_phones.append(CustomerPhone(phone=number))
+            kept.add(number)
     session.add(
         Activity(customer_id=customer.id, kind="customers_merged", author_id=actor.id, details=details)
     )
@@ -909,14 +967,25 @@ async def capture_lead(runtime: Any, organization: Organization, lead: LeadIn) -
         if email is None and phone is None:
             raise InvalidInput(N_("Give an e-mail address or a phone number."), field="email")
         conditions = [
-            c for c in (email and Customer.email == email, phone and Customer.phone == phone) if c is not None
+            c
+            for c in (
+                email and Customer.email == email,
+                phone and Customer.id == phone_owner(phone, session.organization_id),
+            )
+            if c is not None
         ]
         customer = await session.scalar(
             select(Customer).where(or_(*conditions)).order_by(Customer.id).limit(1)
         )
         if customer is None:
             customer = Customer(
-                name=lead.name.strip(), email=email, phone=phone, language=lead.locale, tags=[], attributes={}
+                name=lead.name.strip(),
+                email=email,
+                phone=phone,
+                language=lead.locale,
+                tags=[],
+                attributes={},
+                other_phones=[],
             )
             session.add(customer)
         else:
@@ -1033,8 +1102,7 @@ async def segment_conditions(session: HubAsyncSession, filters: SegmentFilters) 
     """The filters as SQL conditions on customers: evaluated by the database, never row by row."""
     conditions: list[Any] = []
     if filters.tags:
-        text = cast(Customer.tags, String)
-        conditions.append(or_(*(text.like(f"%{json.dumps(tag)}%") for tag in filters.tags)))
+        conditions.append(or_(*(has_tag(Customer.tags, tag) for tag in filters.tags)))
     if filters.languages:
         conditions.append(Customer.language.in_(filters.languages))
     if filters.company_ids:
@@ -1243,6 +1311,10 @@ async def rescore(session: HubAsyncSession, customer: Customer, rules: ScoringRu
         days = (utcnow() - last_message).total_seconds() / 86400
         if days <= rules.recent_days:
             add("recent_message", rules.recent_points, days=round(days, 1))
+    if "reply_rate" in _facts:
+        answered, sent = await _facts["reply_rate"](session, customer.id)
+        if sent:
+            add("reply_rate", round(rules.reply_points * answered / sent), answered=answered, sent=sent)
     stages = list(await session.scalars(select(SalesStage).order_by(SalesStage.position, SalesStage.id)))
     open_stages = [stage.id for stage in stages if stage.outcome == "open"]
     outcome = {stage.id: stage.outcome for stage in stages}
@@ -1498,6 +1570,13 @@ async def _import_batch(
                     existing[customer.phone or ""] = customer
                     existing[customer.email or ""] = customer
         existing.pop("", None)
+        if phones:  # numbers kept from merged duplicates belong to their customer too
+            for number, customer in await session.execute(
+                select(CustomerPhone.phone, Customer)
+                .join(Customer, Customer.id == CustomerPhone.customer_id)
+                .where(CustomerPhone.phone.in_(phones))
+            ):
+                existing[number] = customer
         companies: dict[str, uuid.UUID] = {}
         names = {fields["company"].lower() for _, fields in batch if fields.get("company")}
         if names:

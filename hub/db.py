@@ -10,6 +10,7 @@ refuses to run ORM statements: forgetting the tenant fails loudly instead of lea
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -241,11 +242,22 @@ class Database:
         await self.engine.dispose()
 
 
+def _json_text(value: Any) -> str:
+    # Arabic and other letters stored as themselves, so a search of JSON text finds them.
+    return json.dumps(value, ensure_ascii=False)
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     if settings.is_postgres:
         # No pre-ping: it costs a round trip per checkout; a dropped connection is invalidated on
         # its first error, and recycling retires idle ones before a server or proxy times them out.
-        return create_async_engine(settings.database_url, pool_size=10, max_overflow=20, pool_recycle=1800)
+        return create_async_engine(
+            settings.database_url,
+            pool_size=10,
+            max_overflow=20,
+            pool_recycle=1800,
+            json_serializer=_json_text,
+        )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     # One connection, shared in turn: SQLite lets one writer in at a time, and writers that collide
     # on several connections wait in SQLite's sleeping busy handler, which grows to 100 ms a try.
@@ -253,7 +265,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
     # The price: code must not hold a session while it waits on something slow (WhatsApp, a
     # download); it commits first, and what runs after a commit has let go of the connection.
     engine = create_async_engine(
-        settings.database_url, connect_args={"timeout": 30}, pool_size=1, max_overflow=0, pool_timeout=60
+        settings.database_url,
+        connect_args={"timeout": 30},
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=60,
+        json_serializer=_json_text,
     )
 
     @event.listens_for(engine.sync_engine, "connect")

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import aliased
 
 from channels.adapters import InboundMessage, Receipt, StoredInbound, register_inbound_sink
 from crm.models import Customer
@@ -15,7 +16,7 @@ from crm.services import customer_fact, on_customer_merge, segment_condition
 from hub.db import HubAsyncSession
 from hub.runtime import current
 from inbox import services
-from inbox.models import Conversation
+from inbox.models import Conversation, Message
 
 
 class InboxSink:
@@ -63,3 +64,38 @@ async def last_message_at(session: HubAsyncSession, customer_id: uuid.UUID) -> d
     return await session.scalar(
         select(func.max(Conversation.last_message_at)).where(Conversation.customer_id == customer_id)
     )
+
+
+REPLY_RATE_WINDOW = 20  # the customer's latest replies-or-not that count
+
+
+@customer_fact("reply_rate")
+async def reply_rate(session: HubAsyncSession, customer_id: uuid.UUID) -> tuple[int, int]:
+    """Of the latest messages the business sent the customer, how many the customer answered:
+    (answered, sent). One answered message is one followed by an inbound message in its
+    conversation; ids are time-ordered, so "followed" is a larger id."""
+    sent = (
+        select(Message.id, Message.conversation_id)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(
+            Conversation.customer_id == customer_id,
+            Message.direction == "outbound",
+            Message.private.is_(False),
+            Message.deleted_at.is_(None),
+        )
+        .order_by(Message.id.desc())
+        .limit(REPLY_RATE_WINDOW)
+        .subquery()
+    )
+    answer = aliased(Message)
+    answered = (
+        select(answer.id)
+        .where(
+            answer.conversation_id == sent.c.conversation_id,
+            answer.direction == "inbound",
+            answer.id > sent.c.id,
+        )
+        .exists()
+    )
+    row = (await session.execute(select(func.count(), func.count().filter(answered)).select_from(sent))).one()
+    return int(row[1]), int(row[0])

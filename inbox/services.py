@@ -28,7 +28,7 @@ from channels.adapters import (
 )
 from channels.models import Channel
 from crm.models import Customer, CustomerIdentity
-from crm.services import customer_for_sender
+from crm.services import customer_for_sender, phone_owner
 from hub import events, storage
 from hub.auth import CurrentUser
 from hub.db import Base, HubAsyncSession, new_id, utcnow
@@ -394,7 +394,7 @@ def _inbound_statements() -> dict[str, Any]:
         identities.c.external_id == bindparam("sender", type_=identities.c.external_id.type),
     )
     return {
-        "by_phone": lookup.where(customers.c.phone == sender),
+        "by_phone": lookup.where(customers.c.id == phone_owner(sender, org)),
         "by_identity": lookup.where(customers.c.id.in_(by_identity)),
         "insert_message": insert(Message.__table__),
         "touch_conversation": update(conversations)

@@ -158,6 +158,38 @@ async def test_search_filters_sorting_and_cursor(hub: RunningHub, organization: 
         assert bad.status_code == 400
 
 
+async def test_search_in_arabic_with_wildcards_and_near_spellings(
+    hub: RunningHub, organization: Organization
+) -> None:
+    async with hub.client(organization.admin.token) as client:
+        city = {"key": "city", "label": "City", "kind": "text"}
+        assert (await client.post("/api/crm/attributes", json=city)).status_code == 201
+        people = [
+            {"name": "محمد العتيبي", "tags": ["مهم"], "attributes": {"city": "الرياض"}},
+            {"name": "Mohammed Saleh", "tags": ["vip"], "attributes": {"city": "Jeddah"}},
+            {"name": "Noura 100%", "email": "noura_1@example.com"},
+            {"name": "Noura Ali", "email": "nouraz1@example.com"},
+        ]
+        for body in people:
+            assert (await client.post("/api/crm/customers", json=body)).status_code == 201
+
+        async def names(**params: str) -> list[str]:
+            found = (await client.get("/api/crm/customers", params=params)).json()["items"]
+            return sorted(c["name"] for c in found)
+
+        assert await names(q="العتيبي") == ["محمد العتيبي"]
+        assert await names(q="الرياض") == ["محمد العتيبي"]  # an attribute value in Arabic
+        assert await names(tag="مهم") == ["محمد العتيبي"]
+        # % and _ are searched as themselves, not as wildcards.
+        assert await names(q="100%") == ["Noura 100%"]
+        assert await names(q="a_1") == ["Noura 100%"]
+        near = await names(q="Mohamed")
+        if hub.kind == "postgres":
+            assert near == ["Mohammed Saleh"]  # a trigram match for a name spelt differently
+        else:
+            assert near == []  # the embedded database matches exact parts only
+
+
 async def test_agents_read_managers_write_and_other_organizations_see_nothing(
     hub: RunningHub, organization: Organization
 ) -> None:
@@ -233,7 +265,11 @@ async def test_merging_keeps_every_conversation_deal_and_activity(
         assert merged.json()["phone"] == "+966500000001"  # the kept record's own values win
         assert merged.json()["email"] == "ali@example.com"  # what it lacked comes from the duplicate
         assert merged.json()["tags"] == ["vip"]
+        assert merged.json()["other_phones"] == ["+966500000002"]  # the duplicate's number stays his
         assert (await client.get(f"/api/crm/customers/{customer_of['dup']}")).status_code == 404
+        taken = await client.post("/api/crm/customers", json={"name": "Ali C", "phone": "+966 50 000 0002"})
+        assert taken.status_code == 409
+        assert taken.json()["existing_id"] == customer_of["kept"]
 
         conversations = (await client.get("/api/inbox/conversations")).json()["items"]
         assert {c["customer"]["id"] for c in conversations} == {customer_of["kept"]}
@@ -268,3 +304,21 @@ async def test_merging_keeps_every_conversation_deal_and_activity(
     # The next message from the merged number finds the kept customer.
     again = (await website.send(external_id="m-4", **{"from": "+966500000001"}, text="thanks")).json()
     assert again["conversation_id"] == kept["conversation_id"]
+    # So does the next message from the duplicate's number, on either channel.
+    again = (await website.send(external_id="m-5", **{"from": "966500000002"}, text="me again")).json()
+    assert again["conversation_id"] == kept["conversation_id"]
+    again = (await shop.send(external_id="m-6", **{"from": "+966500000002"}, text="shop again")).json()
+    assert again["conversation_id"] == dup_shop["conversation_id"]
+    async with hub.client(organization.admin.token, language="en") as client:
+        customers = (await client.get("/api/crm/customers")).json()["items"]
+        assert [c["id"] for c in customers] == [customer_of["kept"]]
+        # Making the other number the main one leaves it out of the others.
+        moved = await client.patch(
+            f"/api/crm/customers/{customer_of['kept']}", json={"phone": "+966500000002"}
+        )
+        assert moved.json()["phone"] == "+966500000002"
+        assert moved.json()["other_phones"] == []
+    # Another organization's customer with that number is its own.
+    async with hub.client(other.admin.token) as client:
+        theirs = await client.post("/api/crm/customers", json={"name": "Also Ali", "phone": "+966500000002"})
+        assert theirs.status_code == 201

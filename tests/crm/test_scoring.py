@@ -91,3 +91,14 @@ async def test_scores_follow_the_rules_and_explain_themselves(
         cold = (await client.post("/api/crm/segments/preview", json={"score_max": 69})).json()
         assert hot["matching"] == 1
         assert cold["matching"] == 0
+
+        # The customer answered one of the two replies sent since: half of 15 reply points.
+        conversation_path = f"/api/inbox/conversations/{stored['conversation_id']}/messages"
+        assert (await client.post(conversation_path, json={"text": "Shall we meet?"})).status_code == 201
+        await channel.send(external_id="s-2", **{"from": "+966561234567"}, text="Yes, Sunday")
+        assert (await client.post(conversation_path, json={"text": "Ten o'clock?"})).status_code == 201
+        await client.post(conversation_path, json={"text": "a note", "private": True})  # not to the customer
+        explained = (await client.post(f"/api/crm/customers/{customer_id}/score")).json()
+        reply = next(f for f in explained["factors"] if f["factor"] == "reply_rate")
+        assert reply == {"factor": "reply_rate", "points": 8, "detail": {"answered": 1, "sent": 2}}
+        assert explained["score"] == 79
