@@ -11,6 +11,7 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -369,29 +370,31 @@ def _on_postgres(session: HubAsyncSession) -> bool:
     return session.bind.dialect.name == "postgresql"
 
 
-def _literal(text: str) -> str:
+def like_literal(text: str) -> str:
     """Text for a LIKE pattern (escaped by a backslash) that matches itself only."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def has_tag(column: Any, tag: str) -> Any:
     """Tags are stored as a JSON list of strings: match the tag, quoted, in its text."""
-    return cast(column, String).like(f"%{_literal(json.dumps(tag, ensure_ascii=False))}%", escape="\\")
+    return cast(column, String).like(f"%{like_literal(json.dumps(tag, ensure_ascii=False))}%", escape="\\")
 
 
 def _customer_search(text: str, *, postgres: bool) -> Any:
     """A part of the name, number, e-mail or an attribute value. On PostgreSQL trigram indexes
-    answer it (migration 0012 indexes these same expressions), and a name spelt a little
+    answer it (migration 0012 indexes these same expressions), and a one-word name spelt a little
     differently matches too (Mohamed finds Mohammed)."""
-    needle = f"%{_literal(text)}%"
+    needle = f"%{like_literal(text)}%"
     conditions = [
         func.lower(Customer.name).like(needle, escape="\\"),
         Customer.phone.like(needle.replace(" ", ""), escape="\\"),
         Customer.email.like(needle, escape="\\"),
         func.lower(cast(Customer.attributes, String)).like(needle, escape="\\"),
     ]
-    if postgres and len(text) >= 3:
-        conditions.append(func.lower(Customer.name).op("%>")(text))  # word similarity above 0.6
+    if postgres and len(text) >= 3 and text.isalpha():
+        # One word of letters: a name, maybe misspelt. (Longer searches match too loosely: "Customer
+        # 99999" is 0.6 alike to "Customer 99975".) Word similarity above 0.6.
+        conditions.append(func.lower(Customer.name).op("%>")(text))
     return or_(*conditions)
 
 
@@ -1288,6 +1291,33 @@ def customer_fact(name: str) -> Callable[[CustomerFact], CustomerFact]:
         return fact
 
     return register
+
+
+@dataclass(frozen=True)
+class ConversationDigest:
+    """What a conversation is about, for packages beside the inbox (a ticket opened from a chat)."""
+
+    customer_id: uuid.UUID
+    assignee_id: uuid.UUID | None
+    messages: list[dict[str, Any]]  # the latest, oldest first: direction, text, kind, at
+
+
+# The inbox registers the one reader at start-up; a conversation that does not exist is None.
+ConversationReader = Callable[[HubAsyncSession, uuid.UUID, int], Awaitable[ConversationDigest | None]]
+_conversation_readers: list[ConversationReader] = []
+
+
+def conversation_reader(reader: ConversationReader) -> ConversationReader:
+    _conversation_readers[:] = [reader]
+    return reader
+
+
+async def read_conversation(
+    session: HubAsyncSession, conversation_id: uuid.UUID, latest: int = 10
+) -> ConversationDigest | None:
+    if not _conversation_readers:
+        return None
+    return await _conversation_readers[0](session, conversation_id, latest)
 
 
 async def scoring_rules(session: HubAsyncSession) -> ScoringRules:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -45,15 +46,32 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_SEQUENCE_BITS = 74  # the 12 + 62 bits after the millisecond, version and variant
+_last_id = (0, 0)  # (milliseconds, sequence) of the last id made in this process
+_id_lock = threading.Lock()
+
+
 def new_id() -> uuid.UUID:
-    """A UUIDv7: time-ordered, so primary keys double as a stable, index-friendly sort order."""
+    """A UUIDv7: time-ordered, so primary keys double as a stable, index-friendly sort order.
+
+    Within one process ids only grow: in the same millisecond the random part counts up from the
+    previous id (RFC 9562, method 2), so rows made together sort in the order they were made.
+    """
+    global _last_id
     millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
+    with _id_lock:
+        last_millis, last_sequence = _last_id
+        if millis <= last_millis and last_sequence + 1 < 1 << _SEQUENCE_BITS:
+            millis, sequence = last_millis, last_sequence + 1
+        else:
+            millis = max(millis, last_millis + (millis <= last_millis))
+            sequence = int.from_bytes(os.urandom(10), "big") >> (80 - _SEQUENCE_BITS + 1)  # room to count
+        _last_id = (millis, sequence)
     value = (millis & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76  # version
-    value |= (rand >> 68) << 64  # 12 random bits
+    value |= (sequence >> 62) << 64  # 12 bits
     value |= 0b10 << 62  # variant
-    value |= rand & ((1 << 62) - 1)
+    value |= sequence & ((1 << 62) - 1)
     return uuid.UUID(int=value)
 
 

@@ -8,6 +8,7 @@ therefore see an event more than once and must be idempotent.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -37,6 +38,8 @@ Handler = Callable[[Any], Awaitable[None]]
 _event_types: dict[str, type[Event]] = {}
 _handlers: dict[str, dict[str, Handler]] = {}
 _listeners: list[Callable[[Event], None]] = []
+_hints: dict[str, list[Callable[[Any], Awaitable[None]]]] = {}
+_running_hints: set[asyncio.Task[None]] = set()
 
 MAX_BACKOFF_SECONDS = 3600
 
@@ -61,6 +64,25 @@ def handles(
         return function
 
     return register
+
+
+def hints(cls: type[E]) -> Callable[[Callable[[E], Awaitable[None]]], Callable[[E], Awaitable[None]]]:
+    """Register work to start in this process once an event's transaction commits, without an
+    outbox row: for the busiest events, where what follows may be lost with the process (a
+    suggestion shown to an agent) and a durable handler's writes would cost every event."""
+
+    def register(function: Callable[[E], Awaitable[None]]) -> Callable[[E], Awaitable[None]]:
+        _hints.setdefault(cls.name, []).append(function)
+        return function
+
+    return register
+
+
+async def _run_hint(function: Callable[[Any], Awaitable[None]], event: Event) -> None:
+    try:
+        await function(event)
+    except Exception as error:
+        log.warning("event hint failed", event_name=event.name, error=repr(error)[:300])
 
 
 async def publish(session: HubAsyncSession, event: Event) -> None:
@@ -91,6 +113,10 @@ async def publish(session: HubAsyncSession, event: Event) -> None:
     async def hand_off() -> None:
         for listener in list(_listeners):
             listener(event)
+        for function in _hints.get(event.name, ()):
+            task = asyncio.create_task(_run_hint(function, event))
+            _running_hints.add(task)
+            task.add_done_callback(_running_hints.discard)
         if ids:
             from hub.tasks import kick
 

@@ -18,6 +18,7 @@ class MessageReceived(Event, frozen=True, kw_only=True):
     channel_id: uuid.UUID
     conversation_created: bool
     text: str | None
+    assignee_id: uuid.UUID | None = None  # the conversation's, once this message was stored
 
 
 @event_type

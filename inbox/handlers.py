@@ -12,11 +12,19 @@ from sqlalchemy.orm import aliased
 
 from channels.adapters import InboundMessage, Receipt, StoredInbound, register_inbound_sink
 from crm.models import Customer
-from crm.services import customer_fact, on_customer_merge, segment_condition
+from crm.services import (
+    ConversationDigest,
+    conversation_reader,
+    customer_fact,
+    on_customer_merge,
+    segment_condition,
+)
+from hub import events
 from hub.db import HubAsyncSession
 from hub.runtime import current
 from inbox import services
 from inbox.models import Conversation, Message
+from tickets.events import PublicReplyWritten
 
 
 class InboxSink:
@@ -99,3 +107,44 @@ async def reply_rate(session: HubAsyncSession, customer_id: uuid.UUID) -> tuple[
     )
     row = (await session.execute(select(func.count(), func.count().filter(answered)).select_from(sent))).one()
     return int(row[1]), int(row[0])
+
+
+@conversation_reader
+async def digest(
+    session: HubAsyncSession, conversation_id: uuid.UUID, latest: int
+) -> ConversationDigest | None:
+    """The conversation's customer, assignee and latest messages (team notes left out)."""
+    conversation = await session.get(Conversation, conversation_id)
+    if conversation is None:
+        return None
+    messages = list(
+        await session.scalars(
+            select(Message)
+            .where(
+                Message.conversation_id == conversation_id,
+                Message.private.is_(False),
+                Message.deleted_at.is_(None),
+            )
+            .order_by(Message.id.desc())
+            .limit(latest)
+        )
+    )
+    return ConversationDigest(
+        customer_id=conversation.customer_id,
+        assignee_id=conversation.assignee_id,
+        messages=[
+            {
+                "direction": message.direction,
+                "kind": message.kind,
+                "text": message.text,
+                "at": message.created_at.isoformat(),
+            }
+            for message in reversed(messages)
+        ],
+    )
+
+
+@events.handles(PublicReplyWritten, name="inbox.send_ticket_reply")
+async def send_ticket_reply(event: PublicReplyWritten) -> None:
+    async with current().db.session(event.organization_id) as session:
+        await services.send_ticket_reply(session, event)

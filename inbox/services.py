@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import functools
 import uuid
 from datetime import datetime, timedelta
@@ -50,6 +51,7 @@ from inbox.models import (
     MessageAttachment,
 )
 from inbox.schemas import ConversationOut, ConversationUpdate, CustomerBrief, MessageOut
+from tickets.events import PublicReplyWritten
 
 log = structlog.get_logger(__name__)
 
@@ -313,6 +315,7 @@ async def store_inbound(runtime: Runtime, inbound: InboundMessage) -> StoredInbo
                     channel_id=inbound.channel_id,
                     conversation_created=conversation_created,
                     text=inbound.text,
+                    assignee_id=conversation.assignee_id,
                 ),
             )
             if conversation_created:
@@ -617,6 +620,19 @@ async def reply(
 ) -> Message:
     """Store the reply as queued (or a private note as final) and hand it to the channel after commit."""
     conversation, _customer = await conversation_for_user(session, user, conversation_id)
+    media = await _attachments(session, attachment_ids)
+    if not text and not media:
+        raise InvalidInput(N_("A message needs text or attachments."), field="text")
+    if reply_to is not None:
+        quoted = await session.get(Message, reply_to)
+        if quoted is None or quoted.conversation_id != conversation.id:
+            raise InvalidInput(N_("The quoted message is not in this conversation."), field="reply_to")
+    return await _queue_reply(
+        session, conversation, sender_id=user.id, text=text, private=private, reply_to=reply_to, media=media
+    )
+
+
+async def _attachments(session: HubAsyncSession, attachment_ids: list[uuid.UUID] | None) -> list[Media]:
     attachment_ids = list(dict.fromkeys(attachment_ids or []))
     media = (
         list(await session.scalars(select(Media).where(Media.id.in_(attachment_ids))))
@@ -626,15 +642,48 @@ async def reply(
     if len(media) != len(attachment_ids):
         raise InvalidInput(N_("An attachment was not found; upload it first."), field="attachments")
     media.sort(key=lambda m: attachment_ids.index(m.id))
-    if not text and not media:
-        raise InvalidInput(N_("A message needs text or attachments."), field="text")
-    if reply_to is not None:
-        quoted = await session.get(Message, reply_to)
-        if quoted is None or quoted.conversation_id != conversation.id:
-            raise InvalidInput(N_("The quoted message is not in this conversation."), field="reply_to")
+    return media
+
+
+async def send_ticket_reply(session: HubAsyncSession, reply: PublicReplyWritten) -> None:
+    """A ticket's public reply, sent in its conversation under the comment's id: once, however
+    often the event arrives."""
+    if await session.get(Message, reply.comment_id) is not None:
+        return
+    conversation = await session.get(Conversation, reply.conversation_id)
+    if conversation is None:
+        return  # the conversation was deleted meanwhile
+    media = list(await session.scalars(select(Media).where(Media.id.in_(reply.attachment_ids))))
+    media.sort(key=lambda m: reply.attachment_ids.index(m.id))
+    # A disconnected channel: the reply is kept as failed, with its reason, as an agent's would be.
+    with contextlib.suppress(Conflict):
+        await _queue_reply(
+            session,
+            conversation,
+            sender_id=reply.author_id,
+            text=reply.text,
+            private=False,
+            reply_to=None,
+            media=media,
+            message_id=reply.comment_id,
+        )
+
+
+async def _queue_reply(
+    session: HubAsyncSession,
+    conversation: Conversation,
+    *,
+    sender_id: uuid.UUID | None,
+    text: str | None,
+    private: bool,
+    reply_to: uuid.UUID | None,
+    media: list[Media],
+    message_id: uuid.UUID | None = None,
+) -> Message:
     channel = await session.get_one(Channel, conversation.channel_id)
     refused = not private and channel.state != "ready"
     message = Message(
+        id=message_id or new_id(),
         conversation_id=conversation.id,
         channel_id=conversation.channel_id,
         direction="outbound",
@@ -642,7 +691,7 @@ async def reply(
         text=text,
         status="failed" if refused else "sent" if private else "queued",
         failure_reason=f"channel is {channel.state}" if refused else None,
-        sender_user_id=user.id,
+        sender_user_id=sender_id,
         reply_to_id=reply_to,
         private=private,
     )

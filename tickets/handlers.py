@@ -1,0 +1,31 @@
+"""What tickets do when other packages' events arrive: suggest a ticket for a message that asks
+for one, and follow customers that the CRM merges."""
+
+from __future__ import annotations
+
+import uuid
+
+from crm.services import on_customer_merge
+from hub import events
+from hub.db import HubAsyncSession
+from hub.runtime import current
+from inbox.events import MessageReceived
+from tickets import services
+
+
+@events.hints(MessageReceived)  # every inbound message: no outbox row for each; a lost hint costs little
+async def suggest_ticket(event: MessageReceived) -> None:
+    await services.suggest_ticket(
+        current(),
+        organization_id=event.organization_id,
+        message_id=event.message_id,
+        conversation_id=event.conversation_id,
+        customer_id=event.customer_id,
+        assignee_id=event.assignee_id,
+        text=event.text,
+    )
+
+
+@on_customer_merge
+async def move_tickets(session: HubAsyncSession, from_customer: uuid.UUID, to_customer: uuid.UUID) -> None:
+    await services.move_tickets(session, from_customer, to_customer)
