@@ -303,7 +303,7 @@ async def list_tickets(
         try:
             statement = statement.where(Ticket.assignee_id == uuid.UUID(assignee))
         except ValueError:
-            raise InvalidInput(N_("Give me, unassigned or a user's id."), field="assignee") from None
+            raise InvalidInput(N_('Use "me", "unassigned" or a user\'s id.'), field="assignee") from None
     if customer_id is not None:
         statement = statement.where(Ticket.customer_id == customer_id)
     if breached is not None:
