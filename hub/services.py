@@ -591,3 +591,15 @@ async def list_audit(
         statement = statement.where(AuditEntry.object_type == object_type)
     rows, next_cursor = await paginate(session, statement, AuditEntry.id, cursor=cursor, limit=limit)
     return [(row[0], row[1]) for row in rows], next_cursor
+
+
+def assigned_to(column: Any, assignee: str, user: CurrentUser) -> Any:
+    """The condition of a list's `assignee` filter: `me`, `unassigned` or a user's id."""
+    if assignee == "me":
+        return column == user.id
+    if assignee == "unassigned":
+        return column.is_(None)
+    try:
+        return column == uuid.UUID(assignee)
+    except ValueError:
+        raise InvalidInput(N_('Use "me", "unassigned" or a user\'s id.'), field="assignee") from None

@@ -205,3 +205,18 @@ def _link_signature(settings: Settings, media_id: uuid.UUID, expires: int) -> st
     return hmac.new(
         settings.secret_key.encode(), f"media:{media_id}:{expires}".encode(), hashlib.sha256
     ).hexdigest()
+
+
+async def media_in_order(session: HubAsyncSession, media_ids: list[uuid.UUID]) -> list[Media]:
+    """The organization's media files with these ids, in the order given; an id it does not hold
+    (another organization's file looks like none) is a 400 on `attachments`."""
+    from sqlalchemy import select
+
+    from hub.errors import InvalidInput
+
+    wanted = list(dict.fromkeys(media_ids))
+    found = list(await session.scalars(select(Media).where(Media.id.in_(wanted)))) if wanted else []
+    if len(found) != len(wanted):
+        raise InvalidInput(N_("An attachment was not found; upload it first."), field="attachments")
+    found.sort(key=lambda m: wanted.index(m.id))
+    return found

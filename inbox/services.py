@@ -39,6 +39,7 @@ from hub.models import Media, User
 from hub.permissions import can, roles_with
 from hub.realtime import push_after_commit
 from hub.runtime import Runtime, current
+from hub.services import assigned_to
 from hub.tasks import kick, schedule
 from inbox.events import ConversationAssigned, ConversationStarted, MessageReceived, MessageStatusChanged
 from inbox.models import (
@@ -562,15 +563,8 @@ async def list_conversations(
     statement = visible_conversations(user)
     if status:
         statement = statement.where(Conversation.status == status)
-    if assignee == "me":
-        statement = statement.where(Conversation.assignee_id == user.id)
-    elif assignee == "unassigned":
-        statement = statement.where(Conversation.assignee_id.is_(None))
-    elif assignee:
-        try:
-            statement = statement.where(Conversation.assignee_id == uuid.UUID(assignee))
-        except ValueError:
-            raise InvalidInput(N_("This is not a valid identifier."), field="assignee") from None
+    if assignee:
+        statement = statement.where(assigned_to(Conversation.assignee_id, assignee, user))
     if channel_id:
         statement = statement.where(Conversation.channel_id == channel_id)
     if label:
@@ -620,7 +614,7 @@ async def reply(
 ) -> Message:
     """Store the reply as queued (or a private note as final) and hand it to the channel after commit."""
     conversation, _customer = await conversation_for_user(session, user, conversation_id)
-    media = await _attachments(session, attachment_ids)
+    media = await storage.media_in_order(session, attachment_ids or [])
     if not text and not media:
         raise InvalidInput(N_("A message needs text or attachments."), field="text")
     if reply_to is not None:
@@ -630,19 +624,6 @@ async def reply(
     return await _queue_reply(
         session, conversation, sender_id=user.id, text=text, private=private, reply_to=reply_to, media=media
     )
-
-
-async def _attachments(session: HubAsyncSession, attachment_ids: list[uuid.UUID] | None) -> list[Media]:
-    attachment_ids = list(dict.fromkeys(attachment_ids or []))
-    media = (
-        list(await session.scalars(select(Media).where(Media.id.in_(attachment_ids))))
-        if attachment_ids
-        else []
-    )
-    if len(media) != len(attachment_ids):
-        raise InvalidInput(N_("An attachment was not found; upload it first."), field="attachments")
-    media.sort(key=lambda m: attachment_ids.index(m.id))
-    return media
 
 
 async def send_ticket_reply(session: HubAsyncSession, reply: PublicReplyWritten) -> None:

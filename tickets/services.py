@@ -29,6 +29,7 @@ from hub.pagination import paginate
 from hub.permissions import can, roles_with
 from hub.realtime import push_after_commit
 from hub.runtime import Runtime
+from hub.services import assigned_to
 from hub.tasks import schedule
 from tickets.calendar import WEEKDAYS, BusinessCalendar
 from tickets.events import PublicReplyWritten
@@ -295,15 +296,8 @@ async def list_tickets(
         statement = statement.where(Ticket.priority.in_(priorities))
     if kind:
         statement = statement.where(Ticket.kind == kind)
-    if assignee == "me":
-        statement = statement.where(Ticket.assignee_id == user.id)
-    elif assignee == "unassigned":
-        statement = statement.where(Ticket.assignee_id.is_(None))
-    elif assignee:
-        try:
-            statement = statement.where(Ticket.assignee_id == uuid.UUID(assignee))
-        except ValueError:
-            raise InvalidInput(N_('Use "me", "unassigned" or a user\'s id.'), field="assignee") from None
+    if assignee:
+        statement = statement.where(assigned_to(Ticket.assignee_id, assignee, user))
     if customer_id is not None:
         statement = statement.where(Ticket.customer_id == customer_id)
     if breached is not None:
@@ -430,15 +424,8 @@ async def add_comment(
     session: HubAsyncSession, actor: CurrentUser, ticket_id: uuid.UUID, data: CommentIn
 ) -> tuple[TicketComment, list[Media]]:
     ticket = await ticket_for_user(session, actor, ticket_id)
-    attachment_ids = list(dict.fromkeys(data.attachments))
-    media = (
-        list(await session.scalars(select(Media).where(Media.id.in_(attachment_ids))))
-        if attachment_ids
-        else []
-    )
-    if len(media) != len(attachment_ids):
-        raise InvalidInput(N_("An attachment was not found; upload it first."), field="attachments")
-    media.sort(key=lambda m: attachment_ids.index(m.id))
+    media = await storage.media_in_order(session, data.attachments)
+    attachment_ids = [m.id for m in media]
     if not (data.text and data.text.strip()) and not media:
         raise InvalidInput(N_("A comment needs text or attachments."), field="text")
     if data.public and ticket.conversation_id is None:
