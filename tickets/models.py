@@ -52,16 +52,18 @@ class Ticket(Base, TenantMixin):
     sla_policy_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("sla_policies.id", ondelete="SET NULL")
     )
-    first_response_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    first_response_due_at: Mapped[datetime | None]
     first_response_warn_at: Mapped[datetime | None]
     first_response_left: Mapped[float | None]
     first_response_warned_at: Mapped[datetime | None]
     first_response_breached_at: Mapped[datetime | None]
-    resolution_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    resolution_due_at: Mapped[datetime | None]
     resolution_warn_at: Mapped[datetime | None]
     resolution_left: Mapped[float | None]
     resolution_warned_at: Mapped[datetime | None]
     resolution_breached_at: Mapped[datetime | None]
+    # The next moment a warning or breach falls due on a running clock, for the sweep's index.
+    sla_check_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class TicketComment(Base, TenantMixin):

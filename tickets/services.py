@@ -270,6 +270,7 @@ async def create_ticket(
         push_to_audience(
             session, ticket, "ticketAssigned", {"ticketId": str(ticket.id), "agentId": str(assignee_id)}
         )
+    ticket.sla_check_at = next_check(ticket)
     await session.commit()
     return ticket
 
@@ -346,6 +347,7 @@ async def update_ticket(
         await _change_status(session, ticket, actor.id, data.status, now)
     ticket.updated_at = now
     push_to_audience(session, ticket, "ticketUpdated", {"ticket": ticket_out(ticket)})
+    ticket.sla_check_at = next_check(ticket)
     await session.commit()
     return ticket
 
@@ -484,6 +486,7 @@ async def add_comment(
             {"ticketId": str(ticket.id), "number": ticket.number, "comment": out, "by": str(actor.id)},
             user_ids=told,
         )
+    ticket.sla_check_at = next_check(ticket)
     await session.commit()
     return comment, media
 
@@ -828,6 +831,7 @@ async def check_sla(runtime: Runtime, organization_id: uuid.UUID, ticket_id: uui
         if ticket is None:
             return []
         fired = await fire_due(session, ticket, utcnow())
+        ticket.sla_check_at = next_check(ticket)
         await session.commit()
         return fired
 
@@ -835,31 +839,39 @@ async def check_sla(runtime: Runtime, organization_id: uuid.UUID, ticket_id: uui
 async def sweep_sla(runtime: Runtime) -> int:
     """Fire whatever is due and not yet fired, in every organization: the timed checks are the
     punctual way, this is the safety net for a check lost with a process that died mid-way."""
-    now = utcnow()
-    due = or_(
-        *(
-            and_(
-                getattr(Ticket, f"{target}_left").is_(None),
-                getattr(Ticket, f"{target}_breached_at").is_(None),
-                (Ticket.first_responded_at if target == "first_response" else Ticket.resolved_at).is_(None),
-                or_(
-                    getattr(Ticket, f"{target}_due_at") <= now,
-                    and_(
-                        getattr(Ticket, f"{target}_warn_at") <= now,
-                        getattr(Ticket, f"{target}_warned_at").is_(None),
-                    ),
-                ),
-            )
-            for target in TARGETS
-        )
-    )
     async with runtime.db.system_session() as session:
         found = list(
-            (await session.execute(select(Ticket.organization_id, Ticket.id).where(due).limit(1000))).all()
+            (
+                await session.execute(
+                    select(Ticket.organization_id, Ticket.id)
+                    .where(Ticket.sla_check_at <= utcnow())
+                    .limit(1000)
+                )
+            ).all()
         )
     for organization_id, ticket_id in found:
         await check_sla(runtime, organization_id, ticket_id)
     return len(found)
+
+
+def next_check(ticket: Ticket) -> datetime | None:
+    """The earliest warning or breach still to fire on a running clock."""
+    moments = []
+    for target in TARGETS:
+        if (
+            getattr(ticket, f"{target}_left") is not None
+            or _met_at(ticket, target) is not None
+            or getattr(ticket, f"{target}_breached_at") is not None
+        ):
+            continue
+        if (
+            getattr(ticket, f"{target}_warned_at") is None
+            and getattr(ticket, f"{target}_warn_at") is not None
+        ):
+            moments.append(getattr(ticket, f"{target}_warn_at"))
+        if getattr(ticket, f"{target}_due_at") is not None:
+            moments.append(getattr(ticket, f"{target}_due_at"))
+    return min(moments, default=None)
 
 
 # SLA report

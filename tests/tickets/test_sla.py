@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from hub.db import utcnow
+from hub.models import ScheduledJob
 from hub.tasks import schedule
 from tests.conftest import Organization, RunningHub, eventually, make_settings, register, start_hub
 from tests.hub.test_realtime import connect
@@ -94,7 +95,7 @@ async def fast_forward(hub: RunningHub, organization_id: uuid.UUID, ticket_id: s
         await session.execute(
             update(Ticket)
             .where(Ticket.id == uuid.UUID(ticket_id))
-            .values(**due)
+            .values(**due, sla_check_at=min(due.values()))
             .execution_options(synchronize_session=False)
         )
         for column, when in due.items():
@@ -260,3 +261,39 @@ async def test_the_report_shows_the_share_met_per_priority_and_agent(
         assert backwards.json()["errors"][0]["field"] == "until"
     async with hub.client(agent.token) as client:
         assert (await client.get("/api/tickets/sla-report")).status_code == 403
+
+
+async def test_the_sweep_fires_what_no_timed_check_will(hub: RunningHub, organization: Organization) -> None:
+    """A check lost with a process that died mid-way: the minute's sweep finds the ticket by its
+    next-check time and fires it, once."""
+    async with hub.client(organization.admin.token) as client:
+        await client.put(
+            "/api/tickets/sla-policies/low",
+            json={"first_response_minutes": 60, "resolution_minutes": 120, "business_hours_only": False},
+        )
+        ticket = (await client.post("/api/tickets", json={"title": "Lost", "priority": "low"})).json()
+        past = utcnow() - timedelta(seconds=1)
+        async with hub.runtime.db.session(organization.id) as session:  # due, and no timed check left
+            await session.execute(
+                update(Ticket)
+                .where(Ticket.id == uuid.UUID(ticket["id"]))
+                .values(resolution_due_at=past, sla_check_at=past)
+                .execution_options(synchronize_session=False)
+            )
+            await session.execute(delete(ScheduledJob).where(ScheduledJob.key.like(f"sla:{ticket['id']}:%")))
+            await session.commit()
+        for _ in range(2):
+            await hub.runtime.broker.find_task("tickets.sweep_sla").kiq()
+
+        async def breached() -> dict[str, Any] | None:
+            shown = (await client.get(f"/api/tickets/{ticket['id']}")).json()
+            return shown if shown["resolution"]["breached_at"] else None
+
+        await eventually(breached)
+        await asyncio.sleep(0.5)
+        assert (await timeline_kinds(client, ticket["id"])).count("sla_breached") == 1
+        async with hub.runtime.db.session(organization.id) as session:
+            left = await session.get(Ticket, uuid.UUID(ticket["id"]))
+            assert left is not None
+            # Next: the first response, still running.
+            assert left.sla_check_at == left.first_response_warn_at

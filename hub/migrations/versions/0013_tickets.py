@@ -2,7 +2,7 @@
 
 Revision ID: 0013
 Revises: 0012
-Create Date: 2026-11-23 04:39:26.062932
+Create Date: 2026-11-23 04:49:14.764765
 """
 
 from __future__ import annotations
@@ -101,6 +101,7 @@ def upgrade(app_role: str = "hub_app") -> None:
         sa.Column("resolution_left", sa.Double(), nullable=True),
         sa.Column("resolution_warned_at", hub.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("resolution_breached_at", hub.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("sla_check_at", hub.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("created_at", hub.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", hub.db.UTCDateTime(timezone=True), nullable=False),
@@ -145,14 +146,11 @@ def upgrade(app_role: str = "hub_app") -> None:
         batch_op.create_index(batch_op.f("ix_tickets_conversation_id"), ["conversation_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_tickets_customer_id"), ["customer_id"], unique=False)
         batch_op.create_index(
-            batch_op.f("ix_tickets_first_response_due_at"), ["first_response_due_at"], unique=False
-        )
-        batch_op.create_index(
             "ix_tickets_org_assignee", ["organization_id", "assignee_id", "id"], unique=False
         )
         batch_op.create_index("ix_tickets_org_status", ["organization_id", "status", "id"], unique=False)
         batch_op.create_index(batch_op.f("ix_tickets_organization_id"), ["organization_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_tickets_resolution_due_at"), ["resolution_due_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_tickets_sla_check_at"), ["sla_check_at"], unique=False)
 
     op.create_table(
         "ticket_changes",
@@ -280,11 +278,10 @@ def downgrade(app_role: str = "hub_app") -> None:
 
     op.drop_table("ticket_changes")
     with op.batch_alter_table("tickets", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_tickets_resolution_due_at"))
+        batch_op.drop_index(batch_op.f("ix_tickets_sla_check_at"))
         batch_op.drop_index(batch_op.f("ix_tickets_organization_id"))
         batch_op.drop_index("ix_tickets_org_status")
         batch_op.drop_index("ix_tickets_org_assignee")
-        batch_op.drop_index(batch_op.f("ix_tickets_first_response_due_at"))
         batch_op.drop_index(batch_op.f("ix_tickets_customer_id"))
         batch_op.drop_index(batch_op.f("ix_tickets_conversation_id"))
 
