@@ -48,3 +48,14 @@ class ConversationStarted(Event, frozen=True, kw_only=True):
     channel_id: uuid.UUID
     message_id: uuid.UUID
     at: datetime
+
+
+@event_type
+class ReplyQueued(Event, frozen=True, kw_only=True):
+    """The team answered a customer in a conversation (a note for the team is not an answer)."""
+
+    name: ClassVar[str] = "inbox.reply_queued"
+    conversation_id: uuid.UUID
+    message_id: uuid.UUID
+    sender_user_id: uuid.UUID | None
+    at: datetime

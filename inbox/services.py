@@ -41,7 +41,13 @@ from hub.realtime import push_after_commit
 from hub.runtime import Runtime, current
 from hub.services import assigned_to
 from hub.tasks import kick, schedule
-from inbox.events import ConversationAssigned, ConversationStarted, MessageReceived, MessageStatusChanged
+from inbox.events import (
+    ConversationAssigned,
+    ConversationStarted,
+    MessageReceived,
+    MessageStatusChanged,
+    ReplyQueued,
+)
 from inbox.models import (
     CannedResponse,
     Conversation,
@@ -695,6 +701,16 @@ async def _queue_reply(
     if not private:
         organization_id = conversation.organization_id
         message_id = message.id
+        await events.publish(
+            session,
+            ReplyQueued(
+                organization_id=organization_id,
+                conversation_id=conversation.id,
+                message_id=message_id,
+                sender_user_id=sender_id,
+                at=message.created_at,
+            ),
+        )
 
         async def hand_to_channel() -> None:
             await kick(

@@ -9,7 +9,7 @@ from crm.services import on_customer_merge
 from hub import events
 from hub.db import HubAsyncSession
 from hub.runtime import current
-from inbox.events import MessageReceived
+from inbox.events import MessageReceived, ReplyQueued
 from tickets import services
 
 
@@ -29,3 +29,10 @@ async def suggest_ticket(event: MessageReceived) -> None:
 @on_customer_merge
 async def move_tickets(session: HubAsyncSession, from_customer: uuid.UUID, to_customer: uuid.UUID) -> None:
     await services.move_tickets(session, from_customer, to_customer)
+
+
+@events.handles(ReplyQueued, name="tickets.first_response_in_chat")
+async def first_response_in_chat(event: ReplyQueued) -> None:
+    """Answering the customer in the chat a ticket came from is the ticket's first response."""
+    async with current().db.session(event.organization_id) as session:
+        await services.responded_in_chat(session, event.conversation_id, event.sender_user_id, event.at)

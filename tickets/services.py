@@ -491,6 +491,34 @@ async def add_comment(
     return comment, media
 
 
+async def responded_in_chat(
+    session: HubAsyncSession, conversation_id: uuid.UUID, responder_id: uuid.UUID | None, at: datetime
+) -> None:
+    """The open tickets of a conversation still awaiting their first response have it now."""
+    waiting = await session.scalars(
+        select(Ticket).where(
+            Ticket.conversation_id == conversation_id,
+            Ticket.first_responded_at.is_(None),
+            Ticket.status.not_in(DONE),
+            Ticket.created_at <= at,
+        )
+    )
+    for ticket in waiting:
+        await fire_due(session, ticket, at)  # overdue already: it breached, late check or not
+        ticket.first_responded_at = at
+        _note(
+            session,
+            ticket,
+            responder_id,
+            "first_response",
+            met=_met_in_time(ticket, "first_response"),
+            via="chat",
+        )
+        ticket.sla_check_at = next_check(ticket)
+        push_to_audience(session, ticket, "ticketUpdated", {"ticket": ticket_out(ticket)})
+    await session.commit()
+
+
 def _met_in_time(ticket: Ticket, target: str) -> bool:
     return getattr(ticket, f"{target}_breached_at") is None
 

@@ -297,3 +297,37 @@ async def test_the_sweep_fires_what_no_timed_check_will(hub: RunningHub, organiz
             assert left is not None
             # Next: the first response, still running.
             assert left.sla_check_at == left.first_response_warn_at
+
+
+async def test_answering_in_the_chat_is_the_first_response(
+    hub: RunningHub, organization: Organization, receiver: Receiver
+) -> None:
+    channel = await make_channel(hub, organization, receiver)
+    stored = (await channel.send(external_id="c-1", **{"from": "+966564440001"}, text="Where is it?")).json()
+    async with hub.client(organization.admin.token) as client:
+        await client.put(
+            "/api/tickets/sla-policies/normal",
+            json={"first_response_minutes": 30, "resolution_minutes": 120, "business_hours_only": False},
+        )
+        ticket = (
+            await client.post(
+                "/api/tickets", json={"title": "Where", "conversation_id": stored["conversation_id"]}
+            )
+        ).json()
+        assert ticket["first_response"]["met_at"] is None
+        path = f"/api/inbox/conversations/{stored['conversation_id']}/messages"
+        await client.post(path, json={"text": "a note for the team", "private": True})
+        await asyncio.sleep(0.5)
+        assert (await client.get(f"/api/tickets/{ticket['id']}")).json()["first_response"]["met_at"] is None
+        await client.post(path, json={"text": "It left the warehouse today."})
+
+        async def answered() -> dict[str, Any] | None:
+            shown = (await client.get(f"/api/tickets/{ticket['id']}")).json()
+            return shown if shown["first_response"]["met_at"] else None
+
+        shown = await eventually(answered)
+        assert shown["first_response"]["breached_at"] is None
+        changes = (await client.get(f"/api/tickets/{ticket['id']}/timeline")).json()["items"]
+        assert changes[0]["kind"] == "first_response"
+        assert changes[0]["details"] == {"met": True, "via": "chat"}
+        assert changes[0]["actor_id"] == str(organization.admin.user_id)
