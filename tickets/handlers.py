@@ -14,7 +14,8 @@ from tickets import services
 
 
 @events.hints(MessageReceived)  # every inbound message: no outbox row for each; a lost hint costs little
-async def suggest_ticket(event: MessageReceived) -> None:
+async def message_received(event: MessageReceived) -> None:
+    await services.customer_wrote(current(), event.organization_id, event.conversation_id)
     await services.suggest_ticket(
         current(),
         organization_id=event.organization_id,

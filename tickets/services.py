@@ -491,6 +491,27 @@ async def add_comment(
     return comment, media
 
 
+async def customer_wrote(runtime: Runtime, organization_id: uuid.UUID, conversation_id: uuid.UUID) -> int:
+    """The customer answered: the conversation's tickets waiting on them are open again, and their
+    SLA clocks run on."""
+    async with runtime.db.session(organization_id) as session:
+        waiting = list(
+            await session.scalars(
+                select(Ticket).where(
+                    Ticket.conversation_id == conversation_id, Ticket.status == "waiting_on_customer"
+                )
+            )
+        )
+        now = utcnow()
+        for ticket in waiting:
+            await _change_status(session, ticket, None, "open", now)
+            ticket.updated_at = now
+            ticket.sla_check_at = next_check(ticket)
+            push_to_audience(session, ticket, "ticketUpdated", {"ticket": ticket_out(ticket)})
+        await session.commit()
+        return len(waiting)
+
+
 async def responded_in_chat(
     session: HubAsyncSession, conversation_id: uuid.UUID, responder_id: uuid.UUID | None, at: datetime
 ) -> None:
@@ -583,18 +604,26 @@ async def timeline(
 
 
 async def ticket_settings(session: HubAsyncSession) -> TicketSettings:
+    """The organization's ticket settings, made with the defaults on first use."""
     settings = await session.scalar(select(TicketSettings))
-    if settings is None:
-        settings = TicketSettings(
-            time_zone=None,
-            business_hours={},
-            holidays=[],
-            suggestion_rules=DEFAULT_SUGGESTION_RULES,
-            create_automatically=False,
-        )
-        session.add(settings)
-        await session.flush()
-    return settings
+    if settings is not None:
+        return settings
+    try:
+        async with session.begin_nested():
+            settings = TicketSettings(
+                time_zone=None,
+                business_hours={},
+                holidays=[],
+                suggestion_rules=DEFAULT_SUGGESTION_RULES,
+                create_automatically=False,
+            )
+            session.add(settings)
+            await session.flush()
+        return settings
+    except IntegrityError:  # made at the same moment by another request
+        found = await session.scalar(select(TicketSettings))
+        assert found is not None
+        return found
 
 
 async def _time_zone(session: HubAsyncSession, settings: TicketSettings) -> str:

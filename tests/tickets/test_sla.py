@@ -331,3 +331,41 @@ async def test_answering_in_the_chat_is_the_first_response(
         assert changes[0]["kind"] == "first_response"
         assert changes[0]["details"] == {"met": True, "via": "chat"}
         assert changes[0]["actor_id"] == str(organization.admin.user_id)
+
+
+async def test_a_reply_from_the_customer_reopens_a_ticket_waiting_on_them(
+    hub: RunningHub, organization: Organization, receiver: Receiver
+) -> None:
+    channel = await make_channel(hub, organization, receiver)
+    stored = (
+        await channel.send(external_id="w-1", **{"from": "+966565550001"}, text="Screen is black")
+    ).json()
+    async with hub.client(organization.admin.token) as client:
+        await client.put(
+            "/api/tickets/sla-policies/normal",
+            json={"first_response_minutes": 30, "resolution_minutes": 120, "business_hours_only": False},
+        )
+        ticket = (
+            await client.post(
+                "/api/tickets", json={"title": "Black screen", "conversation_id": stored["conversation_id"]}
+            )
+        ).json()
+        waiting = (
+            await client.patch(f"/api/tickets/{ticket['id']}", json={"status": "waiting_on_customer"})
+        ).json()
+        assert waiting["resolution"]["left_seconds"] > 7100
+        await channel.send(external_id="w-2", **{"from": "+966565550001"}, text="Here is the photo")
+
+        async def reopened() -> dict[str, Any] | None:
+            shown = (await client.get(f"/api/tickets/{ticket['id']}")).json()
+            return shown if shown["status"] == "open" else None
+
+        shown = await eventually(reopened)
+        assert shown["resolution"]["left_seconds"] is None  # the clock runs again
+        assert moment(shown["resolution"]["due_at"]) > moment(ticket["resolution"]["due_at"])  # type: ignore[operator]
+        change = (await client.get(f"/api/tickets/{ticket['id']}/timeline")).json()["items"][0]
+        assert (change["kind"], change["actor_id"], change["details"]) == (
+            "status",
+            None,
+            {"old": "waiting_on_customer", "new": "open"},
+        )
