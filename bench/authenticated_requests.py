@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import contextlib
 import multiprocessing
 import os
 import secrets
@@ -28,7 +29,7 @@ from litestar import Litestar, get
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import serve
+from harness import fresh_database, serve
 
 from hub.app import create_app
 from hub.config import Settings
@@ -98,53 +99,52 @@ async def main() -> None:
         "HUB_LOG_LEVEL": "WARNING",
         "HUB_TASK_QUEUE": f"hubbench{secrets.token_hex(3)}",
     }
-    if args.postgres:
-        environ["DATABASE_URL"] = os.environ.get(
-            "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+    async with contextlib.AsyncExitStack() as stack:  # a fresh database, dropped at the end
+        if args.postgres:
+            environ["DATABASE_URL"] = await stack.enter_async_context(fresh_database())
+            environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+            environ["HUB_MIGRATE_ON_START"] = "true"
+        settings = Settings.from_env(environ, read_dotenv=False)
+
+        server, task, url = await serve(create_app(settings))
+        async with httpx.AsyncClient(base_url=url) as client:
+            registered = await client.post(
+                "/api/auth/register",
+                json={
+                    "organization_name": "Bench",
+                    "full_name": "Bench Admin",
+                    "email": f"bench-{secrets.token_hex(4)}@example.test",
+                    "password": "a long bench passphrase",
+                },
+            )
+            registered.raise_for_status()
+        token = registered.json()["access_token"]
+        hub = await load(
+            url, "/api/users/me", {"Authorization": f"Bearer {token}"}, args.requests, args.concurrency
         )
-        environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-        environ["HUB_MIGRATE_ON_START"] = "true"
-    settings = Settings.from_env(environ, read_dotenv=False)
+        server.should_exit = True
+        await task
 
-    server, task, url = await serve(create_app(settings))
-    async with httpx.AsyncClient(base_url=url) as client:
-        registered = await client.post(
-            "/api/auth/register",
-            json={
-                "organization_name": "Bench",
-                "full_name": "Bench Admin",
-                "email": f"bench-{secrets.token_hex(4)}@example.test",
-                "password": "a long bench passphrase",
-            },
+        @get("/me", sync_to_thread=False)
+        def bare() -> dict[str, str]:
+            return {"id": "0", "email": "bench@example.test", "role": "admin"}
+
+        server, task, url = await serve(Litestar([bare], logging_config=None))
+        baseline = await load_elsewhere(url, "/me", {}, args.requests, args.concurrency)
+        server.should_exit = True
+        await task
+
+        database = "postgresql+redis" if args.postgres else "sqlite (embedded)"
+        print(f"{args.requests} requests, {args.concurrency} concurrent, {database}")
+        print(f"{'':24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
+        print(f"{'hub GET /api/users/me':24}{hub['rps']:10.0f}{hub['p50_ms']:10.2f}{hub['p99_ms']:10.2f}")
+        print(
+            f"{'bare Litestar GET':24}{baseline['rps']:10.0f}{baseline['p50_ms']:10.2f}{baseline['p99_ms']:10.2f}"
         )
-        registered.raise_for_status()
-    token = registered.json()["access_token"]
-    hub = await load(
-        url, "/api/users/me", {"Authorization": f"Bearer {token}"}, args.requests, args.concurrency
-    )
-    server.should_exit = True
-    await task
-
-    @get("/me", sync_to_thread=False)
-    def bare() -> dict[str, str]:
-        return {"id": "0", "email": "bench@example.test", "role": "admin"}
-
-    server, task, url = await serve(Litestar([bare], logging_config=None))
-    baseline = await load_elsewhere(url, "/me", {}, args.requests, args.concurrency)
-    server.should_exit = True
-    await task
-
-    database = "postgresql+redis" if args.postgres else "sqlite (embedded)"
-    print(f"{args.requests} requests, {args.concurrency} concurrent, {database}")
-    print(f"{'':24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
-    print(f"{'hub GET /api/users/me':24}{hub['rps']:10.0f}{hub['p50_ms']:10.2f}{hub['p99_ms']:10.2f}")
-    print(
-        f"{'bare Litestar GET':24}{baseline['rps']:10.0f}{baseline['p50_ms']:10.2f}{baseline['p99_ms']:10.2f}"
-    )
-    print(
-        f"{'ratio hub/bare':24}{hub['rps'] / baseline['rps']:10.2f}"
-        f"{hub['p50_ms'] / baseline['p50_ms']:10.2f}{hub['p99_ms'] / baseline['p99_ms']:10.2f}"
-    )
+        print(
+            f"{'ratio hub/bare':24}{hub['rps'] / baseline['rps']:10.2f}"
+            f"{hub['p50_ms'] / baseline['p50_ms']:10.2f}{hub['p99_ms'] / baseline['p99_ms']:10.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import secrets
 import sys
@@ -28,6 +27,9 @@ import asyncpg
 import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import fresh_database
 
 from hub import migrate
 from hub.auth import CurrentUser
@@ -193,12 +195,7 @@ async def main() -> None:
     parser.add_argument("--page", type=int, default=1000)
     args = parser.parse_args()
 
-    admin_dsn = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    name = f"hub_bench_{secrets.token_hex(3)}"
-    admin = await asyncpg.connect(admin_dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = admin_dsn.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    async with fresh_database() as dsn:
         settings = Settings.from_env(
             {
                 "HUB_DATA_DIR": tempfile.mkdtemp(),
@@ -288,9 +285,6 @@ async def main() -> None:
         print(
             f"hub / raw, page {args.page} p99: {percentile(hub_deep, 0.99) / percentile(raw_deep, 0.99):.2f}"
         )
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 if __name__ == "__main__":

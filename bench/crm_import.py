@@ -32,7 +32,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import run, serve
+from harness import fresh_database, run, serve
 
 from crm import services
 from crm.schemas import AttributeCondition, SegmentFilters
@@ -143,33 +143,33 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
     args = parser.parse_args()
-    database_url = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-    settings = Settings.from_env(
-        {
-            "HUB_DATA_DIR": tempfile.mkdtemp(prefix="hub-bench-"),
-            "HUB_SECRET_KEY": secrets.token_urlsafe(40),
-            "HUB_LOG_LEVEL": "WARNING",
-            "HUB_LOG_JSON": "true",
-            "HUB_API_RATE_LIMIT": str(10**9),
-            "HUB_TASK_QUEUE": f"hubbench{secrets.token_hex(3)}",
-            "DATABASE_URL": database_url,
-            "REDIS_URL": os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
-            "HUB_MIGRATE_ON_START": "true",
-        },
-        read_dotenv=False,
-    )
-    configure_logging(settings)
-    text = make_csv(args.rows)
-    app = create_app(settings)
-    server, task, url = await serve(app)
-    # Each is run twice: once timed, once under tracemalloc (which slows Python) for its peak.
-    hub_seconds, _, organization_id = await hub_import(url, app, text, trace=False)
-    _, hub_peak, _ = await hub_import(url, app, text, trace=True)
-    segment_ms, members = await segment_timing(app, organization_id)
-    server.should_exit = True
-    await task
-    copy_seconds, _ = await baseline_copy(settings.database_url, text, trace=False)
-    _, copy_peak = await baseline_copy(settings.database_url, text, trace=True)
+    async with fresh_database() as database_url:
+        settings = Settings.from_env(
+            {
+                "HUB_DATA_DIR": tempfile.mkdtemp(prefix="hub-bench-"),
+                "HUB_SECRET_KEY": secrets.token_urlsafe(40),
+                "HUB_LOG_LEVEL": "WARNING",
+                "HUB_LOG_JSON": "true",
+                "HUB_API_RATE_LIMIT": str(10**9),
+                "HUB_TASK_QUEUE": f"hubbench{secrets.token_hex(3)}",
+                "DATABASE_URL": database_url,
+                "REDIS_URL": os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+                "HUB_MIGRATE_ON_START": "true",
+            },
+            read_dotenv=False,
+        )
+        configure_logging(settings)
+        text = make_csv(args.rows)
+        app = create_app(settings)
+        server, task, url = await serve(app)
+        # Each is run twice: once timed, once under tracemalloc (which slows Python) for its peak.
+        hub_seconds, _, organization_id = await hub_import(url, app, text, trace=False)
+        _, hub_peak, _ = await hub_import(url, app, text, trace=True)
+        segment_ms, members = await segment_timing(app, organization_id)
+        server.should_exit = True
+        await task
+        copy_seconds, _ = await baseline_copy(settings.database_url, text, trace=False)
+        _, copy_peak = await baseline_copy(settings.database_url, text, trace=True)
 
     print(f"\nimport of {args.rows:,} customers from CSV, PostgreSQL ({len(text) / 1e6:.1f} MB file)")
     print(f"{'':22}{'rows/s':>10}{'seconds':>10}{'peak MB':>10}")

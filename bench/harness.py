@@ -4,9 +4,13 @@ loop that `hub serve` runs (uvloop, which uvicorn picks when it is installed).""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+import contextlib
+import os
+import secrets
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypeVar
 
+import asyncpg
 import uvicorn
 import uvloop
 
@@ -25,3 +29,19 @@ async def serve(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
     while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for this
         await asyncio.sleep(0.02)
     return server, task, f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+
+
+@contextlib.asynccontextmanager
+async def fresh_database() -> AsyncIterator[str]:
+    """An empty PostgreSQL database for one run (on the server of TEST_DATABASE_URL), dropped
+    afterwards: each run starts from nothing, so runs compare."""
+    admin_dsn = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    admin_dsn = admin_dsn.replace("postgresql+asyncpg://", "postgresql://")
+    name = f"hub_bench_{secrets.token_hex(3)}"
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield admin_dsn.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
@@ -36,7 +37,7 @@ from litestar import Litestar, Request, post
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import run, serve
+from harness import fresh_database, run, serve
 
 from channels.api import signature
 from hub.app import create_app
@@ -303,33 +304,32 @@ async def main() -> None:
         "HUB_LOG_JSON": "true",
         "HUB_TASK_QUEUE": f"hubbench{secrets.token_hex(3)}",
     }
-    if args.postgres:
-        environ["DATABASE_URL"] = os.environ.get(
-            "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+    async with contextlib.AsyncExitStack() as stack:  # a fresh database, dropped at the end
+        if args.postgres:
+            environ["DATABASE_URL"] = await stack.enter_async_context(fresh_database())
+            environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+            environ["HUB_MIGRATE_ON_START"] = "true"
+        settings = Settings.from_env(environ, read_dotenv=False)
+        configure_logging(settings)
+
+        app = create_app(settings)
+        server, task, url = await serve(app)
+        target = await hub_target(settings, url, app)
+        hub_results = await load_elsewhere(target, rates, args.seconds)
+        server.should_exit = True
+        await task
+
+        server, task, url = await serve(baseline_app())
+        bare_results = await load_elsewhere(baseline_target(url), rates, args.seconds)
+        server.should_exit = True
+        await task
+
+        report(
+            "PostgreSQL + Redis" if args.postgres else "embedded (SQLite)",
+            rates,
+            hub_results,
+            bare_results,
         )
-        environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-        environ["HUB_MIGRATE_ON_START"] = "true"
-    settings = Settings.from_env(environ, read_dotenv=False)
-    configure_logging(settings)
-
-    app = create_app(settings)
-    server, task, url = await serve(app)
-    target = await hub_target(settings, url, app)
-    hub_results = await load_elsewhere(target, rates, args.seconds)
-    server.should_exit = True
-    await task
-
-    server, task, url = await serve(baseline_app())
-    bare_results = await load_elsewhere(baseline_target(url), rates, args.seconds)
-    server.should_exit = True
-    await task
-
-    report(
-        "PostgreSQL + Redis" if args.postgres else "embedded (SQLite)",
-        rates,
-        hub_results,
-        bare_results,
-    )
 
 
 if __name__ == "__main__":

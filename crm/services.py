@@ -387,8 +387,8 @@ def _customer_search(text: str, *, postgres: bool) -> Any:
     needle = f"%{like_literal(text)}%"
     conditions = [
         func.lower(Customer.name).like(needle, escape="\\"),
-        Customer.phone.like(needle.replace(" ", ""), escape="\\"),
-        Customer.email.like(needle, escape="\\"),
+        func.lower(Customer.phone).like(needle.replace(" ", ""), escape="\\"),
+        func.lower(Customer.email).like(needle, escape="\\"),
         func.lower(cast(Customer.attributes, String)).like(needle, escape="\\"),
     ]
     if postgres and len(text) >= 3 and text.isalpha():
@@ -1601,12 +1601,24 @@ async def _import_batch(
                     existing[customer.email or ""] = customer
         existing.pop("", None)
         if phones:  # numbers kept from merged duplicates belong to their customer too
-            for number, customer in await session.execute(
-                select(CustomerPhone.phone, Customer)
-                .join(Customer, Customer.id == CustomerPhone.customer_id)
-                .where(CustomerPhone.phone.in_(phones))
-            ):
-                existing[number] = customer
+            # Two plain look-ups, not a join: a join's plan may scan every customer for each batch.
+            kept = dict(
+                (
+                    await session.execute(
+                        select(CustomerPhone.phone, CustomerPhone.customer_id).where(
+                            CustomerPhone.phone.in_(phones)
+                        )
+                    )
+                ).all()
+            )
+            if kept:
+                owners = {
+                    c.id: c
+                    for c in await session.scalars(
+                        select(Customer).where(Customer.id.in_(set(kept.values())))
+                    )
+                }
+                existing.update({number: owners[owner] for number, owner in kept.items() if owner in owners})
         companies: dict[str, uuid.UUID] = {}
         names = {fields["company"].lower() for _, fields in batch if fields.get("company")}
         if names:
