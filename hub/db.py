@@ -260,9 +260,9 @@ class Database:
         await self.engine.dispose()
 
 
-def _json_text(value: Any) -> str:
-    # Arabic and other letters stored as themselves, so a search of JSON text finds them.
-    return json.dumps(value, ensure_ascii=False)
+# Arabic and other letters stored as themselves, so a search of JSON text finds them. One encoder
+# for every value: json.dumps with options builds a new one per call.
+_json_text = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def create_engine(settings: Settings) -> AsyncEngine:

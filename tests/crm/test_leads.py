@@ -3,6 +3,9 @@ and the rate limit."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from tests.conftest import Organization, RunningHub, eventually, register
 from tests.hub.test_realtime import connect
 
@@ -78,6 +81,9 @@ async def test_browsers_post_only_from_the_organizations_pages(
 ) -> None:
     url = f"/api/public/{organization.slug}/leads"
     lead = {"name": "Web visitor", "email": "visitor@example.com"}
+    # The limit counts per clock minute: start early in one, so every post below falls in it.
+    if time.time() % 60 > 40:
+        await asyncio.sleep(60 - time.time() % 60 + 0.1)
     async with hub.client() as client:
         refused = await client.post(url, json=lead, headers={"Origin": "https://shop.example.com"})
         assert refused.status_code == 403
