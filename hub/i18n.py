@@ -7,6 +7,9 @@ so no build step can be forgotten and nothing is written into the installed pack
 from __future__ import annotations
 
 import io
+import re
+import unicodedata
+from collections.abc import Iterable
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
@@ -117,3 +120,30 @@ def format_date(value: date, language: str, *, style: str = "medium") -> str:
 
 def format_datetime(value: datetime, language: str, *, time_zone: str = "UTC", style: str = "medium") -> str:
     return _format_datetime(value, format=style, tzinfo=time_zone, locale=language)
+
+
+# Keywords people type: compared without case, Arabic vowel marks, the tatweel or letter variants.
+_ARABIC_MARKS = re.compile("[\u064b-\u0652\u0640]")
+_ARABIC_LETTERS = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ى": "ي", "ة": "ه"})
+
+
+def fold(text: str) -> str:
+    """Text as keywords are compared: lower case, Arabic without vowel marks and letter variants."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    return _ARABIC_MARKS.sub("", text).translate(_ARABIC_LETTERS)
+
+
+def find_keyword(text: str, keywords: Iterable[str]) -> str | None:
+    """The first keyword the text holds. Latin keywords are whole words (STOP is not in "stopped");
+    Arabic ones may carry attached prefixes (والمشكلة holds مشكلة)."""
+    folded = fold(text)
+    for keyword in keywords:
+        wanted = fold(keyword).strip()
+        if not wanted:
+            continue
+        if wanted.isascii():
+            if re.search(rf"(?<!\w){re.escape(wanted)}(?!\w)", folded):
+                return keyword
+        elif wanted in folded:
+            return keyword
+    return None

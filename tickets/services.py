@@ -3,8 +3,6 @@ that count business hours and pause while the customer is awaited, and suggested
 
 from __future__ import annotations
 
-import re
-import unicodedata
 import uuid
 from datetime import date, datetime, time
 from time import monotonic
@@ -23,7 +21,7 @@ from hub import events, storage
 from hub.auth import CurrentUser
 from hub.db import HubAsyncSession, utcnow
 from hub.errors import Forbidden, InvalidInput, NotFound
-from hub.i18n import N_
+from hub.i18n import N_, find_keyword
 from hub.models import Media, ModuleSetting, Organization, User
 from hub.pagination import paginate
 from hub.permissions import can, roles_with
@@ -992,10 +990,6 @@ def _share(total: int, met: int, breached: int) -> SlaShare:
 
 # Suggested tickets
 
-_ARABIC_MARKS = re.compile("[\u064b-\u0652\u0640]")  # short vowels and the tatweel
-_ARABIC_LETTERS = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ى": "ي", "ة": "ه"})
-
-
 # Each process keeps an organization's rules for a short while: every inbound message is
 # matched against them, and reading them each time would cost every message two queries.
 SUGGESTION_RULES_SECONDS = 30.0
@@ -1019,24 +1013,12 @@ async def _suggestion_setup(
     return setup
 
 
-def _plain(text: str) -> str:
-    """Text as keywords are compared: lower case, Arabic without vowel marks and letter variants."""
-    text = unicodedata.normalize("NFKC", text).lower()
-    return _ARABIC_MARKS.sub("", text).translate(_ARABIC_LETTERS)
-
-
 def matching_rule(rules: list[dict[str, Any]], text: str) -> tuple[dict[str, Any], str] | None:
-    """The first rule one of whose keywords the text holds, and that keyword. Latin keywords are
-    whole words; Arabic ones may carry attached prefixes (والمشكلة holds مشكلة)."""
-    plain = _plain(text)
+    """The first rule one of whose keywords the text holds, and that keyword."""
     for rule in rules:
-        for keyword in rule.get("keywords", []):
-            wanted = _plain(keyword)
-            if wanted.isascii():
-                if re.search(rf"(?<!\w){re.escape(wanted)}(?!\w)", plain):
-                    return rule, keyword
-            elif wanted in plain:
-                return rule, keyword
+        keyword = find_keyword(text, rule.get("keywords", []))
+        if keyword is not None:
+            return rule, keyword
     return None
 
 

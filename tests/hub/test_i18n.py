@@ -109,3 +109,14 @@ def test_direction_and_formatting() -> None:
     assert "مارس" in format_date(date(2026, 3, 1), "ar", style="long")
     moment = datetime(2026, 3, 1, 21, 30, tzinfo=UTC)
     assert format_datetime(moment, "en", time_zone="Asia/Riyadh", style="short") == "3/2/26, 12:30\u202fAM"
+
+
+def test_keywords_are_found_as_people_type_them() -> None:
+    from hub.i18n import find_keyword
+
+    assert find_keyword("Please STOP sending", ["stop", "unsubscribe"]) == "stop"
+    assert find_keyword("it stopped working", ["stop"]) is None  # a Latin keyword is a whole word
+    assert find_keyword("أرجو إلغاء الاشتراك", ["الغاء"]) == "الغاء"  # hamza or not
+    assert find_keyword("والمُشكلة مستمرة", ["مشكلة"]) == "مشكلة"  # a vowel mark and a prefix
+    assert find_keyword("مدرسةٌ جميلة", ["مدرسه"]) == "مدرسه"  # taa marbuta
+    assert find_keyword("nothing here", ["  ", "refund"]) is None
