@@ -99,9 +99,10 @@ async def test_a_failing_handler_is_retried_until_it_succeeds(hub: RunningHub) -
     assert entry is not None
     assert entry.attempts == 1
     assert "the first delivery fails" in (entry.last_error or "")
-    # Once the backoff has passed, a sweep (what the scheduler runs every few seconds) retries it.
+    # Once the backoff has passed, a sweep retries it: this one, or the one the embedded hub's
+    # scheduler runs every 10 s if it came first (then this one finds nothing left to do).
     await asyncio.sleep(2.2)
-    assert await events.sweep() >= 1
+    await events.sweep()
     await eventually(lambda: note in recorders.HANDLED)
     assert recorders.HANDLED.count(note) == 1
 
