@@ -6,13 +6,14 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, event
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from hub.db import Base, TenantMixin
+from hub.db import Base, HubSession, TenantMixin
 
-# The two SLA targets a ticket is held to.
+# The two SLA targets a ticket is held to, and the column that says when each was met.
 TARGETS = ("first_response", "resolution")
+MET_AT = {"first_response": "first_responded_at", "resolution": "resolved_at"}
 
 
 class Ticket(Base, TenantMixin):
@@ -62,8 +63,43 @@ class Ticket(Base, TenantMixin):
     resolution_left: Mapped[float | None]
     resolution_warned_at: Mapped[datetime | None]
     resolution_breached_at: Mapped[datetime | None]
-    # The next moment a warning or breach falls due on a running clock, for the sweep's index.
+    # The next moment a warning or breach falls due on a running clock, for the sweep's index;
+    # kept by the flush hook below, never set by hand.
     sla_check_at: Mapped[datetime | None] = mapped_column(index=True)
+
+    def met_at(self, target: str) -> datetime | None:
+        return getattr(self, MET_AT[target])  # type: ignore[no-any-return]
+
+    def running(self, target: str) -> bool:
+        """The target's clock runs: not paused, not met, not breached."""
+        return (
+            getattr(self, f"{target}_left") is None
+            and self.met_at(target) is None
+            and getattr(self, f"{target}_breached_at") is None
+        )
+
+    def next_check(self) -> datetime | None:
+        """The earliest warning or breach still to fire on a running clock."""
+        moments = []
+        for target in TARGETS:
+            if not self.running(target):
+                continue
+            if (
+                getattr(self, f"{target}_warned_at") is None
+                and getattr(self, f"{target}_warn_at") is not None
+            ):
+                moments.append(getattr(self, f"{target}_warn_at"))
+            if getattr(self, f"{target}_due_at") is not None:
+                moments.append(getattr(self, f"{target}_due_at"))
+        return min(moments, default=None)
+
+
+@event.listens_for(HubSession, "before_flush")
+def _keep_next_check(session: Session, _context: Any, _instances: Any) -> None:
+    """Whatever changed a ticket, its next SLA check follows."""
+    for obj in (*session.new, *session.dirty):
+        if isinstance(obj, Ticket):
+            obj.sla_check_at = obj.next_check()
 
 
 class TicketComment(Base, TenantMixin):

@@ -26,12 +26,13 @@ from hub.models import Media, ModuleSetting, Organization, User
 from hub.pagination import paginate
 from hub.permissions import can, roles_with
 from hub.realtime import push_after_commit
-from hub.runtime import Runtime
+from hub.runtime import Runtime, current
 from hub.services import assigned_to
 from hub.tasks import schedule
 from tickets.calendar import WEEKDAYS, BusinessCalendar
 from tickets.events import PublicReplyWritten
 from tickets.models import (
+    MET_AT,
     TARGETS,
     SlaPolicy,
     Ticket,
@@ -147,37 +148,30 @@ def _target_out(ticket: Ticket, target: str) -> SlaTarget | None:
     return SlaTarget(
         due_at=getattr(ticket, f"{target}_due_at"),
         left_seconds=getattr(ticket, f"{target}_left"),
-        met_at=_met_at(ticket, target),
+        met_at=ticket.met_at(target),
         warned_at=getattr(ticket, f"{target}_warned_at"),
         breached_at=getattr(ticket, f"{target}_breached_at"),
     )
 
 
-def _met_at(ticket: Ticket, target: str) -> datetime | None:
-    return ticket.first_responded_at if target == "first_response" else ticket.resolved_at
-
-
 def _note(
     session: HubAsyncSession, ticket: Ticket, actor_id: uuid.UUID | None, kind: str, **details: Any
-) -> TicketChange:
-    change = TicketChange(ticket_id=ticket.id, actor_id=actor_id, kind=kind, details=details)
-    session.add(change)
-    return change
+) -> None:
+    session.add(TicketChange(ticket_id=ticket.id, actor_id=actor_id, kind=kind, details=details))
 
 
 # Tickets
 
 
-async def _check_assignee(session: HubAsyncSession, assignee_id: uuid.UUID | None) -> User | None:
+async def _check_assignee(session: HubAsyncSession, assignee_id: uuid.UUID | None) -> None:
     if assignee_id is None:
-        return None
+        return
     user = await session.get(User, assignee_id)
     if user is None or not user.is_active or not can(user.role, "ticketing", "write"):
         raise InvalidInput(
             N_("Tickets can be assigned only to active users of the organization who work on tickets."),
             field="assignee_id",
         )
-    return user
 
 
 async def _check_customer(session: HubAsyncSession, customer_id: uuid.UUID | None) -> None:
@@ -268,7 +262,6 @@ async def create_ticket(
         push_to_audience(
             session, ticket, "ticketAssigned", {"ticketId": str(ticket.id), "agentId": str(assignee_id)}
         )
-    ticket.sla_check_at = next_check(ticket)
     await session.commit()
     return ticket
 
@@ -345,7 +338,6 @@ async def update_ticket(
         await _change_status(session, ticket, actor.id, data.status, now)
     ticket.updated_at = now
     push_to_audience(session, ticket, "ticketUpdated", {"ticket": ticket_out(ticket)})
-    ticket.sla_check_at = next_check(ticket)
     await session.commit()
     return ticket
 
@@ -377,21 +369,14 @@ async def _change_status(
         ticket.resolved_at, ticket.closed_at = None, None  # reopened
     if old not in CLOCK_RUNS and status in CLOCK_RUNS:
         await _resume_clocks(session, ticket, now)
-    if ticket.customer_id is not None and status in DONE and old not in DONE:
+    if ticket.customer_id is not None and (status in DONE) != (old in DONE):
+        kind = "ticket_closed" if status in DONE else "ticket_reopened"
         await crm.record_activity(
             session,
             ticket.customer_id,
-            "ticket_closed",
+            kind,
             {"ticket_id": str(ticket.id), "number": ticket.number, "title": ticket.title, "status": status},
-            key=f"ticket:{ticket.id}:done:{now.isoformat()}",
-        )
-    if ticket.customer_id is not None and old in DONE and status not in DONE:
-        await crm.record_activity(
-            session,
-            ticket.customer_id,
-            "ticket_reopened",
-            {"ticket_id": str(ticket.id), "number": ticket.number, "title": ticket.title},
-            key=f"ticket:{ticket.id}:reopened:{now.isoformat()}",
+            key=f"ticket:{ticket.id}:{kind}:{now.isoformat()}",
         )
 
 
@@ -484,7 +469,6 @@ async def add_comment(
             {"ticketId": str(ticket.id), "number": ticket.number, "comment": out, "by": str(actor.id)},
             user_ids=told,
         )
-    ticket.sla_check_at = next_check(ticket)
     await session.commit()
     return comment, media
 
@@ -504,7 +488,6 @@ async def customer_wrote(runtime: Runtime, organization_id: uuid.UUID, conversat
         for ticket in waiting:
             await _change_status(session, ticket, None, "open", now)
             ticket.updated_at = now
-            ticket.sla_check_at = next_check(ticket)
             push_to_audience(session, ticket, "ticketUpdated", {"ticket": ticket_out(ticket)})
         await session.commit()
         return len(waiting)
@@ -533,7 +516,6 @@ async def responded_in_chat(
             met=_met_in_time(ticket, "first_response"),
             via="chat",
         )
-        ticket.sla_check_at = next_check(ticket)
         push_to_audience(session, ticket, "ticketUpdated", {"ticket": ticket_out(ticket)})
     await session.commit()
 
@@ -543,8 +525,6 @@ def _met_in_time(ticket: Ticket, target: str) -> bool:
 
 
 def comment_out(comment: TicketComment, media: list[Media]) -> CommentOut:
-    from hub.runtime import current
-
     settings = current().settings
     return CommentOut(
         id=comment.id,
@@ -751,8 +731,8 @@ async def _restart_clocks(session: HubAsyncSession, ticket: Ticket, now: datetim
     used = {target: await _used_seconds(session, ticket, target, calendar, now) for target in TARGETS}
     ticket.sla_policy_id = policy.id if policy else None
     for target in TARGETS:
-        if _met_at(ticket, target) is not None or getattr(ticket, f"{target}_breached_at") is not None:
-            continue
+        if ticket.met_at(target) is not None or getattr(ticket, f"{target}_breached_at") is not None:
+            continue  # decided already
         if policy is None:
             _clear_target(ticket, target)
             continue
@@ -819,9 +799,7 @@ async def _pause_clocks(session: HubAsyncSession, ticket: Ticket, now: datetime)
     _policy, calendar = await _policy_and_calendar(session, ticket)
     for target in TARGETS:
         due = getattr(ticket, f"{target}_due_at")
-        if due is None or getattr(ticket, f"{target}_left") is not None:
-            continue
-        if getattr(ticket, f"{target}_breached_at") is not None or _met_at(ticket, target) is not None:
+        if due is None or not ticket.running(target):
             continue
         setattr(ticket, f"{target}_left", calendar.seconds_between(now, due))
         setattr(ticket, f"{target}_warn_at", None)
@@ -831,7 +809,7 @@ async def _resume_clocks(session: HubAsyncSession, ticket: Ticket, now: datetime
     policy, calendar = await _policy_and_calendar(session, ticket)
     for target in TARGETS:
         left = getattr(ticket, f"{target}_left")
-        if left is None or _met_at(ticket, target) is not None:
+        if left is None or ticket.met_at(target) is not None:
             continue
         await _run_target(session, ticket, target, calendar, now, left, policy)
 
@@ -841,11 +819,10 @@ async def fire_due(session: HubAsyncSession, ticket: Ticket, now: datetime) -> l
     still empty, in the database, so a check that runs twice (or twice at once) fires once."""
     fired = []
     for target in TARGETS:
-        met = Ticket.first_responded_at if target == "first_response" else Ticket.resolved_at
         running = [
             Ticket.id == ticket.id,
             getattr(Ticket, f"{target}_left").is_(None),
-            met.is_(None),
+            getattr(Ticket, MET_AT[target]).is_(None),
             getattr(Ticket, f"{target}_breached_at").is_(None),
         ]
         due_column = getattr(Ticket, f"{target}_due_at")
@@ -886,7 +863,6 @@ async def check_sla(runtime: Runtime, organization_id: uuid.UUID, ticket_id: uui
         if ticket is None:
             return []
         fired = await fire_due(session, ticket, utcnow())
-        ticket.sla_check_at = next_check(ticket)
         await session.commit()
         return fired
 
@@ -909,26 +885,6 @@ async def sweep_sla(runtime: Runtime) -> int:
     return len(found)
 
 
-def next_check(ticket: Ticket) -> datetime | None:
-    """The earliest warning or breach still to fire on a running clock."""
-    moments = []
-    for target in TARGETS:
-        if (
-            getattr(ticket, f"{target}_left") is not None
-            or _met_at(ticket, target) is not None
-            or getattr(ticket, f"{target}_breached_at") is not None
-        ):
-            continue
-        if (
-            getattr(ticket, f"{target}_warned_at") is None
-            and getattr(ticket, f"{target}_warn_at") is not None
-        ):
-            moments.append(getattr(ticket, f"{target}_warn_at"))
-        if getattr(ticket, f"{target}_due_at") is not None:
-            moments.append(getattr(ticket, f"{target}_due_at"))
-    return min(moments, default=None)
-
-
 # SLA report
 
 
@@ -939,7 +895,7 @@ async def sla_report(session: HubAsyncSession, since: datetime, until: datetime)
     opened = and_(Ticket.created_at >= since, Ticket.created_at < until, Ticket.sla_policy_id.is_not(None))
 
     def counts(target: str) -> list[Any]:
-        met_at = Ticket.first_responded_at if target == "first_response" else Ticket.resolved_at
+        met_at = getattr(Ticket, MET_AT[target])
         breached = getattr(Ticket, f"{target}_breached_at")
         return [
             func.count(case((and_(met_at.is_not(None), breached.is_(None)), 1))),
