@@ -73,7 +73,7 @@ def daily_cap_on(rules: PacingRules, state: PacingState, day: date) -> int | Non
 def _in_window(local: datetime, rules: PacingRules) -> bool:
     if rules.window_start is None or rules.window_end is None:
         return True
-    at = local.timetz().replace(tzinfo=None)
+    at = local.time()
     if rules.window_start <= rules.window_end:
         return rules.window_start <= at < rules.window_end
     return at >= rules.window_start or at < rules.window_end  # past midnight

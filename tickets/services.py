@@ -10,7 +10,6 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
-import structlog
 from msgspec import UNSET
 from sqlalchemy import Select, and_, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -58,8 +57,6 @@ from tickets.schemas import (
     TicketSettingsUpdate,
     TicketUpdate,
 )
-
-log = structlog.get_logger(__name__)
 
 # Everyone who reads tickets sees all of them, except agents: they see those assigned to them.
 ROLES_SEEING_ALL = tuple(role for role in roles_with("ticketing", "read") if role != "agent")
