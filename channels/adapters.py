@@ -9,6 +9,7 @@ answer with the stored ids without this package importing the inbox.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import ClassVar, Literal, Protocol
 
@@ -79,8 +80,8 @@ class OutboundAttachment(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class OutboundMessage(msgspec.Struct, frozen=True, kw_only=True):
-    message_id: uuid.UUID
-    conversation_id: uuid.UUID
+    message_id: uuid.UUID  # the channel receives it with every send, so it can drop a repeat
+    conversation_id: uuid.UUID | None  # none for a campaign's first message to someone
     recipient: str
     text: str | None
     kind: str = "text"
@@ -93,12 +94,21 @@ class SendResult(msgspec.Struct, frozen=True):
 
 
 class ChannelError(Exception):
-    """The channel refused or could not be reached; `retryable` says whether trying later may help."""
+    """The channel refused or could not be reached; `retryable` says whether trying later may help,
+    `in_doubt` that the message may have gone out all the same (the answer was lost)."""
 
-    def __init__(self, reason: str, *, retryable: bool) -> None:
+    def __init__(self, reason: str, *, retryable: bool, in_doubt: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
+        self.in_doubt = in_doubt
+
+
+class SentRecord(msgspec.Struct, frozen=True):
+    """What a channel's own record says of a message id: whether it arrived, and under which id."""
+
+    found: bool
+    external_id: str | None = None
 
 
 class ChannelAdapter(Protocol):
@@ -116,6 +126,10 @@ class ChannelAdapter(Protocol):
 
     async def mark_read(self, channel: Channel, *, recipient: str, external_ids: list[str]) -> None: ...
 
+    async def find_sent(self, channel: Channel, message_id: uuid.UUID) -> SentRecord | None:
+        """Ask the channel whether a message id reached it; None: the channel cannot tell."""
+        ...
+
 
 class InboundSink(Protocol):
     async def store_message(self, message: InboundMessage) -> StoredInbound: ...
@@ -123,8 +137,11 @@ class InboundSink(Protocol):
     async def apply_receipt(self, receipt: Receipt) -> None: ...
 
 
+ReceiptListener = Callable[[Receipt], Awaitable[None]]
+
 _adapters: dict[str, ChannelAdapter] = {}
 _sink: list[InboundSink] = []
+_receipt_listeners: list[ReceiptListener] = []
 
 
 def register_adapter(adapter: ChannelAdapter) -> None:
@@ -147,3 +164,17 @@ def inbound_sink() -> InboundSink:
     if not _sink:
         raise RuntimeError("no inbound sink registered: the inbox package is not loaded")
     return _sink[0]
+
+
+def listen_to_receipts(listener: ReceiptListener) -> ReceiptListener:
+    """Also hear every receipt (campaigns follow their own sends); registered once at import."""
+    if listener not in _receipt_listeners:
+        _receipt_listeners.append(listener)
+    return listener
+
+
+async def apply_receipt(receipt: Receipt) -> None:
+    """A receipt from a channel, for the conversation's message and for whoever else listens."""
+    await inbound_sink().apply_receipt(receipt)
+    for listener in _receipt_listeners:
+        await listener(receipt)

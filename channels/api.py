@@ -11,12 +11,20 @@ import base64
 import hashlib
 import hmac
 import time
+import uuid
 from typing import Any, ClassVar
 
 import httpx
 import msgspec
 
-from channels.adapters import ChannelError, OutboundAttachment, OutboundMessage, SendResult, register_adapter
+from channels.adapters import (
+    ChannelError,
+    OutboundAttachment,
+    OutboundMessage,
+    SendResult,
+    SentRecord,
+    register_adapter,
+)
 from channels.models import Channel
 
 SIGNATURE_HEADER = "X-Hub-Signature"
@@ -71,7 +79,7 @@ class ApiChannelAdapter:
             {
                 "type": "message",
                 "message_id": str(message.message_id),
-                "conversation_id": str(message.conversation_id),
+                "conversation_id": str(message.conversation_id) if message.conversation_id else None,
                 "to": message.recipient,
                 "text": message.text,
                 "kind": message.kind,
@@ -93,6 +101,18 @@ class ApiChannelAdapter:
     async def mark_read(self, channel: Channel, *, recipient: str, external_ids: list[str]) -> None:
         await self._post(channel, {"type": "messages_read", "to": recipient, "external_ids": external_ids})
 
+    async def find_sent(self, channel: Channel, message_id: uuid.UUID) -> SentRecord | None:
+        """Ask the receiving system whether it got a message id: it answers `{"found": true,
+        "external_id": ...}` or `{"found": false}`; any other answer means it cannot tell."""
+        try:
+            answer = await self._post(channel, {"type": "message_lookup", "message_id": str(message_id)})
+        except ChannelError:
+            return None
+        if not isinstance(answer, dict) or not isinstance(answer.get("found"), bool):
+            return None
+        external_id = answer.get("external_id")
+        return SentRecord(found=answer["found"], external_id=str(external_id) if external_id else None)
+
     async def _post(self, channel: Channel, payload: dict[str, Any]) -> Any:
         url = channel.config.get("webhook_url")
         if not url:
@@ -106,8 +126,13 @@ class ApiChannelAdapter:
         try:
             async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_SECONDS) as client:
                 response = await client.post(url, content=body, headers=headers)
-        except httpx.HTTPError as error:
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
             raise ChannelError(f"webhook unreachable: {type(error).__name__}", retryable=True) from error
+        except httpx.HTTPError as error:
+            # The request may have been read before the answer was lost.
+            raise ChannelError(
+                f"webhook did not answer: {type(error).__name__}", retryable=True, in_doubt=True
+            ) from error
         if response.status_code == 429 or response.status_code >= 500:
             raise ChannelError(f"webhook answered {response.status_code}", retryable=True)
         if response.status_code >= 400:

@@ -20,6 +20,7 @@ from channels.adapters import (
     InboundMessage,
     Receipt,
     StoredInbound,
+    apply_receipt,
     inbound_sink,
 )
 from channels.api import SIGNATURE_HEADER, signature_is_valid
@@ -156,7 +157,7 @@ async def receive_api_message(channel: Channel, body: bytes) -> StoredInbound:
 
 async def receive_api_receipt(channel: Channel, body: bytes) -> None:
     post = decode_body(body, ApiReceipt)
-    await inbound_sink().apply_receipt(
+    await apply_receipt(
         Receipt(
             organization_id=channel.organization_id,
             channel_id=channel.id,

@@ -14,7 +14,16 @@ from litestar.response import Stream
 from msgspec import UNSET
 
 from crm import services
-from crm.models import Activity, AttributeDefinition, Company, Customer, CustomerImport, SalesStage, Segment
+from crm.models import (
+    Activity,
+    AttributeDefinition,
+    Company,
+    CrmSettings,
+    Customer,
+    CustomerImport,
+    SalesStage,
+    Segment,
+)
 from crm.schemas import (
     ActivityIn,
     ActivityOut,
@@ -492,22 +501,28 @@ class CrmSettingsController(Controller):
     async def read(self, session: SessionDep) -> CrmSettingsOut:
         settings = await services.crm_settings(session)
         await session.commit()
-        return CrmSettingsOut(
-            lead_origins=list(settings.lead_origins), scoring=await services.scoring_rules(session)
-        )
+        return await _settings_out(session, settings)
 
     @patch("/", guards=[requires("settings", "write")])
     async def update(self, session: SessionDep, data: JSONBody[CrmSettingsUpdate]) -> CrmSettingsOut:
-        """The web pages whose browsers may post the lead form (exact origins), and the lead scoring
-        rules (every customer is rescored in the background when they change)."""
+        """The web pages whose browsers may post the lead form (exact origins), the lead scoring
+        rules (every customer is rescored in the background when they change), and the keywords
+        with which a customer stops receiving campaigns (an empty list restores the defaults)."""
         settings = await services.update_crm_settings(
             session,
             lead_origins=None if data.lead_origins is UNSET else data.lead_origins,
             scoring=None if data.scoring is UNSET else data.scoring,
+            opt_out_keywords=None if data.opt_out_keywords is UNSET else data.opt_out_keywords,
         )
-        return CrmSettingsOut(
-            lead_origins=list(settings.lead_origins), scoring=await services.scoring_rules(session)
-        )
+        return await _settings_out(session, settings)
+
+
+async def _settings_out(session: SessionDep, settings: CrmSettings) -> CrmSettingsOut:
+    return CrmSettingsOut(
+        lead_origins=list(settings.lead_origins),
+        scoring=await services.scoring_rules(session),
+        opt_out_keywords=services.opt_out_keywords_of(settings),
+    )
 
 
 LEADS_PER_MINUTE = 10  # per address and organization: a person fills in a form a few times at most

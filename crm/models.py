@@ -143,6 +143,8 @@ class CrmSettings(Base, TenantMixin):
     lead_origins: Mapped[list[str]] = mapped_column(JSON, default=list)
     # The organization's lead scoring rules; what it leaves out takes the defaults.
     scoring: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # A customer whose whole message is one of these stops receiving campaigns; empty: the defaults.
+    opt_out_keywords: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
 class Segment(Base, TenantMixin):

@@ -258,6 +258,7 @@ class ScoreOut(Struct):
 class CrmSettingsOut(Struct):
     lead_origins: list[str]
     scoring: ScoringRules
+    opt_out_keywords: list[str]
 
 
 class CrmSettingsUpdate(Request):
@@ -265,6 +266,9 @@ class CrmSettingsUpdate(Request):
         Annotated[list[Annotated[str, Meta(pattern=r"^https?://[^/\s]+$")]], Meta(max_length=50)] | UnsetType
     ) = UNSET
     scoring: ScoringRules | UnsetType = UNSET
+    opt_out_keywords: (
+        Annotated[list[Annotated[str, Meta(min_length=1, max_length=40)]], Meta(max_length=50)] | UnsetType
+    ) = UNSET
 
 
 class AttributeCondition(Struct, forbid_unknown_fields=True, kw_only=True):

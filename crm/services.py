@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ import msgspec
 from msgspec import UNSET
 from sqlalchemy import Select, String, cast, func, insert, or_, select, tuple_, update
 from sqlalchemy import text as sql
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from channels.phones import normalize_phone
@@ -59,7 +62,7 @@ from hub import storage
 from hub.auth import CurrentUser
 from hub.db import HubAsyncSession, new_id, utcnow
 from hub.errors import Conflict, InvalidInput, NotFound
-from hub.i18n import N_, Term, translate
+from hub.i18n import N_, Term, is_keyword, translate
 from hub.models import Media, Organization, User
 from hub.pagination import check_limit, paginate
 from hub.permissions import roles_with
@@ -904,6 +907,32 @@ async def record_activity(
     session.add(activity)
 
 
+async def record_activities(session: HubAsyncSession, entries: list[dict[str, Any]]) -> None:
+    """Many hub-written entries at once ({customer_id, kind, details, key, at}), each once per key:
+    one statement, for senders that record a batch of messages together."""
+    if not entries:
+        return
+    table = Activity.__table__
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    build = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    rows = [
+        {
+            "id": new_id(),
+            "organization_id": session.organization_id,
+            "customer_id": entry["customer_id"],
+            "kind": entry["kind"],
+            "details": entry["details"],
+            "source_key": entry["key"],
+            "created_at": entry["at"],
+            "updated_at": entry["at"],
+        }
+        for entry in entries
+    ]
+    await session.execute(
+        build(table).values(rows).on_conflict_do_nothing(index_elements=["organization_id", "source_key"])
+    )
+
+
 # Settings and lead capture
 
 
@@ -917,12 +946,19 @@ async def crm_settings(session: HubAsyncSession) -> CrmSettings:
 
 
 async def update_crm_settings(
-    session: HubAsyncSession, *, lead_origins: list[str] | None, scoring: ScoringRules | None
+    session: HubAsyncSession,
+    *,
+    lead_origins: list[str] | None,
+    scoring: ScoringRules | None,
+    opt_out_keywords: list[str] | None = None,
 ) -> CrmSettings:
     """Change the settings; new scoring rules rescore every customer, in the background."""
     settings = await crm_settings(session)
     if lead_origins is not None:
         settings.lead_origins = list(dict.fromkeys(origin.lower() for origin in lead_origins))
+    if opt_out_keywords is not None:
+        settings.opt_out_keywords = list(dict.fromkeys(k.strip() for k in opt_out_keywords if k.strip()))
+        _opt_out_cache.pop(session.organization_id, None)
     if scoring is not None:
         settings.scoring = msgspec.to_builtins(scoring)
         organization_id = session.organization_id
@@ -933,6 +969,41 @@ async def update_crm_settings(
         session.after_commit(rescore_everyone)
     await session.commit()
     return settings
+
+
+# Opting out: a customer who writes one of these (and nothing else) receives no more campaigns.
+DEFAULT_OPT_OUT_KEYWORDS = (
+    "STOP",
+    "STOPALL",
+    "UNSUBSCRIBE",
+    "END",
+    "QUIT",
+    "إلغاء",
+    "إلغاء الاشتراك",
+    "إيقاف",
+    "توقف",
+)
+MAX_OPT_OUT_LENGTH = 40  # a longer message is a sentence, never an opt-out
+OPT_OUT_CACHE_SECONDS = 30.0
+_opt_out_cache: dict[uuid.UUID | None, tuple[float, tuple[str, ...]]] = {}
+
+
+def opt_out_keywords_of(settings: CrmSettings) -> list[str]:
+    return list(settings.opt_out_keywords or DEFAULT_OPT_OUT_KEYWORDS)
+
+
+async def asks_to_opt_out(session: HubAsyncSession, text: str | None) -> bool:
+    """Whether a customer's message is an opt-out keyword. Checked on every inbound message, so
+    the keywords are kept for a while in each process, and long messages are not looked at."""
+    if not text or len(text) > MAX_OPT_OUT_LENGTH:
+        return False
+    cached = _opt_out_cache.get(session.organization_id)
+    if cached is None or cached[0] < time.monotonic():
+        stored = await session.scalar(select(CrmSettings.opt_out_keywords))
+        keywords = tuple(stored or DEFAULT_OPT_OUT_KEYWORDS)
+        cached = (time.monotonic() + OPT_OUT_CACHE_SECONDS, keywords)
+        _opt_out_cache[session.organization_id] = cached
+    return is_keyword(text, cached[1])
 
 
 async def organization_by_slug(runtime: Any, slug: str) -> Organization:

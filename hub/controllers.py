@@ -22,7 +22,7 @@ from litestar.status_codes import (
 
 from hub import services, storage
 from hub.auth import CurrentUser
-from hub.db import HubAsyncSession
+from hub.db import HubAsyncSession, utcnow
 from hub.errors import NotFound, request_language
 from hub.i18n import N_, translate
 from hub.models import Media, Organization, User
@@ -49,6 +49,7 @@ from hub.schemas import (
     ResetPasswordRequest,
     RoleChangeRequest,
     SessionOut,
+    UsageOut,
     UserOut,
 )
 from hub.throttle import client_address
@@ -283,6 +284,16 @@ class SettingsController(Controller):
         self, request: Request[CurrentUser, Any, Any], session: SessionDep, data: JSONBody[ModuleSettings]
     ) -> dict[str, bool]:
         return await services.update_module_settings(session, request.user, data)
+
+    @get("/usage", guards=[requires("billing", "read")])
+    async def usage(
+        self,
+        session: SessionDep,
+        month: Annotated[str | None, QueryParameter(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$")] = None,
+    ) -> UsageOut:
+        """What the organization used in a month (UTC; this month unless given): messages sent."""
+        month = month or services.usage_month(utcnow())
+        return UsageOut(month=month, metrics=await services.usage_of(session, month))
 
 
 class AuditController(Controller):

@@ -124,6 +124,7 @@ def format_datetime(value: datetime, language: str, *, time_zone: str = "UTC", s
 
 # Keywords people type: compared without case, Arabic vowel marks, the tatweel or letter variants.
 _ARABIC_MARKS = re.compile("[\u064b-\u0652\u0640]")
+_PUNCTUATION = re.compile(r"[^\w\s]")
 _ARABIC_LETTERS = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ى": "ي", "ة": "ه"})
 
 
@@ -147,3 +148,9 @@ def find_keyword(text: str, keywords: Iterable[str]) -> str | None:
         elif wanted in folded:
             return keyword
     return None
+
+
+def is_keyword(text: str, keywords: Iterable[str]) -> bool:
+    """The whole message is one of the keywords (STOP, "stop!", إلغاء), not a sentence holding it."""
+    folded = " ".join(_PUNCTUATION.sub(" ", fold(text)).split())
+    return bool(folded) and any(folded == " ".join(fold(keyword).split()) for keyword in keywords)

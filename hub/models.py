@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -130,3 +130,14 @@ class Media(Base, TenantMixin):
     size: Mapped[int]
     sha256: Mapped[str] = mapped_column(String(64))
     filename: Mapped[str | None] = mapped_column(String(255))
+
+
+class UsageCounter(Base, TenantMixin):
+    """What an organization used in a calendar month (UTC), by metric: the figures billing reads."""
+
+    __tablename__ = "usage_counters"
+    __table_args__ = (UniqueConstraint("organization_id", "month", "metric"),)
+
+    month: Mapped[str] = mapped_column(String(7))  # 2026-11
+    metric: Mapped[str] = mapped_column(String(32))  # messages_sent
+    quantity: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -162,3 +162,8 @@ class HealthOut(Struct):
     database: CheckOut
     redis: CheckOut
     broker: CheckOut
+
+
+class UsageOut(Struct):
+    month: str
+    metrics: dict[str, int]  # messages_sent, ...

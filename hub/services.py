@@ -7,7 +7,7 @@ import secrets
 import unicodedata
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -15,6 +15,8 @@ import phonenumbers
 import structlog
 from msgspec import UNSET
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from hub import events
@@ -30,6 +32,7 @@ from hub.models import (
     Organization,
     PasswordReset,
     RevokedToken,
+    UsageCounter,
     User,
 )
 from hub.pagination import paginate
@@ -603,3 +606,43 @@ def assigned_to(column: Any, assignee: str, user: CurrentUser) -> Any:
         return column == uuid.UUID(assignee)
     except ValueError:
         raise InvalidInput(N_('Use "me", "unassigned" or a user\'s id.'), field="assignee") from None
+
+
+# Usage, counted per organization and calendar month for billing
+
+
+def usage_month(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m")
+
+
+async def count_usage(session: HubAsyncSession, metric: str, quantity: int = 1) -> None:
+    """Add to this month's figure in the caller's transaction: one upsert, so senders in every
+    process add up without reading first."""
+    if quantity <= 0:
+        return
+    now = utcnow()
+    table = UsageCounter.__table__
+    dialect = (await session.connection()).dialect.name
+    build = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = build(table).values(
+        id=new_id(),
+        organization_id=session.organization_id,
+        month=usage_month(now),
+        metric=metric,
+        quantity=quantity,
+        created_at=now,
+        updated_at=now,
+    )
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["organization_id", "month", "metric"],
+            set_={"quantity": table.c.quantity + statement.excluded.quantity, "updated_at": now},
+        )
+    )
+
+
+async def usage_of(session: HubAsyncSession, month: str) -> dict[str, int]:
+    rows = await session.execute(
+        select(UsageCounter.metric, UsageCounter.quantity).where(UsageCounter.month == month)
+    )
+    return {metric: int(quantity) for metric, quantity in rows}

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
+from campaigns.events import CampaignMessagesSent
 from channels.adapters import InboundMessage, Receipt, StoredInbound, register_inbound_sink
 from crm.models import Customer
 from crm.services import (
@@ -148,3 +149,9 @@ async def digest(
 async def send_ticket_reply(event: PublicReplyWritten) -> None:
     async with current().db.session(event.organization_id) as session:
         await services.send_ticket_reply(session, event)
+
+
+@events.handles(CampaignMessagesSent, name="inbox.campaign_messages")
+async def campaign_messages(event: CampaignMessagesSent) -> None:
+    async with current().db.session(event.organization_id) as session:
+        await services.record_campaign_messages(session, event)

@@ -17,6 +17,7 @@ from sqlalchemy import Select, and_, bindparam, delete, func, insert, inspect, o
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
+from campaigns.events import CampaignMessagesSent
 from channels.adapters import (
     STATE_NAMES,
     ChannelError,
@@ -29,17 +30,17 @@ from channels.adapters import (
 )
 from channels.models import Channel
 from crm.models import Customer, CustomerIdentity
-from crm.services import customer_for_sender, phone_owner
+from crm.services import asks_to_opt_out, customer_for_sender, phone_owner, record_activity
 from hub import events, storage
 from hub.auth import CurrentUser
 from hub.db import Base, HubAsyncSession, new_id, utcnow
 from hub.errors import Conflict, Forbidden, InvalidInput, NotFound
-from hub.i18n import N_, Term
-from hub.models import Media, User
+from hub.i18n import N_, Term, translate
+from hub.models import Media, Organization, User
 from hub.permissions import can, roles_with
 from hub.realtime import push_after_commit
 from hub.runtime import Runtime, current
-from hub.services import assigned_to
+from hub.services import assigned_to, count_usage
 from hub.tasks import kick, schedule
 from inbox.events import (
     ConversationAssigned,
@@ -312,6 +313,8 @@ async def store_inbound(runtime: Runtime, inbound: InboundMessage) -> StoredInbo
                     "preview": conversation.last_message_preview,
                 },
             )
+            if not customer.opted_out and await asks_to_opt_out(session, inbound.text):
+                await _opt_out(session, conversation, customer, message)
             await events.publish(
                 session,
                 MessageReceived(
@@ -350,6 +353,51 @@ async def store_inbound(runtime: Runtime, inbound: InboundMessage) -> StoredInbo
             await session.commit()
             return StoredInbound(message_id=message.id, conversation_id=conversation.id, created=True)
     raise RuntimeError("inbound message could not be stored")
+
+
+async def _opt_out(
+    session: HubAsyncSession, conversation: Conversation, customer: Customer, message: Message
+) -> None:
+    """The customer wrote an opt-out keyword: no more campaigns for them, a timeline entry, and a
+    confirmation in their language, all in the transaction that stores their message."""
+    await session.execute(
+        update(Customer)
+        .where(Customer.id == customer.id)
+        .values(opted_out=True)
+        .execution_options(synchronize_session=False)
+    )
+    await record_activity(
+        session, customer.id, "opted_out", {"message_id": str(message.id)}, key=f"opt_out:{message.id}"
+    )
+    language = customer.language or await session.scalar(select(Organization.default_language)) or "ar"
+    text = translate(language, N_("You are unsubscribed and will receive no more campaign messages from us."))
+    confirmation = Message(
+        id=new_id(),
+        conversation_id=conversation.id,
+        channel_id=conversation.channel_id,
+        direction="outbound",
+        kind="text",
+        text=text,
+        status="queued",
+        private=False,
+        send_attempts=0,
+    )
+    session.add(confirmation)
+    await session.flush()
+    push_to_audience(
+        session,
+        conversation,
+        "messageSent",
+        {"chatId": str(conversation.id), "message": message_out(confirmation, [])},
+    )
+    organization_id, confirmation_id = conversation.organization_id, confirmation.id
+
+    async def hand_to_channel() -> None:
+        await kick(
+            "inbox.deliver_message", organization_id=str(organization_id), message_id=str(confirmation_id)
+        )
+
+    session.after_commit(hand_to_channel)
 
 
 def _row_values(row: Base) -> dict[str, Any]:
@@ -779,8 +827,69 @@ async def deliver(organization_id: uuid.UUID, message_id: uuid.UUID) -> None:
             await _send_failed(session, conversation, message, error)
             return
         message.status, message.external_id, message.failure_reason = "sent", result.external_id, None
+        await count_usage(session, "messages_sent")
         await _announce_status(session, conversation, message)
         await session.commit()
+
+
+async def record_campaign_messages(session: HubAsyncSession, sent: CampaignMessagesSent) -> None:
+    """A campaign's sent messages join their customers' conversations, so an agent sees what the
+    customer is answering. A conversation a campaign starts is resolved: it waits in no one's
+    open list until the customer writes back, which reopens it."""
+    ids = [item.message_id for item in sent.messages]
+    stored = set(await session.scalars(select(Message.id).where(Message.id.in_(ids))))
+    todo = [item for item in sent.messages if item.message_id not in stored]
+    if not todo:
+        return
+    pairs = {(item.customer_id, item.channel_id) for item in todo}
+    conversations = {
+        (c.customer_id, c.channel_id): c
+        for c in await session.scalars(
+            select(Conversation).where(tuple_(Conversation.customer_id, Conversation.channel_id).in_(pairs))
+        )
+    }
+    for customer_id, channel_id in pairs - conversations.keys():
+        conversation = Conversation(customer_id=customer_id, channel_id=channel_id, status="resolved")
+        session.add(conversation)
+        conversations[(customer_id, channel_id)] = conversation
+    await session.flush()
+    media_ids = {item.media_id for item in todo if item.media_id}
+    media = {m.id: m for m in await session.scalars(select(Media).where(Media.id.in_(media_ids)))}
+    added = []
+    for item in todo:
+        conversation = conversations[(item.customer_id, item.channel_id)]
+        attached = media.get(item.media_id) if item.media_id else None
+        message = Message(
+            id=item.message_id,
+            conversation_id=conversation.id,
+            channel_id=item.channel_id,
+            direction="outbound",
+            kind=attached.kind if attached else "text",
+            text=item.text,
+            status="sent",
+            external_id=item.external_id,
+            private=False,
+            send_attempts=1,
+            created_at=item.at,
+            updated_at=item.at,
+        )
+        session.add(message)
+        if attached is not None:
+            session.add(MessageAttachment(message_id=message.id, media_id=attached.id, position=0))
+        if conversation.last_message_at is None or conversation.last_message_at < item.at:
+            conversation.last_message_at = item.at
+            conversation.last_message_preview = _preview(item.text, message.kind)
+        added.append((conversation, message, [attached] if attached else []))
+    await session.flush()
+    for conversation, message, attachments in added:
+        if conversation.status != "resolved":  # someone is working on it: show it at once
+            push_to_audience(
+                session,
+                conversation,
+                "messageSent",
+                {"chatId": str(conversation.id), "message": message_out(message, attachments)},
+            )
+    await session.commit()
 
 
 async def _channel_identity(session: HubAsyncSession, customer_id: uuid.UUID, channel_id: uuid.UUID) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, ClassVar
 
 import msgspec
@@ -11,7 +12,7 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ContextInfo, ExtendedTextM
 from neonize.utils.enum import ReceiptType
 from neonize.utils.jid import build_jid
 
-from channels.adapters import ChannelError, OutboundMessage, SendResult, register_adapter
+from channels.adapters import ChannelError, OutboundMessage, SendResult, SentRecord, register_adapter
 from channels.models import Channel
 from channels.whatsapp.session import sessions_of
 from hub.runtime import current
@@ -51,6 +52,10 @@ class WhatsAppAdapter:
     async def mark_read(self, channel: Channel, *, recipient: str, external_ids: list[str]) -> None:
         await self._on_holder(channel, "mark_read", {"recipient": recipient, "external_ids": external_ids})
 
+    async def find_sent(self, channel: Channel, message_id: uuid.UUID) -> SentRecord | None:
+        """WhatsApp keeps no record the hub may ask."""
+        return None
+
     async def _on_holder(self, channel: Channel, operation: str, payload: dict[str, Any]) -> Any:
         sessions = sessions_of(current())
         if sessions.get(channel.id) is not None or current().redis is None:
@@ -82,7 +87,9 @@ async def run_here(channel: Channel, operation: str, payload: dict[str, Any]) ->
         else:
             raise ChannelError(f"unknown operation {operation}", retryable=False)
     except NeonizeError as error:
-        raise ChannelError(f"whatsapp refused: {error}"[:400], retryable=operation == "send") from error
+        # A send that failed half-way may have reached WhatsApp all the same.
+        sending = operation == "send"
+        raise ChannelError(f"whatsapp refused: {error}"[:400], retryable=sending, in_doubt=sending) from error
     return None
 
 

@@ -24,7 +24,7 @@ from neonize.events import EVENT_TO_INT
 from neonize.exc import NeonizeError
 from neonize.proto.Neonize_pb2 import Message as MessageProto
 
-from channels.adapters import inbound_sink
+from channels.adapters import apply_receipt, inbound_sink
 from channels.models import Channel
 from channels.whatsapp.translate import inbound_message, receipts
 from hub.db import utcnow
@@ -218,7 +218,7 @@ class ProfileSession:
 
     async def _on_receipt(self, _client: NewAClient, event: Any) -> None:
         for receipt in receipts(event, organization_id=self.organization_id, channel_id=self.channel_id):
-            await inbound_sink().apply_receipt(receipt)
+            await apply_receipt(receipt)
 
     async def _set_state(
         self,
@@ -325,10 +325,17 @@ class Sessions:
         await redis.rpush(self._calls_key(holder), msgspec.msgpack.encode(request))
         answered = await redis.blpop([reply_key], timeout=CALL_TIMEOUT_SECONDS)
         if answered is None:
-            raise ChannelError(f"profile {channel.name}: its process did not answer", retryable=True)
+            # The holder may have sent it and died before answering.
+            raise ChannelError(
+                f"profile {channel.name}: its process did not answer",
+                retryable=True,
+                in_doubt=operation == "send",
+            )
         answer = msgspec.msgpack.decode(answered[1])
         if not answer["ok"]:
-            raise ChannelError(answer["reason"], retryable=answer["retryable"])
+            raise ChannelError(
+                answer["reason"], retryable=answer["retryable"], in_doubt=answer.get("in_doubt", False)
+            )
         return answer["result"]
 
     async def _serve_calls(self) -> None:
@@ -357,7 +364,12 @@ class Sessions:
                         result = await run_here(channel, request["operation"], request["payload"])
                     answer = {"ok": True, "result": result}
                 except ChannelError as error:
-                    answer = {"ok": False, "reason": error.reason, "retryable": error.retryable}
+                    answer = {
+                        "ok": False,
+                        "reason": error.reason,
+                        "retryable": error.retryable,
+                        "in_doubt": error.in_doubt,
+                    }
                 await redis.rpush(request["reply"], msgspec.msgpack.encode(answer))
                 await redis.expire(request["reply"], CALL_TIMEOUT_SECONDS)
         finally:

@@ -1,0 +1,44 @@
+"""What campaigns do when other packages' events arrive: receipts move recipients on, a reply
+marks them replied, and a merged customer keeps their campaign history."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import update
+
+from campaigns import sending
+from campaigns.models import CampaignRecipient
+from channels.adapters import Receipt, listen_to_receipts
+from crm.services import on_customer_merge
+from hub import events
+from hub.db import HubAsyncSession
+from hub.runtime import current
+from inbox.events import MessageReceived
+
+
+@listen_to_receipts
+async def follow_receipt(receipt: Receipt) -> None:
+    await sending.follow_receipt(
+        current(),
+        receipt.organization_id,
+        receipt.channel_id,
+        receipt.external_id,
+        receipt.status,
+        receipt.reason,
+    )
+
+
+@events.hints(MessageReceived)  # every inbound message: one indexed update, no outbox row each
+async def message_received(event: MessageReceived) -> None:
+    await sending.customer_replied(current(), event.organization_id, event.customer_id)
+
+
+@on_customer_merge
+async def move_recipients(session: HubAsyncSession, from_customer: uuid.UUID, to_customer: uuid.UUID) -> None:
+    await session.execute(
+        update(CampaignRecipient)
+        .where(CampaignRecipient.customer_id == from_customer)
+        .values(customer_id=to_customer)
+        .execution_options(synchronize_session=False)
+    )

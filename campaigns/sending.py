@@ -1,0 +1,916 @@
+"""Sending campaigns: one sender per channel at a time, every send paced, every recipient once.
+
+A sender holds its channel's lease (a row in `channel_pacing`, so it holds across processes and
+restarts) for a turn of a few seconds. Each send first claims its recipient and the channel's next
+pacing slot in one transaction: the recipient becomes `sending`, with the sender's mark, and the
+pacing state moves on. Only then does the message go out, carrying the recipient's id as its
+idempotency key. What happened is written in batches. A recipient left `sending` by a sender that
+died is in doubt: it is resolved from the channel's own record when the channel keeps one, and
+otherwise marked `unknown`, never sent again blindly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+import structlog
+from sqlalchemy import and_, bindparam, exists, func, or_, select, update
+
+from campaigns import templates
+from campaigns.events import CampaignMessagesSent, SentMessage
+from campaigns.models import Campaign, CampaignChannel, CampaignRecipient, ChannelPacing
+from campaigns.pacing import PacingState, next_slot, record_send
+from campaigns.services import (
+    counts_of,
+    ensure_pacing,
+    push_campaign,
+    results,
+    rules_of,
+    state_of,
+    window_times,
+)
+from channels.adapters import ChannelError, OutboundAttachment, OutboundMessage, SentRecord, adapter_for
+from channels.api import WEBHOOK_TIMEOUT_SECONDS
+from channels.models import Channel
+from crm.models import Company, Customer
+from crm.services import record_activities
+from hub import events, storage
+from hub.db import HubAsyncSession, utcnow
+from hub.models import Media, Organization
+from hub.runtime import Runtime
+from hub.services import count_usage
+from hub.tasks import kick, schedule
+
+log = structlog.get_logger(__name__)
+
+LEASE = timedelta(seconds=20)
+TURN_SECONDS = 10.0  # a sender gives its channel back this often, so channels spread over workers
+MAX_IN_FLIGHT = 16  # sends of one channel waiting for their answer at once
+FLUSH_SECONDS = 0.25
+FLUSH_SIZE = 100
+# A send still `sending` this long after its claim has certainly ended, one way or another.
+IN_DOUBT_AFTER = timedelta(seconds=WEBHOOK_TIMEOUT_SECONDS + 10)
+PROGRESS_EVERY = timedelta(milliseconds=400)
+REPEAT_WINDOW = timedelta(hours=24)
+UNREACHABLE_IN_A_ROW = 3
+LONGEST_NAP = 15.0  # seconds a sender waits for its next slot; longer, and a timed job wakes it
+CATCH_UP = timedelta(seconds=1)
+_chooser = random.SystemRandom()
+
+
+@dataclass
+class Claim:
+    recipient_id: uuid.UUID
+    campaign_id: uuid.UUID
+    customer_id: uuid.UUID | None
+    phone: str
+    text: str
+    media_id: uuid.UUID | None
+
+
+@dataclass
+class Outcome:
+    """What became of one claimed recipient: sent, failed, unknown, or pending again (not sent)."""
+
+    recipient_id: uuid.UUID
+    campaign_id: uuid.UUID
+    customer_id: uuid.UUID | None
+    channel_id: uuid.UUID
+    status: str
+    at: datetime
+    text: str | None = None
+    media_id: uuid.UUID | None = None
+    external_id: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class Step:
+    kind: str  # send, wait, again, idle, stop
+    claim: Claim | None = None
+    until: datetime | None = None
+    skipped: list[Outcome] = field(default_factory=list)
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class ChannelSender:
+    def __init__(self, runtime: Runtime, organization_id: uuid.UUID, channel_id: uuid.UUID) -> None:
+        self.runtime = runtime
+        self.organization_id = organization_id
+        self.channel_id = channel_id
+        self.holder = uuid.uuid4().hex
+        self.channel: Channel | None = None
+        self.outcomes: list[Outcome] = []
+        self.in_flight: set[asyncio.Task[None]] = set()
+        self.slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self.attachments: dict[uuid.UUID, OutboundAttachment] = {}
+        self.unreachable_in_a_row = 0
+        self.last_error = ""
+
+    async def run(self) -> None:
+        """One turn on the channel; another turn is asked for while work remains."""
+        if not await self._take_lease():
+            return
+        again = False
+        try:
+            again = await self._send_for_a_turn()
+        finally:
+            # The channel is handed on before the last answers are awaited, so the next turn keeps
+            # the pace; what is still under way is written by this sender when it ends.
+            await self._release()
+            if again:
+                await kick(
+                    "campaigns.send_on_channel",
+                    organization_id=str(self.organization_id),
+                    channel_id=str(self.channel_id),
+                )
+            await self._drain()
+
+    async def _take_lease(self) -> bool:
+        async with self.runtime.db.session(self.organization_id) as session:
+            now = utcnow()
+            taken = await session.execute(
+                update(ChannelPacing)
+                .where(
+                    ChannelPacing.channel_id == self.channel_id,
+                    or_(ChannelPacing.lease_until.is_(None), ChannelPacing.lease_until < now),
+                )
+                .values(lease_holder=self.holder, lease_until=now + LEASE)
+                .execution_options(synchronize_session=False)
+            )
+            await session.commit()
+        return bool(taken.rowcount)  # type: ignore[attr-defined]
+
+    async def _release(self) -> None:
+        async with self.runtime.db.session(self.organization_id) as session:
+            await session.execute(
+                update(ChannelPacing)
+                .where(ChannelPacing.channel_id == self.channel_id, ChannelPacing.lease_holder == self.holder)
+                .values(lease_holder=None, lease_until=None)
+                .execution_options(synchronize_session=False)
+            )
+            await session.commit()
+
+    async def _send_for_a_turn(self) -> bool:
+        loop = asyncio.get_running_loop()
+        turn_ends = loop.time() + TURN_SECONDS
+        last_flush = loop.time()
+        while True:
+            if self.outcomes and (
+                len(self.outcomes) >= FLUSH_SIZE or loop.time() - last_flush >= FLUSH_SECONDS
+            ):
+                await self._flush()
+                last_flush = loop.time()
+            if self.unreachable_in_a_row >= UNREACHABLE_IN_A_ROW:
+                await self._pause_all(
+                    "channel_unreachable",
+                    {"channel": self.channel.name if self.channel else "", "reason": self.last_error[:200]},
+                )
+                return False
+            await self.slots.acquire()
+            try:
+                step = await self._next_step()
+            except BaseException:
+                self.slots.release()
+                raise
+            self.outcomes.extend(step.skipped)
+            if step.kind == "send":
+                assert step.claim is not None
+                task = asyncio.create_task(self._send(step.claim))
+                self.in_flight.add(task)
+                task.add_done_callback(self.in_flight.discard)
+            else:
+                self.slots.release()
+            if step.kind in ("idle", "stop"):
+                return False
+            if step.until is not None:
+                delay = (step.until - utcnow()).total_seconds()
+                if delay > LONGEST_NAP:
+                    await self._wake_at(step.until)
+                    return False
+                while delay > 0:  # written meanwhile, so progress keeps moving while it waits
+                    await asyncio.sleep(min(delay, FLUSH_SECONDS) if self.outcomes else delay)
+                    if self.outcomes and loop.time() - last_flush >= FLUSH_SECONDS:
+                        await self._flush()
+                        last_flush = loop.time()
+                    delay = (step.until - utcnow()).total_seconds()
+            if loop.time() >= turn_ends:
+                return True
+
+    async def _wake_at(self, moment: datetime) -> None:
+        """Come back at the next slot, durably: a window that opens tomorrow survives restarts."""
+        async with self.runtime.db.session(self.organization_id) as session:
+            await schedule(
+                session,
+                "campaigns.send_on_channel",
+                moment,
+                key=f"campaigns.send_on_channel:{self.channel_id}",
+                organization_id=str(self.organization_id),
+                channel_id=str(self.channel_id),
+            )
+            await session.commit()
+
+    async def _next_step(self) -> Step:
+        """In one transaction: renew the lease, find the campaign to serve, wait for the pacing
+        slot, or claim a recipient together with the slot."""
+        async with self.runtime.db.session(self.organization_id) as session:
+            now = utcnow()
+            renewed = await session.execute(
+                update(ChannelPacing)
+                .where(ChannelPacing.channel_id == self.channel_id, ChannelPacing.lease_holder == self.holder)
+                .values(lease_until=now + LEASE)
+                .execution_options(synchronize_session=False)
+            )
+            if not renewed.rowcount:  # type: ignore[attr-defined]
+                return Step("stop")  # the lease lapsed and another sender took the channel
+            channel = await session.get(Channel, self.channel_id)
+            pacing = await session.scalar(
+                select(ChannelPacing).where(ChannelPacing.channel_id == self.channel_id)
+            )
+            if channel is None or pacing is None:
+                return Step("stop")
+            pending = exists().where(
+                CampaignRecipient.campaign_id == Campaign.id, CampaignRecipient.status == "pending"
+            )
+            # The share lock makes a pause wait for this claim, so none begins after it returns.
+            campaign = await session.scalar(
+                select(Campaign)
+                .join(CampaignChannel, CampaignChannel.campaign_id == Campaign.id)
+                .where(CampaignChannel.channel_id == self.channel_id, Campaign.status == "running", pending)
+                .order_by(Campaign.started_at, Campaign.id)
+                .limit(1)
+                .with_for_update(read=True, of=Campaign)
+            )
+            if campaign is None:
+                await session.commit()
+                await self._finish_campaigns()
+                return Step("idle")
+            if channel.state != "ready":
+                await session.commit()
+                reason = "channel_logged_out" if channel.state == "logged_out" else "channel_disconnected"
+                await self._pause_all(reason, {"channel": channel.name, "state": channel.state})
+                return Step("stop")
+            session.expunge(channel)
+            self.channel = channel
+            time_zone = await session.scalar(select(Organization.time_zone)) or "UTC"
+            window_start, window_end = window_times(campaign)
+            rules = replace(
+                rules_of(channel.kind, pacing.rules),
+                window_start=window_start,
+                window_end=window_end,
+                time_zone=time_zone,
+            )
+            state = state_of(pacing)
+            slot = next_slot(state, rules, now)
+            if pacing.last_send_at is not None:  # never closer than the gap, however the count went
+                slot = max(slot, pacing.last_send_at + timedelta(seconds=rules.min_gap_seconds))
+            if slot > now:
+                await session.commit()
+                return Step("wait", until=slot)
+            skipped: list[Outcome] = []
+            while True:
+                claim = await self._claim(session, campaign, now, skipped)
+                if claim is None:
+                    await session.commit()
+                    return Step("again", skipped=skipped)
+                if isinstance(claim, Claim):
+                    break
+            # Counted at its planned moment when only a little late, so waking late never slows the rate.
+            late = state.not_before is not None and now - state.not_before < CATCH_UP
+            after = record_send(state, rules, state.not_before if late else now, _chooser)  # type: ignore[arg-type]
+            _write_state(pacing, after)
+            pacing.last_send_at = now
+            await session.commit()
+            upcoming = max(after.not_before or now, now + timedelta(seconds=rules.min_gap_seconds))
+            return Step("send", claim=claim, until=upcoming, skipped=skipped)
+
+    async def _claim(
+        self, session: HubAsyncSession, campaign: Campaign, now: datetime, skipped: list[Outcome]
+    ) -> Claim | bool | None:
+        """The next pending recipient, marked sending; False when it had to be skipped."""
+        row = (
+            await session.execute(
+                select(CampaignRecipient, Customer)
+                .outerjoin(Customer, Customer.id == CampaignRecipient.customer_id)
+                .where(CampaignRecipient.campaign_id == campaign.id, CampaignRecipient.status == "pending")
+                .order_by(CampaignRecipient.id)
+                .limit(1)
+                .with_for_update(skip_locked=True, of=CampaignRecipient)
+            )
+        ).first()
+        if row is None:
+            return None
+        recipient, customer = row
+        reason = None
+        text = ""
+        if customer is None:
+            reason = "customer_deleted"
+        elif customer.opted_out:
+            reason = "opted_out"
+        else:
+            company = await session.get(Company, customer.company_id) if customer.company_id else None
+            default_language = await session.scalar(select(Organization.default_language)) or "ar"
+            variant = templates.choose_variant(campaign.template, customer.language, default_language)
+            values = templates.customer_values(customer, company.name if company else None)
+            text = templates.render(variant, values, seed=str(recipient.id))
+            if campaign.avoid_repeats and await _sent_lately(session, customer.id, text_hash(text), now):
+                reason = "repeat"
+        if reason is not None:
+            recipient.status, recipient.error, recipient.finished_at = "skipped", reason, now
+            skipped.append(
+                Outcome(
+                    recipient.id,
+                    campaign.id,
+                    recipient.customer_id,
+                    self.channel_id,
+                    "skipped",
+                    now,
+                    error=reason,
+                )
+            )
+            await session.flush()
+            return False
+        recipient.status, recipient.channel_id = "sending", self.channel_id
+        recipient.claimed_by, recipient.claimed_at = self.holder, now
+        recipient.text, recipient.text_hash = text, text_hash(text)
+        await session.flush()
+        return Claim(
+            recipient.id, campaign.id, recipient.customer_id, recipient.phone, text, campaign.media_id
+        )
+
+    async def _send(self, claim: Claim) -> None:
+        channel = self.channel
+        assert channel is not None
+        try:
+            outbound = OutboundMessage(
+                message_id=claim.recipient_id,
+                conversation_id=None,
+                recipient=claim.phone,
+                text=claim.text,
+                kind="text",
+                attachments=await self._attachments(claim.media_id),
+            )
+            if outbound.attachments:
+                outbound = msgspec.structs.replace(outbound, kind=outbound.attachments[0].kind)
+            try:
+                result = await adapter_for(channel.kind).send(channel, outbound)
+            except ChannelError as error:
+                self.outcomes.append(await self._after_error(channel, claim, error))
+                return
+            except Exception as error:  # the adapter broke: whether it sent cannot be told
+                log.warning("campaign send broke", recipient=str(claim.recipient_id), error=repr(error)[:300])
+                self.outcomes.append(
+                    await self._after_error(
+                        channel, claim, ChannelError(repr(error)[:300], retryable=True, in_doubt=True)
+                    )
+                )
+                return
+            self.unreachable_in_a_row = 0
+            self.outcomes.append(_outcome(claim, channel.id, "sent", external_id=result.external_id))
+        finally:
+            self.slots.release()
+
+    async def _after_error(self, channel: Channel, claim: Claim, error: ChannelError) -> Outcome:
+        if error.in_doubt:
+            return await resolve(channel, claim, reason=error.reason)
+        if error.retryable:  # it never went out: the recipient waits for the next slot
+            self.unreachable_in_a_row += 1
+            self.last_error = error.reason
+            return _outcome(claim, channel.id, "pending", error=error.reason)
+        return _outcome(claim, channel.id, "failed", error=error.reason)
+
+    async def _attachments(self, media_id: uuid.UUID | None) -> tuple[OutboundAttachment, ...]:
+        if media_id is None:
+            return ()
+        if media_id not in self.attachments:
+            settings = self.runtime.settings
+            async with self.runtime.db.session(self.organization_id) as session:
+                media = await session.get(Media, media_id)
+            if media is None:
+                return ()
+            public = settings.public_url
+            self.attachments[media_id] = OutboundAttachment(
+                kind=media.kind,
+                content_type=media.content_type,
+                filename=media.filename,
+                data=await storage.media_store(settings).read(media.key),
+                url=storage.media_link(settings, public, media.id, seconds=86400) if public else None,
+            )
+        return (self.attachments[media_id],)
+
+    async def _drain(self) -> None:
+        if self.in_flight:
+            await asyncio.gather(*self.in_flight, return_exceptions=True)
+        await self._flush()
+
+    async def _flush(self) -> None:
+        outcomes, self.outcomes = self.outcomes, []
+        if not outcomes:
+            return
+        try:
+            async with self.runtime.db.session(self.organization_id) as session:
+                await record_outcomes(session, outcomes)
+        except Exception as error:
+            # The recipients stay `sending`; the sweep settles them from the channel's record.
+            log.error("campaign outcomes not written", count=len(outcomes), error=repr(error)[:300])
+
+    async def _pause_all(self, reason: str, details: dict[str, Any]) -> None:
+        async with self.runtime.db.session(self.organization_id) as session:
+            await pause_on_channel(session, self.channel_id, reason, details)
+            await session.commit()
+
+    async def _finish_campaigns(self) -> None:
+        async with self.runtime.db.session(self.organization_id) as session:
+            ids = list(
+                await session.scalars(
+                    select(Campaign.id)
+                    .join(CampaignChannel, CampaignChannel.campaign_id == Campaign.id)
+                    .where(CampaignChannel.channel_id == self.channel_id, Campaign.status == "running")
+                )
+            )
+            for campaign_id in ids:
+                await finish_if_done(session, campaign_id)
+            await session.commit()
+
+
+def _outcome(claim: Claim, channel_id: uuid.UUID, status: str, **values: Any) -> Outcome:
+    return Outcome(
+        claim.recipient_id,
+        claim.campaign_id,
+        claim.customer_id,
+        channel_id,
+        status,
+        utcnow(),
+        text=claim.text,
+        media_id=claim.media_id,
+        **values,
+    )
+
+
+def _write_state(row: ChannelPacing, state: PacingState) -> None:
+    row.not_before, row.hour_started_at, row.sent_this_hour = (
+        state.not_before,
+        state.hour_started_at,
+        state.sent_this_hour,
+    )
+    row.day, row.sent_today, row.sent_in_a_row, row.first_day = (
+        state.day,
+        state.sent_today,
+        state.sent_in_a_row,
+        state.first_day,
+    )
+
+
+async def _sent_lately(session: HubAsyncSession, customer_id: uuid.UUID, digest: str, now: datetime) -> bool:
+    """The same text went to this customer within a day, from any campaign (or is going now)."""
+    found = await session.scalar(
+        select(CampaignRecipient.id)
+        .where(
+            CampaignRecipient.customer_id == customer_id,
+            CampaignRecipient.text_hash == digest,
+            or_(
+                CampaignRecipient.sent_at >= now - REPEAT_WINDOW,
+                and_(
+                    CampaignRecipient.status == "sending", CampaignRecipient.claimed_at >= now - REPEAT_WINDOW
+                ),
+            ),
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+async def resolve(channel: Channel, claim: Claim, *, reason: str) -> Outcome:
+    """A send whose fate is unknown: ask the channel's record; if it cannot tell, `unknown`."""
+    try:
+        record: SentRecord | None = await adapter_for(channel.kind).find_sent(channel, claim.recipient_id)
+    except Exception as error:  # asking is best effort
+        log.warning("channel record unavailable", channel=str(channel.id), error=repr(error)[:200])
+        record = None
+    if record is None:
+        return _outcome(claim, channel.id, "unknown", error=f"in doubt: {reason}"[:500])
+    if record.found:
+        return _outcome(claim, channel.id, "sent", external_id=record.external_id or str(claim.recipient_id))
+    return _outcome(claim, channel.id, "pending", error=reason)
+
+
+# Writing what happened, in batches
+
+
+_RECIPIENT = CampaignRecipient.__table__
+_SETTLE = (
+    update(_RECIPIENT)
+    .where(_RECIPIENT.c.id == bindparam("rid"), _RECIPIENT.c.status == "sending")
+    .values(
+        status=bindparam("new_status"),
+        external_id=bindparam("new_external_id"),
+        error=bindparam("new_error"),
+        sent_at=bindparam("new_sent_at"),
+        finished_at=bindparam("new_finished_at"),
+        claimed_by=bindparam("new_claimed_by"),
+        updated_at=bindparam("new_updated_at"),
+    )
+)
+
+
+async def record_outcomes(session: HubAsyncSession, outcomes: list[Outcome]) -> None:
+    """One transaction for a batch: the recipients, the campaigns' counts, usage, the inbox's copy
+    of each message, the customers' timelines, then auto-pause, completion and progress."""
+    now = utcnow()
+    settle = [o for o in outcomes if o.status != "skipped"]  # skipped ones were written when claimed
+    if settle:
+        await session.execute(
+            _SETTLE,
+            [
+                {
+                    "rid": o.recipient_id,
+                    "new_status": o.status,
+                    "new_external_id": o.external_id,
+                    "new_error": o.error,
+                    "new_sent_at": o.at if o.status == "sent" else None,
+                    "new_finished_at": o.at if o.status != "pending" else None,
+                    "new_claimed_by": None,
+                    "new_updated_at": now,
+                }
+                for o in settle
+            ],
+        )
+    by_campaign: dict[uuid.UUID, list[Outcome]] = defaultdict(list)
+    for outcome in outcomes:
+        by_campaign[outcome.campaign_id].append(outcome)
+    sent_total = 0
+    for campaign_id in sorted(by_campaign):  # in one order everywhere: no deadlock between senders
+        batch = by_campaign[campaign_id]
+        tally = Counter(o.status for o in batch)
+        sent_total += tally["sent"]
+        await session.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id)
+            .values(
+                sent=Campaign.sent + tally["sent"],
+                failed=Campaign.failed + tally["failed"],
+                skipped=Campaign.skipped + tally["skipped"],
+                unknown=Campaign.unknown + tally["unknown"],
+            )
+            .execution_options(synchronize_session=False)
+        )
+        sent = [o for o in batch if o.status == "sent" and o.customer_id is not None]
+        if sent:
+            await events.publish(
+                session,
+                CampaignMessagesSent(
+                    organization_id=session.organization_id,  # type: ignore[arg-type]
+                    campaign_id=campaign_id,
+                    messages=[
+                        SentMessage(
+                            message_id=o.recipient_id,
+                            customer_id=o.customer_id,  # type: ignore[arg-type]
+                            channel_id=o.channel_id,
+                            external_id=o.external_id,
+                            text=o.text,
+                            media_id=o.media_id,
+                            at=o.at,
+                        )
+                        for o in sent
+                    ],
+                ),
+            )
+            await record_activities(
+                session,
+                [
+                    {
+                        "customer_id": o.customer_id,
+                        "kind": "campaign_message",
+                        "details": {"campaign_id": str(campaign_id), "message_id": str(o.recipient_id)},
+                        "key": f"campaign_message:{o.recipient_id}",
+                        "at": o.at,
+                    }
+                    for o in sent
+                ],
+            )
+        if tally["failed"]:
+            await pause_on_failures(session, campaign_id)
+        if not await finish_if_done(session, campaign_id):
+            await push_progress(session, campaign_id)
+    await count_usage(session, "messages_sent", sent_total)
+    await session.commit()
+
+
+async def pause_on_failures(session: HubAsyncSession, campaign_id: uuid.UUID) -> None:
+    campaign = await session.get(Campaign, campaign_id, populate_existing=True)
+    if campaign is None or campaign.status != "running":
+        return
+    window = campaign.failure_window
+    latest = list(
+        await session.scalars(
+            select(CampaignRecipient.status)
+            .where(
+                CampaignRecipient.campaign_id == campaign_id,
+                CampaignRecipient.status.in_(("sent", "failed", "unknown")),
+                CampaignRecipient.finished_at.is_not(None),
+            )
+            .order_by(CampaignRecipient.finished_at.desc())
+            .limit(window)
+        )
+    )
+    failed = latest.count("failed")
+    if len(latest) >= window and failed * 100 >= campaign.failure_threshold * window:
+        _pause(session, campaign, "failures", {"failed": failed, "window": window})
+
+
+def _pause(session: HubAsyncSession, campaign: Campaign, reason: str, details: dict[str, Any]) -> None:
+    campaign.status, campaign.paused_at = "paused", utcnow()
+    campaign.pause_reason, campaign.pause_details = reason, details
+    log.info("campaign paused", campaign=str(campaign.id), reason=reason)
+    push_campaign(
+        session,
+        "campaignUpdated",
+        {"campaignId": str(campaign.id), "status": "paused", "reason": reason, "details": details},
+    )
+
+
+async def pause_on_channel(
+    session: HubAsyncSession, channel_id: uuid.UUID, reason: str, details: dict[str, Any]
+) -> None:
+    """Every running campaign sending through this channel pauses, with the reason shown."""
+    campaigns = await session.scalars(
+        select(Campaign)
+        .join(CampaignChannel, CampaignChannel.campaign_id == Campaign.id)
+        .where(CampaignChannel.channel_id == channel_id, Campaign.status == "running")
+        .with_for_update(of=Campaign)
+    )
+    for campaign in campaigns:
+        _pause(session, campaign, reason, details)
+
+
+async def finish_if_done(session: HubAsyncSession, campaign_id: uuid.UUID) -> bool:
+    """A running campaign with no recipient left pending or sending is completed: its counts are
+    taken afresh and `campaignCompleted` carries its results."""
+    left = await session.scalar(
+        select(CampaignRecipient.id)
+        .where(
+            CampaignRecipient.campaign_id == campaign_id, CampaignRecipient.status.in_(("pending", "sending"))
+        )
+        .limit(1)
+    )
+    if left is not None:
+        return False
+    done = await session.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign_id, Campaign.status == "running")
+        .values(status="completed", finished_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if not done.rowcount:  # type: ignore[attr-defined]
+        return False
+    counts = await counts_of(session, campaign_id)
+    await session.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign_id)
+        .values(sent=counts.sent, failed=counts.failed, skipped=counts.skipped, unknown=counts.unknown)
+        .execution_options(synchronize_session=False)
+    )
+    campaign = await session.get(Campaign, campaign_id, populate_existing=True)
+    assert campaign is not None
+    push_campaign(session, "campaignProgress", _progress(campaign))
+    outcome = await results(session, campaign_id)
+    push_campaign(
+        session,
+        "campaignCompleted",
+        {"campaignId": str(campaign_id), "results": msgspec.to_builtins(outcome)},
+    )
+    return True
+
+
+def _progress(campaign: Campaign) -> dict[str, Any]:
+    current = campaign.sent + campaign.failed + campaign.skipped + campaign.unknown
+    return {
+        "campaignId": str(campaign.id),
+        "current": current,
+        "total": campaign.total,
+        "sent": campaign.sent,
+        "failed": campaign.failed,
+        "skipped": campaign.skipped,
+        "unknown": campaign.unknown,
+        "remaining": max(0, campaign.total - current),
+        "status": campaign.status,
+    }
+
+
+async def push_progress(session: HubAsyncSession, campaign_id: uuid.UUID) -> None:
+    """campaignProgress at most every PROGRESS_EVERY per campaign, across every sender and process:
+    the one whose update claims the moment pushes."""
+    now = utcnow()
+    claimed = await session.execute(
+        update(Campaign)
+        .where(
+            Campaign.id == campaign_id,
+            or_(Campaign.progress_pushed_at.is_(None), Campaign.progress_pushed_at < now - PROGRESS_EVERY),
+        )
+        .values(progress_pushed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if not claimed.rowcount:  # type: ignore[attr-defined]
+        return
+    campaign = await session.get(Campaign, campaign_id, populate_existing=True)
+    if campaign is not None:
+        push_campaign(session, "campaignProgress", _progress(campaign))
+
+
+# The sweep: what no sender is doing
+
+
+async def sweep(runtime: Runtime) -> int:
+    """Start scheduled campaigns that are due, settle sends left in doubt, finish campaigns with
+    nothing left, and wake a sender on every channel that has work."""
+    from campaigns.services import begin_scheduled
+
+    now = utcnow()
+    async with runtime.db.system_session() as session:
+        due = (
+            await session.execute(
+                select(Campaign.organization_id, Campaign.id).where(
+                    Campaign.status == "scheduled", Campaign.starts_at <= now
+                )
+            )
+        ).all()
+        running = (
+            await session.execute(
+                select(Campaign.organization_id, Campaign.id, CampaignChannel.channel_id)
+                .join(CampaignChannel, CampaignChannel.campaign_id == Campaign.id)
+                .where(Campaign.status == "running")
+            )
+        ).all()
+    for organization_id, campaign_id in due:
+        await begin_scheduled(runtime, organization_id, campaign_id)
+    settled = await settle_in_doubt(runtime)
+    woken: set[tuple[uuid.UUID, uuid.UUID]] = set()
+    finished: set[tuple[uuid.UUID, uuid.UUID]] = set()
+    for organization_id, campaign_id, channel_id in running:
+        finished.add((organization_id, campaign_id))
+        woken.add((organization_id, channel_id))
+    for organization_id, campaign_id in finished:
+        async with runtime.db.session(organization_id) as session:
+            await finish_if_done(session, campaign_id)
+            await session.commit()
+    for organization_id, channel_id in woken:
+        async with runtime.db.session(organization_id) as session:
+            await ensure_pacing(session, [channel_id])
+            await session.commit()
+        await kick(
+            "campaigns.send_on_channel", organization_id=str(organization_id), channel_id=str(channel_id)
+        )
+    return settled
+
+
+async def settle_in_doubt(runtime: Runtime, limit: int = 500) -> int:
+    """Recipients left `sending` by a sender that is gone: the channel's record decides."""
+    now = utcnow()
+    async with runtime.db.system_session() as session:
+        stale = (
+            await session.execute(
+                select(CampaignRecipient, ChannelPacing.lease_holder, ChannelPacing.lease_until)
+                .outerjoin(ChannelPacing, ChannelPacing.channel_id == CampaignRecipient.channel_id)
+                .where(
+                    CampaignRecipient.status == "sending", CampaignRecipient.claimed_at < now - IN_DOUBT_AFTER
+                )
+                .limit(limit)
+            )
+        ).all()
+    settled = 0
+    channels: dict[uuid.UUID, Channel | None] = {}
+    for recipient, holder, lease_until in stale:
+        if holder == recipient.claimed_by and lease_until is not None and lease_until > now:
+            continue  # its sender is alive and will write it
+        organization_id = recipient.organization_id
+        async with runtime.db.session(organization_id) as session:
+            if recipient.channel_id not in channels:
+                channels[recipient.channel_id] = await session.get(Channel, recipient.channel_id)
+            channel = channels[recipient.channel_id]
+            claim = Claim(
+                recipient.id,
+                recipient.campaign_id,
+                recipient.customer_id,
+                recipient.phone,
+                recipient.text or "",
+                None,
+            )
+            campaign_media = await session.scalar(
+                select(Campaign.media_id).where(Campaign.id == recipient.campaign_id)
+            )
+            claim.media_id = campaign_media
+            if channel is None:
+                outcome = Outcome(
+                    recipient.id,
+                    recipient.campaign_id,
+                    recipient.customer_id,
+                    recipient.channel_id,
+                    "unknown",
+                    now,
+                    error="in doubt: the channel was removed",
+                )
+            else:
+                outcome = await resolve(channel, claim, reason="the sender stopped before it knew")
+            log.info("campaign send settled", recipient=str(recipient.id), status=outcome.status)
+            await record_outcomes(session, [outcome])
+        settled += 1
+    return settled
+
+
+# Receipts and replies
+
+
+async def follow_receipt(
+    runtime: Runtime,
+    organization_id: uuid.UUID,
+    channel_id: uuid.UUID,
+    external_id: str,
+    status: str,
+    reason: str | None,
+) -> None:
+    """A receipt for a campaign message moves its recipient on (read implies delivered)."""
+    now = utcnow()
+    r = CampaignRecipient
+    target = and_(r.channel_id == channel_id, r.external_id == external_id)
+    async with runtime.db.session(organization_id) as session:
+        if status in ("delivered", "read"):
+            values: dict[str, Any] = {"delivered_at": func.coalesce(r.delivered_at, now)}
+            if status == "read":
+                values["read_at"] = func.coalesce(r.read_at, now)
+            await session.execute(
+                update(r)
+                .where(target, r.status == "sent")
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+        elif status == "failed":
+            failed = (
+                await session.execute(
+                    update(r)
+                    .where(target, r.status == "sent", r.read_at.is_(None))
+                    .values(status="failed", error=(reason or "failed on the channel")[:500])
+                    .returning(r.campaign_id)
+                    .execution_options(synchronize_session=False)
+                )
+            ).all()
+            for (campaign_id,) in failed:
+                await session.execute(
+                    update(Campaign)
+                    .where(Campaign.id == campaign_id)
+                    .values(sent=Campaign.sent - 1, failed=Campaign.failed + 1)
+                    .execution_options(synchronize_session=False)
+                )
+        await session.commit()
+
+
+REPLY_WINDOW = timedelta(days=7)
+
+
+async def customer_replied(runtime: Runtime, organization_id: uuid.UUID, customer_id: uuid.UUID) -> None:
+    """A customer who wrote within a week of a campaign message replied to it."""
+    now = utcnow()
+    r = CampaignRecipient
+    async with runtime.db.session(organization_id) as session:
+        replied = (
+            await session.execute(
+                update(r)
+                .where(
+                    r.customer_id == customer_id,
+                    r.status == "sent",
+                    r.replied_at.is_(None),
+                    r.sent_at >= now - REPLY_WINDOW,
+                )
+                .values(
+                    replied_at=now,
+                    delivered_at=func.coalesce(r.delivered_at, now),
+                    read_at=func.coalesce(r.read_at, now),
+                )
+                .returning(r.id, r.campaign_id)
+                .execution_options(synchronize_session=False)
+            )
+        ).all()
+        await record_activities(
+            session,
+            [
+                {
+                    "customer_id": customer_id,
+                    "kind": "campaign_replied",
+                    "details": {"campaign_id": str(campaign_id), "message_id": str(recipient_id)},
+                    "key": f"campaign_replied:{recipient_id}",
+                    "at": now,
+                }
+                for recipient_id, campaign_id in replied
+            ],
+        )
+        await session.commit()
