@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from campaigns.models import CampaignRecipient
 from channels.models import Channel
@@ -73,8 +75,7 @@ async def test_pause_stops_new_sends_and_resume_goes_on_where_it_stopped(
         assert paused.json()["pause_message"]  # shown in the caller's language
         begun = await claimed(hub, organization, campaign["id"])
         await eventually(lambda: len(receiver.messages) == begun, within=10)  # what had begun arrives
-        time.sleep(0)
-        await _quiet(1.2)
+        await asyncio.sleep(1.2)
         assert await claimed(hub, organization, campaign["id"]) == begun  # and nothing new begins
         assert len(receiver.messages) == begun < 12
         again = await client.post(f"/api/campaigns/{campaign['id']}/pause")
@@ -86,9 +87,7 @@ async def test_pause_stops_new_sends_and_resume_goes_on_where_it_stopped(
     assert done["sent"] == 12
     assert sorted(receiver.ids().values()) == [1] * 12
     # Gaps between sends hold on the channel: claims are at least the gap apart.
-    async with hub.app.runtime.db.session(organization.id) as session:
-        from sqlalchemy import select
-
+    async with hub.runtime.db.session(organization.id) as session:
         moments = sorted(
             await session.scalars(
                 select(CampaignRecipient.claimed_at).where(
@@ -96,16 +95,7 @@ async def test_pause_stops_new_sends_and_resume_goes_on_where_it_stopped(
                 )
             )
         )
-    assert all(
-        later - earlier >= timedelta(seconds=0.25)
-        for earlier, later in zip(moments, moments[1:], strict=False)
-    )
-
-
-async def _quiet(seconds: float) -> None:
-    import asyncio
-
-    await asyncio.sleep(seconds)
+    assert all(later - earlier >= timedelta(seconds=0.25) for earlier, later in itertools.pairwise(moments))
 
 
 async def test_cancel_keeps_the_rest_pending_and_a_cancelled_campaign_cannot_resume(
@@ -121,7 +111,7 @@ async def test_cancel_keeps_the_rest_pending_and_a_cancelled_campaign_cannot_res
         refused = await client.post(f"/api/campaigns/{campaign['id']}/resume")
         assert refused.status_code == 409
         assert refused.json()["field"] == "status" if "field" in refused.json() else True
-        await _quiet(1.0)
+        await asyncio.sleep(1.0)
         counts = (await client.get(f"/api/campaigns/{campaign['id']}/results")).json()["counts"]
     assert counts["pending"] > 0
     assert counts["sent"] == len(receiver.messages) < 8
@@ -156,7 +146,7 @@ async def test_a_disconnected_profile_pauses_the_campaign(
         assert (await client.post(f"/api/campaigns/{campaign['id']}/start")).status_code == 200
         await eventually(lambda: len(receiver.messages) >= 2, within=20)
         # What a WhatsApp session writes when its connection drops.
-        async with hub.app.runtime.db.session(organization.id) as session:
+        async with hub.runtime.db.session(organization.id) as session:
             await session.execute(
                 update(Channel).where(Channel.id == uuid.UUID(channel["id"])).values(state="disconnected")
             )
@@ -167,7 +157,7 @@ async def test_a_disconnected_profile_pauses_the_campaign(
         assert "Website" in stopped["pause_message"]
         refused = await client.post(f"/api/campaigns/{campaign['id']}/resume")
         assert refused.status_code == 409  # still disconnected
-        async with hub.app.runtime.db.session(organization.id) as session:
+        async with hub.runtime.db.session(organization.id) as session:
             await session.execute(
                 update(Channel).where(Channel.id == uuid.UUID(channel["id"])).values(state="ready")
             )
@@ -237,7 +227,7 @@ async def test_outside_the_sending_window_nothing_goes_until_it_opens(
     await fast_pacing(hub, organization.admin.token, channel["id"], min_gap_seconds=0, jitter_seconds=0)
     async with hub.client(organization.admin.token) as client:
         assert (await client.post(f"/api/campaigns/{campaign['id']}/start")).status_code == 200
-        await _quiet(1.5)
+        await asyncio.sleep(1.5)
         assert receiver.messages == []
         assert (await client.get(f"/api/campaigns/{campaign['id']}")).json()["status"] == "running"
         pacing = {p["channel_id"]: p for p in (await client.get("/api/campaigns/pacing")).json()}
