@@ -18,16 +18,17 @@ import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import msgspec
 import structlog
-from sqlalchemy import and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 
 from campaigns import templates
 from campaigns.events import CampaignMessagesSent, SentMessage
 from campaigns.models import Campaign, CampaignChannel, CampaignRecipient, ChannelPacing
-from campaigns.pacing import PacingState, next_slot, record_send
+from campaigns.pacing import next_slot, record_send
 from campaigns.services import (
     counts_of,
     ensure_pacing,
@@ -54,7 +55,7 @@ log = structlog.get_logger(__name__)
 LEASE = timedelta(seconds=20)
 TURN_SECONDS = 10.0  # a sender gives its channel back this often, so channels spread over workers
 MAX_IN_FLIGHT = 16  # sends of one channel waiting for their answer at once
-FLUSH_SECONDS = 0.25
+FLUSH_SECONDS = 1.0
 FLUSH_SIZE = 100
 # A send still `sending` this long after its claim has certainly ended, one way or another.
 IN_DOUBT_AFTER = timedelta(seconds=WEBHOOK_TIMEOUT_SECONDS + 10)
@@ -63,7 +64,13 @@ REPEAT_WINDOW = timedelta(hours=24)
 UNREACHABLE_IN_A_ROW = 3
 LONGEST_NAP = 15.0  # seconds a sender waits for its next slot; longer, and a timed job wakes it
 CATCH_UP = timedelta(seconds=1)
+# A send is claimed this long before its slot and goes out at the slot, so the claim's own time
+# never delays it; a pause that returns within this moment lets one already claimed go.
+LOOKAHEAD = timedelta(milliseconds=50)
 _chooser = random.SystemRandom()
+_PACING, _CAMPAIGN, _LINK = ChannelPacing.__table__, Campaign.__table__, CampaignChannel.__table__
+_RECIPIENT, _CHANNEL, _ORGANIZATION = CampaignRecipient.__table__, Channel.__table__, Organization.__table__
+_CUSTOMER, _COMPANY = Customer.__table__, Company.__table__
 
 
 @dataclass
@@ -74,6 +81,7 @@ class Claim:
     phone: str
     text: str
     media_id: uuid.UUID | None
+    begin_at: datetime | None = None  # its slot: the send goes out then, not before
 
 
 @dataclass
@@ -111,8 +119,11 @@ class ChannelSender:
         self.channel_id = channel_id
         self.holder = uuid.uuid4().hex
         self.channel: Channel | None = None
+        self.time_zone: str | None = None
+        self.default_language: str | None = None
         self.outcomes: list[Outcome] = []
         self.in_flight: set[asyncio.Task[None]] = set()
+        self.flushing: asyncio.Task[None] | None = None
         self.slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         self.attachments: dict[uuid.UUID, OutboundAttachment] = {}
         self.unreachable_in_a_row = 0
@@ -168,9 +179,11 @@ class ChannelSender:
         last_flush = loop.time()
         while True:
             if self.outcomes and (
-                len(self.outcomes) >= FLUSH_SIZE or loop.time() - last_flush >= FLUSH_SECONDS
+                len(self.outcomes) >= FLUSH_SIZE
+                or loop.time() - last_flush >= FLUSH_SECONDS
+                or any(o.status == "failed" for o in self.outcomes)  # the failure window is looked at now
             ):
-                await self._flush()
+                self._flush_soon()
                 last_flush = loop.time()
             if self.unreachable_in_a_row >= UNREACHABLE_IN_A_ROW:
                 await self._pause_all(
@@ -202,7 +215,7 @@ class ChannelSender:
                 while delay > 0:  # written meanwhile, so progress keeps moving while it waits
                     await asyncio.sleep(min(delay, FLUSH_SECONDS) if self.outcomes else delay)
                     if self.outcomes and loop.time() - last_flush >= FLUSH_SECONDS:
-                        await self._flush()
+                        self._flush_soon()
                         last_flush = loop.time()
                     delay = (step.until - utcnow()).total_seconds()
             if loop.time() >= turn_ends:
@@ -223,136 +236,223 @@ class ChannelSender:
 
     async def _next_step(self) -> Step:
         """In one transaction: renew the lease, find the campaign to serve, wait for the pacing
-        slot, or claim a recipient together with the slot."""
-        async with self.runtime.db.session(self.organization_id) as session:
+        slot, or claim a recipient together with the slot. Run for every send, so in plain
+        statements, each naming the organization (row security applies too on PostgreSQL)."""
+        org = self.organization_id
+        async with self.runtime.db.session(org) as session:
+            connection = await session.connection()
             now = utcnow()
-            renewed = await session.execute(
-                update(ChannelPacing)
-                .where(ChannelPacing.channel_id == self.channel_id, ChannelPacing.lease_holder == self.holder)
-                .values(lease_until=now + LEASE)
-                .execution_options(synchronize_session=False)
-            )
-            if not renewed.rowcount:  # type: ignore[attr-defined]
+            pacing = (
+                await connection.execute(
+                    update(_PACING)
+                    .where(
+                        _PACING.c.organization_id == org,
+                        _PACING.c.channel_id == self.channel_id,
+                        _PACING.c.lease_holder == self.holder,
+                    )
+                    .values(lease_until=now + LEASE)
+                    .returning(*_PACING.c)
+                )
+            ).first()
+            if pacing is None:
                 return Step("stop")  # the lease lapsed and another sender took the channel
-            channel = await session.get(Channel, self.channel_id)
-            pacing = await session.scalar(
-                select(ChannelPacing).where(ChannelPacing.channel_id == self.channel_id)
+            if self.channel is None:
+                self.channel = await session.get(Channel, self.channel_id)
+                self.time_zone, self.default_language = (
+                    await connection.execute(
+                        select(_ORGANIZATION.c.time_zone, _ORGANIZATION.c.default_language).where(
+                            _ORGANIZATION.c.id == org
+                        )
+                    )
+                ).one()
+                if self.channel is None:
+                    return Step("stop")
+                session.expunge(self.channel)
+            state_name = await connection.scalar(
+                select(_CHANNEL.c.state).where(
+                    _CHANNEL.c.organization_id == org, _CHANNEL.c.id == self.channel_id
+                )
             )
-            if channel is None or pacing is None:
-                return Step("stop")
-            pending = exists().where(
-                CampaignRecipient.campaign_id == Campaign.id, CampaignRecipient.status == "pending"
+            pending = (
+                select(_RECIPIENT.c.id)
+                .where(
+                    _RECIPIENT.c.organization_id == org,
+                    _RECIPIENT.c.campaign_id == _CAMPAIGN.c.id,
+                    _RECIPIENT.c.status == "pending",
+                )
+                .exists()
             )
             # The share lock makes a pause wait for this claim, so none begins after it returns.
-            campaign = await session.scalar(
-                select(Campaign)
-                .join(CampaignChannel, CampaignChannel.campaign_id == Campaign.id)
-                .where(CampaignChannel.channel_id == self.channel_id, Campaign.status == "running", pending)
-                .order_by(Campaign.started_at, Campaign.id)
-                .limit(1)
-                .with_for_update(read=True, of=Campaign)
-            )
+            campaign = (
+                await connection.execute(
+                    select(
+                        _CAMPAIGN.c.id,
+                        _CAMPAIGN.c.template,
+                        _CAMPAIGN.c.media_id,
+                        _CAMPAIGN.c.window_start,
+                        _CAMPAIGN.c.window_end,
+                        _CAMPAIGN.c.avoid_repeats,
+                    )
+                    .select_from(_CAMPAIGN.join(_LINK, _LINK.c.campaign_id == _CAMPAIGN.c.id))
+                    .where(
+                        _CAMPAIGN.c.organization_id == org,
+                        _LINK.c.organization_id == org,
+                        _LINK.c.channel_id == self.channel_id,
+                        _CAMPAIGN.c.status == "running",
+                        pending,
+                    )
+                    .order_by(_CAMPAIGN.c.started_at, _CAMPAIGN.c.id)
+                    .limit(1)
+                    .with_for_update(read=True, of=_CAMPAIGN)
+                )
+            ).first()
             if campaign is None:
                 await session.commit()
                 await self._finish_campaigns()
                 return Step("idle")
-            if channel.state != "ready":
+            if state_name != "ready":
                 await session.commit()
-                reason = "channel_logged_out" if channel.state == "logged_out" else "channel_disconnected"
-                await self._pause_all(reason, {"channel": channel.name, "state": channel.state})
+                reason = "channel_logged_out" if state_name == "logged_out" else "channel_disconnected"
+                await self._pause_all(reason, {"channel": self.channel.name, "state": state_name})
                 return Step("stop")
-            session.expunge(channel)
-            self.channel = channel
-            time_zone = await session.scalar(select(Organization.time_zone)) or "UTC"
             window_start, window_end = window_times(campaign)
             rules = replace(
-                rules_of(channel.kind, pacing.rules),
+                rules_of(self.channel.kind, pacing.rules or {}),
                 window_start=window_start,
                 window_end=window_end,
-                time_zone=time_zone,
+                time_zone=self.time_zone or "UTC",
             )
             state = state_of(pacing)
             slot = next_slot(state, rules, now)
             if pacing.last_send_at is not None:  # never closer than the gap, however the count went
                 slot = max(slot, pacing.last_send_at + timedelta(seconds=rules.min_gap_seconds))
-            if slot > now:
+            if slot > now + LOOKAHEAD:
                 await session.commit()
-                return Step("wait", until=slot)
+                return Step("wait", until=slot - LOOKAHEAD)
+            begin = max(slot, now)
             skipped: list[Outcome] = []
             while True:
-                claim = await self._claim(session, campaign, now, skipped)
+                claim = await self._claim(connection, campaign, now, begin, skipped)
                 if claim is None:
                     await session.commit()
                     return Step("again", skipped=skipped)
                 if isinstance(claim, Claim):
                     break
             # Counted at its planned moment when only a little late, so waking late never slows the rate.
-            late = state.not_before is not None and now - state.not_before < CATCH_UP
-            after = record_send(state, rules, state.not_before if late else now, _chooser)  # type: ignore[arg-type]
-            _write_state(pacing, after)
-            pacing.last_send_at = now
+            on_time = state.not_before is not None and begin - state.not_before < CATCH_UP
+            after = record_send(state, rules, state.not_before if on_time else begin, _chooser)  # type: ignore[arg-type]
+            await connection.execute(
+                update(_PACING)
+                .where(_PACING.c.organization_id == org, _PACING.c.id == pacing.id)
+                .values(
+                    not_before=after.not_before,
+                    hour_started_at=after.hour_started_at,
+                    sent_this_hour=after.sent_this_hour,
+                    day=after.day,
+                    sent_today=after.sent_today,
+                    sent_in_a_row=after.sent_in_a_row,
+                    first_day=after.first_day,
+                    last_send_at=begin,
+                    updated_at=now,
+                )
+            )
             await session.commit()
-            upcoming = max(after.not_before or now, now + timedelta(seconds=rules.min_gap_seconds))
-            return Step("send", claim=claim, until=upcoming, skipped=skipped)
+            upcoming = max(after.not_before or begin, begin + timedelta(seconds=rules.min_gap_seconds))
+            return Step("send", claim=claim, until=upcoming - LOOKAHEAD, skipped=skipped)
 
     async def _claim(
-        self, session: HubAsyncSession, campaign: Campaign, now: datetime, skipped: list[Outcome]
+        self, connection: Any, campaign: Any, now: datetime, begin: datetime, skipped: list[Outcome]
     ) -> Claim | bool | None:
         """The next pending recipient, marked sending; False when it had to be skipped."""
+        org = self.organization_id
+        person = _CUSTOMER
         row = (
-            await session.execute(
-                select(CampaignRecipient, Customer)
-                .outerjoin(Customer, Customer.id == CampaignRecipient.customer_id)
-                .where(CampaignRecipient.campaign_id == campaign.id, CampaignRecipient.status == "pending")
-                .order_by(CampaignRecipient.id)
+            await connection.execute(
+                select(
+                    _RECIPIENT.c.id,
+                    _RECIPIENT.c.customer_id,
+                    _RECIPIENT.c.phone,
+                    person.c.id.label("person"),
+                    person.c.name,
+                    person.c.email,
+                    person.c.language,
+                    person.c.opted_out,
+                    person.c.attributes,
+                    person.c.company_id,
+                )
+                .select_from(
+                    _RECIPIENT.outerjoin(
+                        person, and_(person.c.id == _RECIPIENT.c.customer_id, person.c.organization_id == org)
+                    )
+                )
+                .where(
+                    _RECIPIENT.c.organization_id == org,
+                    _RECIPIENT.c.campaign_id == campaign.id,
+                    _RECIPIENT.c.status == "pending",
+                )
+                .order_by(_RECIPIENT.c.id)
                 .limit(1)
-                .with_for_update(skip_locked=True, of=CampaignRecipient)
+                .with_for_update(skip_locked=True, of=_RECIPIENT)
             )
         ).first()
         if row is None:
             return None
-        recipient, customer = row
         reason = None
         text = ""
-        if customer is None:
+        if row.person is None:
             reason = "customer_deleted"
-        elif customer.opted_out:
+        elif row.opted_out:
             reason = "opted_out"
         else:
-            company = await session.get(Company, customer.company_id) if customer.company_id else None
-            default_language = await session.scalar(select(Organization.default_language)) or "ar"
-            variant = templates.choose_variant(campaign.template, customer.language, default_language)
-            values = templates.customer_values(customer, company.name if company else None)
-            text = templates.render(variant, values, seed=str(recipient.id))
-            if campaign.avoid_repeats and await _sent_lately(session, customer.id, text_hash(text), now):
-                reason = "repeat"
-        if reason is not None:
-            recipient.status, recipient.error, recipient.finished_at = "skipped", reason, now
-            skipped.append(
-                Outcome(
-                    recipient.id,
-                    campaign.id,
-                    recipient.customer_id,
-                    self.channel_id,
-                    "skipped",
-                    now,
-                    error=reason,
+            company = None
+            if row.company_id is not None:
+                company = await connection.scalar(
+                    select(_COMPANY.c.name).where(
+                        _COMPANY.c.organization_id == org, _COMPANY.c.id == row.company_id
+                    )
                 )
+            variant = templates.choose_variant(campaign.template, row.language, self.default_language or "ar")
+            values = templates.customer_values(
+                SimpleNamespace(name=row.name, phone=row.phone, email=row.email, attributes=row.attributes),
+                company,
             )
-            await session.flush()
+            text = templates.render(variant, values, seed=str(row.id))
+            if campaign.avoid_repeats and await _sent_lately(
+                connection, org, row.customer_id, text_hash(text), now
+            ):
+                reason = "repeat"
+        target = and_(_RECIPIENT.c.organization_id == org, _RECIPIENT.c.id == row.id)
+        if reason is not None:
+            await connection.execute(
+                update(_RECIPIENT)
+                .where(target)
+                .values(status="skipped", error=reason, finished_at=now, updated_at=now)
+            )
+            skipped.append(
+                Outcome(row.id, campaign.id, row.customer_id, self.channel_id, "skipped", now, error=reason)
+            )
             return False
-        recipient.status, recipient.channel_id = "sending", self.channel_id
-        recipient.claimed_by, recipient.claimed_at = self.holder, now
-        recipient.text, recipient.text_hash = text, text_hash(text)
-        await session.flush()
-        return Claim(
-            recipient.id, campaign.id, recipient.customer_id, recipient.phone, text, campaign.media_id
+        await connection.execute(
+            update(_RECIPIENT)
+            .where(target)
+            .values(
+                status="sending",
+                channel_id=self.channel_id,
+                claimed_by=self.holder,
+                claimed_at=begin,
+                text=text,
+                text_hash=text_hash(text),
+                updated_at=now,
+            )
         )
+        return Claim(row.id, campaign.id, row.customer_id, row.phone, text, campaign.media_id, begin)
 
     async def _send(self, claim: Claim) -> None:
         channel = self.channel
         assert channel is not None
         try:
+            if claim.begin_at is not None:
+                await asyncio.sleep(max(0.0, (claim.begin_at - utcnow()).total_seconds()))
             outbound = OutboundMessage(
                 message_id=claim.recipient_id,
                 conversation_id=None,
@@ -412,7 +512,14 @@ class ChannelSender:
     async def _drain(self) -> None:
         if self.in_flight:
             await asyncio.gather(*self.in_flight, return_exceptions=True)
+        if self.flushing is not None:
+            await self.flushing
         await self._flush()
+
+    def _flush_soon(self) -> None:
+        """Write the outcomes beside the pacing loop, so writing never delays a slot."""
+        if self.flushing is None or self.flushing.done():
+            self.flushing = asyncio.create_task(self._flush())
 
     async def _flush(self) -> None:
         outcomes, self.outcomes = self.outcomes, []
@@ -458,32 +565,19 @@ def _outcome(claim: Claim, channel_id: uuid.UUID, status: str, **values: Any) ->
     )
 
 
-def _write_state(row: ChannelPacing, state: PacingState) -> None:
-    row.not_before, row.hour_started_at, row.sent_this_hour = (
-        state.not_before,
-        state.hour_started_at,
-        state.sent_this_hour,
-    )
-    row.day, row.sent_today, row.sent_in_a_row, row.first_day = (
-        state.day,
-        state.sent_today,
-        state.sent_in_a_row,
-        state.first_day,
-    )
-
-
-async def _sent_lately(session: HubAsyncSession, customer_id: uuid.UUID, digest: str, now: datetime) -> bool:
+async def _sent_lately(
+    connection: Any, org: uuid.UUID, customer_id: uuid.UUID, digest: str, now: datetime
+) -> bool:
     """The same text went to this customer within a day, from any campaign (or is going now)."""
-    found = await session.scalar(
-        select(CampaignRecipient.id)
+    found = await connection.scalar(
+        select(_RECIPIENT.c.id)
         .where(
-            CampaignRecipient.customer_id == customer_id,
-            CampaignRecipient.text_hash == digest,
+            _RECIPIENT.c.organization_id == org,
+            _RECIPIENT.c.customer_id == customer_id,
+            _RECIPIENT.c.text_hash == digest,
             or_(
-                CampaignRecipient.sent_at >= now - REPEAT_WINDOW,
-                and_(
-                    CampaignRecipient.status == "sending", CampaignRecipient.claimed_at >= now - REPEAT_WINDOW
-                ),
+                _RECIPIENT.c.sent_at >= now - REPEAT_WINDOW,
+                and_(_RECIPIENT.c.status == "sending", _RECIPIENT.c.claimed_at >= now - REPEAT_WINDOW),
             ),
         )
         .limit(1)
@@ -508,7 +602,6 @@ async def resolve(channel: Channel, claim: Claim, *, reason: str) -> Outcome:
 # Writing what happened, in batches
 
 
-_RECIPIENT = CampaignRecipient.__table__
 _SETTLE = (
     update(_RECIPIENT)
     .where(_RECIPIENT.c.id == bindparam("rid"), _RECIPIENT.c.status == "sending")

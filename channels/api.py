@@ -7,11 +7,13 @@ refused, so a captured request cannot be replayed later.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import time
 import uuid
+import weakref
 from typing import Any, ClassVar
 
 import httpx
@@ -49,6 +51,20 @@ def signature_is_valid(secret: str, header: str | None, body: bytes, *, now: flo
         return False
     expected = signature(secret, body, timestamp).split("v1=", 1)[1]
     return hmac.compare_digest(expected, parts.get("v1", ""))
+
+
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+
+
+def _client() -> httpx.AsyncClient:
+    """One client per event loop: its connections are kept and reused, and its set-up (TLS
+    context and all) is paid once, not for every message."""
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None or client.is_closed:
+        client = httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_SECONDS, limits=httpx.Limits(max_connections=200))
+        _clients[loop] = client
+    return client
 
 
 def _attachment(attachment: OutboundAttachment) -> dict[str, Any]:
@@ -124,8 +140,7 @@ class ApiChannelAdapter:
             "User-Agent": "hub-webhook/1",
         }
         try:
-            async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_SECONDS) as client:
-                response = await client.post(url, content=body, headers=headers)
+            response = await _client().post(url, content=body, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout) as error:
             raise ChannelError(f"webhook unreachable: {type(error).__name__}", retryable=True) from error
         except httpx.HTTPError as error:

@@ -124,7 +124,7 @@ async def test_failures_past_the_threshold_pause_the_campaign_with_the_reason(
         hub, organization, receiver, "73", 20, failure_window=5, failure_threshold=60
     )
     receiver.refuse = {f"+966573{i:06d}" for i in range(20)}  # the system refuses every number
-    await fast_pacing(hub, organization.admin.token, channel["id"], min_gap_seconds=0, jitter_seconds=0)
+    await fast_pacing(hub, organization.admin.token, channel["id"], min_gap_seconds=0.05, jitter_seconds=0)
     async with hub.client(organization.admin.token, language="en") as client:
         assert (await client.post(f"/api/campaigns/{campaign['id']}/start")).status_code == 200
         stopped = await finished(hub, organization.admin.token, campaign["id"])
