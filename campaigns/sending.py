@@ -12,6 +12,7 @@ otherwise marked `unknown`, never sent again blindly.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import random
 import uuid
@@ -71,6 +72,116 @@ _chooser = random.SystemRandom()
 _PACING, _CAMPAIGN, _LINK = ChannelPacing.__table__, Campaign.__table__, CampaignChannel.__table__
 _RECIPIENT, _CHANNEL, _ORGANIZATION = CampaignRecipient.__table__, Channel.__table__, Organization.__table__
 _CUSTOMER, _COMPANY = Customer.__table__, Company.__table__
+
+
+@functools.cache
+def _statements() -> dict[str, Any]:
+    """The statements of every send, built once: building them costs more than running them."""
+    org = bindparam("org", type_=_PACING.c.organization_id.type)
+    channel = bindparam("channel", type_=_PACING.c.channel_id.type)
+    campaign = bindparam("campaign", type_=_RECIPIENT.c.campaign_id.type)
+    recipient = bindparam("recipient", type_=_RECIPIENT.c.id.type)
+    now = bindparam("now", type_=_RECIPIENT.c.updated_at.type)
+    pending = (
+        select(_RECIPIENT.c.id)
+        .where(
+            _RECIPIENT.c.organization_id == org,
+            _RECIPIENT.c.campaign_id == _CAMPAIGN.c.id,
+            _RECIPIENT.c.status == "pending",
+        )
+        .exists()
+    )
+    person = _CUSTOMER
+    this_recipient = and_(_RECIPIENT.c.organization_id == org, _RECIPIENT.c.id == recipient)
+    return {
+        "renew": update(_PACING)
+        .where(
+            _PACING.c.organization_id == org,
+            _PACING.c.channel_id == channel,
+            _PACING.c.lease_holder == bindparam("holder", type_=_PACING.c.lease_holder.type),
+        )
+        .values(lease_until=bindparam("until", type_=_PACING.c.lease_until.type))
+        .returning(*_PACING.c),
+        "channel_state": select(_CHANNEL.c.state).where(
+            _CHANNEL.c.organization_id == org, _CHANNEL.c.id == channel
+        ),
+        "campaign": select(
+            _CAMPAIGN.c.id,
+            _CAMPAIGN.c.template,
+            _CAMPAIGN.c.media_id,
+            _CAMPAIGN.c.window_start,
+            _CAMPAIGN.c.window_end,
+            _CAMPAIGN.c.avoid_repeats,
+        )
+        .select_from(_CAMPAIGN.join(_LINK, _LINK.c.campaign_id == _CAMPAIGN.c.id))
+        .where(
+            _CAMPAIGN.c.organization_id == org,
+            _LINK.c.organization_id == org,
+            _LINK.c.channel_id == channel,
+            _CAMPAIGN.c.status == "running",
+            pending,
+        )
+        .order_by(_CAMPAIGN.c.started_at, _CAMPAIGN.c.id)
+        .limit(1)
+        .with_for_update(read=True, of=_CAMPAIGN),
+        "claim": select(
+            _RECIPIENT.c.id,
+            _RECIPIENT.c.customer_id,
+            _RECIPIENT.c.phone,
+            person.c.id.label("person"),
+            person.c.name,
+            person.c.email,
+            person.c.language,
+            person.c.opted_out,
+            person.c.attributes,
+            person.c.company_id,
+        )
+        .select_from(
+            _RECIPIENT.outerjoin(
+                person, and_(person.c.id == _RECIPIENT.c.customer_id, person.c.organization_id == org)
+            )
+        )
+        .where(
+            _RECIPIENT.c.organization_id == org,
+            _RECIPIENT.c.campaign_id == campaign,
+            _RECIPIENT.c.status == "pending",
+        )
+        .order_by(_RECIPIENT.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True, of=_RECIPIENT),
+        "skip": update(_RECIPIENT)
+        .where(this_recipient)
+        .values(
+            status="skipped",
+            error=bindparam("reason", type_=_RECIPIENT.c.error.type),
+            finished_at=now,
+            updated_at=now,
+        ),
+        "mark_sending": update(_RECIPIENT)
+        .where(this_recipient)
+        .values(
+            status="sending",
+            channel_id=bindparam("channel", type_=_RECIPIENT.c.channel_id.type),
+            claimed_by=bindparam("holder", type_=_RECIPIENT.c.claimed_by.type),
+            claimed_at=bindparam("begin", type_=_RECIPIENT.c.claimed_at.type),
+            text=bindparam("text", type_=_RECIPIENT.c.text.type),
+            text_hash=bindparam("digest", type_=_RECIPIENT.c.text_hash.type),
+            updated_at=now,
+        ),
+        "pace": update(_PACING)
+        .where(_PACING.c.organization_id == org, _PACING.c.id == bindparam("row", type_=_PACING.c.id.type))
+        .values(
+            not_before=bindparam("not_before", type_=_PACING.c.not_before.type),
+            hour_started_at=bindparam("hour_started_at", type_=_PACING.c.hour_started_at.type),
+            sent_this_hour=bindparam("sent_this_hour", type_=_PACING.c.sent_this_hour.type),
+            day=bindparam("day", type_=_PACING.c.day.type),
+            sent_today=bindparam("sent_today", type_=_PACING.c.sent_today.type),
+            sent_in_a_row=bindparam("sent_in_a_row", type_=_PACING.c.sent_in_a_row.type),
+            first_day=bindparam("first_day", type_=_PACING.c.first_day.type),
+            last_send_at=bindparam("last_send_at", type_=_PACING.c.last_send_at.type),
+            updated_at=now,
+        ),
+    }
 
 
 @dataclass
@@ -237,21 +348,17 @@ class ChannelSender:
     async def _next_step(self) -> Step:
         """In one transaction: renew the lease, find the campaign to serve, wait for the pacing
         slot, or claim a recipient together with the slot. Run for every send, so in plain
-        statements, each naming the organization (row security applies too on PostgreSQL)."""
+        statements built once, each naming the organization (row security applies too on
+        PostgreSQL)."""
         org = self.organization_id
+        statements = _statements()
         async with self.runtime.db.session(org) as session:
             connection = await session.connection()
             now = utcnow()
+            ids = {"org": org, "channel": self.channel_id}
             pacing = (
                 await connection.execute(
-                    update(_PACING)
-                    .where(
-                        _PACING.c.organization_id == org,
-                        _PACING.c.channel_id == self.channel_id,
-                        _PACING.c.lease_holder == self.holder,
-                    )
-                    .values(lease_until=now + LEASE)
-                    .returning(*_PACING.c)
+                    statements["renew"], {**ids, "holder": self.holder, "until": now + LEASE}
                 )
             ).first()
             if pacing is None:
@@ -268,44 +375,9 @@ class ChannelSender:
                 if self.channel is None:
                     return Step("stop")
                 session.expunge(self.channel)
-            state_name = await connection.scalar(
-                select(_CHANNEL.c.state).where(
-                    _CHANNEL.c.organization_id == org, _CHANNEL.c.id == self.channel_id
-                )
-            )
-            pending = (
-                select(_RECIPIENT.c.id)
-                .where(
-                    _RECIPIENT.c.organization_id == org,
-                    _RECIPIENT.c.campaign_id == _CAMPAIGN.c.id,
-                    _RECIPIENT.c.status == "pending",
-                )
-                .exists()
-            )
+            state_name = await connection.scalar(statements["channel_state"], ids)
             # The share lock makes a pause wait for this claim, so none begins after it returns.
-            campaign = (
-                await connection.execute(
-                    select(
-                        _CAMPAIGN.c.id,
-                        _CAMPAIGN.c.template,
-                        _CAMPAIGN.c.media_id,
-                        _CAMPAIGN.c.window_start,
-                        _CAMPAIGN.c.window_end,
-                        _CAMPAIGN.c.avoid_repeats,
-                    )
-                    .select_from(_CAMPAIGN.join(_LINK, _LINK.c.campaign_id == _CAMPAIGN.c.id))
-                    .where(
-                        _CAMPAIGN.c.organization_id == org,
-                        _LINK.c.organization_id == org,
-                        _LINK.c.channel_id == self.channel_id,
-                        _CAMPAIGN.c.status == "running",
-                        pending,
-                    )
-                    .order_by(_CAMPAIGN.c.started_at, _CAMPAIGN.c.id)
-                    .limit(1)
-                    .with_for_update(read=True, of=_CAMPAIGN)
-                )
-            ).first()
+            campaign = (await connection.execute(statements["campaign"], ids)).first()
             if campaign is None:
                 await session.commit()
                 await self._finish_campaigns()
@@ -315,13 +387,12 @@ class ChannelSender:
                 reason = "channel_logged_out" if state_name == "logged_out" else "channel_disconnected"
                 await self._pause_all(reason, {"channel": self.channel.name, "state": state_name})
                 return Step("stop")
+            # The campaign's sending window, else the channel's own (09:00-21:00 for WhatsApp).
+            rules = rules_of(self.channel.kind, pacing.rules or {})
             window_start, window_end = window_times(campaign)
-            rules = replace(
-                rules_of(self.channel.kind, pacing.rules or {}),
-                window_start=window_start,
-                window_end=window_end,
-                time_zone=self.time_zone or "UTC",
-            )
+            if window_start is not None:
+                rules = replace(rules, window_start=window_start, window_end=window_end)
+            rules = replace(rules, time_zone=self.time_zone or "UTC")
             state = state_of(pacing)
             slot = next_slot(state, rules, now)
             if pacing.last_send_at is not None:  # never closer than the gap, however the count went
@@ -342,19 +413,20 @@ class ChannelSender:
             on_time = state.not_before is not None and begin - state.not_before < CATCH_UP
             after = record_send(state, rules, state.not_before if on_time else begin, _chooser)  # type: ignore[arg-type]
             await connection.execute(
-                update(_PACING)
-                .where(_PACING.c.organization_id == org, _PACING.c.id == pacing.id)
-                .values(
-                    not_before=after.not_before,
-                    hour_started_at=after.hour_started_at,
-                    sent_this_hour=after.sent_this_hour,
-                    day=after.day,
-                    sent_today=after.sent_today,
-                    sent_in_a_row=after.sent_in_a_row,
-                    first_day=after.first_day,
-                    last_send_at=begin,
-                    updated_at=now,
-                )
+                statements["pace"],
+                {
+                    "org": org,
+                    "row": pacing.id,
+                    "not_before": after.not_before,
+                    "hour_started_at": after.hour_started_at,
+                    "sent_this_hour": after.sent_this_hour,
+                    "day": after.day,
+                    "sent_today": after.sent_today,
+                    "sent_in_a_row": after.sent_in_a_row,
+                    "first_day": after.first_day,
+                    "last_send_at": begin,
+                    "now": now,
+                },
             )
             await session.commit()
             upcoming = max(after.not_before or begin, begin + timedelta(seconds=rules.min_gap_seconds))
@@ -365,36 +437,8 @@ class ChannelSender:
     ) -> Claim | bool | None:
         """The next pending recipient, marked sending; False when it had to be skipped."""
         org = self.organization_id
-        person = _CUSTOMER
-        row = (
-            await connection.execute(
-                select(
-                    _RECIPIENT.c.id,
-                    _RECIPIENT.c.customer_id,
-                    _RECIPIENT.c.phone,
-                    person.c.id.label("person"),
-                    person.c.name,
-                    person.c.email,
-                    person.c.language,
-                    person.c.opted_out,
-                    person.c.attributes,
-                    person.c.company_id,
-                )
-                .select_from(
-                    _RECIPIENT.outerjoin(
-                        person, and_(person.c.id == _RECIPIENT.c.customer_id, person.c.organization_id == org)
-                    )
-                )
-                .where(
-                    _RECIPIENT.c.organization_id == org,
-                    _RECIPIENT.c.campaign_id == campaign.id,
-                    _RECIPIENT.c.status == "pending",
-                )
-                .order_by(_RECIPIENT.c.id)
-                .limit(1)
-                .with_for_update(skip_locked=True, of=_RECIPIENT)
-            )
-        ).first()
+        statements = _statements()
+        row = (await connection.execute(statements["claim"], {"org": org, "campaign": campaign.id})).first()
         if row is None:
             return None
         reason = None
@@ -421,29 +465,26 @@ class ChannelSender:
                 connection, org, row.customer_id, text_hash(text), now
             ):
                 reason = "repeat"
-        target = and_(_RECIPIENT.c.organization_id == org, _RECIPIENT.c.id == row.id)
         if reason is not None:
             await connection.execute(
-                update(_RECIPIENT)
-                .where(target)
-                .values(status="skipped", error=reason, finished_at=now, updated_at=now)
+                statements["skip"], {"org": org, "recipient": row.id, "reason": reason, "now": now}
             )
             skipped.append(
                 Outcome(row.id, campaign.id, row.customer_id, self.channel_id, "skipped", now, error=reason)
             )
             return False
         await connection.execute(
-            update(_RECIPIENT)
-            .where(target)
-            .values(
-                status="sending",
-                channel_id=self.channel_id,
-                claimed_by=self.holder,
-                claimed_at=begin,
-                text=text,
-                text_hash=text_hash(text),
-                updated_at=now,
-            )
+            statements["mark_sending"],
+            {
+                "org": org,
+                "recipient": row.id,
+                "channel": self.channel_id,
+                "holder": self.holder,
+                "begin": begin,
+                "text": text,
+                "digest": text_hash(text),
+                "now": now,
+            },
         )
         return Claim(row.id, campaign.id, row.customer_id, row.phone, text, campaign.media_id, begin)
 
@@ -604,7 +645,11 @@ async def resolve(channel: Channel, claim: Claim, *, reason: str) -> Outcome:
 
 _SETTLE = (
     update(_RECIPIENT)
-    .where(_RECIPIENT.c.id == bindparam("rid"), _RECIPIENT.c.status == "sending")
+    .where(
+        _RECIPIENT.c.organization_id == bindparam("org"),
+        _RECIPIENT.c.id == bindparam("rid"),
+        _RECIPIENT.c.status == "sending",
+    )
     .values(
         status=bindparam("new_status"),
         external_id=bindparam("new_external_id"),
@@ -627,6 +672,7 @@ async def record_outcomes(session: HubAsyncSession, outcomes: list[Outcome]) -> 
             _SETTLE,
             [
                 {
+                    "org": session.organization_id,
                     "rid": o.recipient_id,
                     "new_status": o.status,
                     "new_external_id": o.external_id,

@@ -835,36 +835,90 @@ async def deliver(organization_id: uuid.UUID, message_id: uuid.UUID) -> None:
 async def record_campaign_messages(session: HubAsyncSession, sent: CampaignMessagesSent) -> None:
     """A campaign's sent messages join their customers' conversations, so an agent sees what the
     customer is answering. A conversation a campaign starts is resolved: it waits in no one's
-    open list until the customer writes back, which reopens it."""
+    open list until the customer writes back, which reopens it. A batch is a few plain
+    statements, whatever its size: campaigns send many."""
+    org = session.organization_id
     ids = [item.message_id for item in sent.messages]
     stored = set(await session.scalars(select(Message.id).where(Message.id.in_(ids))))
     todo = [item for item in sent.messages if item.message_id not in stored]
     if not todo:
         return
     pairs = {(item.customer_id, item.channel_id) for item in todo}
-    conversations = {
-        (c.customer_id, c.channel_id): c
-        for c in await session.scalars(
-            select(Conversation).where(tuple_(Conversation.customer_id, Conversation.channel_id).in_(pairs))
+    found = (
+        await session.execute(
+            select(
+                Conversation.customer_id,
+                Conversation.channel_id,
+                Conversation.id,
+                Conversation.status,
+                Conversation.assignee_id,
+            ).where(tuple_(Conversation.customer_id, Conversation.channel_id).in_(pairs))
         )
+    ).all()
+    conversations = {
+        (row.customer_id, row.channel_id): (row.id, row.status, row.assignee_id) for row in found
     }
-    for customer_id, channel_id in pairs - conversations.keys():
-        conversation = Conversation(customer_id=customer_id, channel_id=channel_id, status="resolved")
-        session.add(conversation)
-        conversations[(customer_id, channel_id)] = conversation
-    await session.flush()
+    last: dict[tuple[uuid.UUID, uuid.UUID], Any] = {}
+    for item in todo:
+        key = (item.customer_id, item.channel_id)
+        if key not in last or last[key].at < item.at:
+            last[key] = item
     media_ids = {item.media_id for item in todo if item.media_id}
     media = {m.id: m for m in await session.scalars(select(Media).where(Media.id.in_(media_ids)))}
-    added = []
-    for item in todo:
-        conversation = conversations[(item.customer_id, item.channel_id)]
-        attached = media.get(item.media_id) if item.media_id else None
-        message = Message(
+    kind = {item.message_id: media[item.media_id].kind if item.media_id in media else "text" for item in todo}
+    now = utcnow()
+    new_conversations = []
+    new_keys = pairs - conversations.keys()
+    for key in new_keys:
+        newest = last[key]
+        conversation_id = new_id()
+        conversations[key] = (conversation_id, "resolved", None)
+        new_conversations.append(
+            {
+                "id": conversation_id,
+                "organization_id": org,
+                "customer_id": key[0],
+                "channel_id": key[1],
+                "status": "resolved",
+                "last_message_at": newest.at,
+                "last_message_preview": _preview(newest.text, kind[newest.message_id]),
+                "unread_count": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    if new_conversations:
+        await session.execute(insert(Conversation.__table__), new_conversations)
+    touched = [
+        {
+            "c_org": org,
+            "c_id": conversations[key][0],
+            "c_at": item.at,
+            "c_preview": _preview(item.text, kind[item.message_id]),
+        }
+        for key, item in last.items()
+        if key not in new_keys
+    ]
+    if touched:
+        table = Conversation.__table__
+        await session.execute(
+            update(table)
+            .where(
+                table.c.organization_id == bindparam("c_org"),
+                table.c.id == bindparam("c_id"),
+                or_(table.c.last_message_at.is_(None), table.c.last_message_at < bindparam("c_at")),
+            )
+            .values(last_message_at=bindparam("c_at"), last_message_preview=bindparam("c_preview")),
+            touched,
+        )
+    messages = [
+        Message(
             id=item.message_id,
-            conversation_id=conversation.id,
+            organization_id=org,
+            conversation_id=conversations[(item.customer_id, item.channel_id)][0],
             channel_id=item.channel_id,
             direction="outbound",
-            kind=attached.kind if attached else "text",
+            kind=kind[item.message_id],
             text=item.text,
             status="sent",
             external_id=item.external_id,
@@ -873,22 +927,38 @@ async def record_campaign_messages(session: HubAsyncSession, sent: CampaignMessa
             created_at=item.at,
             updated_at=item.at,
         )
-        session.add(message)
-        if attached is not None:
-            session.add(MessageAttachment(message_id=message.id, media_id=attached.id, position=0))
-        if conversation.last_message_at is None or conversation.last_message_at < item.at:
-            conversation.last_message_at = item.at
-            conversation.last_message_preview = _preview(item.text, message.kind)
-        added.append((conversation, message, [attached] if attached else []))
-    await session.flush()
-    for conversation, message, attachments in added:
-        if conversation.status != "resolved":  # someone is working on it: show it at once
-            push_to_audience(
-                session,
-                conversation,
-                "messageSent",
-                {"chatId": str(conversation.id), "message": message_out(message, attachments)},
-            )
+        for item in todo
+    ]
+    await session.execute(insert(Message.__table__), [_row_values(message) for message in messages])
+    attachments = [
+        {
+            "id": new_id(),
+            "organization_id": org,
+            "message_id": item.message_id,
+            "media_id": item.media_id,
+            "position": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for item in todo
+        if item.media_id in media
+    ]
+    if attachments:
+        await session.execute(insert(MessageAttachment.__table__), attachments)
+    by_id = {item.message_id: item for item in todo}
+    for message in messages:
+        item = by_id[message.id]
+        conversation_id, status, assignee_id = conversations[(item.customer_id, item.channel_id)]
+        if status == "resolved":
+            continue  # nobody is working on it; the message is there when someone opens it
+        shown = [media[item.media_id]] if item.media_id in media else []
+        push_after_commit(
+            session,
+            "messageSent",
+            {"chatId": str(conversation_id), "message": message_out(message, shown)},
+            roles=ROLES_SEEING_ALL,
+            user_ids=[assignee_id] if assignee_id else [],
+        )
     await session.commit()
 
 
