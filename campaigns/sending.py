@@ -29,7 +29,7 @@ from sqlalchemy import and_, bindparam, func, or_, select, update
 from campaigns import templates
 from campaigns.events import CampaignMessagesSent, SentMessage
 from campaigns.models import Campaign, CampaignChannel, CampaignRecipient, ChannelPacing
-from campaigns.pacing import next_slot, record_send
+from campaigns.pacing import PacingState, next_slot, record_send
 from campaigns.services import (
     counts_of,
     ensure_pacing,
@@ -65,6 +65,8 @@ REPEAT_WINDOW = timedelta(hours=24)
 UNREACHABLE_IN_A_ROW = 3
 LONGEST_NAP = 15.0  # seconds a sender waits for its next slot; longer, and a timed job wakes it
 CATCH_UP = timedelta(seconds=1)
+RENEW_AFTER = timedelta(seconds=5)  # a send renews the lease too; a sender that only waits, this often
+STATE_CHECK = timedelta(seconds=1)  # how often the channel's connection state is read again
 # A send is claimed this long before its slot and goes out at the slot, so the claim's own time
 # never delays it; a pause that returns within this moment lets one already claimed go.
 LOOKAHEAD = timedelta(milliseconds=50)
@@ -169,8 +171,13 @@ def _statements() -> dict[str, Any]:
             updated_at=now,
         ),
         "pace": update(_PACING)
-        .where(_PACING.c.organization_id == org, _PACING.c.id == bindparam("row", type_=_PACING.c.id.type))
+        .where(
+            _PACING.c.organization_id == org,
+            _PACING.c.id == bindparam("row", type_=_PACING.c.id.type),
+            _PACING.c.lease_holder == bindparam("holder", type_=_PACING.c.lease_holder.type),
+        )
         .values(
+            lease_until=bindparam("until", type_=_PACING.c.lease_until.type),
             not_before=bindparam("not_before", type_=_PACING.c.not_before.type),
             hour_started_at=bindparam("hour_started_at", type_=_PACING.c.hour_started_at.type),
             sent_this_hour=bindparam("sent_this_hour", type_=_PACING.c.sent_this_hour.type),
@@ -231,6 +238,12 @@ class ChannelSender:
         self.holder = uuid.uuid4().hex
         self.channel: Channel | None = None
         self.time_zone: str | None = None
+        self.pacing: Any = None  # the pacing row as read when the lease was last renewed
+        self.state: PacingState | None = None  # the state as this sender last wrote it
+        self.last_send_at: datetime | None = None
+        self.renewed_at = utcnow()
+        self.state_name: str | None = None
+        self.state_checked_at = utcnow()
         self.default_language: str | None = None
         self.outcomes: list[Outcome] = []
         self.in_flight: set[asyncio.Task[None]] = set()
@@ -356,13 +369,18 @@ class ChannelSender:
             connection = await session.connection()
             now = utcnow()
             ids = {"org": org, "channel": self.channel_id}
-            pacing = (
-                await connection.execute(
-                    statements["renew"], {**ids, "holder": self.holder, "until": now + LEASE}
-                )
-            ).first()
-            if pacing is None:
-                return Step("stop")  # the lease lapsed and another sender took the channel
+            # While this sender holds the lease it alone writes the pacing state, so it reads the
+            # row once a turn; each send writes it back and renews the lease in one statement.
+            if self.pacing is None or now - self.renewed_at > RENEW_AFTER:
+                self.pacing = (
+                    await connection.execute(
+                        statements["renew"], {**ids, "holder": self.holder, "until": now + LEASE}
+                    )
+                ).first()
+                if self.pacing is None:
+                    return Step("stop")  # the lease lapsed and another sender took the channel
+                self.renewed_at, self.state, self.last_send_at = now, None, None  # the row is the truth
+            pacing = self.pacing
             if self.channel is None:
                 self.channel = await session.get(Channel, self.channel_id)
                 self.time_zone, self.default_language = (
@@ -375,7 +393,10 @@ class ChannelSender:
                 if self.channel is None:
                     return Step("stop")
                 session.expunge(self.channel)
-            state_name = await connection.scalar(statements["channel_state"], ids)
+            if self.state_name is None or now - self.state_checked_at > STATE_CHECK:
+                self.state_name = await connection.scalar(statements["channel_state"], ids)
+                self.state_checked_at = now
+            state_name = self.state_name
             # The share lock makes a pause wait for this claim, so none begins after it returns.
             campaign = (await connection.execute(statements["campaign"], ids)).first()
             if campaign is None:
@@ -393,10 +414,11 @@ class ChannelSender:
             if window_start is not None:
                 rules = replace(rules, window_start=window_start, window_end=window_end)
             rules = replace(rules, time_zone=self.time_zone or "UTC")
-            state = state_of(pacing)
+            state = self.state or state_of(pacing)
+            last_send_at = self.last_send_at or pacing.last_send_at
             slot = next_slot(state, rules, now)
-            if pacing.last_send_at is not None:  # never closer than the gap, however the count went
-                slot = max(slot, pacing.last_send_at + timedelta(seconds=rules.min_gap_seconds))
+            if last_send_at is not None:  # never closer than the gap, however the count went
+                slot = max(slot, last_send_at + timedelta(seconds=rules.min_gap_seconds))
             if slot > now + LOOKAHEAD:
                 await session.commit()
                 return Step("wait", until=slot - LOOKAHEAD)
@@ -412,11 +434,13 @@ class ChannelSender:
             # Counted at its planned moment when only a little late, so waking late never slows the rate.
             on_time = state.not_before is not None and begin - state.not_before < CATCH_UP
             after = record_send(state, rules, state.not_before if on_time else begin, _chooser)  # type: ignore[arg-type]
-            await connection.execute(
+            paced = await connection.execute(
                 statements["pace"],
                 {
                     "org": org,
                     "row": pacing.id,
+                    "holder": self.holder,
+                    "until": now + LEASE,
                     "not_before": after.not_before,
                     "hour_started_at": after.hour_started_at,
                     "sent_this_hour": after.sent_this_hour,
@@ -428,7 +452,11 @@ class ChannelSender:
                     "now": now,
                 },
             )
+            if not paced.rowcount:  # the lease went meanwhile: nothing of this claim stays
+                await session.rollback()
+                return Step("stop")
             await session.commit()
+            self.state, self.last_send_at, self.renewed_at = after, begin, now
             upcoming = max(after.not_before or begin, begin + timedelta(seconds=rules.min_gap_seconds))
             return Step("send", claim=claim, until=upcoming - LOOKAHEAD, skipped=skipped)
 

@@ -864,7 +864,11 @@ async def record_campaign_messages(session: HubAsyncSession, sent: CampaignMessa
         if key not in last or last[key].at < item.at:
             last[key] = item
     media_ids = {item.media_id for item in todo if item.media_id}
-    media = {m.id: m for m in await session.scalars(select(Media).where(Media.id.in_(media_ids)))}
+    media = (
+        {m.id: m for m in await session.scalars(select(Media).where(Media.id.in_(media_ids)))}
+        if media_ids
+        else {}
+    )
     kind = {item.message_id: media[item.media_id].kind if item.media_id in media else "text" for item in todo}
     now = utcnow()
     new_conversations = []
