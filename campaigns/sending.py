@@ -12,6 +12,7 @@ otherwise marked `unknown`, never sent again blindly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import random
@@ -245,9 +246,8 @@ class ChannelSender:
         self.state_name: str | None = None
         self.state_checked_at = utcnow()
         self.default_language: str | None = None
-        self.outcomes: list[Outcome] = []
+        self.writer = writer_of(runtime)
         self.in_flight: set[asyncio.Task[None]] = set()
-        self.flushing: asyncio.Task[None] | None = None
         self.slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         self.attachments: dict[uuid.UUID, OutboundAttachment] = {}
         self.unreachable_in_a_row = 0
@@ -300,15 +300,7 @@ class ChannelSender:
     async def _send_for_a_turn(self) -> bool:
         loop = asyncio.get_running_loop()
         turn_ends = loop.time() + TURN_SECONDS
-        last_flush = loop.time()
         while True:
-            if self.outcomes and (
-                len(self.outcomes) >= FLUSH_SIZE
-                or loop.time() - last_flush >= FLUSH_SECONDS
-                or any(o.status == "failed" for o in self.outcomes)  # the failure window is looked at now
-            ):
-                self._flush_soon()
-                last_flush = loop.time()
             if self.unreachable_in_a_row >= UNREACHABLE_IN_A_ROW:
                 await self._pause_all(
                     "channel_unreachable",
@@ -321,7 +313,7 @@ class ChannelSender:
             except BaseException:
                 self.slots.release()
                 raise
-            self.outcomes.extend(step.skipped)
+            self.writer.add(self.organization_id, step.skipped)
             if step.kind == "send":
                 assert step.claim is not None
                 task = asyncio.create_task(self._send(step.claim))
@@ -336,12 +328,8 @@ class ChannelSender:
                 if delay > LONGEST_NAP:
                     await self._wake_at(step.until)
                     return False
-                while delay > 0:  # written meanwhile, so progress keeps moving while it waits
-                    await asyncio.sleep(min(delay, FLUSH_SECONDS) if self.outcomes else delay)
-                    if self.outcomes and loop.time() - last_flush >= FLUSH_SECONDS:
-                        self._flush_soon()
-                        last_flush = loop.time()
-                    delay = (step.until - utcnow()).total_seconds()
+                if delay > 0:
+                    await asyncio.sleep(delay)
             if loop.time() >= turn_ends:
                 return True
 
@@ -535,18 +523,21 @@ class ChannelSender:
             try:
                 result = await adapter_for(channel.kind).send(channel, outbound)
             except ChannelError as error:
-                self.outcomes.append(await self._after_error(channel, claim, error))
+                self.writer.add(self.organization_id, [await self._after_error(channel, claim, error)])
                 return
             except Exception as error:  # the adapter broke: whether it sent cannot be told
                 log.warning("campaign send broke", recipient=str(claim.recipient_id), error=repr(error)[:300])
-                self.outcomes.append(
+                self.writer.add(
+                    self.organization_id,
                     await self._after_error(
                         channel, claim, ChannelError(repr(error)[:300], retryable=True, in_doubt=True)
-                    )
+                    ),
                 )
                 return
             self.unreachable_in_a_row = 0
-            self.outcomes.append(_outcome(claim, channel.id, "sent", external_id=result.external_id))
+            self.writer.add(
+                self.organization_id, [_outcome(claim, channel.id, "sent", external_id=result.external_id)]
+            )
         finally:
             self.slots.release()
 
@@ -581,25 +572,7 @@ class ChannelSender:
     async def _drain(self) -> None:
         if self.in_flight:
             await asyncio.gather(*self.in_flight, return_exceptions=True)
-        if self.flushing is not None:
-            await self.flushing
-        await self._flush()
-
-    def _flush_soon(self) -> None:
-        """Write the outcomes beside the pacing loop, so writing never delays a slot."""
-        if self.flushing is None or self.flushing.done():
-            self.flushing = asyncio.create_task(self._flush())
-
-    async def _flush(self) -> None:
-        outcomes, self.outcomes = self.outcomes, []
-        if not outcomes:
-            return
-        try:
-            async with self.runtime.db.session(self.organization_id) as session:
-                await record_outcomes(session, outcomes)
-        except Exception as error:
-            # The recipients stay `sending`; the sweep settles them from the channel's record.
-            log.error("campaign outcomes not written", count=len(outcomes), error=repr(error)[:300])
+        await self.writer.write()
 
     async def _pause_all(self, reason: str, details: dict[str, Any]) -> None:
         async with self.runtime.db.session(self.organization_id) as session:
@@ -618,6 +591,54 @@ class ChannelSender:
             for campaign_id in ids:
                 await finish_if_done(session, campaign_id)
             await session.commit()
+
+
+class OutcomeWriter:
+    """What the senders of this process learnt, written together: one transaction per
+    organization about once a second however many channels send, beside the pacing loops so
+    writing never delays a slot; at once when something failed, so the failure window is judged
+    without delay."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.waiting: dict[uuid.UUID, list[Outcome]] = defaultdict(list)
+        self.soon = asyncio.Event()
+        self.lock = asyncio.Lock()
+        self.task: asyncio.Task[None] | None = None
+
+    def add(self, organization_id: uuid.UUID, outcomes: list[Outcome]) -> None:
+        if not outcomes:
+            return
+        self.waiting[organization_id].extend(outcomes)
+        if any(o.status == "failed" for o in outcomes) or len(self.waiting[organization_id]) >= FLUSH_SIZE:
+            self.soon.set()
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while self.waiting:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.soon.wait(), FLUSH_SECONDS)
+            self.soon.clear()
+            await self.write()
+
+    async def write(self) -> None:
+        async with self.lock:
+            batches, self.waiting = self.waiting, defaultdict(list)
+            for organization_id, outcomes in batches.items():
+                try:
+                    async with self.runtime.db.session(organization_id) as session:
+                        await record_outcomes(session, outcomes)
+                except Exception as error:
+                    # The recipients stay `sending`; the sweep settles them from the channel's record.
+                    log.error("campaign outcomes not written", count=len(outcomes), error=repr(error)[:300])
+
+
+def writer_of(runtime: Runtime) -> OutcomeWriter:
+    found = runtime.extras.get("campaign_outcomes")
+    if found is None:
+        found = runtime.extras["campaign_outcomes"] = OutcomeWriter(runtime)
+    return found  # type: ignore[no-any-return]
 
 
 def _outcome(claim: Claim, channel_id: uuid.UUID, status: str, **values: Any) -> Outcome:

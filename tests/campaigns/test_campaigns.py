@@ -221,3 +221,84 @@ async def test_recipients_from_a_csv_file_become_customers(
     async with hub.client(organization.admin.token) as client:
         found = (await client.get("/api/crm/customers", params={"q": "+966504440002"})).json()["items"]
     assert [c["name"] for c in found] == ["New One"]
+
+
+async def test_a_segment_audience_preview_export_and_the_timeline(
+    hub: RunningHub, organization: Organization, receiver: CountingReceiver
+) -> None:
+    channel = await api_channel(hub, organization, receiver)
+    people = await customers(
+        hub,
+        organization,
+        [
+            {"name": "Vip One", "phone": "+966505550001", "tags": ["vip"], "language": "en"},
+            {"name": "Vip Two", "phone": "+966505550002", "tags": ["vip"], "opted_out": True},
+            {"name": "Plain", "phone": "+966505550003", "tags": ["lead"]},
+        ],
+    )
+    admin = organization.admin.token
+    async with hub.client(admin) as client:
+        segment = await client.post("/api/crm/segments", json={"name": "VIPs", "filters": {"tags": ["vip"]}})
+        assert segment.status_code == 201, segment.text
+        preview = await client.post(
+            "/api/campaigns/preview",
+            json={
+                "template": {"en": "Hi {{first_name}} from {{company | us}}"},
+                "customer_id": people[0]["id"],
+            },
+        )
+        assert preview.json()["messages"] == {"en": "Hi Vip from us"}
+    campaign = await ready_campaign(
+        hub,
+        admin,
+        {
+            "name": "VIP night",
+            "channel_ids": [channel["id"]],
+            "template": {"en": "Hi {{first_name}}"},
+            "audience": {"segment_id": segment.json()["id"]},
+        },
+    )
+    assert campaign["total"] == 1
+    assert (campaign["audience_report"]["matched"], campaign["audience_report"]["opted_out"]) == (2, 1)
+    await fast_pacing(hub, admin, channel["id"], min_gap_seconds=0, jitter_seconds=0)
+    async with hub.client(admin) as client:
+        assert (await client.post(f"/api/campaigns/{campaign['id']}/start")).status_code == 200
+    await finished(hub, admin, campaign["id"])
+    async with hub.client(admin) as client:
+        exported = await client.get(f"/api/campaigns/{campaign['id']}/recipients/export")
+        rows = list(csv.DictReader(io.StringIO(exported.text)))
+        assert [(row["phone"], row["status"]) for row in rows] == [("+966505550001", "sent")]
+
+        async def timeline() -> list[str] | None:
+            items = (await client.get(f"/api/crm/customers/{people[0]['id']}/activity")).json()["items"]
+            kinds = [item["kind"] for item in items]
+            return kinds if "campaign_message" in kinds else None
+
+        assert await eventually(timeline, within=10)
+        listed = (await client.get("/api/campaigns", params={"status": "completed"})).json()["items"]
+        assert campaign["id"] in [c["id"] for c in listed]
+
+
+async def test_an_organizations_own_opt_out_keyword(
+    hub: RunningHub, organization: Organization, receiver: CountingReceiver
+) -> None:
+    channel = await api_channel(hub, organization, receiver)
+    from tests.inbox.conftest import ApiChannel
+
+    api = ApiChannel(channel["id"], channel["inbound_url"], channel["receipts_url"], channel["secret"])
+    person = (await customers(hub, organization, [{"name": "Nour", "phone": "+966506660001"}]))[0]
+    async with hub.client(organization.admin.token) as client:
+        changed = await client.patch("/api/crm/settings", json={"opt_out_keywords": ["لا أريد"]})
+        assert changed.json()["opt_out_keywords"] == ["لا أريد"]
+    # The defaults no longer apply; the organization's word does.
+    await api.send(external_id="k-1", **{"from": "+966506660001"}, text="STOP")
+    await api.send(external_id="k-2", **{"from": "+966506660001"}, text="لا اريد")
+
+    async def opted_out() -> bool:
+        async with hub.client(organization.admin.token) as client:
+            return bool((await client.get(f"/api/crm/customers/{person['id']}")).json()["opted_out"])
+
+    assert await eventually(opted_out, within=10)
+    confirmations = [m for m in receiver.messages if m.get("conversation_id")]
+    await eventually(lambda: len([m for m in receiver.messages if m.get("conversation_id")]) == 1, within=10)
+    assert len(confirmations) <= 1
