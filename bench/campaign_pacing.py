@@ -250,7 +250,7 @@ async def baseline(receiver: str, channels: int, per_channel: int, gap: float) -
             for k in range(per_channel):
                 # The same rule as the hub's: the planned moment, and never closer than the gap.
                 due = max(first + k * gap, last + gap) if k else first
-                while (now := time.monotonic()) < due:
+                while (now := time.monotonic()) < due:  # noqa: ASYNC110 - waits for a moment, not an event
                     await asyncio.sleep(due - now)
                 last = now
                 starts[name].append(now)

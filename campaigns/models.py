@@ -74,7 +74,8 @@ class CampaignRecipient(Base, TenantMixin):
     __tablename__ = "campaign_recipients"
     __table_args__ = (
         UniqueConstraint("campaign_id", "phone"),
-        Index("ix_campaign_recipients_campaign_status", "campaign_id", "status"),
+        # The next pending recipient, in order, is the first entry under (campaign, "pending").
+        Index("ix_campaign_recipients_campaign_status", "campaign_id", "status", "id"),
         Index("ix_campaign_recipients_channel_external", "channel_id", "external_id"),
         Index("ix_campaign_recipients_customer_sent", "customer_id", "sent_at"),
         Index("ix_campaign_recipients_campaign_finished", "campaign_id", "finished_at"),

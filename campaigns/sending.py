@@ -34,6 +34,7 @@ from campaigns.pacing import PacingState, next_slot, record_send
 from campaigns.services import (
     counts_of,
     ensure_pacing,
+    hold_sends,
     push_campaign,
     results,
     rules_of,
@@ -125,8 +126,10 @@ def _statements() -> dict[str, Any]:
             pending,
         )
         .order_by(_CAMPAIGN.c.started_at, _CAMPAIGN.c.id)
-        .limit(1)
-        .with_for_update(read=True, of=_CAMPAIGN),
+        .limit(1),
+        "status": select(_CAMPAIGN.c.status).where(
+            _CAMPAIGN.c.organization_id == org, _CAMPAIGN.c.id == campaign
+        ),
         "claim": select(
             _RECIPIENT.c.id,
             _RECIPIENT.c.customer_id,
@@ -385,8 +388,15 @@ class ChannelSender:
                 self.state_name = await connection.scalar(statements["channel_state"], ids)
                 self.state_checked_at = now
             state_name = self.state_name
-            # The share lock makes a pause wait for this claim, so none begins after it returns.
             campaign = (await connection.execute(statements["campaign"], ids)).first()
+            if campaign is not None:
+                # Under the campaign's gate a pause waits for this claim, and once the gate is
+                # held the status is read again: a pause that came first is seen.
+                await hold_sends(session, campaign.id, exclusive=False)
+                status = await connection.scalar(statements["status"], {"org": org, "campaign": campaign.id})
+                if status != "running":
+                    await session.commit()
+                    return Step("again")
             if campaign is None:
                 await session.commit()
                 await self._finish_campaigns()

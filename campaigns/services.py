@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 from msgspec import UNSET
 from sqlalchemy import Select, delete, func, literal_column, select
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -137,9 +138,25 @@ async def channel_ids_of(session: HubAsyncSession, campaign_id: uuid.UUID) -> li
     )
 
 
+async def hold_sends(session: HubAsyncSession, campaign_id: uuid.UUID, *, exclusive: bool) -> None:
+    """Senders hold a campaign's gate shared while they claim a recipient; a change of its status
+    holds it alone, so it waits for the claims under way and none begins after it. A lock of its
+    own, not the campaign's row: PostgreSQL queues it fairly, and the counters written to the row
+    never wait for it. SQLite writes one transaction at a time, which gives the same."""
+    if session.bind is None or session.bind.dialect.name != "postgresql":
+        return
+    key = campaign_id.int & 0x7FFFFFFF
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    await session.execute(sql_text(f"SELECT {function}(:space, :key)"), {"space": GATE_SPACE, "key": key})
+
+
+GATE_SPACE = 0x6361  # the advisory lock space of campaign gates
+
+
 async def get_campaign(session: HubAsyncSession, campaign_id: uuid.UUID, *, lock: bool = False) -> Campaign:
     statement = select(Campaign).where(Campaign.id == campaign_id)
     if lock:
+        await hold_sends(session, campaign_id, exclusive=True)
         statement = statement.with_for_update()
     campaign = await session.scalar(statement)
     if campaign is None:
@@ -855,8 +872,8 @@ async def begin_scheduled(runtime: Runtime, organization_id: uuid.UUID, campaign
 
 
 async def pause_campaign(session: HubAsyncSession, actor: CurrentUser, campaign_id: uuid.UUID) -> Campaign:
-    """Once this returns no new send begins: senders claim a recipient only while holding a share
-    lock on the running campaign, which this update waits for."""
+    """Once this returns no new send begins: senders claim a recipient only while holding the
+    campaign's gate shared, and this holds it alone (`hold_sends`)."""
     campaign = await get_campaign(session, campaign_id, lock=True)
     if campaign.status not in ("running", "scheduled"):
         raise Conflict(

@@ -302,3 +302,50 @@ async def test_an_organizations_own_opt_out_keyword(
     confirmations = [m for m in receiver.messages if m.get("conversation_id")]
     await eventually(lambda: len([m for m in receiver.messages if m.get("conversation_id")]) == 1, within=10)
     assert len(confirmations) <= 1
+
+
+async def test_an_image_campaign_and_no_same_text_twice_in_a_day(
+    hub: RunningHub, organization: Organization, receiver: CountingReceiver
+) -> None:
+    from tests.inbox.test_media import tiny_png
+
+    channel = await api_channel(hub, organization, receiver)
+    people = await customers(
+        hub,
+        organization,
+        [{"name": "Amir", "phone": "+966507770001"}, {"name": "Dana", "phone": "+966507770002"}],
+    )
+    admin = organization.admin.token
+    await fast_pacing(hub, admin, channel["id"], min_gap_seconds=0, jitter_seconds=0)
+    async with hub.client(admin) as client:
+        image = await client.post("/api/media", files={"data": ("offer.png", tiny_png(), "image/png")})
+        assert image.status_code == 201, image.text
+    body = {
+        "name": "Picture",
+        "channel_ids": [channel["id"]],
+        "template": {"ar": "عرض اليوم"},
+        "media_id": image.json()["id"],
+        "audience": {"customer_ids": [people[0]["id"]]},
+        "avoid_repeats": True,
+    }
+    first = await ready_campaign(hub, admin, body)
+    async with hub.client(admin) as client:
+        assert (await client.post(f"/api/campaigns/{first['id']}/start")).status_code == 200
+    await finished(hub, admin, first["id"])
+    sent = receiver.messages[0]
+    assert sent["kind"] == "image"
+    assert sent["attachments"][0]["content_type"] == "image/png"
+    # The same text again within a day, to Amir and to Dana: Amir is skipped, Dana gets it.
+    second = await ready_campaign(
+        hub, admin, {**body, "media_id": None, "audience": {"customer_ids": [p["id"] for p in people]}}
+    )
+    async with hub.client(admin) as client:
+        assert (await client.post(f"/api/campaigns/{second['id']}/start")).status_code == 200
+    done = await finished(hub, admin, second["id"])
+    assert (done["sent"], done["skipped"]) == (1, 1)
+    async with hub.client(admin) as client:
+        skipped = (
+            await client.get(f"/api/campaigns/{second['id']}/recipients", params={"status": "skipped"})
+        ).json()
+    assert [(r["phone"], r["error"]) for r in skipped["items"]] == [("+966507770001", "repeat")]
+    assert [m["to"] for m in receiver.messages] == ["+966507770001", "+966507770002"]

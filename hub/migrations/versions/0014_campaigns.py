@@ -224,7 +224,7 @@ def upgrade(app_role: str = "hub_app") -> None:
             "ix_campaign_recipients_campaign_finished", ["campaign_id", "finished_at"], unique=False
         )
         batch_op.create_index(
-            "ix_campaign_recipients_campaign_status", ["campaign_id", "status"], unique=False
+            "ix_campaign_recipients_campaign_status", ["campaign_id", "status", "id"], unique=False
         )
         batch_op.create_index(
             "ix_campaign_recipients_channel_external", ["channel_id", "external_id"], unique=False
