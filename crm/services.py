@@ -929,7 +929,7 @@ async def record_activities(session: HubAsyncSession, entries: list[dict[str, An
         for entry in entries
     ]
     await session.execute(
-        build(table).values(rows).on_conflict_do_nothing(index_elements=["organization_id", "source_key"])
+        build(table).on_conflict_do_nothing(index_elements=["organization_id", "source_key"]), rows
     )
 
 
