@@ -32,24 +32,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from campaign_pacing import free_port
-from harness import fresh_database, run, serve
+from harness import fresh_database, register, run, serve
 
 from hub.app import create_app
 from hub.config import Settings
 
 
 async def organization_with_customers(client: httpx.AsyncClient, database: str, count: int) -> dict[str, Any]:
-    registered = (
-        await client.post(
-            "/api/auth/register",
-            json={
-                "organization_name": f"Bench {count}",
-                "full_name": "Admin",
-                "email": f"a-{secrets.token_hex(4)}@x.test",
-                "password": "a long bench passphrase",
-            },
-        )
-    ).json()
+    registered = await register(client, f"Bench {count}")
     connection = await asyncpg.connect(database)
     await connection.execute(
         "INSERT INTO customers (id, organization_id, name, phone, opted_out, tags, attributes, score,"

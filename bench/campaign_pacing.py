@@ -39,7 +39,7 @@ import socketio
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import fresh_database, run, serve
+from harness import fresh_database, register, run, serve
 
 from hub.app import create_app
 from hub.config import Settings
@@ -311,17 +311,7 @@ async def main() -> None:
             try:
                 async with httpx.AsyncClient(base_url=hub_url, timeout=120) as client:
                     await wait_for(lambda: _up(client, receiver), 20)
-                    registered = (
-                        await client.post(
-                            "/api/auth/register",
-                            json={
-                                "organization_name": "Bench",
-                                "full_name": "Admin",
-                                "email": f"a-{secrets.token_hex(4)}@x.test",
-                                "password": "a long bench passphrase",
-                            },
-                        )
-                    ).json()
+                    registered = await register(client)
                     token = registered["access_token"]
                     client.headers["Authorization"] = f"Bearer {token}"
                     channel_ids = []

@@ -45,3 +45,17 @@ async def fresh_database() -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def register(client: Any, name: str = "Bench") -> dict[str, Any]:
+    """A new organization and its admin, through the API; the answer (tokens, ids)."""
+    answer = await client.post(
+        "/api/auth/register",
+        json={
+            "organization_name": name,
+            "full_name": "Admin",
+            "email": f"a-{secrets.token_hex(4)}@x.test",
+            "password": "a long bench passphrase",
+        },
+    )
+    return dict(answer.json())

@@ -53,7 +53,9 @@ def signature_is_valid(secret: str, header: str | None, body: bytes, *, now: flo
     return hmac.compare_digest(expected, parts.get("v1", ""))
 
 
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _client() -> httpx.AsyncClient:

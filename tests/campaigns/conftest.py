@@ -17,6 +17,7 @@ from aiohttp import web
 
 from channels.api import signature_is_valid
 from tests.conftest import Organization, RunningHub, eventually
+from tests.inbox.conftest import ApiChannel
 
 
 @dataclass
@@ -96,6 +97,11 @@ async def api_channel(
     assert created.status_code == 201, created.text
     receiver.secrets.add(created.json()["secret"])
     return dict(created.json())
+
+
+def poster(channel: dict[str, Any]) -> ApiChannel:
+    """What posts to the channel as the outside system: messages in, receipts."""
+    return ApiChannel(channel["id"], channel["inbound_url"], channel["receipts_url"], channel["secret"])
 
 
 async def customers(

@@ -12,6 +12,7 @@ from tests.campaigns.conftest import (
     customers,
     fast_pacing,
     finished,
+    poster,
     ready_campaign,
 )
 from tests.conftest import Organization, RunningHub, eventually
@@ -98,9 +99,7 @@ async def test_replies_receipts_and_the_inbox_history(
         assert (await client.post(f"/api/campaigns/{campaign['id']}/start")).status_code == 200
     await finished(hub, manager, campaign["id"])
     rana = receiver.to("+966502220001")[0]
-    from tests.inbox.conftest import ApiChannel
-
-    api = ApiChannel(channel["id"], channel["inbound_url"], channel["receipts_url"], channel["secret"])
+    api = poster(channel)
     receipt = await api.post(api.receipts_url, {"external_id": f"ext-{rana['message_id']}", "status": "read"})
     assert receipt.status_code in (200, 202, 204), receipt.text
     answer = await api.send(external_id="in-1", **{"from": "+966502220002"}, text="شكرا، أريد التفاصيل")
@@ -134,9 +133,7 @@ async def test_stop_opts_out_with_a_confirmation_in_the_customers_language(
     hub: RunningHub, organization: Organization, receiver: CountingReceiver
 ) -> None:
     channel = await api_channel(hub, organization, receiver)
-    from tests.inbox.conftest import ApiChannel
-
-    api = ApiChannel(channel["id"], channel["inbound_url"], channel["receipts_url"], channel["secret"])
+    api = poster(channel)
     people = await customers(
         hub,
         organization,
@@ -283,9 +280,7 @@ async def test_an_organizations_own_opt_out_keyword(
     hub: RunningHub, organization: Organization, receiver: CountingReceiver
 ) -> None:
     channel = await api_channel(hub, organization, receiver)
-    from tests.inbox.conftest import ApiChannel
-
-    api = ApiChannel(channel["id"], channel["inbound_url"], channel["receipts_url"], channel["secret"])
+    api = poster(channel)
     person = (await customers(hub, organization, [{"name": "Nour", "phone": "+966506660001"}]))[0]
     async with hub.client(organization.admin.token) as client:
         changed = await client.patch("/api/crm/settings", json={"opt_out_keywords": ["لا أريد"]})
