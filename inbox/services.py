@@ -33,7 +33,7 @@ from crm.models import Customer, CustomerIdentity
 from crm.services import asks_to_opt_out, customer_for_sender, phone_owner, record_activity
 from hub import events, storage
 from hub.auth import CurrentUser
-from hub.db import Base, HubAsyncSession, new_id, utcnow
+from hub.db import Base, HubAsyncSession, new_id, one_of, utcnow
 from hub.errors import Conflict, Forbidden, InvalidInput, NotFound
 from hub.i18n import N_, Term, translate
 from hub.models import Media, Organization, User
@@ -839,7 +839,7 @@ async def record_campaign_messages(session: HubAsyncSession, sent: CampaignMessa
     statements, whatever its size: campaigns send many."""
     org = session.organization_id
     ids = [item.message_id for item in sent.messages]
-    stored = set(await session.scalars(select(Message.id).where(Message.id.in_(ids))))
+    stored = set(await session.scalars(select(Message.id).where(one_of(session, Message.id, ids))))
     todo = [item for item in sent.messages if item.message_id not in stored]
     if not todo:
         return
@@ -852,11 +852,16 @@ async def record_campaign_messages(session: HubAsyncSession, sent: CampaignMessa
                 Conversation.id,
                 Conversation.status,
                 Conversation.assignee_id,
-            ).where(tuple_(Conversation.customer_id, Conversation.channel_id).in_(pairs))
+            ).where(
+                one_of(session, Conversation.customer_id, {customer for customer, _ in pairs}),
+                one_of(session, Conversation.channel_id, {channel for _, channel in pairs}),
+            )
         )
     ).all()
     conversations = {
-        (row.customer_id, row.channel_id): (row.id, row.status, row.assignee_id) for row in found
+        (row.customer_id, row.channel_id): (row.id, row.status, row.assignee_id)
+        for row in found
+        if (row.customer_id, row.channel_id) in pairs
     }
     last: dict[tuple[uuid.UUID, uuid.UUID], Any] = {}
     for item in todo:
@@ -865,7 +870,7 @@ async def record_campaign_messages(session: HubAsyncSession, sent: CampaignMessa
             last[key] = item
     media_ids = {item.media_id for item in todo if item.media_id}
     media = (
-        {m.id: m for m in await session.scalars(select(Media).where(Media.id.in_(media_ids)))}
+        {m.id: m for m in await session.scalars(select(Media).where(one_of(session, Media.id, media_ids)))}
         if media_ids
         else {}
     )
