@@ -284,3 +284,35 @@ async def test_bad_input_is_refused_naming_the_problem(
         again = await client.post(f"/api/campaigns/{made['id']}/start")
         assert again.status_code == 409
         assert "status" in again.text
+
+
+async def test_a_whatsapp_profile_has_safe_defaults_and_must_be_ready_to_start(
+    hub: RunningHub, organization: Organization
+) -> None:
+    admin = organization.admin.token
+    async with hub.client(admin, language="en") as client:
+        profile = (await client.post("/api/whatsapp/profiles", json={"name": "Sales line"})).json()
+        pacing = {p["channel_id"]: p for p in (await client.get("/api/campaigns/pacing")).json()}
+        rules = pacing[profile["id"]]["rules"]
+        assert (rules["min_gap_seconds"], rules["jitter_seconds"]) == (8.0, 4.0)
+        assert (rules["hourly_cap"], rules["daily_cap"], rules["warmup_daily_caps"]) == (
+            60,
+            250,
+            [50, 100, 150],
+        )
+        person = (await customers(hub, organization, numbers("79", 1)))[0]
+    campaign = await ready_campaign(
+        hub,
+        admin,
+        {
+            "name": "Over WhatsApp",
+            "channel_ids": [profile["id"]],
+            "template": {"en": "Hello {{name}}"},
+            "audience": {"customer_ids": [person["id"]]},
+        },
+    )
+    async with hub.client(admin, language="en") as client:
+        refused = await client.post(f"/api/campaigns/{campaign['id']}/start")
+    assert refused.status_code == 409
+    assert refused.json()["errors"][0]["field"] == "channel_ids"
+    assert "Sales line is disconnected" in refused.json()["detail"]
