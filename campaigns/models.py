@@ -122,3 +122,16 @@ class ChannelPacing(Base, TenantMixin):
     last_send_at: Mapped[datetime | None]
     lease_holder: Mapped[str | None] = mapped_column(String(32))
     lease_until: Mapped[datetime | None]
+
+
+class EarlyReceipt(Base, TenantMixin):
+    """A receipt that came before its send's outcome was written (the writer batches them): kept
+    a little while, and applied when the outcome is written."""
+
+    __tablename__ = "campaign_early_receipts"
+    __table_args__ = (Index("ix_campaign_early_receipts_channel_external", "channel_id", "external_id"),)
+
+    channel_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(10))  # delivered, read, failed
+    reason: Mapped[str | None] = mapped_column(String(500))

@@ -25,11 +25,11 @@ from typing import Any
 
 import msgspec
 import structlog
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 
 from campaigns import templates
 from campaigns.events import CampaignMessagesSent, SentMessage
-from campaigns.models import Campaign, CampaignChannel, CampaignRecipient, ChannelPacing
+from campaigns.models import Campaign, CampaignChannel, CampaignRecipient, ChannelPacing, EarlyReceipt
 from campaigns.pacing import PacingState, next_slot, record_send
 from campaigns.services import (
     counts_of,
@@ -47,7 +47,7 @@ from channels.models import Channel
 from crm.models import Company, Customer
 from crm.services import record_activities
 from hub import events, storage
-from hub.db import HubAsyncSession, utcnow
+from hub.db import HubAsyncSession, one_of, utcnow
 from hub.models import Media, Organization
 from hub.runtime import Runtime
 from hub.services import count_usage
@@ -64,6 +64,7 @@ FLUSH_SIZE = 100
 IN_DOUBT_AFTER = timedelta(seconds=WEBHOOK_TIMEOUT_SECONDS + 10)
 PROGRESS_EVERY = timedelta(milliseconds=400)
 REPEAT_WINDOW = timedelta(hours=24)
+EARLY_RECEIPTS_KEPT = timedelta(minutes=10)
 UNREACHABLE_IN_A_ROW = 3
 LONGEST_NAP = 15.0  # seconds a sender waits for its next slot; longer, and a timed job wakes it
 CATCH_UP = timedelta(seconds=1)
@@ -744,6 +745,7 @@ async def record_outcomes(session: HubAsyncSession, outcomes: list[Outcome]) -> 
                 for o in settle
             ],
         )
+    await _apply_early_receipts(session, [o for o in outcomes if o.status == "sent"])
     by_campaign: dict[uuid.UUID, list[Outcome]] = defaultdict(list)
     for outcome in outcomes:
         by_campaign[outcome.campaign_id].append(outcome)
@@ -953,6 +955,9 @@ async def sweep(runtime: Runtime) -> int:
     for organization_id, campaign_id in due:
         await begin_scheduled(runtime, organization_id, campaign_id)
     settled = await settle_in_doubt(runtime)
+    async with runtime.db.system_session() as session:  # receipts whose send never wrote an outcome
+        await session.execute(delete(EarlyReceipt).where(EarlyReceipt.created_at < now - EARLY_RECEIPTS_KEPT))
+        await session.commit()
     woken: set[tuple[uuid.UUID, uuid.UUID]] = set()
     finished: set[tuple[uuid.UUID, uuid.UUID]] = set()
     for organization_id, campaign_id, channel_id in running:
@@ -1037,39 +1042,91 @@ async def follow_receipt(
     status: str,
     reason: str | None,
 ) -> None:
-    """A receipt for a campaign message moves its recipient on (read implies delivered)."""
+    """A receipt for a campaign message moves its recipient on (read implies delivered). One
+    that comes before its send's outcome is written is kept, and applied with the outcome."""
+    async with runtime.db.session(organization_id) as session:
+        if await _apply_receipt(session, channel_id, external_id, status, reason):
+            await session.commit()
+            return
+        lately = await session.scalar(
+            select(ChannelPacing.last_send_at).where(ChannelPacing.channel_id == channel_id)
+        )
+        if lately is None or lately < utcnow() - EARLY_RECEIPTS_KEPT:
+            return  # this channel sends no campaign now: a receipt for a reply, or for nothing
+        early = EarlyReceipt(channel_id=channel_id, external_id=external_id, status=status, reason=reason)
+        session.add(early)
+        await session.commit()
+        early_id = early.id
+    # The outcome may have been written between the look and the keeping: look once more.
+    async with runtime.db.session(organization_id) as session:
+        if await _apply_receipt(session, channel_id, external_id, status, reason):
+            await session.execute(delete(EarlyReceipt).where(EarlyReceipt.id == early_id))
+            await session.commit()
+
+
+async def _apply_receipt(
+    session: HubAsyncSession, channel_id: uuid.UUID, external_id: str, status: str, reason: str | None
+) -> bool:
+    """Whether a sent recipient of the channel has this external id (and took the receipt)."""
     now = utcnow()
     r = CampaignRecipient
     target = and_(r.channel_id == channel_id, r.external_id == external_id)
-    async with runtime.db.session(organization_id) as session:
-        if status in ("delivered", "read"):
-            values: dict[str, Any] = {"delivered_at": func.coalesce(r.delivered_at, now)}
-            if status == "read":
-                values["read_at"] = func.coalesce(r.read_at, now)
+    if status in ("delivered", "read"):
+        values: dict[str, Any] = {"delivered_at": func.coalesce(r.delivered_at, now)}
+        if status == "read":
+            values["read_at"] = func.coalesce(r.read_at, now)
+        moved = await session.execute(
+            update(r)
+            .where(target, r.status == "sent")
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(moved.rowcount)  # type: ignore[attr-defined]
+    if status == "failed":
+        found = await session.scalar(select(r.status).where(target))
+        if found is None:
+            return False
+        failed = (
             await session.execute(
                 update(r)
-                .where(target, r.status == "sent")
-                .values(**values)
+                .where(target, r.status == "sent", r.read_at.is_(None))
+                .values(status="failed", error=(reason or "failed on the channel")[:500])
+                .returning(r.campaign_id)
                 .execution_options(synchronize_session=False)
             )
-        elif status == "failed":
-            failed = (
-                await session.execute(
-                    update(r)
-                    .where(target, r.status == "sent", r.read_at.is_(None))
-                    .values(status="failed", error=(reason or "failed on the channel")[:500])
-                    .returning(r.campaign_id)
-                    .execution_options(synchronize_session=False)
-                )
-            ).all()
-            for (campaign_id,) in failed:
-                await session.execute(
-                    update(Campaign)
-                    .where(Campaign.id == campaign_id)
-                    .values(sent=Campaign.sent - 1, failed=Campaign.failed + 1)
-                    .execution_options(synchronize_session=False)
-                )
-        await session.commit()
+        ).all()
+        for (campaign_id,) in failed:
+            await session.execute(
+                update(Campaign)
+                .where(Campaign.id == campaign_id)
+                .values(sent=Campaign.sent - 1, failed=Campaign.failed + 1)
+                .execution_options(synchronize_session=False)
+            )
+        return found != "sending"
+    return True  # "sent" says nothing the outcome does not
+
+
+async def _apply_early_receipts(session: HubAsyncSession, sent: list[Outcome]) -> None:
+    """Receipts that came before these outcomes were written, applied now."""
+    keyed = {(o.channel_id, o.external_id) for o in sent if o.external_id}
+    if not keyed:
+        return
+    early = list(
+        await session.scalars(
+            select(EarlyReceipt)
+            .where(
+                one_of(session, EarlyReceipt.channel_id, {channel for channel, _ in keyed}),
+                one_of(session, EarlyReceipt.external_id, {external for _, external in keyed}),
+            )
+            .order_by(EarlyReceipt.id)
+        )
+    )
+    for receipt in early:
+        if (receipt.channel_id, receipt.external_id) in keyed:
+            await _apply_receipt(
+                session, receipt.channel_id, receipt.external_id, receipt.status, receipt.reason
+            )
+            await session.delete(receipt)
 
 
 REPLY_WINDOW = timedelta(days=7)

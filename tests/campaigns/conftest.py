@@ -12,10 +12,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 from aiohttp import web
 
-from channels.api import signature_is_valid
+from channels.api import signature, signature_is_valid
 from tests.conftest import Organization, RunningHub, eventually
 from tests.inbox.conftest import ApiChannel
 
@@ -33,6 +34,8 @@ class CountingReceiver:
     delay: tuple[float, float] = (0.0, 0.0)
     refuse: set[str] = field(default_factory=set)
     answers_lookups: bool = True  # a system that keeps no record answers look-ups with nothing
+    # Where to post a delivery receipt for each message before answering it: (receipts_url, secret).
+    receipts_to: tuple[str, str] | None = None
 
     def ids(self) -> Counter[str]:
         return Counter(m["message_id"] for m in self.messages)
@@ -63,6 +66,17 @@ async def serve_receiver(box: CountingReceiver) -> web.AppRunner:
             return web.json_response({"error": "no such number"}, status=400)
         box.messages.append(payload)  # kept on arrival, before the answer: as a real system would
         box.arrivals.append(time.monotonic())
+        if box.receipts_to is not None:  # a fast network: delivered before the send is answered
+            url, secret = box.receipts_to
+            receipt = json.dumps(
+                {"external_id": f"ext-{payload['message_id']}", "status": "delivered"}
+            ).encode()
+            headers = {
+                "Content-Type": "application/json",
+                "X-Hub-Signature": signature(secret, receipt, int(time.time())),
+            }
+            async with httpx.AsyncClient(timeout=10) as client:
+                await client.post(url, content=receipt, headers=headers)
         low, high = box.delay
         if high:
             await asyncio.sleep(random.uniform(low, high))

@@ -347,3 +347,34 @@ async def test_an_image_campaign_and_no_same_text_twice_in_a_day(
         ).json()
     assert [(r["phone"], r["error"]) for r in skipped["items"]] == [("+966507770001", "repeat")]
     assert [m["to"] for m in receiver.messages] == ["+966507770001", "+966507770002"]
+
+
+async def test_a_receipt_that_comes_before_the_send_is_answered_still_counts(
+    hub: RunningHub, organization: Organization, receiver: CountingReceiver
+) -> None:
+    channel = await api_channel(hub, organization, receiver)
+    receiver.receipts_to = (channel["receipts_url"], channel["secret"])
+    people = await customers(
+        hub, organization, [{"name": f"Quick {i}", "phone": f"+96650888000{i}"} for i in range(4)]
+    )
+    admin = organization.admin.token
+    await fast_pacing(hub, admin, channel["id"], min_gap_seconds=0, jitter_seconds=0)
+    campaign = await ready_campaign(
+        hub,
+        admin,
+        {
+            "name": "Fast network",
+            "channel_ids": [channel["id"]],
+            "template": {"ar": "مرحبا"},
+            "audience": {"customer_ids": [p["id"] for p in people]},
+        },
+    )
+    async with hub.client(admin) as client:
+        assert (await client.post(f"/api/campaigns/{campaign['id']}/start")).status_code == 200
+        await finished(hub, admin, campaign["id"])
+
+        async def all_delivered() -> bool:
+            results = (await client.get(f"/api/campaigns/{campaign['id']}/results")).json()
+            return bool(results["counts"]["delivered"] == 4)
+
+        await eventually(all_delivered, within=10)
