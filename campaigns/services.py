@@ -16,8 +16,6 @@ import msgspec
 from msgspec import UNSET
 from sqlalchemy import Select, delete, func, literal_column, select
 from sqlalchemy import text as sql_text
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from campaigns import templates
@@ -45,7 +43,7 @@ from crm.models import AttributeDefinition, Company, Customer, CustomerPhone
 from crm.services import get_segment, read_phone, segment_conditions, segment_filters
 from hub import storage
 from hub.auth import CurrentUser
-from hub.db import HubAsyncSession, new_id, utcnow
+from hub.db import HubAsyncSession, insert_for, new_id, on_postgres, utcnow
 from hub.errors import Conflict, InvalidInput, NotFound
 from hub.i18n import N_, Term, translate
 from hub.models import Media, Organization
@@ -143,7 +141,7 @@ async def hold_sends(session: HubAsyncSession, campaign_id: uuid.UUID, *, exclus
     holds it alone, so it waits for the claims under way and none begins after it. A lock of its
     own, not the campaign's row: PostgreSQL queues it fairly, and the counters written to the row
     never wait for it. SQLite writes one transaction at a time, which gives the same."""
-    if session.bind is None or session.bind.dialect.name != "postgresql":
+    if not on_postgres(session):
         return
     key = campaign_id.int & 0x7FFFFFFF
     function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
@@ -390,11 +388,6 @@ async def delete_campaign(session: HubAsyncSession, campaign_id: uuid.UUID) -> N
 # Recipients
 
 
-def _insert(session: HubAsyncSession) -> Any:
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return postgresql_insert if dialect == "postgresql" else sqlite_insert
-
-
 async def _add_recipients(
     session: HubAsyncSession,
     campaign_id: uuid.UUID,
@@ -419,7 +412,7 @@ async def _add_recipients(
         for customer_id, phone in people
     ]
     statement = (
-        _insert(session)(CampaignRecipient.__table__)
+        insert_for(session, CampaignRecipient.__table__)
         .on_conflict_do_nothing(index_elements=["campaign_id", "phone"])
         .returning(CampaignRecipient.__table__.c.id)
     )
@@ -994,8 +987,7 @@ async def results(session: HubAsyncSession, campaign_id: uuid.UUID) -> ResultsOu
             )
         ).all()
     )
-    postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
-    minute = _minute(r.finished_at, postgres).label("minute")
+    minute = _minute(r.finished_at, on_postgres(session)).label("minute")
     minutes = (
         await session.execute(
             select(minute, func.count().filter(r.status == "sent"), func.count().filter(r.status == "failed"))

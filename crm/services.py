@@ -21,8 +21,6 @@ import msgspec
 from msgspec import UNSET
 from sqlalchemy import Select, String, cast, func, insert, or_, select, tuple_, update
 from sqlalchemy import text as sql
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from channels.phones import normalize_phone
@@ -60,7 +58,7 @@ from crm.schemas import (
 )
 from hub import storage
 from hub.auth import CurrentUser
-from hub.db import HubAsyncSession, new_id, utcnow
+from hub.db import HubAsyncSession, insert_for, new_id, on_postgres, utcnow
 from hub.errors import Conflict, InvalidInput, NotFound
 from hub.i18n import N_, Term, is_keyword, translate
 from hub.models import Media, Organization, User
@@ -349,7 +347,7 @@ async def list_customers(
     """Customers matching the search (name, phone, e-mail, attribute values), by cursor."""
     statement = select(Customer)
     if query and query.strip():
-        statement = statement.where(_customer_search(query.strip().lower(), postgres=_on_postgres(session)))
+        statement = statement.where(_customer_search(query.strip().lower(), postgres=on_postgres(session)))
     if tag:
         statement = statement.where(has_tag(Customer.tags, tag))
     if company_id is not None:
@@ -367,10 +365,6 @@ async def list_customers(
     more = len(found) > limit
     found = found[:limit]
     return found, _name_cursor(found[-1].name, found[-1].id) if more and found else None
-
-
-def _on_postgres(session: HubAsyncSession) -> bool:
-    return session.bind.dialect.name == "postgresql"
 
 
 def like_literal(text: str) -> str:
@@ -913,8 +907,6 @@ async def record_activities(session: HubAsyncSession, entries: list[dict[str, An
     if not entries:
         return
     table = Activity.__table__
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    build = postgresql_insert if dialect == "postgresql" else sqlite_insert
     rows = [
         {
             "id": new_id(),
@@ -929,7 +921,8 @@ async def record_activities(session: HubAsyncSession, entries: list[dict[str, An
         for entry in entries
     ]
     await session.execute(
-        build(table).on_conflict_do_nothing(index_elements=["organization_id", "source_key"]), rows
+        insert_for(session, table).on_conflict_do_nothing(index_elements=["organization_id", "source_key"]),
+        rows,
     )
 
 

@@ -23,6 +23,8 @@ from typing import Any
 import structlog
 from sqlalchemy import DateTime, ForeignKey, MetaData, Uuid, any_, bindparam, event, text
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import (
@@ -303,11 +305,20 @@ def create_engine(settings: Settings) -> AsyncEngine:
     return engine
 
 
+def on_postgres(session: AsyncSession) -> bool:
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
+
+
+def insert_for(session: AsyncSession, table: Any) -> Any:
+    """An INSERT of the session's database, so that `on_conflict_do_nothing/update` are there."""
+    return (postgresql_insert if on_postgres(session) else sqlite_insert)(table)
+
+
 def one_of(session: AsyncSession, column: Any, values: Any) -> Any:
     """`column IN (values)` whose SQL is the same for any number of values on PostgreSQL
     (`= ANY(:array)`): batches of every size share one prepared, cached statement instead of
     making a new one for each length. SQLite gets the plain list."""
     values = list(values)
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
+    if on_postgres(session):
         return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
     return column.in_(values)

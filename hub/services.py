@@ -15,13 +15,11 @@ import phonenumbers
 import structlog
 from msgspec import UNSET
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from hub import events
 from hub.auth import CurrentUser
-from hub.db import HubAsyncSession, new_id, utcnow
+from hub.db import HubAsyncSession, insert_for, new_id, utcnow
 from hub.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, TooManyRequests
 from hub.i18n import N_, choose_language, translate
 from hub.mail import send_mail
@@ -622,9 +620,7 @@ async def count_usage(session: HubAsyncSession, metric: str, quantity: int = 1) 
         return
     now = utcnow()
     table = UsageCounter.__table__
-    dialect = (await session.connection()).dialect.name
-    build = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = build(table).values(
+    statement = insert_for(session, table).values(
         id=new_id(),
         organization_id=session.organization_id,
         month=usage_month(now),
