@@ -1007,12 +1007,8 @@ async def settle_in_doubt(runtime: Runtime, limit: int = 500) -> int:
                 recipient.customer_id,
                 recipient.phone,
                 recipient.text or "",
-                None,
+                await session.scalar(select(Campaign.media_id).where(Campaign.id == recipient.campaign_id)),
             )
-            campaign_media = await session.scalar(
-                select(Campaign.media_id).where(Campaign.id == recipient.campaign_id)
-            )
-            claim.media_id = campaign_media
             if channel is None:
                 outcome = Outcome(
                     recipient.id,

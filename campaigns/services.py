@@ -40,7 +40,7 @@ from campaigns.schemas import (
 from channels.adapters import STATE_NAMES
 from channels.models import Channel
 from crm.models import AttributeDefinition, Company, Customer, CustomerPhone
-from crm.services import get_segment, read_phone, segment_conditions, segment_filters
+from crm.services import get_segment, read_phone, safe_cell, segment_conditions, segment_filters
 from hub import storage
 from hub.auth import CurrentUser
 from hub.db import HubAsyncSession, insert_for, new_id, on_postgres, utcnow
@@ -737,7 +737,7 @@ async def export_recipients(
                     r.status,
                     furthest_state(r),
                     r.channel_id or "",
-                    _safe_cell(r.error),
+                    safe_cell(r.error),
                     *(
                         moment.isoformat() if moment else ""
                         for moment in (r.sent_at, r.delivered_at, r.read_at, r.replied_at)
@@ -751,12 +751,6 @@ async def export_recipients(
         if len(batch) < EXPORT_BATCH:
             return
         after = batch[-1].id
-
-
-def _safe_cell(value: Any) -> str:
-    """A cell a spreadsheet will not run as a formula."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 # Starting, pausing, resuming, cancelling

@@ -1285,7 +1285,7 @@ async def segment_customers(
 EXPORT_BATCH = 1000
 
 
-def _safe_cell(value: Any) -> str:
+def safe_cell(value: Any) -> str:
     """A CSV cell that a spreadsheet will not run as a formula (phone numbers stay as they are)."""
     text = "" if value is None else str(value)
     risky = text[:1] in ("=", "@", "\t", "\r") or (
@@ -1322,15 +1322,15 @@ async def export_segment(
             writer.writerow(
                 [
                     customer.id,
-                    _safe_cell(customer.name),
+                    safe_cell(customer.name),
                     customer.phone or "",
-                    _safe_cell(customer.email),
+                    safe_cell(customer.email),
                     customer.language or "",
                     "yes" if customer.opted_out else "no",
-                    _safe_cell(";".join(customer.tags or [])),
+                    safe_cell(";".join(customer.tags or [])),
                     customer.company_id or "",
                     customer.created_at.isoformat(),
-                    *(_safe_cell(attributes.get(key)) for key in keys),
+                    *(safe_cell(attributes.get(key)) for key in keys),
                 ]
             )
         yield out.getvalue()
