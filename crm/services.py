@@ -799,13 +799,19 @@ async def _deal_changed(session: HubAsyncSession, deal: Deal, stage: SalesStage)
 
 
 async def board(
-    session: HubAsyncSession, language: str, *, owner_id: uuid.UUID | None = None
+    session: HubAsyncSession,
+    language: str,
+    *,
+    owner_id: uuid.UUID | None = None,
+    customer_id: uuid.UUID | None = None,
 ) -> list[tuple[SalesStage, list[Deal], int, dict[str, Decimal]]]:
     """The stages in order, each with its deals (newest first) and its totals per currency."""
     stages = await list_stages(session, language)
     statement = select(Deal).order_by(Deal.id.desc())
     if owner_id is not None:
         statement = statement.where(Deal.owner_id == owner_id)
+    if customer_id is not None:
+        statement = statement.where(Deal.customer_id == customer_id)
     by_stage: dict[uuid.UUID, list[Deal]] = {stage.id: [] for stage in stages}
     for deal in await session.scalars(statement):
         by_stage.setdefault(deal.stage_id, []).append(deal)

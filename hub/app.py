@@ -20,7 +20,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from taskiq import InMemoryBroker
 from taskiq.api import run_scheduler_task
 
-from hub import controllers, errors, i18n, migrate
+from hub import console, controllers, errors, i18n, migrate
 from hub.auth import TokenAuthenticationMiddleware
 from hub.config import Settings
 from hub.logs import RequestContextMiddleware
@@ -115,6 +115,7 @@ def create_app(
     route_handlers: list[Any] = list(controllers.ROUTES)
     for module in domain_modules("controllers"):
         route_handlers.extend(getattr(module, "ROUTES", []))
+    route_handlers.extend(console.ROUTES)
     route_handlers.extend(extra_routes)
 
     litestar_app = Litestar(

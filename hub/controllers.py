@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -19,15 +19,16 @@ from litestar.status_codes import (
     HTTP_204_NO_CONTENT,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
+from sqlalchemy import select
 
 from hub import services, storage
 from hub.auth import CurrentUser
 from hub.db import HubAsyncSession, utcnow
 from hub.errors import NotFound, request_language
 from hub.i18n import N_, translate
-from hub.models import Media, Organization, User
+from hub.models import Media, ModuleSetting, Organization, User
 from hub.pagination import DEFAULT_LIMIT
-from hub.permissions import requires
+from hub.permissions import AREAS, level_of, requires
 from hub.runtime import Runtime, runtime_of
 from hub.schemas import (
     AcceptedOut,
@@ -107,13 +108,24 @@ def organization_out(organization: Organization) -> OrganizationOut:
     )
 
 
-def session_out(signed_in: services.SignedIn) -> SessionOut:
+def permissions_of(role: str, switched_off: Collection[str] = ()) -> dict[str, str]:
+    return {area: "none" if area in switched_off else level_of(role, area).name for area in AREAS}
+
+
+async def switched_off_modules(session: HubAsyncSession) -> set[str]:
+    return set(
+        (await session.scalars(select(ModuleSetting.module).where(ModuleSetting.enabled.is_(False)))).all()
+    )
+
+
+def session_out(signed_in: services.SignedIn, switched_off: Collection[str] = ()) -> SessionOut:
     return SessionOut(
         access_token=signed_in.token.token,
         token_type="bearer",
         expires_at=signed_in.token.expires_at,
         user=user_out(signed_in.user),
         organization=organization_out(signed_in.organization),
+        permissions=permissions_of(signed_in.user.role, switched_off),
     )
 
 
@@ -187,6 +199,7 @@ class AuthController(Controller):
             expires_at=request.user.token_expires_at,
             user=user_out(user),
             organization=organization_out(organization),
+            permissions=permissions_of(user.role, await switched_off_modules(session)),
         )
 
 

@@ -1,0 +1,61 @@
+// The Socket.IO connection: events from the hub, and a resync after every reconnection.
+import { io } from "socket.io-client";
+import { useEffect, useRef } from "preact/hooks";
+import { store } from "./store.js";
+
+let socket = null;
+const handlers = new Map();
+export const connected = store(false);
+
+function dispatch(event, data) {
+  for (const handler of handlers.get(event) || []) handler(data);
+}
+
+export function connectLive(token, onRefused) {
+  disconnectLive();
+  let lost = false;
+  socket = io({ auth: { token }, reconnectionDelayMax: 5000 });
+  socket.on("connect", () => {
+    connected.set(true);
+    // What changed while we were away is fetched again by every page that listens.
+    if (lost) dispatch("resync", {});
+    lost = false;
+  });
+  socket.on("disconnect", () => {
+    connected.set(false);
+    lost = true;
+  });
+  socket.on("connect_error", (error) => {
+    connected.set(false);
+    lost = true;
+    if (!socket.active) onRefused?.(error);
+  });
+  socket.on("sessionEnded", () => onRefused?.(new Error("sessionEnded")));
+  socket.onAny((event, data) => dispatch(event, data));
+}
+
+export function disconnectLive() {
+  if (socket) socket.disconnect();
+  socket = null;
+  connected.set(false);
+}
+
+export function emit(event, data) {
+  return socket ? socket.timeout(10000).emitWithAck(event, data) : Promise.resolve(null);
+}
+
+export function on(event, handler) {
+  if (!handlers.has(event)) handlers.set(event, new Set());
+  handlers.get(event).add(handler);
+  return () => handlers.get(event).delete(handler);
+}
+
+// Listen to hub events while a component is shown; the handler always sees the latest props.
+export function useLive(events, handler) {
+  const latest = useRef(handler);
+  latest.current = handler;
+  useEffect(() => {
+    const offs = events.map((event) => on(event, (data) => latest.current(event, data)));
+    return () => offs.forEach((off) => off());
+  }, [events.join(",")]);
+}

@@ -1,0 +1,170 @@
+// The console: signs people in, lays out the pages their role allows, and keeps them live.
+import { render } from "preact";
+import { useEffect, useState } from "preact/hooks";
+import { get, post } from "./api.js";
+import { initialLanguage, language, loadLanguage, t } from "./i18n.js";
+import { connectLive, connected, disconnectLive } from "./live.js";
+import { location, match, navigate, pathOf } from "./router.js";
+import { can, session, signIn, signOut } from "./session.js";
+import { useStore } from "./store.js";
+import { Icon, Link, Toasts } from "./ui.jsx";
+import { LanguageSwitch, languageChanged } from "./account.jsx";
+import { roleName } from "./words.js";
+import { AcceptInvitation, ForgotPassword, Login, Register, ResetPassword } from "./pages/auth.jsx";
+import { Inbox } from "./pages/inbox.jsx";
+import { CustomerPage, Customers } from "./pages/customers.jsx";
+import { Pipeline } from "./pages/pipeline.jsx";
+import { TicketPage, Tickets } from "./pages/tickets.jsx";
+import { CampaignPage, Campaigns, NewCampaign } from "./pages/campaigns.jsx";
+import { Channels, ConnectWhatsapp } from "./pages/channels.jsx";
+import { Team } from "./pages/team.jsx";
+import { Settings } from "./pages/settings.jsx";
+
+const PUBLIC = {
+  "/login": Login,
+  "/register": Register,
+  "/forgot-password": ForgotPassword,
+  "/reset-password": ResetPassword,
+  "/accept-invitation": AcceptInvitation,
+};
+
+// Each page, the area its role must read, and where it sits in the navigation.
+const PAGES = [
+  { path: "/inbox", page: Inbox, area: "whatsapp", icon: "inbox", label: () => t("Inbox") },
+  { path: "/inbox/:id", page: Inbox, area: "whatsapp" },
+  { path: "/customers", page: Customers, area: "crm", icon: "customers", label: () => t("Customers") },
+  { path: "/customers/:id", page: CustomerPage, area: "crm" },
+  { path: "/pipeline", page: Pipeline, area: "crm", icon: "pipeline", label: () => t("Pipeline") },
+  { path: "/tickets", page: Tickets, area: "ticketing", icon: "tickets", label: () => t("Tickets") },
+  { path: "/tickets/:id", page: TicketPage, area: "ticketing" },
+  { path: "/campaigns", page: Campaigns, area: "campaigns", icon: "campaigns", label: () => t("Campaigns") },
+  { path: "/campaigns/new", page: NewCampaign, area: "campaigns", level: "write" },
+  { path: "/campaigns/:id", page: CampaignPage, area: "campaigns" },
+  { path: "/channels", page: Channels, area: "settings", icon: "channels", label: () => t("Channels") },
+  { path: "/channels/whatsapp/:id", page: ConnectWhatsapp, area: "settings" },
+  { path: "/team", page: Team, area: "users", icon: "team", label: () => t("Team") },
+  { path: "/settings", page: Settings, area: "settings", icon: "settings", label: () => t("Settings") },
+];
+
+function allowed(entry) {
+  return can(entry.area, entry.level || "read");
+}
+
+function Shell({ path }) {
+  const current = useStore(session);
+  const online = useStore(connected);
+  const entry = PAGES.map((item) => ({ item, found: match(item.path, path) })).find(({ found }) => found);
+  const navigation = PAGES.filter((item) => item.icon && allowed(item));
+  if (!entry || !allowed(entry.item)) {
+    const first = navigation[0];
+    if (first && path !== first.path) {
+      setTimeout(() => navigate(first.path, { replace: true }));
+    }
+    return null;
+  }
+  const Page = entry.item.page;
+  return (
+    <div class="shell">
+      <nav class="sidebar" aria-label={t("Main")}>
+        <div class="brand">{current.organization.name}</div>
+        <ul>
+          {navigation.map((item) => (
+            <li key={item.path}>
+              <Link
+                href={item.path}
+                class={path === item.path || path.startsWith(`${item.path}/`) ? "active" : ""}
+                data-nav={item.path.slice(1)}
+              >
+                <Icon name={item.icon} />
+                <span>{item.label()}</span>
+              </Link>
+            </li>
+          ))}
+        </ul>
+        <div class="sidebar-foot">
+          <div class="who">
+            <strong>{current.user.full_name}</strong>
+            <span class="muted">{roleName(current.user.role)}</span>
+          </div>
+          <span class={`connection ${online ? "online" : "offline"}`} data-connected={online ? "yes" : "no"}>
+            {online ? t("Live") : t("Reconnecting…")}
+          </span>
+          <LanguageSwitch />
+          <button
+            type="button"
+            class="link-button"
+            onClick={async () => {
+              try {
+                await post("/api/auth/logout");
+              } finally {
+                signOut();
+                navigate("/login");
+              }
+            }}
+          >
+            <Icon name="logout" /> {t("Log out")}
+          </button>
+        </div>
+      </nav>
+      <main class="content">
+        <Page {...entry.found} />
+      </main>
+    </div>
+  );
+}
+
+function App() {
+  const current = useStore(session);
+  const here = useStore(location);
+  const [, redraw] = useState(0);
+  const path = pathOf(here);
+  useEffect(() => {
+    const listener = () => redraw((n) => n + 1);
+    languageChanged.add(listener);
+    return () => languageChanged.delete(listener);
+  }, []);
+  useEffect(() => {
+    if (!current) {
+      disconnectLive();
+      return;
+    }
+    connectLive(current.access_token, () => signOut({ expired: true }));
+  }, [current?.access_token]);
+  const Public = PUBLIC[path];
+  if (Public) {
+    if (current && path !== "/accept-invitation" && path !== "/reset-password") {
+      setTimeout(() => navigate("/inbox", { replace: true }));
+      return null;
+    }
+    return <Public key={language} />;
+  }
+  if (!current) {
+    setTimeout(() => navigate("/login", { replace: true }));
+    return null;
+  }
+  return <Shell key={language} path={path === "/" ? "/inbox" : path} />;
+}
+
+async function start() {
+  await loadLanguage(initialLanguage());
+  if (session.value) {
+    try {
+      const full = await get("/api/auth/me");
+      signIn(full);
+      if (full.user.preferred_language && full.user.preferred_language !== language) {
+        await loadLanguage(full.user.preferred_language);
+      }
+    } catch {
+      signOut();
+    }
+  }
+  render(
+    <>
+      <App />
+      <Toasts />
+    </>,
+    document.getElementById("app"),
+  );
+}
+
+start();

@@ -1,0 +1,794 @@
+// The shared inbox: conversations by view, the open conversation, and the customer beside it.
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { all, get, patch, post, put, query, remove, upload } from "../api.js";
+import { formatDateTime, formatMoney, formatTime, t } from "../i18n.js";
+import { emit, useLive } from "../live.js";
+import { navigate } from "../router.js";
+import { can, role, userId } from "../session.js";
+import { loadTeam } from "../team.js";
+import { Avatar, Empty, Field, Icon, Link, Loading, Modal, Tabs, toast, useLoad } from "../ui.jsx";
+import { conversationStatusName, messageStatusName, priorityName, ticketStatusName } from "../words.js";
+import { Timeline } from "./customers.jsx";
+
+const STATUSES = ["open", "pending", "snoozed", "resolved"];
+
+function useTeamNames() {
+  const [team, setTeam] = useState([]);
+  useEffect(() => {
+    loadTeam().then(setTeam);
+  }, []);
+  const names = useMemo(() => Object.fromEntries(team.map((user) => [user.id, user.full_name])), [team]);
+  return { team, names };
+}
+
+function belongs(conversation, view, status) {
+  if (view === "mine" && conversation.assignee_id !== userId()) return false;
+  if (view === "unassigned" && conversation.assignee_id) return false;
+  if (status && conversation.status !== status) return false;
+  return true;
+}
+
+const newestFirst = (a, b) => (b.last_message_at || b.created_at).localeCompare(a.last_message_at || a.created_at);
+
+export function Inbox({ id }) {
+  const agent = role() === "agent";
+  const [view, setView] = useState(localStorage.getItem("hub.inbox.view") || (agent ? "mine" : "all"));
+  const [status, setStatus] = useState("open");
+  const [search, setSearch] = useState("");
+  const searchBox = useRef(null);
+  const { team, names } = useTeamNames();
+  const list = useLoad(
+    () =>
+      get(
+        query("/api/inbox/conversations", {
+          assignee: view === "mine" ? "me" : view === "unassigned" ? "unassigned" : undefined,
+          status,
+          q: search.trim(),
+          limit: 100,
+        }),
+      ).then((page) => page.items),
+    [view, status, search],
+  );
+
+  useLive(["newMessage", "conversationUpdated", "conversationUnassigned"], (event, data) => {
+    list.update((items) => {
+      if (!items) return items;
+      const rest = items.filter((item) => item.id !== data.chatId);
+      if (event === "conversationUnassigned") return rest;
+      const conversation = { ...data.conversation };
+      if (event === "newMessage" && data.chatId === id) conversation.unread_count = 0;
+      if (!belongs(conversation, view, status) || (search && !items.some((item) => item.id === data.chatId))) {
+        return rest;
+      }
+      return [conversation, ...rest].sort(newestFirst);
+    });
+    if (event === "newMessage" && data.chatId === id) emit("markAsRead", id);
+  });
+
+  const move = (step) => {
+    const items = list.data || [];
+    const here = items.findIndex((item) => item.id === id);
+    const next = items[Math.min(items.length - 1, Math.max(0, here + step))];
+    if (next) navigate(`/inbox/${next.id}`);
+  };
+  useEffect(() => {
+    const keys = (event) => {
+      const typing = ["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement?.tagName);
+      if (event.altKey && event.key === "ArrowDown") move(1);
+      else if (event.altKey && event.key === "ArrowUp") move(-1);
+      else if (typing || event.ctrlKey || event.metaKey || event.altKey) return;
+      else if (event.key === "j") move(1);
+      else if (event.key === "k") move(-1);
+      else if (event.key === "/") {
+        event.preventDefault();
+        searchBox.current?.focus();
+      } else return;
+    };
+    window.addEventListener("keydown", keys);
+    return () => window.removeEventListener("keydown", keys);
+  });
+
+  const views = [
+    ["mine", t("Mine")],
+    ["unassigned", t("Unassigned")],
+    ["all", t("All")],
+  ];
+  return (
+    <div class={`inbox${id ? " has-open" : ""}`}>
+      <aside class="conversation-list" aria-label={t("Conversations")}>
+        <Tabs
+          items={agent ? views.slice(0, 1) : views}
+          value={view}
+          onChange={(next) => {
+            localStorage.setItem("hub.inbox.view", next);
+            setView(next);
+          }}
+        />
+        <div class="list-filters">
+          <select aria-label={t("Status")} value={status} onChange={(event) => setStatus(event.currentTarget.value)}>
+            {STATUSES.map((value) => (
+              <option value={value}>{conversationStatusName(value)}</option>
+            ))}
+            <option value="">{t("Any status")}</option>
+          </select>
+          <input
+            ref={searchBox}
+            type="search"
+            placeholder={t("Search name, phone or text")}
+            value={search}
+            onInput={(event) => setSearch(event.currentTarget.value)}
+          />
+        </div>
+        <Loading state={list}>
+          {(items) =>
+            items.length ? (
+              <ul class="conversations">
+                {items.map((item) => (
+                  <li key={item.id}>
+                    <Link
+                      href={`/inbox/${item.id}`}
+                      class={`conversation-item${item.id === id ? " active" : ""}${item.unread_count ? " unread" : ""}`}
+                      data-conversation={item.id}
+                    >
+                      <Avatar name={item.customer.name} />
+                      <span class="conversation-text">
+                        <span class="conversation-top">
+                          <strong class="name">{item.customer.name}</strong>
+                          <time>{formatTime(item.last_message_at)}</time>
+                        </span>
+                        <span class="conversation-bottom">
+                          <span class="preview">{item.last_message_preview || ""}</span>
+                          {item.unread_count > 0 && (
+                            <span class="badge" data-unread={item.unread_count}>
+                              {item.unread_count}
+                            </span>
+                          )}
+                        </span>
+                        <span class="conversation-meta muted">
+                          {conversationStatusName(item.status)}
+                          {item.assignee_id ? ` · ${names[item.assignee_id] || (item.assignee_id === userId() ? t("You") : t("Assigned"))}` : ` · ${t("Unassigned")}`}
+                        </span>
+                      </span>
+                    </Link>
+                  </li>
+                ))}
+              </ul>
+            ) : (
+              <Empty>{t("No conversations here.")}</Empty>
+            )
+          }
+        </Loading>
+      </aside>
+      {id ? (
+        <Conversation key={id} id={id} team={team} names={names} />
+      ) : (
+        <section class="conversation empty-pane">
+          <Empty>{t("Choose a conversation to read it.")}</Empty>
+          <p class="muted shortcuts">{t("Shortcuts: j / k next and previous, / search, r reply, e resolve.")}</p>
+        </section>
+      )}
+    </div>
+  );
+}
+
+function Ticks({ message }) {
+  if (message.direction !== "outbound" || message.private) return null;
+  const icon = {
+    queued: "clock",
+    sent: "check",
+    delivered: "checks",
+    read: "checks",
+    failed: "warn",
+  }[message.status];
+  return (
+    <span class={`ticks status-${message.status}`} title={messageStatusName(message.status)} data-status={message.status}>
+      {icon && <Icon name={icon} size={14} label={messageStatusName(message.status)} />}
+    </span>
+  );
+}
+
+function Attachment({ media }) {
+  if (media.kind === "image") {
+    return (
+      <a href={media.url} target="_blank" rel="noopener" class="attachment image">
+        <img src={media.url} alt={media.filename || t("Image")} loading="lazy" />
+      </a>
+    );
+  }
+  if (media.kind === "audio") return <audio controls src={media.url} class="attachment" />;
+  if (media.kind === "video") return <video controls src={media.url} class="attachment" />;
+  return (
+    <a href={media.url} download={media.filename || ""} class="attachment file">
+      <Icon name="attach" size={14} /> {media.filename || t("Download the file")}
+    </a>
+  );
+}
+
+function Message({ message, quoted, names, onReply, onEdit, onDelete, onForward }) {
+  const mine = message.sender_user_id === userId();
+  const deleted = !!message.deleted_at;
+  const author =
+    message.direction === "inbound" ? null : message.sender_user_id ? names[message.sender_user_id] || (mine ? t("You") : "") : t("Automatic");
+  return (
+    <div
+      class={`message ${message.direction}${message.private ? " private" : ""}${deleted ? " deleted" : ""}`}
+      data-message={message.id}
+    >
+      <div class="bubble">
+        {message.private && <span class="private-mark"><Icon name="note" size={14} /> {t("Private note")}</span>}
+        {quoted && (
+          <blockquote class="quoted">{quoted.deleted_at ? t("This message was deleted.") : quoted.text || t("Attachment")}</blockquote>
+        )}
+        {deleted ? (
+          <em class="muted">{t("This message was deleted.")}</em>
+        ) : (
+          <>
+            {message.attachments.map((media) => (
+              <Attachment key={media.id} media={media} />
+            ))}
+            {message.text && <p class="text" dir="auto">{message.text}</p>}
+          </>
+        )}
+        <footer>
+          {author && <span class="author">{author}</span>}
+          <time title={formatDateTime(message.created_at)}>{formatTime(message.created_at)}</time>
+          {message.edited_at && !deleted && <span class="edited">{t("Edited")}</span>}
+          <Ticks message={message} />
+        </footer>
+        {message.status === "failed" && message.failure_reason && <p class="failure small">{message.failure_reason}</p>}
+      </div>
+      {!deleted && can("whatsapp", "write") && (
+        <div class="message-actions">
+          <button type="button" class="icon-button" onClick={() => onReply(message)} aria-label={t("Reply")} title={t("Reply")}>
+            <Icon name="reply" size={16} />
+          </button>
+          <button type="button" class="icon-button" onClick={() => onForward(message)} aria-label={t("Forward")} title={t("Forward")}>
+            <Icon name="share" size={16} />
+          </button>
+          {mine && message.direction === "outbound" && (
+            <>
+              {message.text && (
+                <button type="button" class="icon-button" onClick={() => onEdit(message)} aria-label={t("Edit")} title={t("Edit")}>
+                  <Icon name="edit" size={16} />
+                </button>
+              )}
+              <button type="button" class="icon-button" onClick={() => onDelete(message)} aria-label={t("Delete")} title={t("Delete")}>
+                <Icon name="trash" size={16} />
+              </button>
+            </>
+          )}
+        </div>
+      )}
+    </div>
+  );
+}
+
+function Conversation({ id, team, names }) {
+  const conversation = useLoad(() => get(`/api/inbox/conversations/${id}`), [id]);
+  const [messages, setMessages] = useState(null);
+  const [older, setOlder] = useState(null);
+  const [replyTo, setReplyTo] = useState(null);
+  const [editing, setEditing] = useState(null);
+  const [forwarding, setForwarding] = useState(null);
+  const [ticketing, setTicketing] = useState(false);
+  const bottom = useRef(null);
+  const composer = useRef(null);
+
+  const loadMessages = async () => {
+    const page = await get(query(`/api/inbox/conversations/${id}/messages`, { limit: 50 }));
+    setMessages(page.items.slice().reverse());
+    setOlder(page.next_cursor);
+    emit("markAsRead", id);
+  };
+  useEffect(() => {
+    loadMessages().catch((error) => toast(error.message, "error"));
+  }, [id]);
+  useLive(["resync"], () => loadMessages());
+  useEffect(() => {
+    bottom.current?.scrollIntoView({ block: "end" });
+  }, [messages?.length]);
+
+  useLive(["newMessage", "messageSent", "messageUpdated", "messageDeleted", "conversationUpdated"], (event, data) => {
+    if (data.chatId !== id) return;
+    if (event === "conversationUpdated") {
+      conversation.update(() => data.conversation);
+      return;
+    }
+    setMessages((old) => {
+      if (!old) return old;
+      if (event === "messageDeleted") {
+        return old.map((item) => (item.id === data.messageId ? { ...item, deleted_at: new Date().toISOString(), text: null, attachments: [] } : item));
+      }
+      const exists = old.some((item) => item.id === data.message.id);
+      if (exists) return old.map((item) => (item.id === data.message.id ? data.message : item));
+      return event === "messageUpdated" ? old : [...old, data.message];
+    });
+    if (event === "newMessage" && data.conversation) conversation.update(() => data.conversation);
+  });
+
+  const loadOlder = async () => {
+    const page = await get(query(`/api/inbox/conversations/${id}/messages`, { limit: 50, cursor: older }));
+    setMessages((old) => [...page.items.slice().reverse(), ...old]);
+    setOlder(page.next_cursor);
+  };
+
+  const changeStatus = async (status, snoozed_until) => {
+    try {
+      const body = { status };
+      if (snoozed_until) body.snoozed_until = snoozed_until;
+      const updated = await patch(`/api/inbox/conversations/${id}`, body);
+      conversation.update(() => updated);
+    } catch (error) {
+      toast(error.message, "error");
+    }
+  };
+  const assign = async (assigneeId) => {
+    try {
+      const updated = await post(`/api/inbox/conversations/${id}/assign`, { assignee_id: assigneeId || null });
+      conversation.update(() => updated);
+    } catch (error) {
+      toast(error.message, "error");
+    }
+  };
+  const deleteMessage = async (message) => {
+    if (!confirm(t("Delete this message for everyone?"))) return;
+    try {
+      await remove(`/api/inbox/conversations/${id}/messages/${message.id}`);
+    } catch (error) {
+      toast(error.message, "error");
+    }
+  };
+
+  useEffect(() => {
+    const keys = (event) => {
+      const typing = ["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement?.tagName);
+      if (typing || event.ctrlKey || event.metaKey || event.altKey) return;
+      if (event.key === "r") {
+        event.preventDefault();
+        composer.current?.focus();
+      } else if (event.key === "e" && can("whatsapp", "write")) {
+        changeStatus("resolved");
+      }
+    };
+    window.addEventListener("keydown", keys);
+    return () => window.removeEventListener("keydown", keys);
+  });
+
+  const byId = useMemo(() => Object.fromEntries((messages || []).map((item) => [item.id, item])), [messages]);
+  return (
+    <Loading state={conversation}>
+      {(chat) => (
+        <>
+          <section class="conversation" aria-label={chat.customer.name}>
+            <header class="conversation-header">
+              <Link href="/inbox" class="icon-button only-narrow" aria-label={t("Back")}>
+                <Icon name="back" />
+              </Link>
+              <Avatar name={chat.customer.name} />
+              <div class="who">
+                <strong>{chat.customer.name}</strong>
+                <span class="muted" dir="ltr">{chat.customer.phone}</span>
+              </div>
+              {can("whatsapp", "write") && (
+                <div class="conversation-controls">
+                  {team.length > 0 ? (
+                    <select aria-label={t("Assignee")} data-control="assignee" value={chat.assignee_id || ""} onChange={(event) => assign(event.currentTarget.value)}>
+                      <option value="">{t("Unassigned")}</option>
+                      {team
+                        .filter((user) => user.is_active && user.role !== "member")
+                        .map((user) => (
+                          <option value={user.id}>{user.full_name}</option>
+                        ))}
+                    </select>
+                  ) : (
+                    !chat.assignee_id && (
+                      <button type="button" onClick={() => assign(userId())}>
+                        {t("Assign to me")}
+                      </button>
+                    )
+                  )}
+                  <select aria-label={t("Status")} data-control="status" value={chat.status} onChange={(event) => changeStatus(event.currentTarget.value)}>
+                    {STATUSES.filter((value) => value !== "snoozed" || chat.status === "snoozed").map((value) => (
+                      <option value={value}>{conversationStatusName(value)}</option>
+                    ))}
+                  </select>
+                  <SnoozeMenu onSnooze={(until) => changeStatus("snoozed", until)} />
+                  {chat.status !== "resolved" && (
+                    <button type="button" class="primary" onClick={() => changeStatus("resolved")}>
+                      {t("Resolve")}
+                    </button>
+                  )}
+                </div>
+              )}
+            </header>
+            {chat.status === "snoozed" && chat.snoozed_until && (
+              <p class="notice slim">{t("Snoozed until {time}", { time: formatDateTime(chat.snoozed_until) })}</p>
+            )}
+            <div class="messages" role="log" aria-live="polite">
+              {older && (
+                <button type="button" class="link-button load-older" onClick={loadOlder}>
+                  {t("Show older messages")}
+                </button>
+              )}
+              {messages === null ? (
+                <p class="muted loading">{t("Loading…")}</p>
+              ) : (
+                messages.map((message) => (
+                  <Message
+                    key={message.id}
+                    message={message}
+                    quoted={message.reply_to_id && byId[message.reply_to_id]}
+                    names={names}
+                    onReply={(item) => {
+                      setEditing(null);
+                      setReplyTo(item);
+                      composer.current?.focus();
+                    }}
+                    onEdit={(item) => {
+                      setReplyTo(null);
+                      setEditing(item);
+                      composer.current?.focus();
+                    }}
+                    onDelete={deleteMessage}
+                    onForward={setForwarding}
+                  />
+                ))
+              )}
+              <div ref={bottom} />
+            </div>
+            {can("whatsapp", "write") && (
+              <Composer
+                id={id}
+                inputRef={composer}
+                replyTo={replyTo}
+                editing={editing}
+                onDone={() => {
+                  setReplyTo(null);
+                  setEditing(null);
+                }}
+              />
+            )}
+          </section>
+          {can("crm", "read") && (
+            <CustomerPanel customerId={chat.customer.id} onCreateTicket={can("ticketing", "write") ? () => setTicketing(true) : null} />
+          )}
+          {forwarding && <ForwardDialog message={forwarding} from={id} onClose={() => setForwarding(null)} />}
+          {ticketing && <TicketDialog chat={chat} onClose={() => setTicketing(false)} />}
+        </>
+      )}
+    </Loading>
+  );
+}
+
+function SnoozeMenu({ onSnooze }) {
+  const [open, setOpen] = useState(false);
+  const at = (hours) => new Date(Date.now() + hours * 3600 * 1000).toISOString();
+  const tomorrowMorning = () => {
+    const moment = new Date();
+    moment.setDate(moment.getDate() + 1);
+    moment.setHours(9, 0, 0, 0);
+    return moment.toISOString();
+  };
+  const pick = (until) => {
+    setOpen(false);
+    onSnooze(until);
+  };
+  return (
+    <div class="menu-wrap">
+      <button type="button" onClick={() => setOpen(!open)} aria-expanded={open}>
+        <Icon name="clock" size={16} /> {t("Snooze")}
+      </button>
+      {open && (
+        <div class="menu" role="menu">
+          <button type="button" role="menuitem" onClick={() => pick(at(1))}>{t("For an hour")}</button>
+          <button type="button" role="menuitem" onClick={() => pick(at(4))}>{t("For four hours")}</button>
+          <button type="button" role="menuitem" onClick={() => pick(tomorrowMorning())}>{t("Until tomorrow morning")}</button>
+          <button type="button" role="menuitem" onClick={() => pick(at(24 * 7))}>{t("For a week")}</button>
+        </div>
+      )}
+    </div>
+  );
+}
+
+function Composer({ id, inputRef, replyTo, editing, onDone }) {
+  const [text, setText] = useState("");
+  const [files, setFiles] = useState([]);
+  const [privateNote, setPrivateNote] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [canned, setCanned] = useState([]);
+  const [error, setError] = useState(null);
+  const fileInput = useRef(null);
+
+  useEffect(() => {
+    if (editing) setText(editing.text || "");
+  }, [editing?.id]);
+
+  // A leading "/" looks up canned responses by their shortcode.
+  useEffect(() => {
+    const match = /^\/([\w-]*)$/.exec(text);
+    if (!match) {
+      setCanned([]);
+      return;
+    }
+    const timer = setTimeout(() => {
+      get(query("/api/inbox/canned-responses", { q: match[1] || undefined }))
+        .then((items) => setCanned(items.slice(0, 8)))
+        .catch(() => setCanned([]));
+    }, 150);
+    return () => clearTimeout(timer);
+  }, [text]);
+
+  const send = async (event) => {
+    event?.preventDefault();
+    if (busy || (!text.trim() && !files.length)) return;
+    setBusy(true);
+    setError(null);
+    try {
+      if (editing) {
+        await put(`/api/inbox/conversations/${id}/messages/${editing.id}`, { text });
+      } else {
+        const uploaded = [];
+        for (const file of files) uploaded.push((await upload(file)).id);
+        const body = { text: text.trim() || null, attachments: uploaded, private: privateNote };
+        if (replyTo) body.reply_to = replyTo.id;
+        await post(`/api/inbox/conversations/${id}/messages`, body);
+      }
+      setText("");
+      setFiles([]);
+      onDone();
+    } catch (failure) {
+      setError(Object.values(failure.fields || {})[0] || failure.message);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const keys = (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      if (canned.length) {
+        event.preventDefault();
+        setText(canned[0].content);
+        return;
+      }
+      send(event);
+    } else if (event.key === "Escape") {
+      setText("");
+      onDone();
+    }
+  };
+  return (
+    <form class={`composer${privateNote ? " private" : ""}`} onSubmit={send}>
+      {(replyTo || editing) && (
+        <div class="composer-context">
+          <span>
+            {editing ? t("Editing your message") : t("Replying to")}: <em>{(editing || replyTo).text || t("Attachment")}</em>
+          </span>
+          <button type="button" class="icon-button" onClick={() => { setText(""); onDone(); }} aria-label={t("Cancel")}>
+            <Icon name="close" size={14} />
+          </button>
+        </div>
+      )}
+      {canned.length > 0 && (
+        <ul class="canned" role="listbox" aria-label={t("Canned responses")}>
+          {canned.map((item) => (
+            <li key={item.id}>
+              <button type="button" onClick={() => { setText(item.content); inputRef.current?.focus(); }}>
+                <strong>/{item.shortcode}</strong> <span>{item.content}</span>
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
+      {files.length > 0 && (
+        <ul class="files">
+          {files.map((file, index) => (
+            <li key={index}>
+              {file.name}
+              <button type="button" class="icon-button" onClick={() => setFiles(files.filter((_, i) => i !== index))} aria-label={t("Remove")}>
+                <Icon name="close" size={12} />
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
+      {error && <p class="failure small" role="alert">{error}</p>}
+      <div class="composer-row">
+        <textarea
+          ref={inputRef}
+          rows={2}
+          dir="auto"
+          name="reply"
+          placeholder={privateNote ? t("Write a private note for your team") : t("Write a reply, or / for canned responses")}
+          value={text}
+          onInput={(event) => setText(event.currentTarget.value)}
+          onKeyDown={keys}
+        />
+        <div class="composer-buttons">
+          {!editing && (
+            <>
+              <button type="button" class="icon-button" onClick={() => fileInput.current.click()} aria-label={t("Attach files")} title={t("Attach files")}>
+                <Icon name="attach" />
+              </button>
+              <input ref={fileInput} type="file" multiple hidden onChange={(event) => setFiles([...files, ...event.currentTarget.files])} />
+              <label class="toggle">
+                <input type="checkbox" checked={privateNote} onChange={(event) => setPrivateNote(event.currentTarget.checked)} />
+                {t("Private note")}
+              </label>
+            </>
+          )}
+          <button type="submit" class="primary" disabled={busy} data-action="send">
+            <Icon name="send" size={16} /> {editing ? t("Save") : t("Send")}
+          </button>
+        </div>
+      </div>
+    </form>
+  );
+}
+
+function ForwardDialog({ message, from, onClose }) {
+  const [search, setSearch] = useState("");
+  const found = useLoad(
+    () => get(query("/api/inbox/conversations", { q: search.trim(), limit: 20 })).then((page) => page.items.filter((item) => item.id !== from)),
+    [search],
+  );
+  const forward = async (target) => {
+    try {
+      await post(`/api/inbox/conversations/${from}/messages/${message.id}/forward`, { conversation_id: target.id });
+      toast(t("Forwarded to {name}", { name: target.customer.name }));
+      onClose();
+    } catch (error) {
+      toast(error.message, "error");
+    }
+  };
+  return (
+    <Modal title={t("Forward to…")} onClose={onClose}>
+      <input type="search" placeholder={t("Search name, phone or text")} value={search} onInput={(event) => setSearch(event.currentTarget.value)} />
+      <Loading state={found}>
+        {(items) => (
+          <ul class="pick-list">
+            {items.map((item) => (
+              <li key={item.id}>
+                <button type="button" onClick={() => forward(item)}>
+                  <Avatar name={item.customer.name} /> {item.customer.name} <span class="muted" dir="ltr">{item.customer.phone}</span>
+                </button>
+              </li>
+            ))}
+          </ul>
+        )}
+      </Loading>
+    </Modal>
+  );
+}
+
+function TicketDialog({ chat, onClose }) {
+  const [values, setValues] = useState({ title: "", priority: "normal", description: "" });
+  const [errors, setErrors] = useState({});
+  const submit = async (event) => {
+    event.preventDefault();
+    try {
+      const ticket = await post("/api/tickets", {
+        title: values.title,
+        priority: values.priority,
+        description: values.description || null,
+        conversation_id: chat.id,
+      });
+      toast(t("Ticket #{number} created", { number: ticket.number }));
+      onClose();
+    } catch (error) {
+      setErrors(error.fields || { title: error.message });
+    }
+  };
+  const set = (name) => (event) => setValues({ ...values, [name]: event.currentTarget.value });
+  return (
+    <Modal title={t("Create a ticket from this chat")} onClose={onClose}>
+      <form class="stack" onSubmit={submit}>
+        <Field label={t("Title")} error={errors.title}>
+          <input name="title" required value={values.title} onInput={set("title")} />
+        </Field>
+        <Field label={t("Priority")} error={errors.priority}>
+          <select name="priority" value={values.priority} onChange={set("priority")}>
+            {["low", "normal", "high", "urgent"].map((value) => (
+              <option value={value}>{priorityName(value)}</option>
+            ))}
+          </select>
+        </Field>
+        <Field label={t("Description")} error={errors.description}>
+          <textarea name="description" rows={3} value={values.description} onInput={set("description")} />
+        </Field>
+        <button type="submit" class="primary">{t("Create the ticket")}</button>
+      </form>
+    </Modal>
+  );
+}
+
+function CustomerPanel({ customerId, onCreateTicket }) {
+  const customer = useLoad(() => get(`/api/crm/customers/${customerId}`), [customerId]);
+  const deals = useLoad(
+    () => get(query("/api/crm/board", { customer: customerId })).then((columns) => columns.flatMap((column) => column.deals.map((deal) => ({ ...deal, stage: column.stage })))),
+    [customerId],
+  );
+  const tickets = useLoad(
+    () => (can("ticketing", "read") ? get(query("/api/tickets", { customer: customerId, limit: 10 })).then((page) => page.items) : Promise.resolve([])),
+    [customerId],
+  );
+  useLive(["ticketCreated", "ticketUpdated", "dealUpdated"], () => {
+    tickets.reload();
+    deals.reload();
+  });
+  return (
+    <aside class="customer-panel" aria-label={t("Customer")}>
+      <Loading state={customer}>
+        {(person) => (
+          <>
+            <header>
+              <Avatar name={person.name} />
+              <div>
+                <Link href={`/customers/${person.id}`}><strong>{person.name}</strong></Link>
+                <span class="muted" dir="ltr">{person.phone}</span>
+              </div>
+            </header>
+            <dl class="facts">
+              {person.email && (<><dt>{t("E-mail")}</dt><dd dir="ltr">{person.email}</dd></>)}
+              <dt>{t("Language")}</dt>
+              <dd>{person.language === "en" ? "English" : person.language === "ar" ? "العربية" : "—"}</dd>
+              <dt>{t("Lead score")}</dt>
+              <dd>{person.score}</dd>
+              {person.tags.length > 0 && (<><dt>{t("Tags")}</dt><dd>{person.tags.map((tag) => <span class="chip">{tag}</span>)}</dd></>)}
+              {Object.entries(person.attributes || {}).map(([key, value]) => (
+                <>
+                  <dt>{key}</dt>
+                  <dd>{String(value)}</dd>
+                </>
+              ))}
+              {person.opted_out && (<><dt>{t("Campaigns")}</dt><dd class="warn-text">{t("Opted out")}</dd></>)}
+            </dl>
+          </>
+        )}
+      </Loading>
+      {onCreateTicket && (
+        <button type="button" class="wide" onClick={onCreateTicket} data-action="create-ticket">
+          <Icon name="tickets" size={16} /> {t("Create ticket from this chat")}
+        </button>
+      )}
+      <h3>{t("Deals")}</h3>
+      <Loading state={deals}>
+        {(items) =>
+          items.length ? (
+            <ul class="mini-list">
+              {items.map((deal) => (
+                <li key={deal.id}>
+                  <span>{deal.title}</span>
+                  <span class="muted">{deal.stage.name} · {formatMoney(deal.amount, deal.currency)}</span>
+                </li>
+              ))}
+            </ul>
+          ) : (
+            <Empty>{t("No deals yet.")}</Empty>
+          )
+        }
+      </Loading>
+      {can("ticketing", "read") && (
+        <>
+          <h3>{t("Tickets")}</h3>
+          <Loading state={tickets}>
+            {(items) =>
+              items.length ? (
+                <ul class="mini-list">
+                  {items.map((ticket) => (
+                    <li key={ticket.id}>
+                      <Link href={`/tickets/${ticket.id}`}>#{ticket.number} {ticket.title}</Link>
+                      <span class="muted">{ticketStatusName(ticket.status)} · {priorityName(ticket.priority)}</span>
+                    </li>
+                  ))}
+                </ul>
+              ) : (
+                <Empty>{t("No tickets yet.")}</Empty>
+              )
+            }
+          </Loading>
+        </>
+      )}
+      <h3>{t("Timeline")}</h3>
+      <Timeline customerId={customerId} compact />
+    </aside>
+  );
+}

@@ -1,0 +1,147 @@
+"""The web console: its page shell at `/` and the console's paths, its built files and its messages.
+
+The console is built from `console/` (npm packages, esbuild) into `console/dist`; `python3 dev.py
+serve` builds it when its sources changed. Its words live in the same gettext catalogs as the
+API's, and are served to the browser per language.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from litestar import Request, Response, get
+from litestar.exceptions import NotFoundException
+from litestar.response import File
+
+from hub.config import LANGUAGES
+from hub.i18n import N_, catalog, choose_language, supported, text_direction, translate
+
+CONSOLE_DIR = Path(
+    os.environ.get("HUB_CONSOLE_DIR") or Path(__file__).resolve().parent.parent / "console" / "dist"
+)
+LANGUAGE_COOKIE = "hub_language"
+
+# Paths the console answers in the browser; links in e-mails point at the last two.
+PAGES = [
+    "/",
+    "/login",
+    "/register",
+    "/forgot-password",
+    "/reset-password",
+    "/accept-invitation",
+    "/inbox",
+    "/inbox/{rest:path}",
+    "/customers",
+    "/customers/{rest:path}",
+    "/pipeline",
+    "/tickets",
+    "/tickets/{rest:path}",
+    "/campaigns",
+    "/campaigns/{rest:path}",
+    "/channels",
+    "/channels/{rest:path}",
+    "/team",
+    "/settings",
+    "/settings/{rest:path}",
+]
+
+ASSET_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".map": "application/json",
+}
+
+
+def page_language(request: Request[Any, Any, Any]) -> str:
+    return choose_language(
+        preferred=request.cookies.get(LANGUAGE_COOKIE),
+        accept_language=request.headers.get("accept-language"),
+        organization_default=None,
+    )
+
+
+@cache
+def asset_version(name: str) -> str:
+    """A short digest of a built file, so browsers cache it until the next build."""
+    path = CONSOLE_DIR / name
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.exists() else "missing"
+
+
+def shell(language: str) -> str:
+    title = translate(language, N_("Hub"))
+    if not (CONSOLE_DIR / "app.js").exists():
+        body = "<main class='unbuilt'><p>{}</p></main>".format(
+            html.escape(
+                translate(
+                    language, N_("The console has not been built. Run `python3 dev.py serve` to build it.")
+                )
+            )
+        )
+    else:
+        body = "<div id='app'></div><script type='module' src='/console/app.js?v={}'></script>".format(
+            asset_version("app.js")
+        )
+    return (
+        f"<!doctype html><html lang='{language}' dir='{text_direction(language)}'><head>"
+        "<meta charset='utf-8'><meta name='viewport' content='width=device-width, initial-scale=1'>"
+        "<link rel='icon' href='data:,'>"
+        f"<title>{html.escape(title)}</title>"
+        f"<link rel='stylesheet' href='/console/app.css?v={asset_version('app.css')}'>"
+        f"</head><body>{body}</body></html>"
+    )
+
+
+@get(PAGES, exclude_from_auth=True, include_in_schema=False, sync_to_thread=False)
+def console_page(request: Request[Any, Any, Any]) -> Response[str]:
+    return Response(
+        shell(page_language(request)),
+        media_type="text/html",
+        headers={"cache-control": "no-cache", "x-frame-options": "DENY"},
+    )
+
+
+@get("/console/{name:str}", exclude_from_auth=True, include_in_schema=False, sync_to_thread=False)
+def console_asset(name: str) -> File:
+    path = CONSOLE_DIR / name
+    suffix = path.suffix
+    if "/" in name or name.startswith(".") or suffix not in ASSET_TYPES or not path.is_file():
+        raise NotFoundException()
+    return File(
+        path,
+        content_disposition_type="inline",
+        media_type=ASSET_TYPES[suffix],
+        headers={"cache-control": "public, max-age=31536000, immutable"},
+    )
+
+
+@cache
+def console_messages(language: str) -> dict[str, str]:
+    """Every translated message of the catalog, as the console looks them up."""
+    translations = catalog(language)
+    return {
+        key: value for key, value in translations._catalog.items() if isinstance(key, str) and key and value
+    }
+
+
+@get(
+    "/api/console/messages/{language:str}",
+    exclude_from_auth=True,
+    include_in_schema=False,
+    sync_to_thread=False,
+)
+def messages_for(language: str) -> Response[dict[str, Any]]:
+    chosen = supported(language)
+    if chosen is None or chosen not in LANGUAGES:
+        raise NotFoundException()
+    return Response(
+        {"language": chosen, "direction": text_direction(chosen), "messages": console_messages(chosen)},
+        headers={"cache-control": "public, max-age=300"},
+    )
+
+
+ROUTES = [console_page, console_asset, messages_for]
