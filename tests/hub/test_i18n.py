@@ -27,13 +27,19 @@ PACKAGES = ("hub", "channels", "crm", "inbox", "tickets", "campaigns")
 
 
 def source_messages() -> set[str]:
-    """Every message marked with N_() in the project's code."""
+    """Every message marked with N_() in the project's code, and every t() of the web console."""
     found: set[str] = set()
     for package in PACKAGES:
         for _file, _line, message, _comments, _context in extract_from_dir(
             ROOT / package, method_map=[("**.py", "python")], keywords={"N_": None}
         ):
             found.add(message if isinstance(message, str) else message[0])
+    for _file, _line, message, _comments, _context in extract_from_dir(
+        ROOT / "console" / "src",
+        method_map=[("**.js", "javascript"), ("**.jsx", "javascript")],
+        keywords={"t": None},
+    ):
+        found.add(message if isinstance(message, str) else message[0])
     return found
 
 

@@ -158,7 +158,7 @@ export function NewCampaign() {
         </section>
         <section class="card stack">
           <h2>{t("3. Message")}</h2>
-          <p class="muted small">{t("Each customer gets the message in their language, else the organization's. Use {{first_name | friend}} for a field with a fallback, and {Hello|Hi} for variations.")}</p>
+          <p class="muted small">{t("Each customer gets the message in their language, else the organization's. Use {variable} for a field with a fallback, and {variation} for variations.", { variable: "{{first_name | friend}}", variation: "{Hello|Hi}" })}</p>
           <div class="template-grid">
             {["ar", "en"].map((code) => (
               <Field key={code} label={languageName(code)} error={errors[`template.${code}`]}>
