@@ -16,6 +16,7 @@ from typing import Any
 
 from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 from litestar.response import File
 
 from hub.config import LANGUAGES
@@ -106,7 +107,7 @@ def console_page(request: Request[Any, Any, Any]) -> Response[str]:
 
 
 @get("/console/{name:str}", exclude_from_auth=True, include_in_schema=False, sync_to_thread=False)
-def console_asset(name: str) -> File:
+def console_asset(name: FromPath[str]) -> File:
     path = CONSOLE_DIR / name
     suffix = path.suffix
     if "/" in name or name.startswith(".") or suffix not in ASSET_TYPES or not path.is_file():
@@ -134,7 +135,7 @@ def console_messages(language: str) -> dict[str, str]:
     include_in_schema=False,
     sync_to_thread=False,
 )
-def messages_for(language: str) -> Response[dict[str, Any]]:
+def messages_for(language: FromPath[str]) -> Response[dict[str, Any]]:
     chosen = supported(language)
     if chosen is None or chosen not in LANGUAGES:
         raise NotFoundException()

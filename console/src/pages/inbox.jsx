@@ -1,7 +1,7 @@
 // The shared inbox: conversations by view, the open conversation, and the customer beside it.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { all, get, patch, post, put, query, remove, upload } from "../api.js";
-import { formatDateTime, formatMoney, formatTime, t } from "../i18n.js";
+import { formatDateTime, formatMoney, formatNumber, formatTime, t } from "../i18n.js";
 import { emit, useLive } from "../live.js";
 import { navigate } from "../router.js";
 import { can, role, userId } from "../session.js";
@@ -731,7 +731,7 @@ function CustomerPanel({ customerId, onCreateTicket }) {
               <dt>{t("Language")}</dt>
               <dd>{person.language === "en" ? "English" : person.language === "ar" ? "العربية" : "—"}</dd>
               <dt>{t("Lead score")}</dt>
-              <dd>{person.score}</dd>
+              <dd>{formatNumber(person.score)}</dd>
               {person.tags.length > 0 && (<><dt>{t("Tags")}</dt><dd>{person.tags.map((tag) => <span class="chip">{tag}</span>)}</dd></>)}
               {Object.entries(person.attributes || {}).map(([key, value]) => (
                 <>
