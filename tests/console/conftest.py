@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import PASSWORD, Member, RunningHub
+from tests.inbox.conftest import receiver  # noqa: F401 - the local webhook receiver, for these tests too
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("HUB_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -32,22 +33,31 @@ def unavailable(reason: str) -> None:
 def build_console() -> None:
     """The same build `python3 dev.py` makes, when the console's sources changed since the last."""
     spec = importlib.util.spec_from_file_location("dev", ROOT / "dev.py")
-    assert spec and spec.loader
+    assert spec is not None
+    assert spec.loader is not None
     dev = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(dev)
     dev.ensure_console()
 
 
+def missing_parts() -> str | None:
+    """Why the console cannot be tested on this machine, or None."""
+    if importlib.util.find_spec("playwright") is None:
+        return "Playwright for Python is not installed (python3 dev.py test installs it)"
+    if not Path(CHROMIUM).exists():
+        return f"Chromium is not at {CHROMIUM} (Debian: apt-get install chromium)"
+    if shutil.which("npm") is None and not (ROOT / "console" / "dist" / "app.js").exists():
+        return "the console is not built and npm is not on the PATH"
+    return None
+
+
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Any]:
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        unavailable("Playwright for Python is not installed (python3 dev.py test installs it)")
-    if not Path(CHROMIUM).exists():
-        unavailable(f"Chromium is not at {CHROMIUM} (Debian: apt-get install chromium)")
-    if shutil.which("npm") is None and not (ROOT / "console" / "dist" / "app.js").exists():
-        unavailable("the console is not built and npm is not on the PATH")
+    problem = missing_parts()
+    if problem:
+        unavailable(problem)
+    from playwright.async_api import async_playwright
+
     build_console()
     async with async_playwright() as playwright:
         chromium = await playwright.chromium.launch(executable_path=CHROMIUM)

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import Organization, RunningHub, eventually
 from tests.console.conftest import Console, open_console, sign_in
-from tests.inbox.conftest import Receiver, make_channel, receiver  # noqa: F401 - the receiver fixture
+from tests.inbox.conftest import Receiver, make_channel
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -101,7 +101,8 @@ async def test_arabic_pages_are_right_to_left_and_mirror_directional_icons(
         assert await page.get_attribute("html", "dir") == direction
         sidebar = await page.locator(".sidebar").bounding_box()
         content = await page.locator(".content").bounding_box()
-        assert sidebar and content
+        assert sidebar is not None
+        assert content is not None
         # The navigation sits at the start of the reading direction.
         assert (sidebar["x"] > content["x"]) == (direction == "rtl")
         transform = await page.eval_on_selector(
