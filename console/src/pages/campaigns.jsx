@@ -538,7 +538,7 @@ function MinuteChart({ minutes }) {
   const most = Math.max(1, ...minutes.map((minute) => minute.sent + minute.failed));
   const width = 600;
   const height = 160;
-  const bar = width / minutes.length;
+  const bar = Math.min(40, width / minutes.length);
   const rtl = document.documentElement.dir === "rtl";
   return (
     <figure class="chart" data-chart="per-minute">

@@ -1,5 +1,5 @@
 // Tickets: the list with filters, and a ticket's page with comments, timeline and live SLA clocks.
-import { useEffect, useMemo, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { get, patch, post, query, upload } from "../api.js";
 import { formatDateTime, formatDuration, formatNumber, t } from "../i18n.js";
 import { useLive } from "../live.js";
@@ -187,7 +187,7 @@ function describeChange(change, names) {
   const who = (id) => (id ? names[id] || t("someone") : t("nobody"));
   switch (change.kind) {
     case "created":
-      return t("Created");
+      return t("Ticket created");
     case "status":
       return t("Status: {old} → {new}", { old: ticketStatusName(d.old), new: ticketStatusName(d.new) });
     case "priority":
@@ -348,6 +348,7 @@ function CommentBox({ ticketId, hasChat, onAdded }) {
   const [isPublic, setPublic] = useState(false);
   const [files, setFiles] = useState([]);
   const [failure, setFailure] = useState(null);
+  const picker = useRef(null);
   const submit = async (event) => {
     event.preventDefault();
     if (!text.trim() && !files.length) return;
@@ -368,7 +369,11 @@ function CommentBox({ ticketId, hasChat, onAdded }) {
       <textarea rows={3} dir="auto" placeholder={isPublic ? t("Write a reply to the customer") : t("Write an internal comment")} value={text} onInput={(event) => setText(event.currentTarget.value)} />
       <div class="actions-row">
         {hasChat && <label class="toggle"><input type="checkbox" checked={isPublic} onChange={(event) => setPublic(event.currentTarget.checked)} /> {t("Send to the customer")}</label>}
-        <input type="file" multiple onChange={(event) => setFiles([...event.currentTarget.files])} aria-label={t("Attach files")} />
+        <button type="button" class="icon-button" onClick={() => picker.current.click()} aria-label={t("Attach files")} title={t("Attach files")}>
+          <Icon name="attach" />
+        </button>
+        <input ref={picker} type="file" multiple hidden onChange={(event) => setFiles([...files, ...event.currentTarget.files])} />
+        {files.map((file) => <span class="chip">{file.name}</span>)}
         <button type="submit" class="primary">{t("Add comment")}</button>
       </div>
       <Failure message={failure} />

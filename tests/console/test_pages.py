@@ -1,0 +1,217 @@
+"""The manager's pages in a real browser: a campaign watched to 100%, a deal dragged across the
+pipeline, a ticket's live SLA clock, and every main page in both languages (screenshots saved)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.campaigns.conftest import fast_pacing
+from tests.conftest import Organization, RunningHub, eventually
+from tests.console.conftest import Console, sign_in
+from tests.inbox.conftest import Receiver, make_channel
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def api(hub: RunningHub, token: str, method: str, path: str, body: Any = None) -> Any:
+    async with hub.client(token) as client:
+        answer = await client.request(method, path, json=body)
+    assert answer.status_code < 300, answer.text
+    return answer.json() if answer.content else None
+
+
+async def vip_customers(hub: RunningHub, token: str, count: int) -> list[dict[str, Any]]:
+    made = []
+    for number in range(count):
+        made.append(
+            await api(
+                hub,
+                token,
+                "POST",
+                "/api/crm/customers",
+                {
+                    "name": f"Customer {number}",
+                    "phone": f"+9665510{number:05d}",
+                    "tags": ["vip"],
+                    "language": "ar" if number % 2 else "en",
+                },
+            )
+        )
+    return made
+
+
+async def test_a_manager_builds_a_campaign_and_watches_it_reach_100_percent(
+    hub: RunningHub, browser: Any, people: list[Console], organization: Organization, receiver: Receiver
+) -> None:
+    token = organization.admin.token
+    channel = await make_channel(hub, organization, receiver)
+    await fast_pacing(hub, token, channel.id, min_gap_seconds=0.05, jitter_seconds=0)
+    await vip_customers(hub, token, 12)
+    await api(
+        hub,
+        token,
+        "POST",
+        "/api/crm/customers",
+        {"name": "Gone", "phone": "+966559999999", "tags": ["vip"], "opted_out": True},
+    )
+    await api(hub, token, "POST", "/api/crm/segments", {"name": "VIP", "filters": {"tags": ["vip"]}})
+
+    manager = await sign_in(browser, hub, organization.members["manager"])
+    people.append(manager)
+    page = manager.page
+    await manager.goto("/campaigns")
+    await page.click("[data-action=new-campaign]")
+    await page.fill("input[name=name]", "Ramadan offer")
+    await page.select_option("select[name=segment]", label="VIP")
+    counts = await page.text_content("[data-counts]")
+    assert counts is not None
+    assert "12" in counts
+    assert "1" in counts
+    await page.fill("textarea[name=template-ar]", "مرحبا {{first_name | صديقنا}}، خصم ٢٠٪ اليوم")
+    await page.fill("textarea[name=template-en]", "Hello {{first_name | friend}}, 20% off today")
+    # The preview follows the typing, one bubble per language.
+    await page.locator("[data-preview=en]", has_text="20% off today").wait_for()
+    await page.locator("[data-preview=ar]", has_text="خصم").wait_for()
+    await page.check(f"input[name=channel][value='{channel.id}']")
+    await manager.screenshot("campaign-new")
+    await page.click("[data-action=save-campaign]")
+    await page.wait_for_url("**/campaigns/*")
+    start = page.locator("[data-action=start]")
+    await start.wait_for()
+    await page.wait_for_function("!document.querySelector('[data-action=start]').disabled")
+    assert "12" in (await page.text_content("[data-audience]") or "")
+    await start.click()
+    # Live progress, without a reload, to the end.
+    await page.wait_for_selector("[data-progress='100']", timeout=60_000)
+    await page.wait_for_selector("[data-campaign-status=completed]", timeout=30_000)
+    assert await page.text_content("[data-count=sent]") == "12"
+    assert await page.text_content("[data-count=remaining]") == "0"
+    await page.wait_for_selector("[data-chart=per-minute] rect")
+    assert len(receiver.of_type("message")) == 12
+    await manager.screenshot("campaign")
+
+
+async def test_a_deal_is_dragged_to_another_stage(
+    hub: RunningHub, browser: Any, people: list[Console], organization: Organization
+) -> None:
+    token = organization.admin.token
+    stages = await api(hub, token, "GET", "/api/crm/sales-stages")
+    [customer] = await vip_customers(hub, token, 1)
+    deal = await api(
+        hub,
+        token,
+        "POST",
+        "/api/crm/deals",
+        {"title": "Wedding cake", "customer_id": customer["id"], "amount": "1500", "currency": "SAR"},
+    )
+    assert deal["stage_id"] == stages[0]["id"]
+    manager = await sign_in(browser, hub, organization.members["manager"])
+    people.append(manager)
+    page = manager.page
+    await manager.goto("/pipeline")
+    card = page.locator("[data-deal='Wedding cake']")
+    target = page.locator(f"[data-stage='{stages[2]['name']}']")
+    await card.drag_to(target)
+    await target.locator("[data-deal='Wedding cake']").wait_for()
+
+    async def moved() -> bool:
+        found = await api(hub, token, "GET", f"/api/crm/deals/{deal['id']}")
+        return bool(found["stage_id"] == stages[2]["id"])
+
+    await eventually(moved)
+    # The totals of both stages follow the deal.
+    await target.locator("[data-totals]", has_text="1,500").wait_for()
+    source = page.locator(f"[data-stage='{stages[0]['name']}'] [data-totals]")
+    assert "1,500" not in (await source.text_content() or "")
+    await manager.screenshot("pipeline")
+
+
+async def test_a_ticket_shows_its_sla_clock_counting_down(
+    hub: RunningHub, browser: Any, people: list[Console], organization: Organization
+) -> None:
+    token = organization.admin.token
+    await api(
+        hub,
+        token,
+        "PUT",
+        "/api/tickets/sla-policies/urgent",
+        {"first_response_minutes": 20, "resolution_minutes": 240, "business_hours_only": False},
+    )
+    ticket = await api(hub, token, "POST", "/api/tickets", {"title": "Oven broken", "priority": "urgent"})
+    manager = await sign_in(browser, hub, organization.members["manager"])
+    people.append(manager)
+    page = manager.page
+    await manager.goto(f"/tickets/{ticket['id']}")
+    response_clock = page.locator(".sla-box [data-sla]").first
+    # Twenty minutes is under the half hour of warning: at risk, and counting.
+    await page.wait_for_selector(".sla-box [data-sla=at-risk]")
+    before = await response_clock.text_content()
+    await page.wait_for_timeout(1500)
+    assert await response_clock.text_content() != before
+    assert await page.locator(".sla-box [data-sla=running]").count() == 1
+
+    # Assignment and a comment show up in the timeline as they happen.
+    await page.select_option("[data-control=assignee]", str(organization.members["agent"].user_id))
+    await page.fill("form textarea", "Technician booked for tomorrow")
+    await page.click("form button.primary")
+    await page.locator(".comments li", has_text="Technician booked").wait_for()
+    await page.locator(".timeline-list [data-kind=assignee]").wait_for()
+    await manager.screenshot("ticket")
+
+
+@pytest.mark.parametrize("language", ["en", "ar"])
+async def test_every_main_page_opens_in_both_languages(
+    hub: RunningHub,
+    browser: Any,
+    people: list[Console],
+    organization: Organization,
+    receiver: Receiver,
+    language: str,
+) -> None:
+    if hub.kind != "sqlite":
+        pytest.skip("the pages are the same on both databases; their screenshots are taken once")
+    token = organization.admin.token
+    channel = await make_channel(hub, organization, receiver)
+    posted = await channel.send(
+        external_id="p-1", **{"from": "+966501110000"}, name="Noura", text="السلام عليكم"
+    )
+    chat_id = posted.json()["conversation_id"]
+    customer = (await api(hub, token, "GET", f"/api/inbox/conversations/{chat_id}"))["customer"]
+    await api(
+        hub,
+        token,
+        "POST",
+        "/api/crm/deals",
+        {"title": "Catering", "customer_id": customer["id"], "amount": "4200"},
+    )
+    ticket = await api(
+        hub,
+        token,
+        "POST",
+        "/api/tickets",
+        {"title": "Late delivery", "conversation_id": chat_id, "priority": "high"},
+    )
+    admin = await sign_in(browser, hub, organization.admin, language=language)
+    people.append(admin)
+    pages = {
+        "inbox": f"/inbox/{chat_id}",
+        "customers": "/customers",
+        "customer": f"/customers/{customer['id']}",
+        "pipeline": "/pipeline",
+        "tickets": "/tickets",
+        "ticket-page": f"/tickets/{ticket['id']}",
+        "campaigns": "/campaigns",
+        "campaign-form": "/campaigns/new",
+        "channels": "/channels",
+        "team": "/team",
+        "settings": "/settings",
+    }
+    for name, path in pages.items():
+        await admin.goto(path)
+        await admin.page.wait_for_selector(".shell")
+        await admin.page.wait_for_function("!document.querySelector('.loading')")
+        assert await admin.page.get_attribute("html", "dir") == ("rtl" if language == "ar" else "ltr")
+        await admin.screenshot(f"page-{name}")
+    assert admin.errors == []
