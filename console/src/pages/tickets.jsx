@@ -11,7 +11,6 @@ import { priorityName, ticketStatusName } from "../words.js";
 
 const STATUSES = ["open", "in_progress", "waiting_on_customer", "resolved", "closed"];
 const PRIORITIES = ["low", "normal", "high", "urgent"];
-const WARN_SECONDS = 30 * 60;
 
 function useNames() {
   const [team, setTeam] = useState([]);
@@ -21,7 +20,8 @@ function useNames() {
   return { team, names: useMemo(() => Object.fromEntries(team.map((user) => [user.id, user.full_name])), [team]) };
 }
 
-// A target's state now: met, breached, paused, at risk (under 30 minutes) or running.
+// A target's state now: met, breached, paused, at risk (the hub warned, at 80% of the target's
+// business time) or running. The countdown itself runs here, second by second.
 function slaState(target, now) {
   if (!target) return null;
   if (target.met_at) return { kind: target.breached_at ? "breached" : "met", seconds: null };
@@ -30,7 +30,7 @@ function slaState(target, now) {
   if (!target.due_at) return null;
   const seconds = (new Date(target.due_at).getTime() - now) / 1000;
   if (seconds <= 0) return { kind: "breached", seconds };
-  if (target.warned_at || seconds < WARN_SECONDS) return { kind: "at-risk", seconds };
+  if (target.warned_at) return { kind: "at-risk", seconds };
   return { kind: "running", seconds };
 }
 
