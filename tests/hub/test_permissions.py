@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.permissions import AREAS, ROLES, can
+from hub.permissions import AREAS, ROLES, can, level_of
 from tests.conftest import Organization, RunningHub
 
 # Seed 003, "Permission Matrix", written out again by hand: the code must agree with the seed.
@@ -142,6 +142,25 @@ async def test_a_switched_off_module_answers_403_saying_so(
         unknown = await client.patch("/api/settings/modules", json={"fax": True})
         assert unknown.status_code == 400
         assert unknown.json()["errors"][0]["field"] == "fax"
+
+
+async def test_the_session_says_what_the_role_may_do_with_switched_off_modules_at_none(
+    hub: RunningHub, organization: Organization
+) -> None:
+    """What the console shows follows these; the API enforces the same matrix on every call."""
+    for role, member in organization.members.items():
+        async with hub.client(member.token) as client:
+            permissions = (await client.get("/api/auth/me")).json()["permissions"]
+        assert permissions == {area: level_of(role, area).name for area in AREAS}, role
+    async with hub.client(organization.admin.token) as client:
+        assert (await client.patch("/api/settings/modules", json={"campaigns": False})).status_code == 200
+        try:
+            async with hub.client(organization.members["manager"].token) as manager:
+                permissions = (await manager.get("/api/auth/me")).json()["permissions"]
+            assert permissions["campaigns"] == "none"
+            assert permissions["crm"] == "write"
+        finally:
+            await client.patch("/api/settings/modules", json={"campaigns": True})
 
 
 async def test_role_change_takes_effect_on_the_next_request(

@@ -438,6 +438,7 @@ function Conversation({ id, team, names }) {
             </div>
             {can("whatsapp", "write") && (
               <Composer
+                key={editing ? `edit-${editing.id}` : "reply"}
                 id={id}
                 inputRef={composer}
                 replyTo={replyTo}
@@ -491,7 +492,8 @@ function SnoozeMenu({ onSnooze }) {
 }
 
 function Composer({ id, inputRef, replyTo, editing, onDone }) {
-  const [text, setText] = useState("");
+  // Editing remounts the box (its key), so it starts with the message's text at once.
+  const [text, setText] = useState(editing?.text || "");
   const [files, setFiles] = useState([]);
   const [privateNote, setPrivateNote] = useState(false);
   const [busy, setBusy] = useState(false);
@@ -500,8 +502,8 @@ function Composer({ id, inputRef, replyTo, editing, onDone }) {
   const fileInput = useRef(null);
 
   useEffect(() => {
-    if (editing) setText(editing.text || "");
-  }, [editing?.id]);
+    if (editing) inputRef.current?.focus();
+  }, []);
 
   // A leading "/" looks up canned responses by their shortcode.
   useEffect(() => {

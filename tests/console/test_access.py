@@ -1,0 +1,141 @@
+"""Access in the browser: joining by invitation, resetting a forgotten password by its e-mailed
+link, and the WhatsApp connect page following the QR code live."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from channels.whatsapp.session import qr_svg
+from tests.conftest import Organization, RunningHub, eventually, free_port, make_settings, register, start_hub
+from tests.console.conftest import Console, open_console, sign_in
+from tests.hub.test_auth import Mailbox
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def test_a_teammate_joins_by_invitation_in_arabic(
+    hub: RunningHub, browser: Any, people: list[Console], organization: Organization
+) -> None:
+    admin = await sign_in(browser, hub, organization.admin, language="ar")
+    people.append(admin)
+    await admin.goto("/team")
+    await admin.page.click(".page-header button.primary")
+    email = f"sami-{uuid.uuid4().hex[:8]}@example.test"
+    await admin.page.fill(".modal input[type=email]", email)
+    await admin.page.select_option(".modal select", "agent")
+    await admin.page.click(".modal button[type=submit]")
+    link = await admin.page.text_content("[data-invitation-url]")
+    assert link is not None
+    assert "/accept-invitation?token=" in link
+
+    newcomer = await open_console(browser, hub, language="ar")
+    people.append(newcomer)
+    await newcomer.page.goto(link)
+    assert await newcomer.page.get_attribute("html", "dir") == "rtl"
+    await newcomer.page.fill("input[name=full_name]", "سامي")
+    await newcomer.page.fill("input[name=password]", "a long passphrase 2")
+    await newcomer.screenshot("accept-invitation")
+    await newcomer.page.click("button[type=submit]")
+    await newcomer.page.wait_for_url("**/inbox")
+    # An agent's console has no team, channels, campaigns or settings.
+    assert await newcomer.page.locator("[data-nav]").evaluate_all(
+        "links => links.map(l => l.dataset.nav)"
+    ) == [
+        "inbox",
+        "customers",
+        "pipeline",
+        "tickets",
+    ]
+    await admin.page.keyboard.press("Escape")
+    await admin.page.reload()
+    await admin.page.locator("td", has_text=email).wait_for()
+
+
+@pytest.fixture
+async def mail_hub(tmp_path: Any) -> AsyncIterator[tuple[RunningHub, Mailbox]]:
+    mailbox = Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    settings = make_settings(
+        tmp_path,
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=str(port),
+        SMTP_STARTTLS="false",
+        SMTP_SENDER="hub@example.test",
+    )
+    running = await start_hub(settings, kind="sqlite")
+    yield running, mailbox
+    await running.stop()
+    controller.stop()
+
+
+async def test_a_forgotten_password_is_reset_through_the_emailed_link(
+    mail_hub: tuple[RunningHub, Mailbox], browser: Any, people: list[Console]
+) -> None:
+    hub, mailbox = mail_hub
+    organization = await register(hub, language="en")
+    console = await open_console(browser, hub, language="en")
+    people.append(console)
+    await console.goto("/login")
+    await console.page.click("a[href='/forgot-password']")
+    await console.page.fill("input[name=email]", organization.admin.email)
+    await console.page.click("button[type=submit]")
+    await console.page.wait_for_selector(".notice[role=status]")
+    await eventually(lambda: mailbox.messages)
+    body = mailbox.messages[0].get_payload(decode=True).decode()
+    link = re.search(r"(http://127\.0\.0\.1:\d+/reset-password\?token=\S+)", body)
+    assert link is not None, body
+    await console.page.goto(link.group(1))
+    await console.page.fill("input[name=password]", "a brand new passphrase")
+    await console.page.click("button[type=submit]")
+    await console.page.wait_for_selector(".notice[role=status]")
+    await console.page.click("a[href='/login']")
+    await console.page.fill("input[name=email]", organization.admin.email)
+    await console.page.fill("input[name=password]", "a brand new passphrase")
+    await console.page.click("button[type=submit]")
+    await console.page.wait_for_selector(".shell")
+    # Logging out ends the session: the token no longer works.
+    token = await console.page.evaluate("JSON.parse(localStorage.getItem('hub.session')).access_token")
+    await console.page.click(".sidebar-foot .link-button")
+    await console.page.wait_for_url("**/login")
+    async with hub.client(token) as client:
+        assert (await client.get("/api/auth/me")).status_code == 401
+
+
+async def test_the_whatsapp_page_follows_the_qr_code_until_the_phone_is_linked(
+    hub: RunningHub, browser: Any, people: list[Console], organization: Organization
+) -> None:
+    async with hub.client(organization.admin.token) as client:
+        profile = (await client.post("/api/whatsapp/profiles", json={"name": "Sales"})).json()
+    admin = await sign_in(browser, hub, organization.admin)
+    people.append(admin)
+    await admin.goto(f"/channels/whatsapp/{profile['id']}")
+    await admin.page.wait_for_selector("[data-connected=yes]")
+    await admin.page.wait_for_selector(".connect[data-state]")
+
+    # What the profile's session pushes when WhatsApp sends codes and when the phone links.
+    async def push(event: str, data: dict[str, Any]) -> None:
+        await hub.runtime.pusher.push(
+            event,
+            {"profileId": profile["id"], **data},
+            organization_id=organization.id,
+            roles=["admin", "manager"],
+        )
+
+    await push("qrCode", {"code": "2@first-code", "svg": qr_svg("2@first-code")})
+    first = await admin.page.locator("[data-qr]").inner_html()
+    await push("qrCode", {"code": "2@second-code", "svg": qr_svg("2@second-code")})
+    await admin.page.wait_for_function(
+        "previous => document.querySelector('[data-qr]').innerHTML !== previous", arg=first
+    )
+    await admin.screenshot("whatsapp-qr")
+    await push("clientReady", {"phone": "+966500000009"})
+    await admin.page.wait_for_selector(".connect[data-state=ready]")
+    assert await admin.page.locator("[data-qr]").count() == 0
