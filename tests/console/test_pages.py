@@ -221,4 +221,8 @@ async def test_every_main_page_opens_in_both_languages(
         await admin.page.wait_for_function("!document.querySelector('.loading')")
         assert await admin.page.get_attribute("html", "dir") == ("rtl" if language == "ar" else "ltr")
         await admin.screenshot(f"page-{name}")
+    # The settings' last tab: the inbox's assignment, the modules and this month's usage.
+    await admin.page.click(".tabs button >> nth=4")
+    await admin.page.wait_for_selector("[data-usage=messages_sent]")
+    await admin.screenshot("page-settings-workspace")
     assert admin.errors == []

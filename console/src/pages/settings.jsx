@@ -2,7 +2,7 @@
 // canned responses, the inbox's assignment and the modules in use.
 import { useState } from "preact/hooks";
 import { get, patch, post, put, remove } from "../api.js";
-import { t } from "../i18n.js";
+import { formatNumber, t } from "../i18n.js";
 import { can } from "../session.js";
 import { Empty, Failure, Field, Icon, Loading, PageHeader, Tabs, toast, useForm, useLoad } from "../ui.jsx";
 import { languageName, priorityName } from "../words.js";
@@ -14,6 +14,7 @@ export function Settings() {
     ["hours", t("Business hours")],
     ["sla", t("SLA targets")],
     ["messages", t("Messages")],
+    ["workspace", t("Inbox and modules")],
   ];
   return (
     <div class="page narrow">
@@ -26,6 +27,13 @@ export function Settings() {
         <>
           <OptOutWords />
           <CannedResponses />
+        </>
+      )}
+      {tab === "workspace" && (
+        <>
+          <InboxSettings />
+          <Modules />
+          {can("billing", "read") && <Usage />}
         </>
       )}
     </div>
@@ -250,5 +258,86 @@ function CannedResponses() {
         </form>
       )}
     </section>
+  );
+}
+
+function InboxSettings() {
+  const settings = useLoad(() => get("/api/inbox/settings"), []);
+  return <Loading state={settings}>{(data) => <InboxForm data={data} />}</Loading>;
+}
+
+function InboxForm({ data }) {
+  const form = useForm({ auto_assign: data.auto_assign, agent_cap: data.agent_cap }, async (values) => {
+    await patch("/api/inbox/settings", { auto_assign: values.auto_assign, agent_cap: Number(values.agent_cap) });
+    toast(t("Saved."));
+  });
+  return (
+    <form class="card stack" onSubmit={form.onSubmit}>
+      <h2>{t("Assignment")}</h2>
+      <label class="toggle">
+        <input type="checkbox" checked={form.values.auto_assign} onChange={form.set("auto_assign")} />
+        {t("Give new conversations in turn to the agents online now")}
+      </label>
+      <Field label={t("Most open conversations per agent")} error={form.errors.agent_cap}>
+        <input type="number" min="1" max="1000" value={form.values.agent_cap} onInput={form.set("agent_cap")} />
+      </Field>
+      <Saved form={form} />
+    </form>
+  );
+}
+
+const MODULES = () => [
+  ["whatsapp", t("Inbox and channels")],
+  ["crm", t("Customers and pipeline")],
+  ["ticketing", t("Tickets")],
+  ["campaigns", t("Campaigns")],
+  ["billing", t("Billing")],
+];
+
+function Modules() {
+  const modules = useLoad(() => get("/api/settings/modules"), []);
+  const toggle = async (key, enabled) => {
+    try {
+      const updated = await patch("/api/settings/modules", { [key]: enabled });
+      modules.update(() => updated);
+      toast(t("Saved. The change shows for each person at their next page load."));
+    } catch (error) {
+      toast(error.message, "error");
+    }
+  };
+  return (
+    <Loading state={modules}>
+      {(data) => (
+        <section class="card stack">
+          <h2>{t("Modules")}</h2>
+          <p class="muted small">{t("A module switched off disappears from everyone's console and its API answers 403.")}</p>
+          {MODULES().map(([key, label]) => (
+            <label class="toggle" key={key}>
+              <input type="checkbox" checked={data[key]} disabled={!can("settings", "write")} onChange={(event) => toggle(key, event.currentTarget.checked)} />
+              {label}
+            </label>
+          ))}
+        </section>
+      )}
+    </Loading>
+  );
+}
+
+function Usage() {
+  const usage = useLoad(() => get("/api/settings/usage"), []);
+  return (
+    <Loading state={usage}>
+      {(data) => (
+        <section class="card stack">
+          <h2>{t("Usage this month")}</h2>
+          <dl class="counters">
+            <div>
+              <dt>{t("Messages sent")}</dt>
+              <dd data-usage="messages_sent">{formatNumber(data.metrics.messages_sent || 0)}</dd>
+            </div>
+          </dl>
+        </section>
+      )}
+    </Loading>
   );
 }

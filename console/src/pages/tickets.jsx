@@ -120,9 +120,15 @@ export function Tickets() {
                     <td>{ticketStatusName(ticket.status)}</td>
                     <td><span class={`priority priority-${ticket.priority}`}>{priorityName(ticket.priority)}</span></td>
                     <td>{ticket.assignee_id ? names[ticket.assignee_id] || (ticket.assignee_id === userId() ? t("You") : "—") : t("Unassigned")}</td>
-                    <td class="sla-cell">
-                      <SlaClock label={t("Response")} target={ticket.first_response} now={now} />
-                      <SlaClock label={t("Resolution")} target={ticket.resolution} now={now} />
+                    <td>
+                      {ticket.first_response || ticket.resolution ? (
+                        <div class="sla-cell">
+                          <SlaClock label={t("Response")} target={ticket.first_response} now={now} />
+                          <SlaClock label={t("Resolution")} target={ticket.resolution} now={now} />
+                        </div>
+                      ) : (
+                        <span class="muted">—</span>
+                      )}
                     </td>
                     <td>{formatDateTime(ticket.updated_at)}</td>
                   </tr>
