@@ -107,16 +107,26 @@ def console_page(request: Request[Any, Any, Any]) -> Response[str]:
 
 
 @get("/console/{name:str}", exclude_from_auth=True, include_in_schema=False, sync_to_thread=False)
-def console_asset(name: FromPath[str]) -> File:
+def console_asset(request: Request[Any, Any, Any], name: FromPath[str]) -> File:
     path = CONSOLE_DIR / name
     suffix = path.suffix
     if "/" in name or name.startswith(".") or suffix not in ASSET_TYPES or not path.is_file():
         raise NotFoundException()
+    # The type is set here whole: Litestar's file response would add the charset twice.
+    headers = {
+        "content-type": ASSET_TYPES[suffix],
+        "cache-control": "public, max-age=31536000, immutable",
+        "vary": "accept-encoding",
+    }
+    compressed = path.with_name(path.name + ".gz")
+    if "gzip" in request.headers.get("accept-encoding", "") and compressed.is_file():
+        path, headers["content-encoding"] = compressed, "gzip"
     return File(
         path,
+        filename=name,
         content_disposition_type="inline",
         media_type=ASSET_TYPES[suffix],
-        headers={"cache-control": "public, max-age=31536000, immutable"},
+        headers=headers,
     )
 
 
