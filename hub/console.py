@@ -7,8 +7,10 @@ API's, and are served to the browser per language.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import html
+import json
 import os
 from functools import cache
 from pathlib import Path
@@ -84,8 +86,18 @@ def shell(language: str) -> str:
             )
         )
     else:
-        body = "<div id='app'></div><script type='module' src='/console/app.js?v={}'></script>".format(
-            asset_version("app.js")
+        # The page's language comes inline, so the console starts without waiting for it.
+        words = json.dumps(
+            {
+                "language": language,
+                "direction": text_direction(language),
+                "messages": console_messages(language),
+            },
+            ensure_ascii=False,
+        ).replace("</", "<\\/")
+        body = (
+            f"<div id='app'></div><script type='application/json' id='console-messages'>{words}</script>"
+            f"<script type='module' src='/console/app.js?v={asset_version('app.js')}'></script>"
         )
     return (
         f"<!doctype html><html lang='{language}' dir='{text_direction(language)}'><head>"
@@ -97,13 +109,19 @@ def shell(language: str) -> str:
     )
 
 
+@cache
+def packed_shell(language: str) -> bytes:
+    return gzip.compress(shell(language).encode(), mtime=0)
+
+
 @get(PAGES, exclude_from_auth=True, include_in_schema=False, sync_to_thread=False)
-def console_page(request: Request[Any, Any, Any]) -> Response[str]:
-    return Response(
-        shell(page_language(request)),
-        media_type="text/html",
-        headers={"cache-control": "no-cache", "x-frame-options": "DENY"},
-    )
+def console_page(request: Request[Any, Any, Any]) -> Response[bytes]:
+    language = page_language(request)
+    headers = {"cache-control": "no-cache", "x-frame-options": "DENY", "vary": "accept-encoding, cookie"}
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        headers["content-encoding"] = "gzip"
+        return Response(packed_shell(language), media_type="text/html", headers=headers)
+    return Response(shell(language).encode(), media_type="text/html", headers=headers)
 
 
 @get("/console/{name:str}", exclude_from_auth=True, include_in_schema=False, sync_to_thread=False)

@@ -8,9 +8,15 @@ export function t(message, params) {
   return text;
 }
 
+// The page carries its own language's words; another language is fetched.
+function inlineWords(wanted) {
+  const element = document.getElementById("console-messages");
+  const body = element && JSON.parse(element.textContent);
+  return body && body.language === wanted ? body : null;
+}
+
 export async function loadLanguage(wanted) {
-  const answer = await fetch(`/api/console/messages/${wanted}`);
-  const body = await answer.json();
+  const body = inlineWords(wanted) || (await (await fetch(`/api/console/messages/${wanted}`)).json());
   messages = body.messages;
   language = body.language;
   document.documentElement.lang = language;
@@ -26,14 +32,23 @@ export function initialLanguage() {
 
 export const isRtl = () => document.documentElement.dir === "rtl";
 
+// Intl formatters are slow to build (a list of a hundred dates would spend most of its time
+// there), so each one is built once per language and options.
+const formatters = new Map();
+function formatter(kind, options) {
+  const key = `${kind}|${language}|${JSON.stringify(options || {})}`;
+  if (!formatters.has(key)) formatters.set(key, new Intl[kind](language, options));
+  return formatters.get(key);
+}
+
 export function formatNumber(value, options) {
-  return new Intl.NumberFormat(language, options).format(value ?? 0);
+  return formatter("NumberFormat", options).format(value ?? 0);
 }
 
 export function formatMoney(value, currency) {
   if (value == null) return "";
   try {
-    return new Intl.NumberFormat(language, { style: "currency", currency: currency || "USD" }).format(value);
+    return formatter("NumberFormat", { style: "currency", currency: currency || "USD" }).format(value);
   } catch {
     return formatNumber(value);
   }
@@ -41,7 +56,7 @@ export function formatMoney(value, currency) {
 
 export function formatDateTime(value, options = { dateStyle: "medium", timeStyle: "short" }) {
   if (!value) return "";
-  return new Intl.DateTimeFormat(language, options).format(new Date(value));
+  return formatter("DateTimeFormat", options).format(new Date(value));
 }
 
 export function formatTime(value) {
@@ -49,13 +64,13 @@ export function formatTime(value) {
   const moment = new Date(value);
   const today = new Date();
   const sameDay = moment.toDateString() === today.toDateString();
-  return new Intl.DateTimeFormat(language, sameDay ? { timeStyle: "short" } : { dateStyle: "short" }).format(moment);
+  return formatter("DateTimeFormat", sameDay ? { timeStyle: "short" } : { dateStyle: "short" }).format(moment);
 }
 
 // "in 5 minutes" / "3 hours ago", in the reader's language.
 export function formatRelative(value, now = Date.now()) {
   const seconds = Math.round((new Date(value).getTime() - now) / 1000);
-  const format = new Intl.RelativeTimeFormat(language, { numeric: "auto" });
+  const format = formatter("RelativeTimeFormat", { numeric: "auto" });
   const steps = [
     [60, "second"],
     [3600, "minute"],

@@ -146,10 +146,13 @@ function App() {
 }
 
 async function start() {
+  // The session is checked while the words load: neither waits for the other.
+  const checking = session.value ? get("/api/auth/me").catch(() => null) : Promise.resolve(null);
   await loadLanguage(initialLanguage());
   if (session.value) {
     try {
-      const full = await get("/api/auth/me");
+      const full = await checking;
+      if (!full) throw new Error("signed out");
       signIn(full);
       if (full.user.preferred_language && full.user.preferred_language !== language) {
         await loadLanguage(full.user.preferred_language);

@@ -1,5 +1,5 @@
 // Pieces every page uses: icons, fields with their errors, dialogs, toasts, loading lists.
-import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { t } from "./i18n.js";
 import { on } from "./live.js";
 import { navigate } from "./router.js";
@@ -154,7 +154,8 @@ export function useLoad(loader, deps) {
       if (ticket === latest.current) setState((old) => ({ ...old, error, loading: false }));
     }
   }, deps);
-  useEffect(() => {
+  // Started as soon as the component is on the page, not a frame later.
+  useLayoutEffect(() => {
     setState((old) => ({ ...old, loading: true }));
     reload();
   }, [reload]);

@@ -2,7 +2,7 @@
 // canned responses, the inbox's assignment and the modules in use.
 import { useState } from "preact/hooks";
 import { get, patch, post, put, remove } from "../api.js";
-import { formatNumber, t } from "../i18n.js";
+import { formatDateTime, formatNumber, t } from "../i18n.js";
 import { can } from "../session.js";
 import { Empty, Failure, Field, Icon, Loading, PageHeader, Tabs, toast, useForm, useLoad } from "../ui.jsx";
 import { languageName, priorityName } from "../words.js";
@@ -80,7 +80,7 @@ const DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 function dayName(day) {
   // 2023-01-01 was a Sunday.
   const date = new Date(Date.UTC(2023, 0, 1 + DAYS.indexOf(day)));
-  return new Intl.DateTimeFormat(document.documentElement.lang, { weekday: "long", timeZone: "UTC" }).format(date);
+  return formatDateTime(date, { weekday: "long", timeZone: "UTC" });
 }
 
 function BusinessHours() {
