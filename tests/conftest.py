@@ -16,6 +16,9 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -25,6 +28,7 @@ import httpx
 import pytest
 import socketio
 import uvicorn
+from aiosmtpd.controller import Controller
 from taskiq.acks import AcknowledgeType
 from taskiq.api import run_receiver_task, run_scheduler_task
 
@@ -338,3 +342,37 @@ async def eventually(check: Any, *, within: float = 10.0, interval: float = 0.05
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(interval)
+
+
+class Mailbox:
+    """A local SMTP server's inbox: every message the hub sends, parsed."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+        self.messages.append(BytesParser(policy=default_policy).parsebytes(envelope.original_content))  # type: ignore[arg-type]
+        return "250 OK"
+
+
+@contextlib.asynccontextmanager
+async def hub_with_mailbox(tmp: Path, **environ: str) -> AsyncIterator[tuple[RunningHub, Mailbox]]:
+    """An embedded hub that sends its e-mail to a local SMTP server, and that server's inbox."""
+    mailbox = Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    settings = make_settings(
+        tmp,
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=str(port),
+        SMTP_STARTTLS="false",
+        SMTP_SENDER="hub@example.test",
+        **environ,
+    )
+    running = await start_hub(settings, kind="sqlite")
+    try:
+        yield running, mailbox
+    finally:
+        await running.stop()
+        controller.stop()

@@ -9,12 +9,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from channels.whatsapp.session import qr_svg
-from tests.conftest import Organization, RunningHub, eventually, free_port, make_settings, register, start_hub
+from tests.conftest import Mailbox, Organization, RunningHub, eventually, hub_with_mailbox, register
 from tests.console.conftest import Console, open_console, sign_in
-from tests.hub.test_auth import Mailbox
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -59,21 +57,9 @@ async def test_a_teammate_joins_by_invitation_in_arabic(
 
 @pytest.fixture
 async def mail_hub(tmp_path: Any) -> AsyncIterator[tuple[RunningHub, Mailbox]]:
-    mailbox = Mailbox()
-    port = free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    settings = make_settings(
-        tmp_path,
-        SMTP_HOST="127.0.0.1",
-        SMTP_PORT=str(port),
-        SMTP_STARTTLS="false",
-        SMTP_SENDER="hub@example.test",
-    )
-    running = await start_hub(settings, kind="sqlite")
-    yield running, mailbox
-    await running.stop()
-    controller.stop()
+    """Its links point at the address the browser used: no public URL is configured."""
+    async with hub_with_mailbox(tmp_path) as running:
+        yield running
 
 
 async def test_a_forgotten_password_is_reset_through_the_emailed_link(

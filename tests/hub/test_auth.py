@@ -6,24 +6,20 @@ import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
-from email.message import EmailMessage
-from email.parser import BytesParser
-from email.policy import default as default_policy
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 
 from hub.models import Invitation, Organization, User
 from tests.conftest import (
     PASSWORD,
+    Mailbox,
     RunningHub,
     add_member,
     eventually,
-    free_port,
+    hub_with_mailbox,
     register,
-    start_hub,
     unique_email,
 )
 
@@ -302,35 +298,10 @@ async def test_profile_language_preference(hub: RunningHub) -> None:
         assert (await client.delete(f"/api/users/{uuid.uuid4()}")).json()["detail"] == "غير موجود."
 
 
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-
-    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
-        self.messages.append(BytesParser(policy=default_policy).parsebytes(envelope.original_content))  # type: ignore[arg-type]
-        return "250 OK"
-
-
 @pytest.fixture
 async def smtp_hub(tmp_path: Any) -> AsyncIterator[tuple[RunningHub, Mailbox]]:
-    mailbox = Mailbox()
-    port = free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    from tests.conftest import make_settings
-
-    settings = make_settings(
-        tmp_path,
-        SMTP_HOST="127.0.0.1",
-        SMTP_PORT=str(port),
-        SMTP_STARTTLS="false",
-        SMTP_SENDER="hub@example.test",
-        HUB_PUBLIC_URL="https://hub.example.test",
-    )
-    running = await start_hub(settings, kind="sqlite")
-    yield running, mailbox
-    await running.stop()
-    controller.stop()
+    async with hub_with_mailbox(tmp_path, HUB_PUBLIC_URL="https://hub.example.test") as running:
+        yield running
 
 
 async def test_password_reset_by_email(smtp_hub: tuple[RunningHub, Mailbox]) -> None:

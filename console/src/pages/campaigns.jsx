@@ -5,7 +5,7 @@ import { formatDateTime, formatDuration, formatNumber, formatRelative, language,
 import { useLive } from "../live.js";
 import { navigate } from "../router.js";
 import { can } from "../session.js";
-import { Empty, Failure, Field, Icon, Link, Loading, Modal, PageHeader, Tabs, toast, useLoad } from "../ui.jsx";
+import { Empty, Failure, Field, Icon, Link, Loading, Modal, PageHeader, Tabs, useLoad } from "../ui.jsx";
 import { campaignStatusName, channelStateName, languageName } from "../words.js";
 
 const done = (campaign) => campaign.sent + campaign.failed + campaign.skipped + campaign.unknown;

@@ -5,7 +5,7 @@ import { formatDateTime, formatMoney, formatNumber, t } from "../i18n.js";
 import { useLive } from "../live.js";
 import { navigate } from "../router.js";
 import { can } from "../session.js";
-import { Avatar, Empty, Failure, Field, Icon, Link, Loading, Modal, PageHeader, Tabs, toast, useForm, useLoad } from "../ui.jsx";
+import { Empty, Failure, Field, Icon, Link, Loading, Modal, PageHeader, Tabs, toast, useForm, useLoad } from "../ui.jsx";
 import { languageName, priorityName, ticketStatusName } from "../words.js";
 
 // One line per timeline entry, in the reader's language.
@@ -290,12 +290,96 @@ function SegmentMembers({ segment, onClose }) {
   );
 }
 
+// What is known of a customer: contact, language, score, tags, custom fields, opt-out.
+export function CustomerFacts({ person }) {
+  return (
+    <dl class="facts">
+      <dt>{t("Phone")}</dt>
+      <dd dir="ltr">{person.phone || "—"}</dd>
+      <dt>{t("E-mail")}</dt>
+      <dd dir="ltr">{person.email || "—"}</dd>
+      <dt>{t("Language")}</dt>
+      <dd>{person.language ? languageName(person.language) : "—"}</dd>
+      <dt>{t("Lead score")}</dt>
+      <dd>{formatNumber(person.score)}</dd>
+      <dt>{t("Tags")}</dt>
+      <dd>{person.tags.length ? person.tags.map((tag) => <span class="chip">{tag}</span>) : "—"}</dd>
+      {Object.entries(person.attributes || {}).map(([key, value]) => (
+        <>
+          <dt>{key}</dt>
+          <dd>{String(value)}</dd>
+        </>
+      ))}
+      <dt>{t("Campaigns")}</dt>
+      <dd class={person.opted_out ? "warn-text" : ""}>{person.opted_out ? t("Opted out") : t("Receives campaigns")}</dd>
+    </dl>
+  );
+}
+
+// A customer's deals and tickets, kept current by the hub's events.
+export function CustomerWork({ customerId }) {
+  const deals = useLoad(
+    () =>
+      get(query("/api/crm/board", { customer: customerId })).then((columns) =>
+        columns.flatMap((column) => column.deals.map((deal) => ({ ...deal, stage: column.stage }))),
+      ),
+    [customerId],
+  );
+  const tickets = useLoad(
+    () => (can("ticketing", "read") ? get(query("/api/tickets", { customer: customerId, limit: 50 })).then((page) => page.items) : Promise.resolve([])),
+    [customerId],
+  );
+  useLive(["dealUpdated", "ticketCreated", "ticketUpdated"], () => {
+    deals.reload();
+    tickets.reload();
+  });
+  return (
+    <>
+      <h3>{t("Deals")}</h3>
+      <Loading state={deals}>
+        {(items) =>
+          items.length ? (
+            <ul class="mini-list">
+              {items.map((deal) => (
+                <li key={deal.id}>
+                  <span>{deal.title}</span>
+                  <span class="muted">{deal.stage.name} · {formatMoney(Number(deal.amount), deal.currency)}</span>
+                </li>
+              ))}
+            </ul>
+          ) : (
+            <Empty>{t("No deals yet.")}</Empty>
+          )
+        }
+      </Loading>
+      {can("ticketing", "read") && (
+        <>
+          <h3>{t("Tickets")}</h3>
+          <Loading state={tickets}>
+            {(items) =>
+              items.length ? (
+                <ul class="mini-list">
+                  {items.map((ticket) => (
+                    <li key={ticket.id}>
+                      <Link href={`/tickets/${ticket.id}`}>#{ticket.number} {ticket.title}</Link>
+                      <span class="muted">{ticketStatusName(ticket.status)} · {priorityName(ticket.priority)}</span>
+                    </li>
+                  ))}
+                </ul>
+              ) : (
+                <Empty>{t("No tickets yet.")}</Empty>
+              )
+            }
+          </Loading>
+        </>
+      )}
+    </>
+  );
+}
+
 export function CustomerPage({ id }) {
   const customer = useLoad(() => get(`/api/crm/customers/${id}`), [id]);
-  const deals = useLoad(() => get(query("/api/crm/board", { customer: id })).then((columns) => columns.flatMap((column) => column.deals.map((deal) => ({ ...deal, stage: column.stage })))), [id]);
-  const tickets = useLoad(() => (can("ticketing", "read") ? get(query("/api/tickets", { customer: id, limit: 50 })).then((page) => page.items) : Promise.resolve([])), [id]);
   const [editing, setEditing] = useState(false);
-  useLive(["dealUpdated", "ticketCreated", "ticketUpdated"], () => { deals.reload(); tickets.reload(); });
   return (
     <div class="page">
       <Loading state={customer}>
@@ -307,31 +391,8 @@ export function CustomerPage({ id }) {
             </PageHeader>
             <div class="columns">
               <section class="card">
-                <dl class="facts">
-                  <dt>{t("Phone")}</dt><dd dir="ltr">{person.phone || "—"}</dd>
-                  <dt>{t("E-mail")}</dt><dd dir="ltr">{person.email || "—"}</dd>
-                  <dt>{t("Language")}</dt><dd>{person.language ? languageName(person.language) : "—"}</dd>
-                  <dt>{t("Lead score")}</dt><dd>{formatNumber(person.score)}</dd>
-                  <dt>{t("Tags")}</dt><dd>{person.tags.map((tag) => <span class="chip">{tag}</span>)}</dd>
-                  {Object.entries(person.attributes || {}).map(([key, value]) => (<><dt>{key}</dt><dd>{String(value)}</dd></>))}
-                  <dt>{t("Campaigns")}</dt><dd>{person.opted_out ? t("Opted out") : t("Receives campaigns")}</dd>
-                </dl>
-                <h3>{t("Deals")}</h3>
-                <Loading state={deals}>
-                  {(items) => items.length ? (
-                    <ul class="mini-list">{items.map((deal) => <li key={deal.id}><span>{deal.title}</span><span class="muted">{deal.stage.name} · {formatMoney(deal.amount, deal.currency)}</span></li>)}</ul>
-                  ) : <Empty>{t("No deals yet.")}</Empty>}
-                </Loading>
-                {can("ticketing", "read") && (
-                  <>
-                    <h3>{t("Tickets")}</h3>
-                    <Loading state={tickets}>
-                      {(items) => items.length ? (
-                        <ul class="mini-list">{items.map((ticket) => <li key={ticket.id}><Link href={`/tickets/${ticket.id}`}>#{ticket.number} {ticket.title}</Link><span class="muted">{ticketStatusName(ticket.status)} · {priorityName(ticket.priority)}</span></li>)}</ul>
-                      ) : <Empty>{t("No tickets yet.")}</Empty>}
-                    </Loading>
-                  </>
-                )}
+                <CustomerFacts person={person} />
+                <CustomerWork customerId={person.id} />
               </section>
               <section class="card grow">
                 <h2>{t("Timeline")}</h2>

@@ -1,14 +1,14 @@
 // The shared inbox: conversations by view, the open conversation, and the customer beside it.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { all, get, patch, post, put, query, remove, upload } from "../api.js";
-import { formatDateTime, formatMoney, formatNumber, formatTime, t } from "../i18n.js";
+import { get, patch, post, put, query, remove, upload } from "../api.js";
+import { formatDateTime, formatTime, t } from "../i18n.js";
 import { emit, useLive } from "../live.js";
 import { navigate } from "../router.js";
 import { can, role, userId } from "../session.js";
 import { loadTeam } from "../team.js";
 import { Avatar, Empty, Field, Icon, Link, Loading, Modal, Tabs, toast, useLoad } from "../ui.jsx";
-import { conversationStatusName, messageStatusName, priorityName, ticketStatusName } from "../words.js";
-import { Timeline } from "./customers.jsx";
+import { conversationStatusName, messageStatusName, priorityName } from "../words.js";
+import { CustomerFacts, CustomerWork, Timeline } from "./customers.jsx";
 
 const STATUSES = ["open", "pending", "snoozed", "resolved"];
 
@@ -704,18 +704,6 @@ function TicketDialog({ chat, onClose }) {
 
 function CustomerPanel({ customerId, onCreateTicket }) {
   const customer = useLoad(() => get(`/api/crm/customers/${customerId}`), [customerId]);
-  const deals = useLoad(
-    () => get(query("/api/crm/board", { customer: customerId })).then((columns) => columns.flatMap((column) => column.deals.map((deal) => ({ ...deal, stage: column.stage })))),
-    [customerId],
-  );
-  const tickets = useLoad(
-    () => (can("ticketing", "read") ? get(query("/api/tickets", { customer: customerId, limit: 10 })).then((page) => page.items) : Promise.resolve([])),
-    [customerId],
-  );
-  useLive(["ticketCreated", "ticketUpdated", "dealUpdated"], () => {
-    tickets.reload();
-    deals.reload();
-  });
   return (
     <aside class="customer-panel" aria-label={t("Customer")}>
       <Loading state={customer}>
@@ -728,21 +716,7 @@ function CustomerPanel({ customerId, onCreateTicket }) {
                 <span class="muted" dir="ltr">{person.phone}</span>
               </div>
             </header>
-            <dl class="facts">
-              {person.email && (<><dt>{t("E-mail")}</dt><dd dir="ltr">{person.email}</dd></>)}
-              <dt>{t("Language")}</dt>
-              <dd>{person.language === "en" ? "English" : person.language === "ar" ? "العربية" : "—"}</dd>
-              <dt>{t("Lead score")}</dt>
-              <dd>{formatNumber(person.score)}</dd>
-              {person.tags.length > 0 && (<><dt>{t("Tags")}</dt><dd>{person.tags.map((tag) => <span class="chip">{tag}</span>)}</dd></>)}
-              {Object.entries(person.attributes || {}).map(([key, value]) => (
-                <>
-                  <dt>{key}</dt>
-                  <dd>{String(value)}</dd>
-                </>
-              ))}
-              {person.opted_out && (<><dt>{t("Campaigns")}</dt><dd class="warn-text">{t("Opted out")}</dd></>)}
-            </dl>
+            <CustomerFacts person={person} />
           </>
         )}
       </Loading>
@@ -751,44 +725,7 @@ function CustomerPanel({ customerId, onCreateTicket }) {
           <Icon name="tickets" size={16} /> {t("Create ticket from this chat")}
         </button>
       )}
-      <h3>{t("Deals")}</h3>
-      <Loading state={deals}>
-        {(items) =>
-          items.length ? (
-            <ul class="mini-list">
-              {items.map((deal) => (
-                <li key={deal.id}>
-                  <span>{deal.title}</span>
-                  <span class="muted">{deal.stage.name} · {formatMoney(deal.amount, deal.currency)}</span>
-                </li>
-              ))}
-            </ul>
-          ) : (
-            <Empty>{t("No deals yet.")}</Empty>
-          )
-        }
-      </Loading>
-      {can("ticketing", "read") && (
-        <>
-          <h3>{t("Tickets")}</h3>
-          <Loading state={tickets}>
-            {(items) =>
-              items.length ? (
-                <ul class="mini-list">
-                  {items.map((ticket) => (
-                    <li key={ticket.id}>
-                      <Link href={`/tickets/${ticket.id}`}>#{ticket.number} {ticket.title}</Link>
-                      <span class="muted">{ticketStatusName(ticket.status)} · {priorityName(ticket.priority)}</span>
-                    </li>
-                  ))}
-                </ul>
-              ) : (
-                <Empty>{t("No tickets yet.")}</Empty>
-              )
-            }
-          </Loading>
-        </>
-      )}
+      <CustomerWork customerId={customerId} />
       <h3>{t("Timeline")}</h3>
       <Timeline customerId={customerId} compact />
     </aside>

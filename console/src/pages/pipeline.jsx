@@ -1,6 +1,6 @@
 // The sales pipeline as a board: deals move between stages by drag and drop, totals per stage.
 import { useState } from "preact/hooks";
-import { all, get, patch, post, query } from "../api.js";
+import { get, patch, post, query } from "../api.js";
 import { formatDateTime, formatMoney, formatNumber, t } from "../i18n.js";
 import { useLive } from "../live.js";
 import { can } from "../session.js";
