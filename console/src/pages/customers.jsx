@@ -51,6 +51,11 @@ export function Timeline({ customerId, compact }) {
   const entries = useLoad(() => get(query(`/api/crm/customers/${customerId}/activity`, { limit: compact ? 15 : 100 })).then((page) => page.items), [customerId]);
   const [text, setText] = useState("");
   const [kind, setKind] = useState("note");
+  // What the hub writes on the timeline comes with these events.
+  useLive(["dealUpdated", "ticketCreated", "ticketUpdated", "leadCreated"], (event, data) => {
+    const about = data.deal?.customer_id || data.ticket?.customer_id || data.customerId;
+    if (about === customerId) entries.reload();
+  });
   const add = async (event) => {
     event.preventDefault();
     if (!text.trim()) return;
@@ -114,6 +119,7 @@ function CustomerList() {
   const [search, setSearch] = useState("");
   const [cursor, setCursor] = useState(null);
   const list = useLoad(() => get(query("/api/crm/customers", { q: search.trim(), limit: 50, cursor })), [search, cursor]);
+  useLive(["leadCreated"], () => list.reload());
   return (
     <>
       <div class="list-filters">
@@ -329,9 +335,9 @@ export function CustomerWork({ customerId }) {
     () => (can("ticketing", "read") ? get(query("/api/tickets", { customer: customerId, limit: 50 })).then((page) => page.items) : Promise.resolve([])),
     [customerId],
   );
-  useLive(["dealUpdated", "ticketCreated", "ticketUpdated"], () => {
-    deals.reload();
-    tickets.reload();
+  useLive(["dealUpdated", "ticketCreated", "ticketUpdated"], (event, data) => {
+    if (data.deal?.customer_id === customerId) deals.reload();
+    if (data.ticket?.customer_id === customerId) tickets.reload();
   });
   return (
     <>
