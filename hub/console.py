@@ -29,7 +29,7 @@ CONSOLE_DIR = Path(
 )
 LANGUAGE_COOKIE = "hub_language"
 
-# Paths the console answers in the browser; links in e-mails point at the last two.
+# Paths the console answers in the browser; e-mailed links open /reset-password and /accept-invitation.
 PAGES = [
     "/",
     "/login",
@@ -68,16 +68,24 @@ def page_language(request: Request[Any, Any, Any]) -> str:
     )
 
 
+def build_stamp() -> int:
+    """When the console was last built (0: never), so a rebuild shows without a restart."""
+    try:
+        return (CONSOLE_DIR / "app.js").stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0
+
+
 @cache
-def asset_version(name: str) -> str:
+def asset_version(name: str, stamp: int) -> str:
     """A short digest of a built file, so browsers cache it until the next build."""
     path = CONSOLE_DIR / name
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:12] if path.exists() else "missing"
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12] if stamp and path.exists() else "missing"
 
 
-def shell(language: str) -> str:
+def shell(language: str, stamp: int) -> str:
     title = translate(language, N_("Hub"))
-    if not (CONSOLE_DIR / "app.js").exists():
+    if not stamp:
         body = "<main class='unbuilt'><p>{}</p></main>".format(
             html.escape(
                 translate(
@@ -97,31 +105,31 @@ def shell(language: str) -> str:
         ).replace("</", "<\\/")
         body = (
             f"<div id='app'></div><script type='application/json' id='console-messages'>{words}</script>"
-            f"<script type='module' src='/console/app.js?v={asset_version('app.js')}'></script>"
+            f"<script type='module' src='/console/app.js?v={asset_version('app.js', stamp)}'></script>"
         )
     return (
         f"<!doctype html><html lang='{language}' dir='{text_direction(language)}'><head>"
         "<meta charset='utf-8'><meta name='viewport' content='width=device-width, initial-scale=1'>"
         "<link rel='icon' href='data:,'>"
         f"<title>{html.escape(title)}</title>"
-        f"<link rel='stylesheet' href='/console/app.css?v={asset_version('app.css')}'>"
+        f"<link rel='stylesheet' href='/console/app.css?v={asset_version('app.css', stamp)}'>"
         f"</head><body>{body}</body></html>"
     )
 
 
 @cache
-def packed_shell(language: str) -> bytes:
-    return gzip.compress(shell(language).encode(), mtime=0)
+def packed_shell(language: str, stamp: int) -> bytes:
+    return gzip.compress(shell(language, stamp).encode(), mtime=0)
 
 
 @get(PAGES, exclude_from_auth=True, include_in_schema=False, sync_to_thread=False)
 def console_page(request: Request[Any, Any, Any]) -> Response[bytes]:
-    language = page_language(request)
+    language, stamp = page_language(request), build_stamp()
     headers = {"cache-control": "no-cache", "x-frame-options": "DENY", "vary": "accept-encoding, cookie"}
     if "gzip" in request.headers.get("accept-encoding", ""):
         headers["content-encoding"] = "gzip"
-        return Response(packed_shell(language), media_type="text/html", headers=headers)
-    return Response(shell(language).encode(), media_type="text/html", headers=headers)
+        return Response(packed_shell(language, stamp), media_type="text/html", headers=headers)
+    return Response(shell(language, stamp).encode(), media_type="text/html", headers=headers)
 
 
 @get("/console/{name:str}", exclude_from_auth=True, include_in_schema=False, sync_to_thread=False)
