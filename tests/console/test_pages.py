@@ -47,7 +47,8 @@ async def test_a_manager_builds_a_campaign_and_watches_it_reach_100_percent(
 ) -> None:
     token = organization.admin.token
     channel = await make_channel(hub, organization, receiver)
-    await fast_pacing(hub, token, channel.id, min_gap_seconds=0.05, jitter_seconds=0)
+    # Slow enough to pause it on the way, quick enough for a test: 12 messages in about 4 s.
+    await fast_pacing(hub, token, channel.id, min_gap_seconds=0.3, jitter_seconds=0)
     await vip_customers(hub, token, 12)
     await api(
         hub,
@@ -83,6 +84,16 @@ async def test_a_manager_builds_a_campaign_and_watches_it_reach_100_percent(
     await page.wait_for_function("!document.querySelector('[data-action=start]').disabled")
     assert "12" in (await page.text_content("[data-audience]") or "")
     await start.click()
+    # While it sends: an estimated finish; paused, nothing more goes out; resumed, it goes on.
+    await page.wait_for_selector("[data-eta]:not([data-eta=''])")
+    await page.click("[data-action=pause]")
+    await page.wait_for_selector("[data-campaign-status=paused]")
+    await manager.screenshot("campaign-paused")
+    await page.wait_for_timeout(300)  # a send claimed just before the pause may still be on its way
+    sent_when_paused = len(receiver.of_type("message"))
+    await page.wait_for_timeout(1000)
+    assert len(receiver.of_type("message")) == sent_when_paused < 12
+    await page.click("[data-action=resume]")
     # Live progress, without a reload, to the end.
     await page.wait_for_selector("[data-progress='100']", timeout=60_000)
     await page.wait_for_selector("[data-campaign-status=completed]", timeout=30_000)

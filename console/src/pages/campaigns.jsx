@@ -447,7 +447,7 @@ export function CampaignPage({ id }) {
                   <div><dt>{t("Failed")}</dt><dd data-count="failed">{formatNumber(item.failed)}</dd></div>
                   <div><dt>{t("Skipped")}</dt><dd>{formatNumber(item.skipped)}</dd></div>
                   <div><dt>{t("Remaining")}</dt><dd data-count="remaining">{formatNumber(remaining)}</dd></div>
-                  <div><dt>{t("Estimated finish")}</dt><dd>{left != null ? `${formatDuration(left)} (${formatRelative(Date.now() + left * 1000)})` : "—"}</dd></div>
+                  <div><dt>{t("Estimated finish")}</dt><dd data-eta={left != null ? Math.round(left) : ""}>{left != null ? `${formatDuration(left)} (${formatRelative(Date.now() + left * 1000)})` : "—"}</dd></div>
                 </dl>
                 {item.audience_status !== "building" && (
                   <p class="muted small" data-audience>
