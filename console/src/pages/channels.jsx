@@ -1,5 +1,5 @@
 // Channels: API channels with their addresses and secret, WhatsApp profiles and their QR connect page.
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { get, post } from "../api.js";
 import { formatDateTime, t } from "../i18n.js";
 import { useLive } from "../live.js";
@@ -232,7 +232,7 @@ export function ConnectWhatsapp({ id }) {
                 <li>{t("Point the phone at this code. It changes every few seconds; this page follows it.")}</li>
               </ol>
               {qr ? (
-                <div class="qr" data-qr dangerouslySetInnerHTML={{ __html: qr }} aria-label={t("QR code")} role="img" />
+                <QrCode svg={qr} />
               ) : (
                 <p class="muted loading">{t("Waiting for a QR code…")}</p>
               )}
@@ -250,4 +250,16 @@ export function ConnectWhatsapp({ id }) {
       )}
     </div>
   );
+}
+
+// The hub's QR image has a fixed size; a view box lets it fill the box, sharp at any size.
+function QrCode({ svg }) {
+  const box = useRef(null);
+  useEffect(() => {
+    const image = box.current?.querySelector("svg");
+    if (image && !image.getAttribute("viewBox")) {
+      image.setAttribute("viewBox", `0 0 ${image.getAttribute("width")} ${image.getAttribute("height")}`);
+    }
+  }, [svg]);
+  return <div ref={box} class="qr" data-qr dangerouslySetInnerHTML={{ __html: svg }} aria-label={t("QR code")} role="img" />;
 }
