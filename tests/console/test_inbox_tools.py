@@ -93,11 +93,30 @@ async def test_an_agent_answers_with_every_tool_of_the_conversation(
         forwarded = (await client.get(f"/api/inbox/conversations/{other_id}/messages")).json()["items"]
     assert forwarded[0]["text"] == "Do you deliver?"
 
+    # A label from the organization's list, on the conversation and in the list.
+    async with hub.client(organization.admin.token) as client:
+        assert (await client.post("/api/inbox/labels", json={"name": "wholesale"})).status_code == 201
+    await page.click("[data-action=add-label]")
+    await page.select_option("[data-control=label]", "wholesale")
+    await page.locator("[data-labels] .chip", has_text="wholesale").wait_for()
+    await page.locator(f"[data-conversation='{chat_id}'] .chip", has_text="wholesale").wait_for()
+
+    # The customer writes of a problem: the hub suggests a ticket, and one click fills it in.
+    await channel.send(
+        external_id="t-3", **{"from": "+966500000101"}, name="Huda", text="The oven has a problem"
+    )
+    await page.locator("[data-suggestion]", has_text="problem").wait_for()
+    await page.click("[data-suggestion] button.primary")
+    assert "The oven has a problem" in await page.input_value(".modal textarea")
+    await page.click(".modal button[type=submit]")
+    await page.locator(".customer-panel .mini-list a").first.wait_for()
+
     # A ticket from the chat, then the customer's panel lists it.
     await page.click("[data-action=create-ticket]")
     await page.fill(".modal input[name=title]", "Delivery to Jeddah")
     await page.click(".modal button[type=submit]")
     await page.locator(".customer-panel .mini-list a", has_text="Delivery to Jeddah").wait_for()
+    assert await page.locator(".customer-panel .mini-list a").count() == 2
 
     # Snooze: the conversation leaves the open view and shows when it comes back.
     await page.click(".menu-wrap > button")

@@ -1,7 +1,7 @@
 // The shared inbox: conversations by view, the open conversation, and the customer beside it.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { get, patch, post, put, query, remove, upload } from "../api.js";
-import { formatDateTime, formatTime, t } from "../i18n.js";
+import { formatDateTime, formatNumber, formatTime, t } from "../i18n.js";
 import { emit, useLive } from "../live.js";
 import { navigate } from "../router.js";
 import { can, role, userId } from "../session.js";
@@ -35,6 +35,8 @@ export function Inbox({ id }) {
   const [view, setView] = useState(localStorage.getItem("hub.inbox.view") || (agent ? "mine" : "all"));
   const [status, setStatus] = useState("open");
   const [search, setSearch] = useState("");
+  const [label, setLabel] = useState("");
+  const labels = useLoad(() => get("/api/inbox/labels"), []);
   const searchBox = useRef(null);
   const { team, names } = useTeamNames();
   const list = useLoad(
@@ -43,11 +45,12 @@ export function Inbox({ id }) {
         query("/api/inbox/conversations", {
           assignee: view === "mine" ? "me" : view === "unassigned" ? "unassigned" : undefined,
           status,
+          label,
           q: search.trim(),
           limit: 100,
         }),
       ).then((page) => page.items),
-    [view, status, search],
+    [view, status, search, label],
   );
 
   useLive(["newMessage", "conversationUpdated", "conversationUnassigned"], (event, data) => {
@@ -57,13 +60,20 @@ export function Inbox({ id }) {
       if (event === "conversationUnassigned") return rest;
       const conversation = { ...data.conversation };
       if (event === "newMessage" && data.chatId === id) conversation.unread_count = 0;
-      if (!belongs(conversation, view, status) || (search && !items.some((item) => item.id === data.chatId))) {
-        return rest;
-      }
+      if (!belongs(conversation, view, status) || (label && !conversation.labels.includes(label))) return rest;
+      // A search's matches come from the hub; the live list keeps only those it already shows.
+      if (search && !items.some((item) => item.id === data.chatId)) return rest;
       return [conversation, ...rest].sort(newestFirst);
     });
     if (event === "newMessage" && data.chatId === id) emit("markAsRead", id);
   });
+
+  // The tab's title counts what is unread, so a waiting customer shows from another tab.
+  useEffect(() => {
+    const unread = (list.data || []).reduce((sum, item) => sum + (item.unread_count ? 1 : 0), 0);
+    document.title = unread ? `(${formatNumber(unread)}) ${t("Hub")}` : t("Hub");
+  }, [list.data]);
+  useEffect(() => () => (document.title = t("Hub")), []);
 
   const move = (step) => {
     const items = list.data || [];
@@ -111,6 +121,14 @@ export function Inbox({ id }) {
             ))}
             <option value="">{t("Any status")}</option>
           </select>
+          {labels.data?.length > 0 && (
+            <select aria-label={t("Label")} value={label} onChange={(event) => setLabel(event.currentTarget.value)}>
+              <option value="">{t("Any label")}</option>
+              {labels.data.map((item) => (
+                <option value={item.name}>{item.name}</option>
+              ))}
+            </select>
+          )}
           <input
             ref={searchBox}
             type="search"
@@ -144,6 +162,13 @@ export function Inbox({ id }) {
                             </span>
                           )}
                         </span>
+                        {item.labels.length > 0 && (
+                          <span class="chips">
+                            {item.labels.map((label) => (
+                              <span class="chip small">{label}</span>
+                            ))}
+                          </span>
+                        )}
                         <span class="conversation-meta muted">
                           {conversationStatusName(item.status)}
                           {item.assignee_id ? ` · ${names[item.assignee_id] || (item.assignee_id === userId() ? t("You") : t("Assigned"))}` : ` · ${t("Unassigned")}`}
@@ -270,7 +295,8 @@ function Conversation({ id, team, names }) {
   const [replyTo, setReplyTo] = useState(null);
   const [editing, setEditing] = useState(null);
   const [forwarding, setForwarding] = useState(null);
-  const [ticketing, setTicketing] = useState(false);
+  const [ticketing, setTicketing] = useState(null);
+  const [suggestion, setSuggestion] = useState(null);
   const bottom = useRef(null);
   const composer = useRef(null);
 
@@ -287,6 +313,11 @@ function Conversation({ id, team, names }) {
   useEffect(() => {
     bottom.current?.scrollIntoView({ block: "end" });
   }, [messages?.length]);
+
+  // The hub's keyword rules think a message needs a ticket: offer it, filled in.
+  useLive(["ticketSuggested"], (event, data) => {
+    if (data.chatId === id) setSuggestion(data);
+  });
 
   useLive(["newMessage", "messageSent", "messageUpdated", "messageDeleted", "conversationUpdated"], (event, data) => {
     if (data.chatId !== id) return;
@@ -401,6 +432,16 @@ function Conversation({ id, team, names }) {
                 </div>
               )}
             </header>
+            <Labels chat={chat} onChange={(updated) => conversation.update(() => updated)} />
+            {suggestion && can("ticketing", "write") && (
+              <div class="notice slim suggestion" role="status" data-suggestion>
+                <span>{t("This message may need a ticket ({keyword}).", { keyword: suggestion.keyword })}</span>
+                <button type="button" class="small primary" onClick={() => { setTicketing(suggestion.draft); setSuggestion(null); }}>
+                  {t("Create ticket")}
+                </button>
+                <button type="button" class="small" onClick={() => setSuggestion(null)}>{t("Dismiss")}</button>
+              </div>
+            )}
             {chat.status === "snoozed" && chat.snoozed_until && (
               <p class="notice slim">{t("Snoozed until {time}", { time: formatDateTime(chat.snoozed_until) })}</p>
             )}
@@ -451,10 +492,10 @@ function Conversation({ id, team, names }) {
             )}
           </section>
           {can("crm", "read") && (
-            <CustomerPanel customerId={chat.customer.id} onCreateTicket={can("ticketing", "write") ? () => setTicketing(true) : null} />
+            <CustomerPanel customerId={chat.customer.id} onCreateTicket={can("ticketing", "write") ? () => setTicketing({}) : null} />
           )}
           {forwarding && <ForwardDialog message={forwarding} from={id} onClose={() => setForwarding(null)} />}
-          {ticketing && <TicketDialog chat={chat} onClose={() => setTicketing(false)} />}
+          {ticketing && <TicketDialog chat={chat} draft={ticketing} onClose={() => setTicketing(null)} />}
         </>
       )}
     </Loading>
@@ -661,8 +702,12 @@ function ForwardDialog({ message, from, onClose }) {
   );
 }
 
-function TicketDialog({ chat, onClose }) {
-  const [values, setValues] = useState({ title: "", priority: "normal", description: "" });
+function TicketDialog({ chat, draft, onClose }) {
+  const [values, setValues] = useState({
+    title: draft.title || "",
+    priority: draft.priority || "normal",
+    description: draft.description || "",
+  });
   const [errors, setErrors] = useState({});
   const submit = async (event) => {
     event.preventDefault();
@@ -729,5 +774,64 @@ function CustomerPanel({ customerId, onCreateTicket }) {
       <h3>{t("Timeline")}</h3>
       <Timeline customerId={customerId} compact />
     </aside>
+  );
+}
+
+// The conversation's labels: shown as chips, added from the organization's list, removed by a click.
+function Labels({ chat, onChange }) {
+  const [adding, setAdding] = useState(false);
+  const known = useLoad(() => (adding ? get("/api/inbox/labels") : Promise.resolve([])), [adding]);
+  const save = async (labels) => {
+    try {
+      onChange(await post(`/api/inbox/conversations/${chat.id}/labels`, { labels }));
+    } catch (error) {
+      toast(error.message, "error");
+    }
+  };
+  const writable = can("whatsapp", "write");
+  if (!chat.labels.length && !writable) return null;
+  return (
+    <div class="labels" data-labels>
+      {chat.labels.map((label) => (
+        <span class="chip" key={label}>
+          {label}
+          {writable && (
+            <button type="button" class="icon-button" aria-label={t("Remove")} onClick={() => save(chat.labels.filter((item) => item !== label))}>
+              <Icon name="close" size={12} />
+            </button>
+          )}
+        </span>
+      ))}
+      {writable &&
+        (adding ? (
+          <Loading state={known}>
+            {(labels) => {
+              const free = labels.filter((label) => !chat.labels.includes(label.name));
+              return free.length ? (
+                <select
+                  aria-label={t("Label")}
+                  data-control="label"
+                  value=""
+                  onChange={(event) => {
+                    setAdding(false);
+                    save([...chat.labels, event.currentTarget.value]);
+                  }}
+                >
+                  <option value="">{t("Choose a label")}</option>
+                  {free.map((label) => (
+                    <option value={label.name}>{label.name}</option>
+                  ))}
+                </select>
+              ) : (
+                <span class="muted small">{t("No more labels: managers make them in Settings.")}</span>
+              );
+            }}
+          </Loading>
+        ) : (
+          <button type="button" class="small link-button" data-action="add-label" onClick={() => setAdding(true)}>
+            <Icon name="plus" size={12} /> {t("Label")}
+          </button>
+        ))}
+    </div>
   );
 }

@@ -27,6 +27,7 @@ export function Settings() {
         <>
           <OptOutWords />
           <CannedResponses />
+          <ConversationLabels />
         </>
       )}
       {tab === "workspace" && (
@@ -339,5 +340,52 @@ function Usage() {
         </section>
       )}
     </Loading>
+  );
+}
+
+function ConversationLabels() {
+  const labels = useLoad(() => get("/api/inbox/labels"), []);
+  const form = useForm({ name: "", color: "#0f766e" }, async (values, setValues) => {
+    await post("/api/inbox/labels", values);
+    setValues({ name: "", color: values.color });
+    labels.reload();
+  });
+  const drop = async (label) => {
+    try {
+      await remove(`/api/inbox/labels/${label.id}`);
+      labels.reload();
+    } catch (error) {
+      toast(error.message, "error");
+    }
+  };
+  return (
+    <section class="card stack">
+      <h2>{t("Conversation labels")}</h2>
+      <p class="muted small">{t("The team tags conversations with these; the inbox filters by them.")}</p>
+      <Loading state={labels}>
+        {(items) =>
+          items.length ? (
+            <div class="chips">
+              {items.map((label) => (
+                <span class="chip" key={label.id} style={{ borderColor: label.color }}>
+                  <span class="swatch" style={{ background: label.color }} /> {label.name}
+                  <button type="button" class="icon-button" aria-label={t("Delete")} onClick={() => drop(label)}>
+                    <Icon name="close" size={12} />
+                  </button>
+                </span>
+              ))}
+            </div>
+          ) : (
+            <Empty>{t("No labels yet.")}</Empty>
+          )
+        }
+      </Loading>
+      <form class="inline-form" onSubmit={form.onSubmit}>
+        <input name="label" placeholder={t("New label")} aria-label={t("New label")} value={form.values.name} onInput={form.set("name")} />
+        <input type="color" aria-label={t("Color")} value={form.values.color} onInput={form.set("color")} />
+        <button type="submit">{t("Add")}</button>
+      </form>
+      {(form.errors.name || form.errors.color || form.failure) && <p class="failure small">{form.errors.name || form.errors.color || form.failure}</p>}
+    </section>
   );
 }
