@@ -26,8 +26,8 @@ from hub.auth import CurrentUser
 from hub.db import HubAsyncSession, utcnow
 from hub.errors import NotFound, request_language
 from hub.i18n import N_, translate
-from hub.models import Media, ModuleSetting, Organization, User
-from hub.pagination import DEFAULT_LIMIT
+from hub.models import Invitation, Media, ModuleSetting, Organization, User
+from hub.pagination import DEFAULT_LIMIT, paginate
 from hub.permissions import AREAS, level_of, requires
 from hub.runtime import Runtime, runtime_of
 from hub.schemas import (
@@ -45,6 +45,7 @@ from hub.schemas import (
     OrganizationOut,
     OrganizationUpdate,
     Page,
+    PendingInvitationOut,
     ProfileUpdate,
     RegisterRequest,
     ResetPasswordRequest,
@@ -238,6 +239,39 @@ class UserController(Controller):
             expires_at=invitation.expires_at,
             invitation_url=link,
         )
+
+    @get("/invitations", guards=[requires("users", "read")])
+    async def invitations(
+        self, session: SessionDep, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT
+    ) -> Page[PendingInvitationOut]:
+        """Invitations not yet accepted and not expired, newest first."""
+        rows, next_cursor = await paginate(
+            session, services.pending_invitations(), Invitation.id, cursor=cursor, limit=limit
+        )
+        return Page(
+            items=[
+                PendingInvitationOut(
+                    id=invitation.id,
+                    email=invitation.email,
+                    role=invitation.role,
+                    invited_by_id=invitation.invited_by_id,
+                    created_at=invitation.created_at,
+                    expires_at=invitation.expires_at,
+                )
+                for (invitation,) in rows
+            ],
+            next_cursor=next_cursor,
+        )
+
+    @delete(
+        "/invitations/{invitation_id:uuid}",
+        guards=[requires("users", "write")],
+        status_code=HTTP_204_NO_CONTENT,
+    )
+    async def revoke_invitation(
+        self, request: Request[CurrentUser, Any, Any], session: SessionDep, invitation_id: FromPath[uuid.UUID]
+    ) -> None:
+        await services.revoke_invitation(session, request.user, invitation_id)
 
     @get("/me")
     async def me(self, request: Request[CurrentUser, Any, Any], session: SessionDep) -> UserOut:

@@ -107,6 +107,17 @@ class InvitationOut(Struct):
     invitation_url: str
 
 
+class PendingInvitationOut(Struct):
+    """An invitation still waiting; its link was shown once, when it was made."""
+
+    id: uuid.UUID
+    email: str
+    role: str
+    invited_by_id: uuid.UUID | None
+    created_at: datetime
+    expires_at: datetime
+
+
 class RoleChangeRequest(Request):
     role: Role
 

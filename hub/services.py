@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 import structlog
 from msgspec import UNSET
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 
 from hub import events
@@ -426,6 +426,28 @@ async def invite_user(
     session.after_commit(mail_invitation)
     await session.commit()
     return invitation, link
+
+
+def pending_invitations() -> Select[tuple[Invitation]]:
+    """Invitations nobody has accepted yet and that still work."""
+    return select(Invitation).where(Invitation.accepted_at.is_(None), Invitation.expires_at > utcnow())
+
+
+async def revoke_invitation(session: HubAsyncSession, actor: CurrentUser, invitation_id: uuid.UUID) -> None:
+    """Its link stops working at once; an accepted or another organization's invitation is not found."""
+    invitation = await session.scalar(pending_invitations().where(Invitation.id == invitation_id))
+    if invitation is None:
+        raise NotFound()
+    await session.delete(invitation)
+    await record_audit(
+        session,
+        actor_id=actor.id,
+        action="invitation.revoked",
+        object_type="invitation",
+        object_id=invitation.id,
+        changes={"email": invitation.email, "role": invitation.role},
+    )
+    await session.commit()
 
 
 async def _active_user(session: HubAsyncSession, user_id: uuid.UUID) -> User:

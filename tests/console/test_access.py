@@ -32,6 +32,10 @@ async def test_a_teammate_joins_by_invitation_in_arabic(
     assert link is not None
     assert "/accept-invitation?token=" in link
 
+    await admin.page.keyboard.press("Escape")
+    # Waiting in the team's list until it is accepted.
+    await admin.page.locator("[data-pending] td", has_text=email).wait_for()
+
     newcomer = await open_console(browser, hub, language="ar")
     people.append(newcomer)
     await newcomer.page.goto(link)
@@ -50,9 +54,9 @@ async def test_a_teammate_joins_by_invitation_in_arabic(
         "pipeline",
         "tickets",
     ]
-    await admin.page.keyboard.press("Escape")
     await admin.page.reload()
-    await admin.page.locator("td", has_text=email).wait_for()
+    await admin.page.locator(".table:not([data-pending]) td", has_text=email).wait_for()
+    assert await admin.page.locator("[data-pending] td", has_text=email).count() == 0
 
 
 @pytest.fixture

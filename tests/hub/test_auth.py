@@ -248,6 +248,44 @@ async def test_invitation_flow(hub: RunningHub) -> None:
     assert len(digests) == 2
 
 
+async def test_pending_invitations_are_listed_and_can_be_revoked(hub: RunningHub) -> None:
+    organization = await register(hub)
+    manager = await add_member(hub, organization, "manager")
+    other = await register(hub, name="Other Co")
+    first_email, second_email = unique_email("first"), unique_email("second")
+    async with hub.client(organization.admin.token) as client:
+        first = (await client.post("/api/users/invite", json={"email": first_email, "role": "agent"})).json()
+        second = (
+            await client.post("/api/users/invite", json={"email": second_email, "role": "member"})
+        ).json()
+        listed = (await client.get("/api/users/invitations")).json()
+    # Newest first; what was accepted (the manager's) is gone; no link or token is shown again.
+    assert [item["email"] for item in listed["items"]] == [second_email, first_email]
+    assert listed["items"][1]["role"] == "agent"
+    assert listed["items"][1]["invited_by_id"] == str(organization.admin.user_id)
+    assert set(listed["items"][0]) == {"id", "email", "role", "invited_by_id", "created_at", "expires_at"}
+    async with hub.client(manager.token) as client:
+        assert len((await client.get("/api/users/invitations")).json()["items"]) == 2  # managers read users
+        assert (await client.delete(f"/api/users/invitations/{first['id']}")).status_code == 403
+    async with hub.client(other.admin.token) as client:
+        assert (await client.get("/api/users/invitations")).json()["items"] == []
+        assert (await client.delete(f"/api/users/invitations/{first['id']}")).status_code == 404
+    async with hub.client(organization.admin.token) as client:
+        assert (await client.delete(f"/api/users/invitations/{first['id']}")).status_code == 204
+        assert (await client.delete(f"/api/users/invitations/{first['id']}")).status_code == 404
+        remaining = (await client.get("/api/users/invitations")).json()["items"]
+        audit = (await client.get("/api/audit")).json()["items"]
+    assert [item["id"] for item in remaining] == [second["id"]]
+    assert any(entry["action"] == "invitation.revoked" for entry in audit)
+    token = first["invitation_url"].split("token=")[1]
+    async with hub.client() as client:
+        revoked = await client.post(
+            "/api/auth/accept-invitation", json={"token": token, "full_name": "Late", "password": PASSWORD}
+        )
+    assert revoked.status_code == 400
+    assert revoked.json()["errors"][0]["field"] == "token"
+
+
 async def test_roles_cannot_lose_the_last_admin(hub: RunningHub) -> None:
     organization = await register(hub)
     manager = await add_member(hub, organization, "manager")

@@ -69,6 +69,7 @@ export function Team() {
           )
         }
       </Loading>
+      <PendingInvitations key={invitation?.id || "none"} writable={writable} />
       <section class="card">
         <h2>{t("What each role may do")}</h2>
         <ul class="mini-list">
@@ -114,5 +115,44 @@ function InviteDialog({ onClose }) {
         <button type="submit" class="primary" disabled={form.busy}>{t("Create the invitation")}</button>
       </form>
     </Modal>
+  );
+}
+
+function PendingInvitations({ writable }) {
+  const pending = useLoad(() => all("/api/users/invitations"), []);
+  const revoke = async (invitation) => {
+    if (!confirm(t("Revoke the invitation of {email}? Its link will stop working.", { email: invitation.email }))) return;
+    try {
+      await remove(`/api/users/invitations/${invitation.id}`);
+      pending.reload();
+    } catch (error) {
+      toast(error.message, "error");
+    }
+  };
+  return (
+    <section class="card stack">
+      <h2>{t("Pending invitations")}</h2>
+      <Loading state={pending}>
+        {(items) =>
+          items.length ? (
+            <table class="table compact" data-pending>
+              <thead><tr><th>{t("E-mail")}</th><th>{t("Role")}</th><th>{t("Expires")}</th><th /></tr></thead>
+              <tbody>
+                {items.map((invitation) => (
+                  <tr key={invitation.id}>
+                    <td dir="ltr" class="start">{invitation.email}</td>
+                    <td>{roleName(invitation.role)}</td>
+                    <td>{formatDateTime(invitation.expires_at)}</td>
+                    <td>{writable && <button type="button" class="link-button danger-text" onClick={() => revoke(invitation)}>{t("Revoke")}</button>}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          ) : (
+            <Empty>{t("No invitations are waiting.")}</Empty>
+          )
+        }
+      </Loading>
+    </section>
   );
 }
