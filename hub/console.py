@@ -53,6 +53,14 @@ PAGES = [
     "/settings/{rest:path}",
 ]
 
+# Only the hub's own script runs, and the page talks only to the hub: a message's text can never
+# become code that reads the signed-in person's token.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
 ASSET_TYPES = {
     ".js": "text/javascript; charset=utf-8",
     ".css": "text/css; charset=utf-8",
@@ -125,7 +133,14 @@ def packed_shell(language: str, stamp: int) -> bytes:
 @get(PAGES, exclude_from_auth=True, include_in_schema=False, sync_to_thread=False)
 def console_page(request: Request[Any, Any, Any]) -> Response[bytes]:
     language, stamp = page_language(request), build_stamp()
-    headers = {"cache-control": "no-cache", "x-frame-options": "DENY", "vary": "accept-encoding, cookie"}
+    headers = {
+        "cache-control": "no-cache",
+        "x-frame-options": "DENY",
+        "vary": "accept-encoding, cookie",
+        "content-security-policy": CONTENT_SECURITY_POLICY,
+        "x-content-type-options": "nosniff",
+        "referrer-policy": "same-origin",
+    }
     if "gzip" in request.headers.get("accept-encoding", ""):
         headers["content-encoding"] = "gzip"
         return Response(packed_shell(language, stamp), media_type="text/html", headers=headers)

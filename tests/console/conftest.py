@@ -114,7 +114,8 @@ async def sign_in(browser: Any, hub: RunningHub, member: Member, *, language: st
 
 @pytest.fixture
 async def people(browser: Any) -> AsyncIterator[list[Console]]:
-    """Consoles opened by a test, closed after it; page errors fail the test."""
+    """Consoles opened by a test, closed after it; page errors (a refusal of the page's Content
+    Security Policy among them) fail the test."""
     opened: list[Console] = []
     yield opened
     errors = [error for console in opened for error in console.errors]

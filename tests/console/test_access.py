@@ -122,9 +122,11 @@ async def test_the_whatsapp_page_follows_the_qr_code_until_the_phone_is_linked(
     await push("qrCode", {"code": "2@first-code", "svg": qr_svg("2@first-code")})
     first = await admin.page.locator("[data-qr]").inner_html()
     await push("qrCode", {"code": "2@second-code", "svg": qr_svg("2@second-code")})
-    await admin.page.wait_for_function(
-        "previous => document.querySelector('[data-qr]').innerHTML !== previous", arg=first
-    )
+
+    async def replaced() -> bool:
+        return bool(await admin.page.locator("[data-qr]").inner_html() != first)
+
+    await eventually(replaced)
     await admin.screenshot("whatsapp-qr")
     await push("clientReady", {"phone": "+966500000009"})
     await admin.page.wait_for_selector(".connect[data-state=ready]")

@@ -114,7 +114,7 @@ async def test_arabic_pages_are_right_to_left_and_mirror_directional_icons(
 
     # The switch changes the page at once and is remembered for the user.
     await arabic.page.click(".sidebar .language-switch")
-    await arabic.page.wait_for_function("document.documentElement.dir === 'ltr'")
+    await arabic.page.locator("html[dir=ltr]").wait_for(state="attached")
     assert await arabic.page.text_content("[data-nav=inbox]") == "Inbox"
     async with hub.client(organization.members["manager"].token) as client:
         assert (await client.get("/api/users/me")).json()["preferred_language"] == "en"

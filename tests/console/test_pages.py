@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from playwright.async_api import expect
 
 from tests.campaigns.conftest import fast_pacing
 from tests.conftest import Organization, RunningHub, eventually
@@ -81,7 +82,7 @@ async def test_a_manager_builds_a_campaign_and_watches_it_reach_100_percent(
     await page.wait_for_url("**/campaigns/*")
     start = page.locator("[data-action=start]")
     await start.wait_for()
-    await page.wait_for_function("!document.querySelector('[data-action=start]').disabled")
+    await page.locator("[data-action=start]:not([disabled])").wait_for()
     assert "12" in (await page.text_content("[data-audience]") or "")
     await start.click()
     # While it sends: an estimated finish; paused, nothing more goes out; resumed, it goes on.
@@ -229,7 +230,7 @@ async def test_every_main_page_opens_in_both_languages(
     for name, path in pages.items():
         await admin.goto(path)
         await admin.page.wait_for_selector(".shell")
-        await admin.page.wait_for_function("!document.querySelector('.loading')")
+        await expect(admin.page.locator(".loading")).to_have_count(0)
         assert await admin.page.get_attribute("html", "dir") == ("rtl" if language == "ar" else "ltr")
         await admin.screenshot(f"page-{name}")
     # The settings' last tab: the inbox's assignment, the modules and this month's usage.

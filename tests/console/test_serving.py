@@ -35,6 +35,7 @@ async def test_every_console_path_answers_the_page_in_the_readers_language(
     assert "<html lang='en' dir='ltr'>" in english.text
     assert "<html lang='ar' dir='rtl'>" in chosen.text  # the language the person chose wins
     assert arabic.headers["x-frame-options"] == "DENY"
+    assert "script-src 'self';" in arabic.headers["content-security-policy"]
     # The API's own paths stay JSON, never the page.
     assert api_missing.status_code == 404
     assert api_missing.headers["content-type"].startswith("application/json")
