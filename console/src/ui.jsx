@@ -164,6 +164,61 @@ export function useLoad(loader, deps) {
   return { ...state, reload, update };
 }
 
+// A cursor-paginated list: the first page loads like useLoad; more() appends the next one.
+export function usePagedLoad(fetchPage, deps) {
+  const cursor = useRef(null);
+  const [hasMore, setHasMore] = useState(false);
+  const state = useLoad(async () => {
+    const page = await fetchPage(null);
+    cursor.current = page.next_cursor;
+    setHasMore(!!page.next_cursor);
+    return page.items;
+  }, deps);
+  const fetching = useRef(false);
+  const more = async () => {
+    if (!cursor.current || fetching.current) return;
+    fetching.current = true;
+    let page;
+    try {
+      page = await fetchPage(cursor.current);
+    } finally {
+      fetching.current = false;
+    }
+    cursor.current = page.next_cursor;
+    setHasMore(!!page.next_cursor);
+    state.update((items) => {
+      const shown = new Set((items || []).map((item) => item.id));
+      return [...(items || []), ...page.items.filter((item) => !shown.has(item.id))];
+    });
+  };
+  return { ...state, more, hasMore };
+}
+
+export function MoreButton({ list }) {
+  const [busy, setBusy] = useState(false);
+  if (!list.hasMore) return null;
+  return (
+    <button
+      type="button"
+      class="link-button load-more"
+      data-action="more"
+      disabled={busy}
+      onClick={async () => {
+        setBusy(true);
+        try {
+          await list.more();
+        } catch (error) {
+          toast(error.message, "error");
+        } finally {
+          setBusy(false);
+        }
+      }}
+    >
+      {t("Show more")}
+    </button>
+  );
+}
+
 export function Loading({ state, children }) {
   if (state.error) return <p class="failure" role="alert">{state.error.message}</p>;
   if (state.data == null) return <p class="muted loading">{t("Loading…")}</p>;

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from playwright.async_api import expect
 
 from tests.conftest import Organization, RunningHub, eventually
 from tests.console.conftest import Console, sign_in
@@ -135,3 +136,24 @@ async def test_an_agent_answers_with_every_tool_of_the_conversation(
     async with hub.client(organization.admin.token) as client:
         assert (await client.get(f"/api/inbox/conversations/{other_id}")).json()["status"] == "resolved"
     await agent.screenshot("agent-tools")
+
+
+@pytest.mark.parametrize("hub", ["sqlite"], indirect=True)
+async def test_the_conversation_list_shows_more_as_it_scrolls(
+    hub: RunningHub, browser: Any, people: list[Console], organization: Organization, receiver: Receiver
+) -> None:
+    channel = await make_channel(hub, organization, receiver)
+    for number in range(55):
+        answer = await channel.send(
+            external_id=f"s-{number}", **{"from": f"+96650100{number:04d}"}, name=f"P {number}", text="hi"
+        )
+        assert answer.status_code == 202
+    manager = await sign_in(browser, hub, organization.members["manager"])
+    people.append(manager)
+    page = manager.page
+    await page.locator("[data-conversation]").nth(49).wait_for()
+    assert await page.locator("[data-conversation]").count() == 50
+    await page.locator(".conversations").evaluate("list => list.scrollTo(0, list.scrollHeight)")
+    await page.locator("[data-conversation]").nth(54).wait_for()
+    assert await page.locator("[data-conversation]").count() == 55
+    await expect(page.locator("[data-action=more]")).to_have_count(0)

@@ -5,7 +5,7 @@ import { formatDateTime, formatDuration, formatNumber, formatRelative, language,
 import { useLive } from "../live.js";
 import { navigate } from "../router.js";
 import { can } from "../session.js";
-import { Empty, Failure, Field, Icon, Link, Loading, Modal, PageHeader, Tabs, useLoad } from "../ui.jsx";
+import { Empty, Failure, Field, Icon, Link, Loading, Modal, MoreButton, PageHeader, Tabs, useLoad, usePagedLoad } from "../ui.jsx";
 import { campaignStatusName, channelStateName, languageName } from "../words.js";
 
 const done = (campaign) => campaign.sent + campaign.failed + campaign.skipped + campaign.unknown;
@@ -21,7 +21,7 @@ function ProgressBar({ current, total }) {
 }
 
 export function Campaigns() {
-  const campaigns = useLoad(() => get(query("/api/campaigns", { limit: 100 })).then((page) => page.items), []);
+  const campaigns = usePagedLoad((cursor) => get(query("/api/campaigns", { limit: 50, cursor })), []);
   useLive(["campaignProgress", "campaignCompleted", "campaignUpdated"], (event, data) => {
     if (event !== "campaignProgress") return campaigns.reload();
     campaigns.update((items) => items?.map((item) => (item.id === data.campaignId ? { ...item, ...data } : item)));
@@ -57,6 +57,7 @@ export function Campaigns() {
           )
         }
       </Loading>
+      <MoreButton list={campaigns} />
     </div>
   );
 }

@@ -6,7 +6,7 @@ import { emit, useLive } from "../live.js";
 import { navigate } from "../router.js";
 import { can, role, userId } from "../session.js";
 import { loadTeam } from "../team.js";
-import { Avatar, Empty, Field, Icon, Link, Loading, Modal, Tabs, toast, useLoad } from "../ui.jsx";
+import { Avatar, Empty, Field, Icon, Link, Loading, Modal, MoreButton, Tabs, toast, useLoad, usePagedLoad } from "../ui.jsx";
 import { conversationStatusName, messageStatusName, priorityName } from "../words.js";
 import { CustomerFacts, CustomerWork, Timeline } from "./customers.jsx";
 
@@ -39,17 +39,18 @@ export function Inbox({ id }) {
   const labels = useLoad(() => get("/api/inbox/labels"), []);
   const searchBox = useRef(null);
   const { team, names } = useTeamNames();
-  const list = useLoad(
-    () =>
+  const list = usePagedLoad(
+    (cursor) =>
       get(
         query("/api/inbox/conversations", {
           assignee: view === "mine" ? "me" : view === "unassigned" ? "unassigned" : undefined,
           status,
           label,
           q: search.trim(),
-          limit: 100,
+          limit: 50,
+          cursor,
         }),
-      ).then((page) => page.items),
+      ),
     [view, status, search, label],
   );
 
@@ -140,7 +141,10 @@ export function Inbox({ id }) {
         <Loading state={list}>
           {(items) =>
             items.length ? (
-              <ul class="conversations">
+              <ul class="conversations" onScroll={(event) => {
+                const box = event.currentTarget;
+                if (box.scrollTop + box.clientHeight >= box.scrollHeight - 40 && list.hasMore) list.more();
+              }}>
                 {items.map((item) => (
                   <li key={item.id}>
                     <Link
@@ -177,6 +181,7 @@ export function Inbox({ id }) {
                     </Link>
                   </li>
                 ))}
+                <li><MoreButton list={list} /></li>
               </ul>
             ) : (
               <Empty>{t("No conversations here.")}</Empty>

@@ -6,7 +6,7 @@ import { useLive } from "../live.js";
 import { navigate } from "../router.js";
 import { can, role, userId } from "../session.js";
 import { loadTeam } from "../team.js";
-import { Empty, Failure, Field, Icon, Link, Loading, Modal, PageHeader, toast, useForm, useLoad } from "../ui.jsx";
+import { Empty, Failure, Field, Icon, Link, Loading, Modal, MoreButton, PageHeader, toast, useForm, useLoad, usePagedLoad } from "../ui.jsx";
 import { priorityName, ticketStatusName } from "../words.js";
 
 const STATUSES = ["open", "in_progress", "waiting_on_customer", "resolved", "closed"];
@@ -76,9 +76,8 @@ export function Tickets() {
   const [creating, setCreating] = useState(false);
   const { team, names } = useNames();
   const now = useNow();
-  const tickets = useLoad(
-    () =>
-      get(query("/api/tickets", { status, priority, assignee, breached: breached ? "true" : undefined, q: search.trim(), limit: 100 })).then((page) => page.items),
+  const tickets = usePagedLoad(
+    (cursor) => get(query("/api/tickets", { status, priority, assignee, breached: breached ? "true" : undefined, q: search.trim(), limit: 50, cursor })),
     [status, priority, assignee, breached, search],
   );
   useLive(["ticketCreated", "ticketUpdated", "ticketAssigned", "slaWarning", "slaBreached"], () => tickets.reload());
@@ -140,6 +139,7 @@ export function Tickets() {
           )
         }
       </Loading>
+      <MoreButton list={tickets} />
       {creating && <NewTicket team={team} onClose={() => setCreating(false)} />}
     </div>
   );
