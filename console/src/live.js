@@ -11,7 +11,9 @@ function dispatch(event, data) {
   for (const handler of handlers.get(event) || []) handler(data);
 }
 
-export function connectLive(token, onRefused) {
+// onRefused: the token no longer opens a socket; onEnded: the hub closed this person's sockets
+// (a logout elsewhere, a removal, a changed role), so what they may see is asked again.
+export function connectLive(token, onRefused, onEnded) {
   disconnectLive();
   let lost = false;
   socket = io({ auth: { token }, reconnectionDelayMax: 5000 });
@@ -30,7 +32,7 @@ export function connectLive(token, onRefused) {
     lost = true;
     if (!socket.active) onRefused?.(error);
   });
-  socket.on("sessionEnded", () => onRefused?.(new Error("sessionEnded")));
+  socket.on("sessionEnded", (data) => onEnded?.(data?.reason));
   socket.onAny((event, data) => dispatch(event, data));
 }
 

@@ -128,7 +128,19 @@ function App() {
       disconnectLive();
       return;
     }
-    connectLive(current.access_token, () => signOut({ expired: true }));
+    const refused = () => signOut({ expired: true });
+    // Still signed in (a changed role): the session answer gives the new permissions, and the
+    // socket comes back with the rooms that fit them. Signed out: back to the login page.
+    const ended = async () => {
+      try {
+        const full = await get("/api/auth/me");
+        signIn(full);
+        connectLive(full.access_token, refused, ended);
+      } catch {
+        signOut({ expired: true });
+      }
+    };
+    connectLive(current.access_token, refused, ended);
   }, [current?.access_token]);
   const Public = PUBLIC[path];
   if (Public) {

@@ -131,3 +131,19 @@ async def test_the_whatsapp_page_follows_the_qr_code_until_the_phone_is_linked(
     await push("clientReady", {"phone": "+966500000009"})
     await admin.page.wait_for_selector(".connect[data-state=ready]")
     assert await admin.page.locator("[data-qr]").count() == 0
+
+
+async def test_a_changed_role_changes_the_open_console_without_a_reload(
+    hub: RunningHub, browser: Any, people: list[Console], organization: Organization
+) -> None:
+    manager = organization.members["manager"]
+    console = await sign_in(browser, hub, manager)
+    people.append(console)
+    await console.page.wait_for_selector("[data-connected=yes]")
+    assert await console.page.locator("[data-nav=campaigns]").count() == 1
+    async with hub.client(organization.admin.token) as client:
+        changed = await client.patch(f"/api/users/{manager.user_id}/role", json={"role": "agent"})
+        assert changed.status_code == 200
+    await console.page.locator("[data-nav=campaigns]").wait_for(state="detached")
+    await console.page.wait_for_selector("[data-connected=yes]")
+    assert await console.page.text_content(".sidebar-foot .who .muted") == "agent"
