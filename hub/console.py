@@ -37,6 +37,7 @@ PAGES = [
     "/forgot-password",
     "/reset-password",
     "/accept-invitation",
+    "/overview",
     "/inbox",
     "/inbox/{rest:path}",
     "/customers",

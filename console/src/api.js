@@ -44,7 +44,10 @@ export const remove = (path) => api("DELETE", path);
 export function query(path, params) {
   const search = new URLSearchParams();
   for (const [key, value] of Object.entries(params || {})) {
-    if (value !== undefined && value !== null && value !== "") search.set(key, value);
+    // A list is the same parameter repeated, as the API reads it (status=open&status=pending).
+    for (const one of Array.isArray(value) ? value : [value]) {
+      if (one !== undefined && one !== null && one !== "") search.append(key, one);
+    }
   }
   const text = search.toString();
   return text ? `${path}?${text}` : path;

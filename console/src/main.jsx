@@ -19,6 +19,7 @@ import { CampaignPage, Campaigns, NewCampaign } from "./pages/campaigns.jsx";
 import { Channels, ConnectWhatsapp } from "./pages/channels.jsx";
 import { Team } from "./pages/team.jsx";
 import { Settings } from "./pages/settings.jsx";
+import { Overview } from "./pages/overview.jsx";
 
 const PUBLIC = {
   "/login": Login,
@@ -30,6 +31,7 @@ const PUBLIC = {
 
 // Each page, the area its role must read, and where it sits in the navigation.
 const PAGES = [
+  { path: "/overview", page: Overview, area: "users", level: "none", icon: "home", label: () => t("Overview") },
   { path: "/inbox", page: Inbox, area: "whatsapp", icon: "inbox", label: () => t("Inbox") },
   { path: "/inbox/:id", page: Inbox, area: "whatsapp" },
   { path: "/customers", page: Customers, area: "crm", icon: "customers", label: () => t("Customers") },

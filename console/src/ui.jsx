@@ -7,6 +7,7 @@ import { store, useStore } from "./store.js";
 
 // Simple line icons; the directional ones are mirrored in right-to-left pages by their class.
 const PATHS = {
+  home: "M4 11l8-7 8 7v9h-5v-6H9v6H4z",
   inbox: "M4 13h4l2 3h4l2-3h4M4 13l2-8h12l2 8v6H4z",
   customers: "M9 11a4 4 0 1 0 0-8 4 4 0 0 0 0 8zM2 21v-1a6 6 0 0 1 12 0v1M17 11a3 3 0 1 0 0-6M22 21v-1a5 5 0 0 0-4-4.9",
   pipeline: "M4 4h4v16H4zM10 4h4v10h-4zM16 4h4v6h-4z",

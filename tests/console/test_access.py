@@ -49,6 +49,7 @@ async def test_a_teammate_joins_by_invitation_in_arabic(
     assert await newcomer.page.locator("[data-nav]").evaluate_all(
         "links => links.map(l => l.dataset.nav)"
     ) == [
+        "overview",
         "inbox",
         "customers",
         "pipeline",

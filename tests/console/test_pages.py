@@ -215,6 +215,7 @@ async def test_every_main_page_opens_in_both_languages(
     admin = await sign_in(browser, hub, organization.admin, language=language)
     people.append(admin)
     pages = {
+        "overview": "/overview",
         "inbox": f"/inbox/{chat_id}",
         "customers": "/customers",
         "customer": f"/customers/{customer['id']}",
@@ -233,7 +234,12 @@ async def test_every_main_page_opens_in_both_languages(
         await expect(admin.page.locator(".loading")).to_have_count(0)
         assert await admin.page.get_attribute("html", "dir") == ("rtl" if language == "ar" else "ltr")
         await admin.screenshot(f"page-{name}")
+    # The overview counts what the test made: one open conversation, waiting for someone; one ticket.
+    await admin.goto("/overview")
+    await admin.page.locator("[data-tile=unassigned] .tile-value", has_text="1").wait_for()
+    assert await admin.page.text_content("[data-tile=tickets] .tile-value") == "1"
     # The settings' last tab: the inbox's assignment, the modules and this month's usage.
+    await admin.goto("/settings")
     await admin.page.click(".tabs button >> nth=4")
     await admin.page.wait_for_selector("[data-usage=messages_sent]")
     await admin.screenshot("page-settings-workspace")

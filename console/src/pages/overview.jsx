@@ -1,0 +1,198 @@
+// The overview: what waits in the inbox and the tickets, the campaigns under way, the last 30
+// days of SLA targets and this month's usage, each shown only to those whose role reads it.
+import { useEffect, useRef } from "preact/hooks";
+import { get, query } from "../api.js";
+import { formatNumber, t } from "../i18n.js";
+import { useLive } from "../live.js";
+import { can, role } from "../session.js";
+import { Empty, Link, Loading, PageHeader, useLoad } from "../ui.jsx";
+import { campaignStatusName, priorityName } from "../words.js";
+
+// How many a list holds, read from its pages up to 200 ("200+" beyond).
+async function count(path, params) {
+  const page = await get(query(path, { ...params, limit: 200 }));
+  return { value: page.items.length, more: !!page.next_cursor };
+}
+
+function shown(total) {
+  return total.more ? `${formatNumber(total.value)}+` : formatNumber(total.value);
+}
+
+// Reload at most once a second however many events arrive.
+function useCalmReload(events, reload) {
+  const timer = useRef(null);
+  useLive(events, () => {
+    if (timer.current) return;
+    timer.current = setTimeout(() => {
+      timer.current = null;
+      reload();
+    }, 1000);
+  });
+  useEffect(() => () => clearTimeout(timer.current), []);
+}
+
+function Tile({ label, total, href, name }) {
+  return (
+    <Link href={href} class="tile" data-tile={name}>
+      <span class="tile-value">{shown(total)}</span>
+      <span class="tile-label">{label}</span>
+    </Link>
+  );
+}
+
+function InboxTiles() {
+  const agent = role() === "agent";
+  const counts = useLoad(async () => {
+    const [mine, unassigned, open] = await Promise.all([
+      count("/api/inbox/conversations", { assignee: "me", status: "open" }),
+      agent ? null : count("/api/inbox/conversations", { assignee: "unassigned", status: "open" }),
+      agent ? null : count("/api/inbox/conversations", { status: "open" }),
+    ]);
+    return { mine, unassigned, open };
+  }, []);
+  useCalmReload(["newMessage", "conversationUpdated", "conversationUnassigned"], counts.reload);
+  return (
+    <section class="card stack">
+      <h2>{t("Inbox")}</h2>
+      <Loading state={counts}>
+        {(data) => (
+          <div class="tiles">
+            <Tile label={t("Open and mine")} total={data.mine} href="/inbox" name="mine" />
+            {data.unassigned && <Tile label={t("Open, waiting for someone")} total={data.unassigned} href="/inbox" name="unassigned" />}
+            {data.open && <Tile label={t("Open in all")} total={data.open} href="/inbox" name="open" />}
+          </div>
+        )}
+      </Loading>
+    </section>
+  );
+}
+
+function TicketTiles() {
+  const counts = useLoad(async () => {
+    const working = ["open", "in_progress"];
+    const [mine, breached, open] = await Promise.all([
+      count("/api/tickets", { assignee: "me", status: working }),
+      count("/api/tickets", { breached: "true", status: working }),
+      count("/api/tickets", { status: working }),
+    ]);
+    return { mine, breached, open };
+  }, []);
+  useCalmReload(["ticketCreated", "ticketUpdated", "ticketAssigned", "slaBreached"], counts.reload);
+  return (
+    <section class="card stack">
+      <h2>{t("Tickets")}</h2>
+      <Loading state={counts}>
+        {(data) => (
+          <div class="tiles">
+            <Tile label={t("Being worked on, mine")} total={data.mine} href="/tickets" name="my-tickets" />
+            <Tile label={t("Being worked on")} total={data.open} href="/tickets" name="tickets" />
+            <Tile label={t("Past an SLA target")} total={data.breached} href="/tickets" name="breached" />
+          </div>
+        )}
+      </Loading>
+    </section>
+  );
+}
+
+function RunningCampaigns() {
+  const campaigns = useLoad(
+    () => get(query("/api/campaigns", { status: ["running", "paused", "scheduled"], limit: 20 })).then((page) => page.items),
+    [],
+  );
+  useLive(["campaignProgress", "campaignCompleted", "campaignUpdated"], (event, data) => {
+    if (event !== "campaignProgress") return campaigns.reload();
+    campaigns.update((items) => items?.map((item) => (item.id === data.campaignId ? { ...item, ...data } : item)));
+  });
+  return (
+    <section class="card stack">
+      <h2>{t("Campaigns under way")}</h2>
+      <Loading state={campaigns}>
+        {(items) =>
+          items.length ? (
+            <ul class="mini-list">
+              {items.map((campaign) => {
+                const current = campaign.current ?? campaign.sent + campaign.failed + campaign.skipped + campaign.unknown;
+                const share = campaign.total ? current / campaign.total : 0;
+                return (
+                  <li key={campaign.id}>
+                    <Link href={`/campaigns/${campaign.id}`}>{campaign.name}</Link>
+                    <span class="muted">
+                      {campaignStatusName(campaign.status)} · {formatNumber(current)} / {formatNumber(campaign.total)} ({formatNumber(share, { style: "percent" })})
+                    </span>
+                  </li>
+                );
+              })}
+            </ul>
+          ) : (
+            <Empty>{t("No campaign is sending or waiting to.")}</Empty>
+          )
+        }
+      </Loading>
+    </section>
+  );
+}
+
+function SlaSummary() {
+  const report = useLoad(() => get("/api/tickets/sla-report"), []);
+  const percent = (share) => (share.share_met == null ? "—" : formatNumber(share.share_met, { style: "percent" }));
+  return (
+    <section class="card stack">
+      <h2>{t("SLA targets met, last 30 days")}</h2>
+      <Loading state={report}>
+        {(data) =>
+          data.by_priority.length ? (
+            <table class="table compact">
+              <thead>
+                <tr><th>{t("Priority")}</th><th>{t("Tickets")}</th><th>{t("First response")}</th><th>{t("Resolution")}</th></tr>
+              </thead>
+              <tbody>
+                {data.by_priority.map((row) => (
+                  <tr key={row.priority}>
+                    <td>{priorityName(row.priority)}</td>
+                    <td>{formatNumber(row.resolution.tickets)}</td>
+                    <td>{percent(row.first_response)}</td>
+                    <td>{percent(row.resolution)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          ) : (
+            <Empty>{t("No tickets in these 30 days.")}</Empty>
+          )
+        }
+      </Loading>
+    </section>
+  );
+}
+
+function Usage() {
+  const usage = useLoad(() => get("/api/settings/usage"), []);
+  return (
+    <section class="card stack">
+      <h2>{t("Usage this month")}</h2>
+      <Loading state={usage}>
+        {(data) => (
+          <div class="tiles">
+            <Tile label={t("Messages sent")} total={{ value: data.metrics.messages_sent || 0, more: false }} href="/settings" name="usage" />
+          </div>
+        )}
+      </Loading>
+    </section>
+  );
+}
+
+export function Overview() {
+  const managing = can("ticketing", "write") && can("users", "read");
+  return (
+    <div class="page">
+      <PageHeader title={t("Overview")} />
+      <div class="overview">
+        {can("whatsapp", "read") && <InboxTiles />}
+        {can("ticketing", "read") && <TicketTiles />}
+        {can("campaigns", "read") && <RunningCampaigns />}
+        {managing && <SlaSummary />}
+        {can("billing", "read") && <Usage />}
+      </div>
+    </div>
+  );
+}
