@@ -29,9 +29,9 @@ const PUBLIC = {
   "/accept-invitation": AcceptInvitation,
 };
 
-// Each page, the area its role must read, and where it sits in the navigation.
+// Each page, the area its role must read (or write), and where it sits in the navigation.
 const PAGES = [
-  { path: "/overview", page: Overview, area: "users", level: "none", icon: "home", label: () => t("Overview") },
+  { path: "/overview", page: Overview, everyone: true, icon: "home", label: () => t("Overview") },
   { path: "/inbox", page: Inbox, area: "whatsapp", icon: "inbox", label: () => t("Inbox") },
   { path: "/inbox/:id", page: Inbox, area: "whatsapp" },
   { path: "/customers", page: Customers, area: "crm", icon: "customers", label: () => t("Customers") },
@@ -49,7 +49,7 @@ const PAGES = [
 ];
 
 function allowed(entry) {
-  return can(entry.area, entry.level || "read");
+  return entry.everyone || can(entry.area, entry.level || "read");
 }
 
 function Shell({ path }) {
@@ -96,6 +96,7 @@ function Shell({ path }) {
             type="button"
             class="link-button"
             onClick={async () => {
+              disconnectLive(); // the hub's "session ended" for this logout is not news to us
               try {
                 await post("/api/auth/logout");
               } finally {

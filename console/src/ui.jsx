@@ -165,6 +165,16 @@ export function useLoad(loader, deps) {
   return { ...state, reload, update };
 }
 
+// A value that settles: what was typed, once typing pauses, so a search is not sent per key.
+export function useSettled(value, delay = 250) {
+  const [settled, setSettled] = useState(value);
+  useEffect(() => {
+    const timer = setTimeout(() => setSettled(value), delay);
+    return () => clearTimeout(timer);
+  }, [value, delay]);
+  return settled;
+}
+
 // A cursor-paginated list: the first page loads like useLoad; more() appends the next one.
 export function usePagedLoad(fetchPage, deps) {
   const cursor = useRef(null);

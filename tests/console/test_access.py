@@ -96,6 +96,8 @@ async def test_a_forgotten_password_is_reset_through_the_emailed_link(
     token = await console.page.evaluate("JSON.parse(localStorage.getItem('hub.session')).access_token")
     await console.page.click(".sidebar-foot .link-button")
     await console.page.wait_for_url("**/login")
+    await console.page.wait_for_timeout(300)
+    assert await console.page.locator(".notice").count() == 0  # a logout is not an expired session
     async with hub.client(token) as client:
         assert (await client.get("/api/auth/me")).status_code == 401
 

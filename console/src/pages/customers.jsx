@@ -5,7 +5,7 @@ import { formatDateTime, formatMoney, formatNumber, t } from "../i18n.js";
 import { useLive } from "../live.js";
 import { navigate } from "../router.js";
 import { can } from "../session.js";
-import { Empty, Failure, Field, Icon, Link, Loading, Modal, PageHeader, Tabs, toast, useForm, useLoad } from "../ui.jsx";
+import { Empty, Failure, Field, Icon, Link, Loading, Modal, PageHeader, Tabs, toast, useForm, useLoad, useSettled } from "../ui.jsx";
 import { languageName, priorityName, ticketStatusName } from "../words.js";
 
 // One line per timeline entry, in the reader's language.
@@ -117,8 +117,9 @@ export function Customers() {
 
 function CustomerList() {
   const [search, setSearch] = useState("");
+  const searching = useSettled(search);
   const [cursor, setCursor] = useState(null);
-  const list = useLoad(() => get(query("/api/crm/customers", { q: search.trim(), limit: 50, cursor })), [search, cursor]);
+  const list = useLoad(() => get(query("/api/crm/customers", { q: searching.trim(), limit: 50, cursor })), [searching, cursor]);
   useLive(["leadCreated"], () => list.reload());
   return (
     <>

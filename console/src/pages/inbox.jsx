@@ -6,7 +6,7 @@ import { emit, useLive } from "../live.js";
 import { navigate } from "../router.js";
 import { can, role, userId } from "../session.js";
 import { loadTeam } from "../team.js";
-import { Avatar, Empty, Field, Icon, Link, Loading, Modal, MoreButton, Tabs, toast, useLoad, usePagedLoad } from "../ui.jsx";
+import { Avatar, Empty, Field, Icon, Link, Loading, Modal, MoreButton, Tabs, toast, useLoad, usePagedLoad, useSettled } from "../ui.jsx";
 import { conversationStatusName, messageStatusName, priorityName } from "../words.js";
 import { CustomerFacts, CustomerWork, Timeline } from "./customers.jsx";
 
@@ -35,6 +35,7 @@ export function Inbox({ id }) {
   const [view, setView] = useState(localStorage.getItem("hub.inbox.view") || (agent ? "mine" : "all"));
   const [status, setStatus] = useState("open");
   const [search, setSearch] = useState("");
+  const searching = useSettled(search);
   const [label, setLabel] = useState("");
   const labels = useLoad(() => get("/api/inbox/labels"), []);
   const searchBox = useRef(null);
@@ -46,12 +47,12 @@ export function Inbox({ id }) {
           assignee: view === "mine" ? "me" : view === "unassigned" ? "unassigned" : undefined,
           status,
           label,
-          q: search.trim(),
+          q: searching.trim(),
           limit: 50,
           cursor,
         }),
       ),
-    [view, status, search, label],
+    [view, status, searching, label],
   );
 
   useLive(["newMessage", "conversationUpdated", "conversationUnassigned"], (event, data) => {
@@ -63,7 +64,7 @@ export function Inbox({ id }) {
       if (event === "newMessage" && data.chatId === id) conversation.unread_count = 0;
       if (!belongs(conversation, view, status) || (label && !conversation.labels.includes(label))) return rest;
       // A search's matches come from the hub; the live list keeps only those it already shows.
-      if (search && !items.some((item) => item.id === data.chatId)) return rest;
+      if (searching && !items.some((item) => item.id === data.chatId)) return rest;
       return [conversation, ...rest].sort(newestFirst);
     });
     if (event === "newMessage" && data.chatId === id) emit("markAsRead", id);
@@ -674,9 +675,10 @@ function Composer({ id, inputRef, replyTo, editing, onDone }) {
 
 function ForwardDialog({ message, from, onClose }) {
   const [search, setSearch] = useState("");
+  const searching = useSettled(search);
   const found = useLoad(
-    () => get(query("/api/inbox/conversations", { q: search.trim(), limit: 20 })).then((page) => page.items.filter((item) => item.id !== from)),
-    [search],
+    () => get(query("/api/inbox/conversations", { q: searching.trim(), limit: 20 })).then((page) => page.items.filter((item) => item.id !== from)),
+    [searching],
   );
   const forward = async (target) => {
     try {

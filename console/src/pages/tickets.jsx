@@ -6,7 +6,7 @@ import { useLive } from "../live.js";
 import { navigate } from "../router.js";
 import { can, role, userId } from "../session.js";
 import { loadTeam } from "../team.js";
-import { Empty, Failure, Field, Icon, Link, Loading, Modal, MoreButton, PageHeader, toast, useForm, useLoad, usePagedLoad } from "../ui.jsx";
+import { Empty, Failure, Field, Icon, Link, Loading, Modal, MoreButton, PageHeader, toast, useForm, useLoad, usePagedLoad, useSettled } from "../ui.jsx";
 import { priorityName, ticketStatusName } from "../words.js";
 
 const STATUSES = ["open", "in_progress", "waiting_on_customer", "resolved", "closed"];
@@ -73,12 +73,13 @@ export function Tickets() {
   const [assignee, setAssignee] = useState(role() === "agent" ? "me" : "");
   const [breached, setBreached] = useState(false);
   const [search, setSearch] = useState("");
+  const searching = useSettled(search);
   const [creating, setCreating] = useState(false);
   const { team, names } = useNames();
   const now = useNow();
   const tickets = usePagedLoad(
-    (cursor) => get(query("/api/tickets", { status, priority, assignee, breached: breached ? "true" : undefined, q: search.trim(), limit: 50, cursor })),
-    [status, priority, assignee, breached, search],
+    (cursor) => get(query("/api/tickets", { status, priority, assignee, breached: breached ? "true" : undefined, q: searching.trim(), limit: 50, cursor })),
+    [status, priority, assignee, breached, searching],
   );
   useLive(["ticketCreated", "ticketUpdated", "ticketAssigned", "slaWarning", "slaBreached"], () => tickets.reload());
   return (
