@@ -105,6 +105,43 @@ async def test_a_manager_builds_a_campaign_and_watches_it_reach_100_percent(
     await manager.screenshot("campaign")
 
 
+@pytest.mark.parametrize("hub", ["sqlite"], indirect=True)
+async def test_a_campaign_from_a_csv_file_counts_and_explains_its_rows(
+    hub: RunningHub,
+    browser: Any,
+    people: list[Console],
+    organization: Organization,
+    receiver: Receiver,
+    tmp_path: Any,
+) -> None:
+    channel = await make_channel(hub, organization, receiver)
+    table = tmp_path / "customers.csv"
+    table.write_text(
+        "mobile,name\n+966551230001,Noura\nnot a number,Bad\n+966551230002,Fahad\n+966551230001,Noura again\n"
+    )
+    manager = await sign_in(browser, hub, organization.members["manager"])
+    people.append(manager)
+    page = manager.page
+    await manager.goto("/campaigns/new")
+    await page.fill("input[name=name]", "From a file")
+    await page.click(".tabs button >> nth=2")
+    await page.set_input_files("input[type=file][accept*=csv]", str(table))
+    await page.fill("input[dir=ltr] >> nth=0", "mobile")
+    await page.fill("textarea[name=template-en]", "Hello {{first_name | friend}}")
+    await page.check(f"input[name=channel][value='{channel.id}']")
+    await page.click("[data-action=save-campaign]")
+    await page.wait_for_url("**/campaigns/*")
+    # Two will be sent; the unreadable number is named with its line, the repeat counted.
+    report = page.locator("[data-audience]")
+    await report.wait_for()
+    text = await report.text_content() or ""
+    assert text.startswith("2 will be sent.")
+    assert "1 duplicates" in text
+    assert "1 unreadable numbers" in text
+    await page.locator(".errors li", has_text="Line 3").wait_for()
+    await manager.screenshot("campaign-from-file")
+
+
 async def test_a_deal_is_dragged_to_another_stage(
     hub: RunningHub, browser: Any, people: list[Console], organization: Organization
 ) -> None:
