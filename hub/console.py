@@ -22,7 +22,7 @@ from litestar.params import FromPath
 from litestar.response import File
 
 from hub.config import LANGUAGES
-from hub.i18n import N_, catalog, choose_language, supported, text_direction, translate
+from hub.i18n import N_, choose_language, messages_of, supported, text_direction, translate
 
 CONSOLE_DIR = Path(
     os.environ.get("HUB_CONSOLE_DIR") or Path(__file__).resolve().parent.parent / "console" / "dist"
@@ -108,7 +108,7 @@ def shell(language: str, stamp: int) -> str:
             {
                 "language": language,
                 "direction": text_direction(language),
-                "messages": console_messages(language),
+                "messages": messages_of(language),
             },
             ensure_ascii=False,
         ).replace("</", "<\\/")
@@ -172,15 +172,6 @@ def console_asset(request: Request[Any, Any, Any], name: FromPath[str]) -> File:
     )
 
 
-@cache
-def console_messages(language: str) -> dict[str, str]:
-    """Every translated message of the catalog, as the console looks them up."""
-    translations = catalog(language)
-    return {
-        key: value for key, value in translations._catalog.items() if isinstance(key, str) and key and value
-    }
-
-
 @get(
     "/api/console/messages/{language:str}",
     exclude_from_auth=True,
@@ -192,7 +183,7 @@ def messages_for(language: FromPath[str]) -> Response[dict[str, Any]]:
     if chosen is None or chosen not in LANGUAGES:
         raise NotFoundException()
     return Response(
-        {"language": chosen, "direction": text_direction(chosen), "messages": console_messages(chosen)},
+        {"language": chosen, "direction": text_direction(chosen), "messages": messages_of(chosen)},
         headers={"cache-control": "public, max-age=300"},
     )
 

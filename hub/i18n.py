@@ -49,6 +49,19 @@ def catalog(language: str) -> Translations:
     return Translations(fp=compiled, domain="messages")
 
 
+@cache
+def messages_of(language: str) -> dict[str, str]:
+    """Every translated singular message of a language, by its English text (for the web console)."""
+    path = LOCALE_DIR / language / "LC_MESSAGES" / "messages.po"
+    with path.open("rb") as source:
+        po = read_po(source, locale=language)
+    return {
+        m.id: m.string
+        for m in po
+        if isinstance(m.id, str) and m.id and isinstance(m.string, str) and m.string
+    }
+
+
 def load_catalogs() -> None:
     """Compile every catalog now, so a broken one stops start-up instead of a later request."""
     for language in LANGUAGES:
