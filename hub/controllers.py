@@ -119,14 +119,14 @@ async def switched_off_modules(session: HubAsyncSession) -> set[str]:
     )
 
 
-def session_out(signed_in: services.SignedIn, switched_off: Collection[str] = ()) -> SessionOut:
+def session_out(signed_in: services.SignedIn) -> SessionOut:
     return SessionOut(
         access_token=signed_in.token.token,
         token_type="bearer",
         expires_at=signed_in.token.expires_at,
         user=user_out(signed_in.user),
         organization=organization_out(signed_in.organization),
-        permissions=permissions_of(signed_in.user.role, switched_off),
+        permissions=permissions_of(signed_in.user.role),
     )
 
 

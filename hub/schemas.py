@@ -85,8 +85,8 @@ class SessionOut(Struct):
     expires_at: datetime
     user: UserOut
     organization: OrganizationOut
-    # What the user's role may do per area ("none", "read" or "write"), with switched-off modules
-    # at "none": the console shows only what this allows; the API enforces it on every call.
+    # What the user's role may do per area ("none", "read" or "write"; /me also puts switched-off
+    # modules at "none"): the console shows only what this allows; the API enforces it on every call.
     permissions: dict[str, str] = {}
 
 
