@@ -1,4 +1,5 @@
 // The organization's people, for names and for assignment; loaded once per page view.
+import { useEffect, useMemo, useState } from "preact/hooks";
 import { all } from "./api.js";
 import { can } from "./session.js";
 
@@ -12,4 +13,14 @@ export function loadTeam() {
 
 export function forgetTeam() {
   loading = null;
+}
+
+// The team for a page: the people (for assignment menus) and their names by id.
+export function useTeam() {
+  const [team, setTeam] = useState([]);
+  useEffect(() => {
+    loadTeam().then(setTeam);
+  }, []);
+  const names = useMemo(() => Object.fromEntries(team.map((user) => [user.id, user.full_name])), [team]);
+  return { team, names };
 }

@@ -165,6 +165,16 @@ export function useLoad(loader, deps) {
   return { ...state, reload, update };
 }
 
+// The time now, renewed every second: for countdowns and estimated finishes.
+export function useNow() {
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    const timer = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(timer);
+  }, []);
+  return now;
+}
+
 // A value that settles: what was typed, once typing pauses, so a search is not sent per key.
 export function useSettled(value, delay = 250) {
   const [settled, setSettled] = useState(value);

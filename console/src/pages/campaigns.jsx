@@ -5,12 +5,22 @@ import { formatDateTime, formatDuration, formatNumber, formatRelative, language,
 import { useLive } from "../live.js";
 import { navigate } from "../router.js";
 import { can } from "../session.js";
-import { Empty, Failure, Field, Icon, Link, Loading, Modal, MoreButton, PageHeader, Tabs, useLoad, usePagedLoad } from "../ui.jsx";
+import { Empty, Failure, Field, Icon, Link, Loading, Modal, MoreButton, PageHeader, Tabs, useLoad, useNow, usePagedLoad } from "../ui.jsx";
 import { campaignStatusName, channelStateName, languageName } from "../words.js";
 
-const done = (campaign) => campaign.sent + campaign.failed + campaign.skipped + campaign.unknown;
+// How many recipients are behind it: live progress says so, else the campaign's own counts do.
+export const handled = (campaign) =>
+  campaign.current ?? campaign.sent + campaign.failed + campaign.skipped + campaign.unknown;
 
-function ProgressBar({ current, total }) {
+// A list of campaigns that follows the hub: progress in place, anything else reloads it.
+export function useCampaignsLive(campaigns) {
+  useLive(["campaignProgress", "campaignCompleted", "campaignUpdated"], (event, data) => {
+    if (event !== "campaignProgress") return campaigns.reload();
+    campaigns.update((items) => items?.map((item) => (item.id === data.campaignId ? { ...item, ...data } : item)));
+  });
+}
+
+export function ProgressBar({ current, total }) {
   const share = total ? Math.min(100, Math.round((current / total) * 100)) : 0;
   return (
     <div class="progress" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow={share} data-progress={share}>
@@ -22,10 +32,7 @@ function ProgressBar({ current, total }) {
 
 export function Campaigns() {
   const campaigns = usePagedLoad((cursor) => get(query("/api/campaigns", { limit: 50, cursor })), []);
-  useLive(["campaignProgress", "campaignCompleted", "campaignUpdated"], (event, data) => {
-    if (event !== "campaignProgress") return campaigns.reload();
-    campaigns.update((items) => items?.map((item) => (item.id === data.campaignId ? { ...item, ...data } : item)));
-  });
+  useCampaignsLive(campaigns);
   return (
     <div class="page">
       <PageHeader title={t("Campaigns")}>
@@ -45,7 +52,7 @@ export function Campaigns() {
                   <tr key={campaign.id} class="clickable" onClick={() => navigate(`/campaigns/${campaign.id}`)}>
                     <td><Link href={`/campaigns/${campaign.id}`}>{campaign.name}</Link></td>
                     <td><span class={`state state-${campaign.status}`}>{campaignStatusName(campaign.status)}</span></td>
-                    <td class="progress-cell"><ProgressBar current={campaign.current ?? done(campaign)} total={campaign.total} /></td>
+                    <td class="progress-cell"><ProgressBar current={handled(campaign)} total={campaign.total} /></td>
                     <td>{formatNumber(campaign.total)}</td>
                     <td>{formatDateTime(campaign.created_at)}</td>
                   </tr>
@@ -356,7 +363,7 @@ export function CampaignPage({ id }) {
   const results = useLoad(() => get(`/api/campaigns/${id}/results`), [id]);
   const [failure, setFailure] = useState(null);
   const samples = useRef([]);
-  const [, tick] = useState(0);
+  useNow(); // redrawn every second, so the estimated finish counts down
 
   useLive(["campaignProgress", "campaignCompleted", "campaignUpdated"], (event, data) => {
     if (data.campaignId !== id) return;
@@ -368,10 +375,6 @@ export function CampaignPage({ id }) {
     campaign.reload();
     results.reload();
   });
-  useEffect(() => {
-    const timer = setInterval(() => tick((n) => n + 1), 1000);
-    return () => clearInterval(timer);
-  }, []);
   useEffect(() => {
     if (campaign.data?.status === "running") {
       const timer = setInterval(() => results.reload(), 15000);
@@ -413,7 +416,7 @@ export function CampaignPage({ id }) {
     <div class="page">
       <Loading state={campaign}>
         {(item) => {
-          const current = item.current ?? done(item);
+          const current = handled(item);
           const remaining = Math.max(0, item.total - current);
           const left = item.status === "running" ? eta(current, item.total) : null;
           const writable = can("campaigns", "write");

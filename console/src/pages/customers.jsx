@@ -5,7 +5,7 @@ import { formatDateTime, formatMoney, formatNumber, t } from "../i18n.js";
 import { useLive } from "../live.js";
 import { navigate } from "../router.js";
 import { can } from "../session.js";
-import { Empty, Failure, Field, Icon, Link, Loading, Modal, PageHeader, Tabs, toast, useForm, useLoad, useSettled } from "../ui.jsx";
+import { Empty, Failure, Field, Icon, Link, Loading, Modal, MoreButton, PageHeader, Tabs, toast, useForm, useLoad, usePagedLoad, useSettled } from "../ui.jsx";
 import { languageName, priorityName, ticketStatusName } from "../words.js";
 
 // One line per timeline entry, in the reader's language.
@@ -118,17 +118,16 @@ export function Customers() {
 function CustomerList() {
   const [search, setSearch] = useState("");
   const searching = useSettled(search);
-  const [cursor, setCursor] = useState(null);
-  const list = useLoad(() => get(query("/api/crm/customers", { q: searching.trim(), limit: 50, cursor })), [searching, cursor]);
+  const list = usePagedLoad((cursor) => get(query("/api/crm/customers", { q: searching.trim(), limit: 50, cursor })), [searching]);
   useLive(["leadCreated"], () => list.reload());
   return (
     <>
       <div class="list-filters">
-        <input type="search" placeholder={t("Search name, phone or e-mail")} value={search} onInput={(event) => { setCursor(null); setSearch(event.currentTarget.value); }} />
+        <input type="search" placeholder={t("Search name, phone or e-mail")} value={search} onInput={(event) => setSearch(event.currentTarget.value)} />
       </div>
       <Loading state={list}>
-        {(page) =>
-          page.items.length ? (
+        {(items) =>
+          items.length ? (
             <>
               <table class="table">
                 <thead>
@@ -142,7 +141,7 @@ function CustomerList() {
                   </tr>
                 </thead>
                 <tbody>
-                  {page.items.map((customer) => (
+                  {items.map((customer) => (
                     <tr key={customer.id} onClick={() => navigate(`/customers/${customer.id}`)} class="clickable">
                       <td><Link href={`/customers/${customer.id}`}>{customer.name}</Link></td>
                       <td dir="ltr" class="start">{customer.phone}</td>
@@ -154,9 +153,7 @@ function CustomerList() {
                   ))}
                 </tbody>
               </table>
-              {page.next_cursor && (
-                <button type="button" class="link-button" onClick={() => setCursor(page.next_cursor)}>{t("Next page")}</button>
-              )}
+              <MoreButton list={list} />
             </>
           ) : (
             <Empty>{t("No customers found.")}</Empty>

@@ -1,23 +1,14 @@
 // The shared inbox: conversations by view, with the open one beside them (conversation.jsx).
-import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { get, query } from "../api.js";
 import { formatNumber, formatTime, t } from "../i18n.js";
 import { emit, useLive } from "../live.js";
 import { navigate } from "../router.js";
 import { role, userId } from "../session.js";
-import { loadTeam } from "../team.js";
+import { useTeam } from "../team.js";
 import { Avatar, Empty, Link, Loading, MoreButton, Tabs, useLoad, usePagedLoad, useSettled } from "../ui.jsx";
 import { conversationStatusName } from "../words.js";
 import { Conversation, STATUSES } from "./conversation.jsx";
-
-function useTeamNames() {
-  const [team, setTeam] = useState([]);
-  useEffect(() => {
-    loadTeam().then(setTeam);
-  }, []);
-  const names = useMemo(() => Object.fromEntries(team.map((user) => [user.id, user.full_name])), [team]);
-  return { team, names };
-}
 
 function belongs(conversation, view, status) {
   if (view === "mine" && conversation.assignee_id !== userId()) return false;
@@ -37,7 +28,7 @@ export function Inbox({ id }) {
   const [label, setLabel] = useState("");
   const labels = useLoad(() => get("/api/inbox/labels"), []);
   const searchBox = useRef(null);
-  const { team, names } = useTeamNames();
+  const { team, names } = useTeam();
   const list = usePagedLoad(
     (cursor) =>
       get(

@@ -7,6 +7,8 @@ import { useLive } from "../live.js";
 import { can, role } from "../session.js";
 import { Empty, Link, Loading, PageHeader, useLoad } from "../ui.jsx";
 import { campaignStatusName, priorityName } from "../words.js";
+import { handled, ProgressBar, useCampaignsLive } from "./campaigns.jsx";
+import { Usage } from "./settings.jsx";
 
 // How many a list holds, read from its pages up to 200 ("200+" beyond).
 async function count(path, params) {
@@ -99,10 +101,7 @@ function RunningCampaigns() {
     () => get(query("/api/campaigns", { status: ["running", "paused", "scheduled"], limit: 20 })).then((page) => page.items),
     [],
   );
-  useLive(["campaignProgress", "campaignCompleted", "campaignUpdated"], (event, data) => {
-    if (event !== "campaignProgress") return campaigns.reload();
-    campaigns.update((items) => items?.map((item) => (item.id === data.campaignId ? { ...item, ...data } : item)));
-  });
+  useCampaignsLive(campaigns);
   return (
     <section class="card stack">
       <h2>{t("Campaigns under way")}</h2>
@@ -110,18 +109,15 @@ function RunningCampaigns() {
         {(items) =>
           items.length ? (
             <ul class="mini-list">
-              {items.map((campaign) => {
-                const current = campaign.current ?? campaign.sent + campaign.failed + campaign.skipped + campaign.unknown;
-                const share = campaign.total ? current / campaign.total : 0;
-                return (
-                  <li key={campaign.id}>
-                    <Link href={`/campaigns/${campaign.id}`}>{campaign.name}</Link>
-                    <span class="muted">
-                      {campaignStatusName(campaign.status)} · {formatNumber(current)} / {formatNumber(campaign.total)} ({formatNumber(share, { style: "percent" })})
-                    </span>
-                  </li>
-                );
-              })}
+              {items.map((campaign) => (
+                <li key={campaign.id}>
+                  <Link href={`/campaigns/${campaign.id}`}>{campaign.name}</Link>
+                  <span class="muted">
+                    {campaignStatusName(campaign.status)} · {formatNumber(handled(campaign))} / {formatNumber(campaign.total)}
+                  </span>
+                  <ProgressBar current={handled(campaign)} total={campaign.total} />
+                </li>
+              ))}
             </ul>
           ) : (
             <Empty>{t("No campaign is sending or waiting to.")}</Empty>
@@ -160,22 +156,6 @@ function SlaSummary() {
             <Empty>{t("No tickets in these 30 days.")}</Empty>
           )
         }
-      </Loading>
-    </section>
-  );
-}
-
-function Usage() {
-  const usage = useLoad(() => get("/api/settings/usage"), []);
-  return (
-    <section class="card stack">
-      <h2>{t("Usage this month")}</h2>
-      <Loading state={usage}>
-        {(data) => (
-          <div class="tiles">
-            <Tile label={t("Messages sent")} total={{ value: data.metrics.messages_sent || 0, more: false }} href="/settings" name="usage" />
-          </div>
-        )}
       </Loading>
     </section>
   );

@@ -324,7 +324,7 @@ function Modules() {
   );
 }
 
-function Usage() {
+export function Usage() {
   const usage = useLoad(() => get("/api/settings/usage"), []);
   return (
     <Loading state={usage}>

@@ -1,24 +1,16 @@
 // Tickets: the list with filters, and a ticket's page with comments, timeline and live SLA clocks.
-import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { useRef, useState } from "preact/hooks";
 import { get, patch, post, query, upload } from "../api.js";
 import { formatDateTime, formatDuration, formatNumber, t } from "../i18n.js";
 import { useLive } from "../live.js";
 import { navigate } from "../router.js";
 import { can, role, userId } from "../session.js";
-import { loadTeam } from "../team.js";
-import { Empty, Failure, Field, Icon, Link, Loading, Modal, MoreButton, PageHeader, toast, useForm, useLoad, usePagedLoad, useSettled } from "../ui.jsx";
+import { useTeam } from "../team.js";
+import { Empty, Failure, Field, Icon, Link, Loading, Modal, MoreButton, PageHeader, toast, useForm, useLoad, useNow, usePagedLoad, useSettled } from "../ui.jsx";
 import { priorityName, ticketStatusName } from "../words.js";
 
 const STATUSES = ["open", "in_progress", "waiting_on_customer", "resolved", "closed"];
 const PRIORITIES = ["low", "normal", "high", "urgent"];
-
-function useNames() {
-  const [team, setTeam] = useState([]);
-  useEffect(() => {
-    loadTeam().then(setTeam);
-  }, []);
-  return { team, names: useMemo(() => Object.fromEntries(team.map((user) => [user.id, user.full_name])), [team]) };
-}
 
 // A target's state now: met, breached, paused, at risk (the hub warned, at 80% of the target's
 // business time) or running. The countdown itself runs here, second by second.
@@ -58,15 +50,6 @@ export function SlaClock({ label, target, now }) {
   );
 }
 
-function useNow() {
-  const [now, setNow] = useState(Date.now());
-  useEffect(() => {
-    const timer = setInterval(() => setNow(Date.now()), 1000);
-    return () => clearInterval(timer);
-  }, []);
-  return now;
-}
-
 export function Tickets() {
   const [status, setStatus] = useState("");
   const [priority, setPriority] = useState("");
@@ -75,7 +58,7 @@ export function Tickets() {
   const [search, setSearch] = useState("");
   const searching = useSettled(search);
   const [creating, setCreating] = useState(false);
-  const { team, names } = useNames();
+  const { team, names } = useTeam();
   const now = useNow();
   const tickets = usePagedLoad(
     (cursor) => get(query("/api/tickets", { status, priority, assignee, breached: breached ? "true" : undefined, q: searching.trim(), limit: 50, cursor })),
@@ -228,7 +211,7 @@ export function TicketPage({ id }) {
   const ticket = useLoad(() => get(`/api/tickets/${id}`), [id]);
   const comments = useLoad(() => get(query(`/api/tickets/${id}/comments`, { limit: 200 })).then((page) => page.items), [id]);
   const timeline = useLoad(() => get(query(`/api/tickets/${id}/timeline`, { limit: 100 })).then((page) => page.items), [id]);
-  const { team, names } = useNames();
+  const { team, names } = useTeam();
   const now = useNow();
   useLive(["ticketUpdated", "ticketAssigned", "commentAdded", "slaWarning", "slaBreached"], (event, data) => {
     const about = data.ticket?.id || data.ticketId;
