@@ -29,7 +29,7 @@ from litestar import Litestar, get
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import fresh_database, serve
+from harness import fresh_database, local_hub, serve
 
 from hub.app import create_app
 from hub.config import Settings
@@ -95,6 +95,7 @@ async def main() -> None:
     environ = {
         "HUB_DATA_DIR": tempfile.mkdtemp(prefix="hub-bench-"),
         "HUB_SECRET_KEY": secrets.token_urlsafe(40),
+        **local_hub(),
         "HUB_API_RATE_LIMIT": str(10**9),
         "HUB_LOG_LEVEL": "WARNING",
         "HUB_TASK_QUEUE": f"hubbench{secrets.token_hex(3)}",

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from campaign_pacing import free_port
-from harness import fresh_database, register, run, serve
+from harness import fresh_database, local_hub, register, run, serve
 
 from hub.app import create_app
 from hub.config import Settings
@@ -131,6 +131,7 @@ async def main() -> None:
                 "DATABASE_URL": database,
                 "HUB_DATA_DIR": f"/tmp/hub-audience-{secrets.token_hex(3)}",
                 "HUB_SECRET_KEY": secrets.token_urlsafe(40),
+                **local_hub(),
                 "HUB_MIGRATE_ON_START": "true",
                 "HUB_LOG_LEVEL": "warning",
             }

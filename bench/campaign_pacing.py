@@ -39,7 +39,7 @@ import socketio
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import fresh_database, register, run, serve
+from harness import fresh_database, local_hub, register, run, serve
 
 from hub.app import create_app
 from hub.config import Settings
@@ -301,6 +301,7 @@ async def main() -> None:
                 "REDIS_URL": redis_url,
                 "HUB_DATA_DIR": data_dir,
                 "HUB_SECRET_KEY": secrets.token_urlsafe(40),
+                **local_hub(),
                 "HUB_TASK_QUEUE": f"bench{secrets.token_hex(4)}",
                 "HUB_MIGRATE_ON_START": "true",
                 "HUB_LOG_LEVEL": "warning",

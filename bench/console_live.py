@@ -36,7 +36,7 @@ from playwright.async_api import async_playwright
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import register, run, serve
+from harness import local_hub, register, run, serve
 
 from channels.api import signature
 from hub.app import create_app
@@ -91,7 +91,7 @@ async def post(http: httpx.AsyncClient, channel: dict[str, Any], number: int, na
 
 async def main(arguments: argparse.Namespace) -> None:
     settings = Settings.from_env(
-        {"HUB_DATA_DIR": tempfile.mkdtemp(), "HUB_LOG_LEVEL": "WARNING"}, read_dotenv=False
+        {"HUB_DATA_DIR": tempfile.mkdtemp(), "HUB_LOG_LEVEL": "WARNING", **local_hub()}, read_dotenv=False
     )
     server, task, url = await serve(create_app(settings))
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:

@@ -29,7 +29,7 @@ import msgspec
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import fresh_database
+from harness import fresh_database, local_hub
 
 from hub import migrate
 from hub.auth import CurrentUser
@@ -200,6 +200,7 @@ async def main() -> None:
             {
                 "HUB_DATA_DIR": tempfile.mkdtemp(),
                 "HUB_SECRET_KEY": secrets.token_urlsafe(40),
+                **local_hub(),
                 "DATABASE_URL": dsn,
             },
             read_dotenv=False,

@@ -32,7 +32,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import fresh_database, run, serve
+from harness import fresh_database, local_hub, run, serve
 
 from crm import services
 from crm.schemas import AttributeCondition, SegmentFilters
@@ -148,6 +148,7 @@ async def main() -> None:
             {
                 "HUB_DATA_DIR": tempfile.mkdtemp(prefix="hub-bench-"),
                 "HUB_SECRET_KEY": secrets.token_urlsafe(40),
+                **local_hub(),
                 "HUB_LOG_LEVEL": "WARNING",
                 "HUB_LOG_JSON": "true",
                 "HUB_API_RATE_LIMIT": str(10**9),

@@ -7,8 +7,10 @@ import asyncio
 import contextlib
 import os
 import secrets
+import socket
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import asyncpg
 import uvicorn
@@ -22,9 +24,28 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(main)
 
 
+def local_hub() -> dict[str, str]:
+    """Settings every benchmark hub shares: its public address (a free port of this machine, which
+    `serve` then listens on), loopback receivers allowed as webhook targets, and the server's own
+    superuser as its database login (allowed on purpose; the per-transaction role switch that row
+    security costs is the same for any login)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return {
+        "HUB_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "HUB_OUTBOUND_ALLOW": "127.0.0.0/8",
+        "HUB_ALLOW_SUPERUSER": "1",
+    }
+
+
 async def serve(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
-    """Start uvicorn in this loop; the server, its task and its address."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    """Start uvicorn in this loop; the server, its task and its address (a hub's public one)."""
+    runtime = getattr(app, "runtime", None)
+    port = urlsplit(runtime.settings.public_url).port if runtime is not None else 0
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for this
         await asyncio.sleep(0.02)

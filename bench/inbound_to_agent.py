@@ -37,7 +37,7 @@ from litestar import Litestar, Request, post
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import fresh_database, run, serve
+from harness import fresh_database, local_hub, run, serve
 
 from channels.api import signature
 from hub.app import create_app
@@ -299,6 +299,7 @@ async def main() -> None:
     environ = {
         "HUB_DATA_DIR": tempfile.mkdtemp(prefix="hub-bench-"),
         "HUB_SECRET_KEY": secrets.token_urlsafe(40),
+        **local_hub(),
         "HUB_API_RATE_LIMIT": str(10**9),
         "HUB_LOG_LEVEL": "WARNING",
         "HUB_LOG_JSON": "true",

@@ -10,9 +10,12 @@ from sqlalchemy import update
 from campaigns import sending
 from campaigns.models import CampaignRecipient
 from channels.adapters import Receipt, listen_to_receipts
-from crm.services import on_customer_merge
+from crm.models import Activity
+from crm.services import on_customer_merge, timeline_entries
 from hub import events
+from hub.auth import CurrentUser
 from hub.db import HubAsyncSession
+from hub.permissions import can
 from hub.runtime import current
 from inbox.events import MessageReceived
 
@@ -42,3 +45,11 @@ async def move_recipients(session: HubAsyncSession, from_customer: uuid.UUID, to
         .values(customer_id=to_customer)
         .execution_options(synchronize_session=False)
     )
+
+
+@timeline_entries("campaign_message", "campaign_replied")
+async def campaign_entries_hidden(
+    _session: HubAsyncSession, reader: CurrentUser, entries: list[Activity]
+) -> set[uuid.UUID]:
+    """Campaign entries are for those who read campaigns (admins and managers)."""
+    return set() if can(reader.role, "campaigns", "read") else {entry.id for entry in entries}

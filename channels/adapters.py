@@ -17,6 +17,7 @@ import msgspec
 
 from channels.models import Channel
 from hub.i18n import N_, Term
+from hub.storage import IncomingFile
 
 ReceiptStatus = Literal["sent", "delivered", "read", "failed"]
 SessionStateName = Literal["disconnected", "connecting", "qr", "ready", "logged_out"]
@@ -30,10 +31,11 @@ STATE_NAMES = {
 
 
 class InboundAttachment(msgspec.Struct, frozen=True, kw_only=True):
-    content_type: str
+    content_type: str  # as the sender declared it; the hub decides from the bytes
     filename: str | None = None
     data: bytes | None = None
-    url: str | None = None
+    # Or a file already received into the media store's incoming area (large ones, streamed).
+    incoming: IncomingFile | None = None
 
 
 class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):

@@ -11,13 +11,14 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import re
 import time
 import uuid
-import weakref
 from typing import Any, ClassVar
 
 import httpx
 import msgspec
+import structlog
 
 from channels.adapters import (
     ChannelError,
@@ -28,6 +29,10 @@ from channels.adapters import (
     register_adapter,
 )
 from channels.models import Channel
+from hub.outbound import GENERIC_FAILURE, TooLarge, is_refusal, read_capped, shared_client
+from hub.runtime import current
+
+log = structlog.get_logger(__name__)
 
 SIGNATURE_HEADER = "X-Hub-Signature"
 SIGNATURE_TOLERANCE_SECONDS = 300
@@ -53,20 +58,17 @@ def signature_is_valid(secret: str, header: str | None, body: bytes, *, now: flo
     return hmac.compare_digest(expected, parts.get("v1", ""))
 
 
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
-    weakref.WeakKeyDictionary()
-)
+# What the hub keeps of a receiving system's answer: an id of bounded length and plain characters.
+EXTERNAL_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,200}$")
+MAX_ANSWER_BYTES = 64 * 1024
 
 
-def _client() -> httpx.AsyncClient:
-    """One client per event loop: its connections are kept and reused, and its set-up (TLS
-    context and all) is paid once, not for every message."""
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None or client.is_closed:
-        client = httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_SECONDS, limits=httpx.Limits(max_connections=200))
-        _clients[loop] = client
-    return client
+def external_id_of(answer: Any) -> str | None:
+    """The receiving system's id for a message, when its answer names a usable one."""
+    value = answer.get("external_id") if isinstance(answer, dict) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return value if isinstance(value, str) and EXTERNAL_ID.match(value) else None
 
 
 def _attachment(attachment: OutboundAttachment) -> dict[str, Any]:
@@ -105,8 +107,7 @@ class ApiChannelAdapter:
                 "reply_to": message.reply_to_external_id,
             },
         )
-        external_id = answer.get("external_id") if isinstance(answer, dict) else None
-        return SendResult(external_id=str(external_id) if external_id else str(message.message_id))
+        return SendResult(external_id=external_id_of(answer) or str(message.message_id))
 
     async def edit(self, channel: Channel, *, recipient: str, external_id: str, text: str) -> None:
         await self._post(
@@ -128,10 +129,11 @@ class ApiChannelAdapter:
             return None
         if not isinstance(answer, dict) or not isinstance(answer.get("found"), bool):
             return None
-        external_id = answer.get("external_id")
-        return SentRecord(found=answer["found"], external_id=str(external_id) if external_id else None)
+        return SentRecord(found=answer["found"], external_id=external_id_of(answer))
 
     async def _post(self, channel: Channel, payload: dict[str, Any]) -> Any:
+        """POST a signed payload to the channel's webhook through the guarded client. Every
+        failure reads the same to the tenant (GENERIC_FAILURE); the details go to the log."""
         url = channel.config.get("webhook_url")
         if not url:
             raise ChannelError("the channel has no webhook_url", retryable=False)
@@ -141,22 +143,32 @@ class ApiChannelAdapter:
             SIGNATURE_HEADER: signature(channel.secret, body, int(time.time())),
             "User-Agent": "hub-webhook/1",
         }
+        client = shared_client(current().settings.outbound_policy, timeout=WEBHOOK_TIMEOUT_SECONDS)
+        failure: dict[str, Any] = {"channel_id": str(channel.id), "type": payload.get("type")}
         try:
-            response = await _client().post(url, content=body, headers=headers)
+            async with (
+                asyncio.timeout(WEBHOOK_TIMEOUT_SECONDS * 2),
+                client.stream("POST", url, content=body, headers=headers) as response,
+            ):
+                status = response.status_code
+                answer = b"".join([chunk async for chunk in read_capped(response, MAX_ANSWER_BYTES)])
         except (httpx.ConnectError, httpx.ConnectTimeout) as error:
-            raise ChannelError(f"webhook unreachable: {type(error).__name__}", retryable=True) from error
-        except httpx.HTTPError as error:
+            refused = is_refusal(error)
+            log.info("webhook not reached", refused=refused, error=type(error).__name__, **failure)
+            raise ChannelError(GENERIC_FAILURE, retryable=not refused) from error
+        except (httpx.HTTPError, TimeoutError, TooLarge) as error:
             # The request may have been read before the answer was lost.
-            raise ChannelError(
-                f"webhook did not answer: {type(error).__name__}", retryable=True, in_doubt=True
-            ) from error
-        if response.status_code == 429 or response.status_code >= 500:
-            raise ChannelError(f"webhook answered {response.status_code}", retryable=True)
-        if response.status_code >= 400:
-            raise ChannelError(f"webhook refused with {response.status_code}", retryable=False)
+            log.info("webhook answer lost", error=type(error).__name__, **failure)
+            raise ChannelError(GENERIC_FAILURE, retryable=True, in_doubt=True) from error
+        if status == 429 or status >= 500:
+            log.info("webhook answered", status=status, **failure)
+            raise ChannelError(GENERIC_FAILURE, retryable=True)
+        if status >= 300:
+            log.info("webhook refused", status=status, **failure)
+            raise ChannelError(GENERIC_FAILURE, retryable=False)
         try:
-            return response.json() if response.content else None
-        except ValueError:
+            return msgspec.json.decode(answer) if answer else None
+        except msgspec.DecodeError:
             return None
 
 

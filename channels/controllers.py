@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Controller, Request, get, post
@@ -14,6 +18,8 @@ from channels.adapters import ChannelError
 from channels.api import SIGNATURE_HEADER
 from channels.models import Channel
 from channels.schemas import (
+    ApiInbound,
+    ApiReceipt,
     ChannelCreatedOut,
     ChannelOut,
     ConnectRequest,
@@ -28,9 +34,10 @@ from channels.schemas import (
 from channels.whatsapp.session import ProfileSession, qr_svg, sessions_of
 from hub.auth import CurrentUser
 from hub.controllers import RuntimeDep, SessionDep, public_url
-from hub.errors import Conflict
+from hub.errors import Conflict, NotAuthenticated, NotFound, RequestTimeout, TooManyRequests
 from hub.i18n import N_
 from hub.permissions import requires
+from hub.throttle import client_address
 
 
 def channel_urls(request: Request[Any, Any, Any], channel: Channel) -> tuple[str, str]:
@@ -61,11 +68,12 @@ class ChannelController(Controller):
     async def create(
         self,
         request: Request[CurrentUser, Any, Any],
+        runtime: RuntimeDep,
         session: SessionDep,
         data: JSONBody[CreateChannelRequest],
     ) -> ChannelCreatedOut:
         channel = await services.create_api_channel(
-            session, request.user, name=data.name, webhook_url=data.webhook_url
+            runtime, session, request.user, name=data.name, webhook_url=data.webhook_url
         )
         inbound, receipts = channel_urls(request, channel)
         return ChannelCreatedOut(
@@ -91,28 +99,58 @@ class ChannelController(Controller):
         exclude_from_auth=True,
         status_code=HTTP_202_ACCEPTED,
         request_max_body_size=40 * 1024 * 1024,
+        signed_body=ApiInbound,
+        errors=(401, 408, 415),
     )
     async def inbound(
         self, request: Request[Any, Any, Any], runtime: RuntimeDep, channel_id: FromPath[uuid.UUID]
     ) -> InboundAccepted:
-        with runtime.inbound_gate.enter():
-            body = await request.body()
-            channel = await services.signed_channel(
-                runtime, channel_id, request.headers.get(SIGNATURE_HEADER), body
-            )
-            stored = await services.receive_api_message(channel, body)
+        async with channel_post(request, runtime, channel_id) as (channel, body):
+            stored = await services.receive_api_message(runtime, channel, body)
         return InboundAccepted(message_id=stored.message_id, conversation_id=stored.conversation_id)
 
-    @post("/{channel_id:uuid}/receipts", exclude_from_auth=True, status_code=HTTP_204_NO_CONTENT)
+    @post(
+        "/{channel_id:uuid}/receipts",
+        exclude_from_auth=True,
+        status_code=HTTP_204_NO_CONTENT,
+        request_max_body_size=64 * 1024,
+        signed_body=ApiReceipt,
+        errors=(401, 408),
+    )
     async def receipts(
         self, request: Request[Any, Any, Any], runtime: RuntimeDep, channel_id: FromPath[uuid.UUID]
     ) -> None:
-        with runtime.inbound_gate.enter():
-            body = await request.body()
-            channel = await services.signed_channel(
-                runtime, channel_id, request.headers.get(SIGNATURE_HEADER), body
-            )
+        async with channel_post(request, runtime, channel_id) as (channel, body):
             await services.receive_api_receipt(channel, body)
+
+
+@contextlib.asynccontextmanager
+async def channel_post(
+    request: Request[Any, Any, Any], runtime: RuntimeDep, channel_id: uuid.UUID
+) -> AsyncIterator[tuple[Channel, bytes]]:
+    """What every post a channel makes to the hub goes through, cheapest refusals first: an
+    address that keeps naming unknown channels or signing wrongly is turned away (429); an
+    unknown channel is 404 before its body is read; a body is read with a deadline and under a
+    per-channel gate, so slow or endless bodies hold only their own channel's slots; and only a
+    signed post takes one of the process's working slots (503 when they are all busy)."""
+    settings = runtime.settings
+    strikes = f"inbound-fail:{client_address(request)}:{int(time.time() // 60)}"
+    if await runtime.counters.count(strikes) >= settings.inbound_failures_per_address:
+        raise TooManyRequests(headers={"Retry-After": str(60 - int(time.time()) % 60)})
+    try:
+        channel = await services.api_channel(runtime, channel_id)
+        with runtime.channel_gates.enter(channel.id):
+            try:
+                async with asyncio.timeout(settings.inbound_body_seconds):
+                    body = await request.body()
+            except TimeoutError:
+                raise RequestTimeout(field="body") from None
+            services.check_signature(channel, request.headers.get(SIGNATURE_HEADER), body)
+            with runtime.inbound_gate.enter():
+                yield channel, body
+    except (NotFound, NotAuthenticated):
+        await runtime.counters.hit(strikes, 60)
+        raise
 
 
 def profile_out(profile: Channel, running: ProfileSession | None = None) -> ProfileOut:
@@ -155,7 +193,7 @@ class WhatsAppProfileController(Controller):
         profile = await services.whatsapp_profile(session, profile_id)
         return profile_out(profile, sessions_of(runtime).get(profile.id))
 
-    @post("/connect", guards=[requires("settings", "read")], status_code=200)
+    @post("/connect", guards=[requires("settings", "read")], status_code=200, errors=(404,))
     async def connect(
         self, runtime: RuntimeDep, session: SessionDep, data: JSONBody[ConnectRequest]
     ) -> ProfileOut:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import phonenumbers
 
 
-def normalize_phone(raw: str, region: str | None = None) -> str | None:
-    """E.164 form of a phone number, or None when it is not a valid number."""
+def normalize_phone(raw: str, region: str | None = None, *, possible: bool = False) -> str | None:
+    """E.164 form of a phone number, or None when it is not a valid number. With `possible`, a
+    number of a plausible length is taken even where the phone metadata does not know its range
+    yet: a channel that delivered a message from it has proved it exists."""
     candidate = raw.strip()
     if region is None and candidate[:1].isdigit():
         candidate = "+" + candidate  # channels give international numbers without the plus
@@ -14,6 +16,8 @@ def normalize_phone(raw: str, region: str | None = None) -> str | None:
         number = phonenumbers.parse(candidate, region)
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_valid_number(number):
+    if not phonenumbers.is_valid_number(number) and not (
+        possible and phonenumbers.is_possible_number(number)
+    ):
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

@@ -7,10 +7,12 @@ import base64
 import binascii
 import secrets
 import uuid
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 import msgspec
+import structlog
 from litestar.exceptions import ValidationException
 from sqlalchemy import select
 
@@ -34,51 +36,65 @@ from hub.auth import CurrentUser
 from hub.db import HubAsyncSession, utcnow
 from hub.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from hub.i18n import N_, Term
+from hub.outbound import OutboundRefused, check_scheme, check_url, guarded_client
 from hub.runtime import Runtime
 from hub.services import record_audit
-from hub.storage import MB, SIZE_LIMITS, MediaTooLarge
+from hub.storage import MAX_MEDIA_BYTES, IncomingFile, receive_stream
 
-MAX_MEDIA_BYTES = max(SIZE_LIMITS.values())
-
+log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
-
 DOWNLOAD_TIMEOUT_SECONDS = 60
+# What one post may bring in all, on disk; in memory it holds one chunk at a time beyond its body.
+MAX_POST_MEDIA_BYTES = 2 * MAX_MEDIA_BYTES
+BASE64_SLICE = 4 * 64 * 1024  # characters: a whole number of base64 quanta
 
 
-async def _attachment_bytes(position: int, attachment: ApiAttachment) -> InboundAttachment:
-    """The bytes of one posted attachment: inline base64, or downloaded from its URL."""
-    field = f"attachments.{position}"
-    if attachment.data_base64:
+async def _decoded_chunks(text: str, field: str) -> AsyncIterator[bytes]:
+    for start in range(0, len(text), BASE64_SLICE):
         try:
-            data = base64.b64decode(attachment.data_base64, validate=True)
+            yield base64.b64decode(text[start : start + BASE64_SLICE], validate=True)
         except (binascii.Error, ValueError):
             raise InvalidInput(N_("This is not valid base64."), field=f"{field}.data_base64") from None
+
+
+async def _receive_attachment(
+    runtime: Runtime, position: int, attachment: ApiAttachment, *, room: int
+) -> InboundAttachment:
+    """One posted attachment written to the media store's incoming area as it arrives: inline
+    base64, or downloaded from its URL through the guarded client."""
+    field = f"attachments.{position}"
+    limit = min(MAX_MEDIA_BYTES, room)
+    if attachment.data_base64:
+        incoming = await receive_stream(
+            runtime.settings, _decoded_chunks(attachment.data_base64, field), limit=limit, field=field
+        )
     elif attachment.url:
-        data = await _download(attachment.url, field=f"{field}.url")
+        incoming = await _download(runtime, attachment.url, field=f"{field}.url", limit=limit)
     else:
         raise InvalidInput(N_("An attachment needs url or data_base64."), field=field)
-    if len(data) > MAX_MEDIA_BYTES:
-        raise MediaTooLarge(field=field, limit=MAX_MEDIA_BYTES // MB)
-    return InboundAttachment(content_type=attachment.content_type, filename=attachment.filename, data=data)
+    return InboundAttachment(
+        content_type=attachment.content_type, filename=attachment.filename, incoming=incoming
+    )
 
 
-async def _download(url: str, *, field: str) -> bytes:
-    received = bytearray()
+async def _download(runtime: Runtime, url: str, *, field: str, limit: int) -> IncomingFile:
+    """Fetch a file a sender points at, never from the hub's own network, at most `limit` bytes,
+    within DOWNLOAD_TIMEOUT_SECONDS in all."""
+    policy = runtime.settings.outbound_policy
     try:
+        check_scheme(url)
         async with (
-            httpx.AsyncClient(timeout=DOWNLOAD_TIMEOUT_SECONDS, follow_redirects=True) as client,
+            asyncio.timeout(DOWNLOAD_TIMEOUT_SECONDS),
+            guarded_client(policy, timeout=DOWNLOAD_TIMEOUT_SECONDS, follow_redirects=True) as client,
             client.stream("GET", url) as response,
         ):
             if response.status_code != 200:
                 raise InvalidInput(N_("The attachment could not be downloaded."), field=field)
-            async for chunk in response.aiter_bytes():
-                received += chunk
-                if len(received) > MAX_MEDIA_BYTES:
-                    raise MediaTooLarge(field=field, limit=MAX_MEDIA_BYTES // MB)
-    except httpx.HTTPError:
+            return await receive_stream(runtime.settings, response.aiter_bytes(), limit=limit, field=field)
+    except (httpx.HTTPError, OutboundRefused, TimeoutError) as error:
+        log.info("attachment download failed", reason=str(error) or type(error).__name__)
         raise InvalidInput(N_("The attachment could not be downloaded."), field=field) from None
-    return bytes(received)
 
 
 async def _create_channel(session: HubAsyncSession, actor: CurrentUser, channel: Channel) -> Channel:
@@ -100,8 +116,16 @@ async def _create_channel(session: HubAsyncSession, actor: CurrentUser, channel:
 
 
 async def create_api_channel(
-    session: HubAsyncSession, actor: CurrentUser, *, name: str, webhook_url: str
+    runtime: Runtime, session: HubAsyncSession, actor: CurrentUser, *, name: str, webhook_url: str
 ) -> Channel:
+    """A new API channel; its webhook must be an address the hub may call (400 otherwise)."""
+    try:
+        await check_url(runtime.settings.outbound_policy, webhook_url)
+    except OutboundRefused:
+        raise InvalidInput(
+            N_("The hub does not call this address: it must be a public http or https address."),
+            field="webhook_url",
+        ) from None
     channel = Channel(kind="api", name=name.strip(), state="ready", config={"webhook_url": webhook_url})
     return await _create_channel(session, actor, channel)
 
@@ -113,15 +137,19 @@ async def list_channels(session: HubAsyncSession, kind: str | None = None) -> li
     return list(await session.scalars(statement))
 
 
-async def signed_channel(runtime: Runtime, channel_id: uuid.UUID, header: str | None, body: bytes) -> Channel:
-    """The API channel this post is for, if it carries a fresh signature made with its secret."""
+async def api_channel(runtime: Runtime, channel_id: uuid.UUID) -> Channel:
+    """The API channel a post names; 404 for any other id, before its body is read."""
     async with runtime.db.system_session() as session:
         channel = await session.get(Channel, channel_id)
     if channel is None or channel.kind != "api":
         raise NotFound()
+    return channel
+
+
+def check_signature(channel: Channel, header: str | None, body: bytes) -> None:
+    """A post counts only with a fresh signature made with its channel's secret."""
     if not signature_is_valid(channel.secret, header, body):
         raise NotAuthenticated(N_("The signature is missing, wrong or too old."), field=SIGNATURE_HEADER)
-    return channel
 
 
 def decode_body(body: bytes, schema: type[T]) -> T:
@@ -134,25 +162,35 @@ def decode_body(body: bytes, schema: type[T]) -> T:
         raise ValidationException(detail="Malformed JSON") from None
 
 
-async def receive_api_message(channel: Channel, body: bytes) -> StoredInbound:
+async def receive_api_message(runtime: Runtime, channel: Channel, body: bytes) -> StoredInbound:
     post = decode_body(body, ApiInbound)
     if not post.text and not post.attachments:
         raise InvalidInput(N_("A message needs text or attachments."), field="text")
-    attachments = tuple([await _attachment_bytes(position, a) for position, a in enumerate(post.attachments)])
-    phone = normalize_phone(post.sender)
-    inbound = InboundMessage(
-        organization_id=channel.organization_id,
-        channel_id=channel.id,
-        external_id=post.external_id,
-        sender=phone or post.sender.strip(),
-        sender_is_phone=phone is not None,
-        sender_name=post.name,
-        text=post.text,
-        kind="text" if not attachments else "media",
-        attachments=attachments,
-        reply_to_external_id=post.reply_to,
-    )
-    return await inbound_sink().store_message(inbound)
+    attachments: list[InboundAttachment] = []
+    try:
+        room = MAX_POST_MEDIA_BYTES
+        for position, attachment in enumerate(post.attachments):
+            received = await _receive_attachment(runtime, position, attachment, room=room)
+            attachments.append(received)
+            room -= received.incoming.size if received.incoming else 0
+        phone = normalize_phone(post.sender, possible=True)
+        inbound = InboundMessage(
+            organization_id=channel.organization_id,
+            channel_id=channel.id,
+            external_id=post.external_id,
+            sender=phone or post.sender.strip(),
+            sender_is_phone=phone is not None,
+            sender_name=post.name,
+            text=post.text,
+            kind="text" if not attachments else "media",
+            attachments=tuple(attachments),
+            reply_to_external_id=post.reply_to,
+        )
+        return await inbound_sink().store_message(inbound)
+    finally:
+        for received in attachments:
+            if received.incoming is not None:
+                received.incoming.discard()
 
 
 async def receive_api_receipt(channel: Channel, body: bytes) -> None:

@@ -64,7 +64,7 @@ from crm.services import deal_out
 from hub.auth import CurrentUser
 from hub.controllers import Cursor, Limit, RuntimeDep, SessionDep
 from hub.errors import Forbidden, InvalidInput, TooManyRequests, request_language
-from hub.i18n import N_, translate
+from hub.i18n import N_, choose_language, translate
 from hub.pagination import DEFAULT_LIMIT
 from hub.permissions import requires
 from hub.schemas import Page
@@ -209,24 +209,32 @@ class CustomerController(Controller):
     @get("/{customer_id:uuid}/activity", guards=[READ])
     async def list_activity(
         self,
+        request: Request[CurrentUser, Any, Any],
         session: SessionDep,
         customer_id: FromPath[uuid.UUID],
         cursor: Cursor = None,
         limit: Limit = DEFAULT_LIMIT,
     ) -> Page[ActivityOut]:
-        """The customer's timeline, newest first: what the team wrote and what the hub recorded."""
-        found, next_cursor = await services.timeline(session, customer_id, cursor=cursor, limit=limit)
+        """The customer's timeline, newest first: what the team wrote and what the hub recorded,
+        without what the caller may not see (an agent, the tickets and chats of others)."""
+        found, next_cursor = await services.timeline(
+            session, request.user, customer_id, cursor=cursor, limit=limit
+        )
         return Page(items=[activity_out(a) for a in found], next_cursor=next_cursor)
 
     @patch("/{customer_id:uuid}/activity/{activity_id:uuid}", guards=[READ])
     async def update_activity(
         self,
+        request: Request[CurrentUser, Any, Any],
         session: SessionDep,
         customer_id: FromPath[uuid.UUID],
         activity_id: FromPath[uuid.UUID],
         data: JSONBody[ActivityUpdate],
     ) -> ActivityOut:
-        return activity_out(await services.update_activity(session, customer_id, activity_id, data))
+        """Its author may change an entry, and so may managers and admins."""
+        return activity_out(
+            await services.update_activity(session, request.user, customer_id, activity_id, data)
+        )
 
 
 class AttributeController(Controller):
@@ -561,7 +569,7 @@ class LeadController(Controller):
         allowed = origin is not None and await services.lead_origin_allowed(runtime, organization, origin)
         return Response(None, status_code=204, headers=_cors(origin) if allowed else {})
 
-    @post("/", exclude_from_auth=True, status_code=202)
+    @post("/", exclude_from_auth=True, status_code=202, errors=(403,))
     async def capture(
         self,
         request: Request[Any, Any, Any],
@@ -580,15 +588,16 @@ class LeadController(Controller):
             > LEADS_PER_MINUTE
         ):
             raise TooManyRequests(headers={"Retry-After": str(60 - int(time.time()) % 60)})
-        if data.website:
-            # The hidden field is filled in: a robot. It is told what a person would be told.
-            return Response(
-                LeadAccepted(customer_id=None, deal_id=None), status_code=202, headers=_cors(origin)
-            )
-        customer, deal = await services.capture_lead(runtime, organization, data)
-        return Response(
-            LeadAccepted(customer_id=customer.id, deal_id=deal.id), status_code=202, headers=_cors(origin)
+        # A robot (the hidden field filled in) is told what a person would be told.
+        if not data.website:
+            await services.capture_lead(runtime, organization, data)
+        language = data.locale or choose_language(
+            preferred=None,
+            accept_language=request.headers.get("accept-language"),
+            organization_default=organization.default_language,
         )
+        thanks = translate(language, N_("Thank you. We will be in touch soon."))
+        return Response(LeadAccepted(detail=thanks), status_code=202, headers=_cors(origin))
 
 
 ROUTES = [

@@ -220,8 +220,9 @@ class LeadIn(Request):
 
 
 class LeadAccepted(Struct):
-    customer_id: uuid.UUID | None
-    deal_id: uuid.UUID | None
+    """The same answer whether the person was known, new, or a robot: it tells nothing about them."""
+
+    detail: str
 
 
 Points = Annotated[int, Meta(ge=0, le=100)]

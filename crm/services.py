@@ -59,11 +59,11 @@ from crm.schemas import (
 from hub import storage
 from hub.auth import CurrentUser
 from hub.db import HubAsyncSession, insert_for, new_id, on_postgres, utcnow
-from hub.errors import Conflict, InvalidInput, NotFound
+from hub.errors import Conflict, Forbidden, InvalidInput, NotFound
 from hub.i18n import N_, Term, is_keyword, translate
 from hub.models import Media, Organization, User
 from hub.pagination import check_limit, paginate
-from hub.permissions import roles_with
+from hub.permissions import can, roles_with
 from hub.realtime import push_after_commit
 from hub.schemas import EMAIL_PATTERN
 from hub.tasks import kick
@@ -855,11 +855,19 @@ async def add_activity(
 
 
 async def update_activity(
-    session: HubAsyncSession, customer_id: uuid.UUID, activity_id: uuid.UUID, data: ActivityUpdate
+    session: HubAsyncSession,
+    actor: CurrentUser,
+    customer_id: uuid.UUID,
+    activity_id: uuid.UUID,
+    data: ActivityUpdate,
 ) -> Activity:
+    """A note, call, meeting or task changes at the hand of its author, or of whoever writes the
+    CRM (managers, admins); entries the hub recorded by itself are not edited."""
     activity = await session.get(Activity, activity_id)
     if activity is None or activity.customer_id != customer_id or activity.author_id is None:
-        raise NotFound()  # entries the hub recorded by itself are not edited
+        raise NotFound()
+    if activity.author_id != actor.id and not can(actor.role, "crm", "write"):
+        raise Forbidden(N_("Only its author, a manager or an admin may change this entry."))
     if data.text is not UNSET:
         activity.text = data.text.strip()
     if data.due_at is not UNSET:
@@ -872,9 +880,27 @@ async def update_activity(
     return activity
 
 
+# Timeline entries about what packages above the CRM keep (tickets, conversations, campaigns):
+# each registers, at start-up, which of its kinds of entry a reader may not see.
+EntryFilter = Callable[[HubAsyncSession, CurrentUser, list[Activity]], Awaitable[set[uuid.UUID]]]
+_entry_filters: list[tuple[frozenset[str], EntryFilter]] = []
+
+
+def timeline_entries(*kinds: str) -> Callable[[EntryFilter], EntryFilter]:
+    """Register the filter that answers, for entries of these kinds, the ids a reader may not see."""
+
+    def register(hidden: EntryFilter) -> EntryFilter:
+        _entry_filters.append((frozenset(kinds), hidden))
+        return hidden
+
+    return register
+
+
 async def timeline(
-    session: HubAsyncSession, customer_id: uuid.UUID, *, cursor: str | None, limit: int
+    session: HubAsyncSession, reader: CurrentUser, customer_id: uuid.UUID, *, cursor: str | None, limit: int
 ) -> tuple[list[Activity], str | None]:
+    """The customer's timeline as this reader may see it: an entry about something they may not
+    read (an agent and a ticket of someone else's) is left out."""
     await get_customer(session, customer_id)
     rows, next_cursor = await paginate(
         session,
@@ -883,7 +909,13 @@ async def timeline(
         cursor=cursor,
         limit=limit,
     )
-    return [row[0] for row in rows], next_cursor
+    entries = [row[0] for row in rows]
+    hidden: set[uuid.UUID] = set()
+    for kinds, filter_entries in _entry_filters:
+        concerned = [entry for entry in entries if entry.kind in kinds]
+        if concerned:
+            hidden |= await filter_entries(session, reader, concerned)
+    return [entry for entry in entries if entry.id not in hidden], next_cursor
 
 
 async def record_activity(
@@ -1022,17 +1054,36 @@ async def lead_origin_allowed(runtime: Any, organization: Organization, origin: 
     return settings is not None and origin.lower() in settings.lead_origins
 
 
-async def capture_lead(runtime: Any, organization: Organization, lead: LeadIn) -> tuple[Customer, Deal]:
-    """A website form's lead: the person (found by e-mail or phone, or new), their company, a deal
-    in the pipeline's first stage and an entry on their timeline. A repeated key creates nothing."""
+@dataclass(frozen=True, slots=True)
+class CapturedLead:
+    """What a lead became: a new customer and deal, or an entry on a known customer's timeline."""
+
+    customer_id: uuid.UUID
+    deal_id: uuid.UUID | None
+    existing: bool
+
+
+async def _earlier_lead(session: HubAsyncSession, key: str | None) -> CapturedLead | None:
+    if key is None:
+        return None
+    earlier = await session.scalar(select(Activity).where(Activity.source_key == key))
+    if earlier is None:
+        return None
+    return CapturedLead(
+        customer_id=earlier.customer_id, deal_id=earlier.deal_id, existing=earlier.deal_id is None
+    )
+
+
+async def capture_lead(runtime: Any, organization: Organization, lead: LeadIn) -> CapturedLead:
+    """A website form's lead. Anyone may post it, so it never changes a record it finds: a new
+    person becomes a customer (with their company) and a deal in the pipeline's first stage; a
+    known one (by e-mail or phone) gets only an entry on their timeline, with what the form said,
+    for the team to review. A repeated key creates nothing."""
     key = f"lead:{lead.idempotency_key}" if lead.idempotency_key else None
     async with runtime.db.session(organization.id) as session:
-        if key is not None:
-            earlier = await session.scalar(select(Activity).where(Activity.source_key == key))
-            if earlier is not None and earlier.deal_id is not None:
-                return await session.get_one(Customer, earlier.customer_id), await session.get_one(
-                    Deal, earlier.deal_id
-                )
+        earlier = await _earlier_lead(session, key)
+        if earlier is not None:
+            return earlier
         email = _email(lead.email)
         if email is not None and not EMAIL.match(email):
             raise InvalidInput(N_("This is not a valid e-mail address."), field="email")
@@ -1050,7 +1101,18 @@ async def capture_lead(runtime: Any, organization: Organization, lead: LeadIn) -
         customer = await session.scalar(
             select(Customer).where(or_(*conditions)).order_by(Customer.id).limit(1)
         )
-        if customer is None:
+        language = lead.locale or organization.default_language
+        source = lead.source or translate(language, N_("website form"))
+        company_name = lead.company.strip() if lead.company and lead.company.strip() else None
+        deal = None
+        if customer is not None:
+            details: dict[str, Any] = {
+                "source": source,
+                "company": company_name,
+                "review": True,
+                "submitted": {"name": lead.name.strip(), "email": email, "phone": phone},
+            }
+        else:
             customer = Customer(
                 name=lead.name.strip(),
                 email=email,
@@ -1061,44 +1123,37 @@ async def capture_lead(runtime: Any, organization: Organization, lead: LeadIn) -
                 other_phones=[],
             )
             session.add(customer)
-        else:
-            taken = await session.scalar(
-                select(Customer.id).where(Customer.id != customer.id, or_(*conditions))
+            await session.flush()
+            company = None
+            if company_name:
+                company = await session.scalar(
+                    select(Company).where(func.lower(Company.name) == company_name.lower())
+                )
+                if company is None:
+                    company = Company(name=company_name)
+                    session.add(company)
+                    await session.flush()
+                customer.company_id = company.id
+            stage = (await list_stages(session, language))[0]
+            deal = Deal(
+                title=lead.name.strip() if not company else f"{company.name}: {lead.name.strip()}"[:200],
+                customer_id=customer.id,
+                company_id=company.id if company else None,
+                stage_id=stage.id,
+                amount=Decimal(0),
+                currency=DEFAULT_CURRENCY,
+                source=source,
             )
-            if taken is None:  # fill what the record lacks, unless it belongs to someone else
-                customer.email = customer.email or email
-                customer.phone = customer.phone or phone
-            customer.language = customer.language or lead.locale
-        await session.flush()
-        company = None
-        if lead.company and lead.company.strip():
-            name = lead.company.strip()
-            company = await session.scalar(select(Company).where(func.lower(Company.name) == name.lower()))
-            if company is None:
-                company = Company(name=name)
-                session.add(company)
-                await session.flush()
-            customer.company_id = customer.company_id or company.id
-        language = lead.locale or organization.default_language
-        stage = (await list_stages(session, language))[0]
-        deal = Deal(
-            title=lead.name.strip() if not company else f"{company.name}: {lead.name.strip()}"[:200],
-            customer_id=customer.id,
-            company_id=company.id if company else None,
-            stage_id=stage.id,
-            amount=Decimal(0),
-            currency=DEFAULT_CURRENCY,
-            source=lead.source or translate(language, N_("website form")),
-        )
-        session.add(deal)
-        await session.flush()
+            session.add(deal)
+            await session.flush()
+            details = {"source": source, "company": company.name if company else None}
         session.add(
             Activity(
                 customer_id=customer.id,
                 kind="lead_captured",
                 text=lead.message,
-                deal_id=deal.id,
-                details={"source": deal.source, "company": company.name if company else None},
+                deal_id=deal.id if deal else None,
+                details=details,
                 source_key=key,
             )
         )
@@ -1107,29 +1162,29 @@ async def capture_lead(runtime: Any, organization: Organization, lead: LeadIn) -
             "leadCreated",
             {
                 "customerId": str(customer.id),
-                "dealId": str(deal.id),
+                "dealId": str(deal.id) if deal else None,
                 "name": customer.name,
-                "company": company.name if company else None,
-                "source": deal.source,
+                "company": company_name,
+                "source": source,
+                "existing": deal is None,
             },
             roles=roles_with("crm", "write"),
         )
         await session.flush()
         await rescore(session, customer)
+        captured = CapturedLead(
+            customer_id=customer.id, deal_id=deal.id if deal else None, existing=deal is None
+        )
         try:
             await session.commit()
         except IntegrityError:
             # The same key posted twice at once: the first one stands.
             await session.rollback()
-            if key is None:
+            earlier = await _earlier_lead(session, key)
+            if earlier is None:
                 raise
-            earlier = await session.scalar(select(Activity).where(Activity.source_key == key))
-            if earlier is None or earlier.deal_id is None:
-                raise
-            return await session.get_one(Customer, earlier.customer_id), await session.get_one(
-                Deal, earlier.deal_id
-            )
-        return customer, deal
+            return earlier
+        return captured
 
 
 # Segments

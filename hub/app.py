@@ -8,7 +8,9 @@ import importlib
 import importlib.util
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
+import msgspec
 import socketio
 import structlog
 from litestar import Litestar
@@ -20,9 +22,9 @@ from litestar.openapi.spec import Components, SecurityScheme
 from taskiq import InMemoryBroker
 from taskiq.api import run_scheduler_task
 
-from hub import console, controllers, errors, i18n, migrate
+from hub import console, controllers, errors, i18n, migrate, openapi
 from hub.auth import TokenAuthenticationMiddleware
-from hub.config import Settings
+from hub.config import Settings, SettingsError
 from hub.logs import RequestContextMiddleware
 from hub.realtime import Pusher, build_socket_server
 from hub.runtime import Runtime, activate, bind, deactivate, unbind
@@ -61,9 +63,64 @@ def build_runtime(settings: Settings, *, socket_server: bool) -> tuple[Runtime, 
     return runtime, server
 
 
+class HostGuard:
+    """Refuses any request (HTTP or Socket.IO) whose Host header is not one of the hub's own, so a
+    forged Host can neither shape a link nor reach a hub on loopback through a rebound name."""
+
+    def __init__(self, app: Any, hosts: Sequence[str]) -> None:
+        self.app = app
+        self.hosts = {host.lower() for host in hosts}
+        self.wildcards = tuple(host[1:] for host in self.hosts if host.startswith("*."))
+
+    def allows(self, host_header: str) -> bool:
+        try:
+            host = urlsplit(f"//{host_header}").hostname or ""
+        except ValueError:
+            return False
+        return host in self.hosts or (bool(host) and host.endswith(self.wildcards))
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket") and self.hosts:
+            host = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"host"), "")
+            if not self.allows(host):
+                await self._refuse(scope, send)
+                return
+        await self.app(scope, receive, send)
+
+    async def _refuse(self, scope: dict[str, Any], send: Any) -> None:
+        log.warning("request refused for its Host header", path=scope.get("path"))
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
+        language = i18n.choose_language(
+            preferred=None, accept_language=headers.get("accept-language"), organization_default=None
+        )
+        message = i18n.N_("This address is not one the hub answers on.")
+        body = msgspec.json.encode(
+            errors.error_body(
+                language,
+                400,
+                message,
+                [{"field": "Host", "message": i18n.translate(language, message)}],
+            )
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 400,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
 def create_app(
     settings: Settings, *, prepare_database: bool = True, extra_routes: Sequence[Any] = ()
-) -> socketio.ASGIApp:
+) -> HostGuard:
     """The hub's ASGI app; `prepare_database` migrates (embedded) or checks the schema at start."""
     i18n.load_catalogs()
     runtime, server = build_runtime(settings, socket_server=True)
@@ -80,6 +137,7 @@ def create_app(
                 await asyncio.to_thread(migrate.upgrade, settings)
             elif prepare_database:
                 await migrate.ensure_current(settings)
+            await migrate.ensure_safe_login(settings)
             assert runtime.broker is not None
             await runtime.broker.startup()
             if isinstance(runtime.broker, InMemoryBroker):
@@ -138,12 +196,15 @@ def create_app(
                 }
             ),
             security=[{"BearerToken": []}],
+            render_plugins=openapi.RENDER_PLUGINS,
         ),
         lifespan=[lifespan],
         state=State({"runtime": runtime}),
         logging_config=None,
     )
-    app = socketio.ASGIApp(server, other_asgi_app=litestar_app)
+    if not settings.public_url:
+        raise SettingsError("HUB_PUBLIC_URL is not set: the hub makes every link from it")
+    app = HostGuard(socketio.ASGIApp(server, other_asgi_app=litestar_app), settings.hosts)
     app.runtime = runtime  # type: ignore[attr-defined]
     app.socket_server = server  # type: ignore[attr-defined]
     return app

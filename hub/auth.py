@@ -52,6 +52,8 @@ async def authenticate_token(runtime: Runtime, token: str) -> CurrentUser:
     user, organization_language, revoked = row
     if revoked:
         raise InvalidToken("revoked")
+    if user.session_version != claims.session_version:
+        raise InvalidToken("the password changed since")
     return CurrentUser(
         id=user.id,
         organization_id=user.organization_id,

@@ -38,12 +38,37 @@ def prepare_database(settings: Settings) -> None:
         asyncio.run(migrate.ensure_current(settings))
 
 
+def listening_defaults(settings: Settings, host: str, port: int) -> Settings:
+    """Embedded, with no public URL given: links point at the address the server listens on, and
+    requests may name it (or localhost) as their host."""
+    if settings.public_url:
+        return settings
+    everywhere = host in ("0.0.0.0", "::", "")  # noqa: S104 - reading the option, not binding
+    shown = ("::1" if ":" in host else "127.0.0.1") if everywhere else host
+    netloc = f"[{shown}]" if ":" in shown else shown
+    hosts = settings.allowed_hosts or (shown, "localhost", "127.0.0.1", "::1")
+    if everywhere:
+        print(
+            "hub: set HUB_PUBLIC_URL (and HUB_ALLOWED_HOSTS) to the address people use to reach this machine",
+            flush=True,
+        )
+    return settings.with_changes(public_url=f"http://{netloc}:{port}", allowed_hosts=tuple(hosts))
+
+
+def check_database_login(settings: Settings) -> None:
+    """Refuse to run on PostgreSQL as a login that row security cannot hold."""
+    from hub import migrate
+
+    asyncio.run(migrate.ensure_safe_login(settings))
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from hub.app import create_app
 
-    settings = _settings()
+    settings = listening_defaults(_settings(), args.host, args.port)
+    check_database_login(settings)
     prepare_database(settings)
     app = create_app(settings, prepare_database=False)
     print(f"hub: serving on http://{args.host}:{args.port} (data in {settings.data_dir})", flush=True)
@@ -85,6 +110,7 @@ def worker(_args: argparse.Namespace) -> int:
     settings = _settings()
     if not settings.redis_url:
         return _fail("hub worker needs REDIS_URL; in embedded mode `hub serve` runs the tasks itself")
+    check_database_login(settings)
     asyncio.run(_check_current(settings))
 
     async def receive(runtime: Any) -> None:
@@ -108,6 +134,7 @@ def scheduler(_args: argparse.Namespace) -> int:
     settings = _settings()
     if not settings.redis_url:
         return _fail("hub scheduler needs REDIS_URL; in embedded mode `hub serve` fires timed work itself")
+    check_database_login(settings)
     asyncio.run(_check_current(settings))
 
     async def fire(runtime: Any) -> None:

@@ -12,8 +12,11 @@ import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Self
+from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
+
+from hub.outbound import OutboundPolicy
 
 
 class SettingsError(Exception):
@@ -30,8 +33,16 @@ class Settings:
     database_url: str
     secret_key: str
     redis_url: str | None = None
-    # Where people reach the hub, for links in e-mails; unset, the address of the request is used.
+    # Where people reach the hub: every link it makes (e-mails, channel addresses, media) starts
+    # here, never with a request's Host header. Required when scaled; `hub serve` defaults it to
+    # the address it listens on.
     public_url: str | None = None
+    # Host headers a request may carry; empty: the public URL's host only.
+    allowed_hosts: tuple[str, ...] = ()
+    # Private networks and host names the hub may call on a tenant's word (webhooks, downloads).
+    outbound_policy: OutboundPolicy = field(default_factory=OutboundPolicy)
+    # Run on PostgreSQL as a superuser or a login that bypasses row security (development only).
+    allow_superuser: bool = False
     access_token_minutes: int = 60 * 12
     invitation_days: int = 7
     password_reset_minutes: int = 60
@@ -45,8 +56,17 @@ class Settings:
     # Requests per minute one organization (or one anonymous address) may make.
     api_rate_limit: int = 1200
     inbound_max_pending: int = 64
-    # Failed logins allowed in the window, per account and per address.
-    login_failures_per_account: int = 5
+    # How long a channel's post may take to send its body, and how many unsigned or unknown posts
+    # one address may make a minute before it is refused.
+    inbound_body_seconds: int = 30
+    # Replies in flight to the outside at once: per channel, and per process in all.
+    outbound_per_channel: int = 4
+    outbound_max: int = 64
+    inbound_failures_per_address: int = 60
+    # Failed logins allowed in the window: per account from one address, per account from
+    # anywhere (looser, so strangers cannot lock the owner out), and per address.
+    login_failures_per_pair: int = 5
+    login_failures_per_account: int = 50
     login_failures_per_address: int = 20
     login_failure_window_seconds: int = 900
     # Socket.IO heartbeat; lower it when a proxy closes idle connections sooner.
@@ -57,6 +77,9 @@ class Settings:
     # Seconds an outbox event stays with the process that published it before the sweep retries it.
     event_claim_seconds: int = 120
     db_app_role: str = "hub_app"
+    db_system_role: str = "hub_system"
+    # The login `hub migrate` runs as (owner of the tables); unset: the same as DATABASE_URL.
+    owner_database_url: str | None = field(default=None, repr=False)
     task_queue: str = "hub"
     log_json: bool | None = None
     log_level: str = "INFO"
@@ -67,8 +90,21 @@ class Settings:
         return self.database_url.startswith("postgresql")
 
     @property
+    def migration_url(self) -> str:
+        """Where `hub migrate` connects: the owner's login when one is given."""
+        return self.owner_database_url or self.database_url
+
+    @property
     def embedded(self) -> bool:
         return not self.is_postgres and self.redis_url is None
+
+    @property
+    def hosts(self) -> list[str]:
+        """The Host headers requests may carry: the configured ones, else the public URL's."""
+        if self.allowed_hosts:
+            return list(self.allowed_hosts)
+        host = urlsplit(self.public_url).hostname if self.public_url else None
+        return [host] if host else []
 
     @property
     def should_migrate_on_start(self) -> bool:
@@ -89,6 +125,11 @@ class Settings:
         database_url = _async_driver(database_url)
         if not database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise SettingsError("DATABASE_URL must be a sqlite:// or postgresql:// URL")
+        owner_database_url = _async_driver(env.text("HUB_DATABASE_OWNER_URL", "")) or None
+        if owner_database_url and not owner_database_url.startswith("postgresql+asyncpg://"):
+            raise SettingsError("HUB_DATABASE_OWNER_URL must be a postgresql:// URL")
+        if owner_database_url and not database_url.startswith("postgresql"):
+            raise SettingsError("HUB_DATABASE_OWNER_URL needs DATABASE_URL on PostgreSQL too")
         redis_url = env.text("REDIS_URL", "") or None
         if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError("REDIS_URL must be a redis:// or rediss:// URL")
@@ -100,12 +141,24 @@ class Settings:
             secret_key = _kept_secret(data_dir)
         if len(secret_key) < 32:
             raise SettingsError("HUB_SECRET_KEY must be at least 32 characters long")
+        public_url = env.text("HUB_PUBLIC_URL", "").rstrip("/") or None
+        if public_url is not None and (
+            not public_url.startswith(("http://", "https://")) or not urlsplit(public_url).hostname
+        ):
+            raise SettingsError("HUB_PUBLIC_URL must be an http:// or https:// address")
+        if public_url is None and scaled:
+            raise SettingsError("HUB_PUBLIC_URL is required when DATABASE_URL or REDIS_URL is set")
         return cls(
             data_dir=data_dir,
             database_url=database_url,
             secret_key=secret_key,
             redis_url=redis_url,
-            public_url=env.text("HUB_PUBLIC_URL", "").rstrip("/") or None,
+            public_url=public_url,
+            allowed_hosts=tuple(
+                h.strip().lower() for h in env.text("HUB_ALLOWED_HOSTS", "").split(",") if h.strip()
+            ),
+            outbound_policy=OutboundPolicy.parse(env.text("HUB_OUTBOUND_ALLOW", "")),
+            allow_superuser=bool(env.flag("HUB_ALLOW_SUPERUSER", default=False)),
             access_token_minutes=env.number("HUB_ACCESS_TOKEN_MINUTES", 60 * 12),
             invitation_days=env.number("HUB_INVITATION_DAYS", 7),
             password_reset_minutes=env.number("HUB_PASSWORD_RESET_MINUTES", 60),
@@ -118,7 +171,12 @@ class Settings:
             smtp_starttls=env.flag("SMTP_STARTTLS", default=True),
             api_rate_limit=env.number("HUB_API_RATE_LIMIT", 1200),
             inbound_max_pending=env.number("HUB_INBOUND_MAX_PENDING", 64),
-            login_failures_per_account=env.number("HUB_LOGIN_FAILURES_PER_ACCOUNT", 5),
+            inbound_body_seconds=env.number("HUB_INBOUND_BODY_SECONDS", 30),
+            outbound_per_channel=env.number("HUB_OUTBOUND_PER_CHANNEL", 4),
+            outbound_max=env.number("HUB_OUTBOUND_MAX", 64),
+            inbound_failures_per_address=env.number("HUB_INBOUND_FAILURES_PER_ADDRESS", 60),
+            login_failures_per_pair=env.number("HUB_LOGIN_FAILURES_PER_PAIR", 5),
+            login_failures_per_account=env.number("HUB_LOGIN_FAILURES_PER_ACCOUNT", 50),
             login_failures_per_address=env.number("HUB_LOGIN_FAILURES_PER_ADDRESS", 20),
             login_failure_window_seconds=env.number("HUB_LOGIN_FAILURE_WINDOW_SECONDS", 900),
             socket_ping_interval=env.number("HUB_SOCKET_PING_INTERVAL", 25),
@@ -126,6 +184,8 @@ class Settings:
             whatsapp_reconnect_max=env.seconds("HUB_WHATSAPP_RECONNECT_MAX_SECONDS", 300.0),
             event_claim_seconds=env.number("HUB_EVENT_CLAIM_SECONDS", 120),
             db_app_role=env.text("HUB_DB_APP_ROLE", "hub_app"),
+            db_system_role=env.text("HUB_DB_SYSTEM_ROLE", "hub_system"),
+            owner_database_url=owner_database_url,
             task_queue=env.text("HUB_TASK_QUEUE", "hub"),
             log_json=env.flag("HUB_LOG_JSON", default=None),
             log_level=env.text("HUB_LOG_LEVEL", "INFO").upper(),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Collection
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -13,6 +15,7 @@ from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, JSONBody, QueryParameter
+from litestar.response import Stream
 from litestar.status_codes import (
     HTTP_200_OK,
     HTTP_202_ACCEPTED,
@@ -24,7 +27,7 @@ from sqlalchemy import select
 from hub import services, storage
 from hub.auth import CurrentUser
 from hub.db import HubAsyncSession, utcnow
-from hub.errors import NotFound, request_language
+from hub.errors import InvalidInput, NotFound, request_language
 from hub.i18n import N_, translate
 from hub.models import Invitation, Media, ModuleSetting, Organization, User
 from hub.pagination import DEFAULT_LIMIT, paginate
@@ -45,6 +48,7 @@ from hub.schemas import (
     OrganizationOut,
     OrganizationUpdate,
     Page,
+    PasswordChangeRequest,
     PendingInvitationOut,
     ProfileUpdate,
     RegisterRequest,
@@ -65,8 +69,8 @@ Limit = Annotated[int, QueryParameter(ge=1, le=200)]
 
 
 def public_url(request: Request[Any, Any, Any]) -> str:
-    """The hub's address for links: configured, else the one this request came to."""
-    return runtime_of(request).settings.public_url or str(request.base_url).rstrip("/")
+    """The hub's address for links: always the configured one, never the request's Host header."""
+    return runtime_of(request).settings.public_url or ""
 
 
 def provide_runtime(request: Request[Any, Any, Any]) -> Runtime:
@@ -146,7 +150,7 @@ class AuthController(Controller):
         )
         return session_out(signed_in)
 
-    @post("/login", exclude_from_auth=True, status_code=HTTP_200_OK)
+    @post("/login", exclude_from_auth=True, status_code=HTTP_200_OK, errors=(401,))
     async def login(
         self, request: Request[Any, Any, Any], runtime: RuntimeDep, data: JSONBody[LoginRequest]
     ) -> SessionOut:
@@ -283,6 +287,24 @@ class UserController(Controller):
     ) -> UserOut:
         return user_out(await services.update_profile(session, request.user, data))
 
+    @post("/me/password", status_code=HTTP_200_OK)
+    async def change_password(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        runtime: RuntimeDep,
+        data: JSONBody[PasswordChangeRequest],
+    ) -> SessionOut:
+        """A new password for oneself: every session of the account ends (other tabs and devices
+        too), and the answer is the new one this caller goes on with."""
+        signed_in = await services.change_password(
+            runtime,
+            request.user,
+            current_password=data.current_password,
+            password=data.password,
+            address=client_address(request),
+        )
+        return session_out(signed_in)
+
     @patch("/{user_id:uuid}/role", guards=[requires("users", "write")])
     async def change_role(
         self,
@@ -411,24 +433,45 @@ async def health(runtime: RuntimeDep) -> Response[HealthOut]:
     return Response(body, status_code=HTTP_503_SERVICE_UNAVAILABLE if down else HTTP_200_OK)
 
 
+@dataclass
+class UploadForm:
+    data: UploadFile
+
+
 class MediaController(Controller):
     path = "/api/media"
     tags = ["media"]  # noqa: RUF012
 
-    @post("/", status_code=201, request_max_body_size=storage.SIZE_LIMITS["document"] + 1024 * 1024)
+    @post("/", status_code=201, request_max_body_size=storage.MAX_MEDIA_BYTES + 1024 * 1024, errors=(415,))
     async def upload(
         self,
         request: Request[CurrentUser, Any, Any],
         runtime: RuntimeDep,
         session: SessionDep,
-        data: Annotated[UploadFile, Body(media_type=RequestEncodingType.MULTI_PART)],
+        data: Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)],
     ) -> MediaOut:
-        """Upload one file (form field `data`); attach it to a message or ticket by its id."""
-        content = await data.read()
-        media = await storage.save_media(
-            session, runtime.settings, data=content, declared_type=data.content_type, filename=data.filename
-        )
-        await session.commit()
+        """Upload one file (form field `data`); attach it to a message or ticket by its id. Its type
+        is judged from its bytes, whatever the form declares."""
+        upload = data.data
+        if not isinstance(upload, UploadFile):
+            raise InvalidInput(N_("Send the file in the form field data."), field="data")
+
+        async def chunks() -> AsyncIterator[bytes]:
+            while chunk := await upload.read(storage.CHUNK):
+                yield chunk
+
+        incoming = await storage.receive_stream(runtime.settings, chunks())
+        try:
+            media = await storage.save_media(
+                session,
+                runtime.settings,
+                incoming=incoming,
+                declared_type=upload.content_type,
+                filename=upload.filename,
+            )
+            await session.commit()
+        finally:
+            incoming.discard()
         return storage.describe(runtime.settings, media, public_url(request))
 
     @get("/{media_id:uuid}", exclude_from_auth=True)
@@ -438,19 +481,38 @@ class MediaController(Controller):
         media_id: FromPath[uuid.UUID],
         expires: Annotated[int, QueryParameter()],
         signature: Annotated[str, QueryParameter(max_length=128)],
-    ) -> Response[bytes]:
-        """The bytes behind an expiring link; the link itself is the permission."""
+    ) -> Stream:
+        """The bytes behind an expiring link; the link itself is the permission. Never active
+        content: only the types the console previews are shown in the page, everything else is a
+        download, and the answer may run nothing (a sandbox with no sources)."""
         if not storage.link_is_valid(runtime.settings, media_id, expires, signature):
             raise NotFound()
         async with runtime.db.system_session() as session:
             media = await session.get(Media, media_id)
         if media is None:
             raise NotFound()
-        content = await storage.media_store(runtime.settings).read(media.key)
-        headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
+        known = storage.kind_of(media.content_type) is not None
+        content_type = media.content_type if known else "application/octet-stream"
+        disposition = "inline" if storage.is_inline(content_type) else "attachment"
         if media.filename:
-            headers["Content-Disposition"] = f"inline; filename*=UTF-8''{quote(media.filename)}"
-        return Response(content, media_type=media.content_type, headers=headers)
+            disposition += f"; filename*=UTF-8''{quote(media.filename)}"
+        headers = {
+            "Cache-Control": "private, max-age=3600",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "sandbox; default-src 'none'",
+            "Content-Disposition": disposition,
+            "Content-Length": str(media.size),
+        }
+        handle = storage.media_store(runtime.settings).open(media.key)
+
+        async def file_chunks() -> AsyncIterator[bytes]:
+            try:
+                while chunk := await asyncio.to_thread(handle.read, storage.CHUNK):
+                    yield chunk
+            finally:
+                handle.close()
+
+        return Stream(file_chunks(), media_type=content_type, headers=headers)
 
 
 ROUTES = [AuthController, UserController, SettingsController, AuditController, MediaController, health]

@@ -218,10 +218,15 @@ def _stamp_tenant(session: Session, _flush_context: Any, _instances: Any) -> Non
 
 
 @event.listens_for(HubSession, "after_begin")
-def _enter_tenant_role(session: Session, _transaction: SessionTransaction, connection: Connection) -> None:
-    org = session.info.get("organization_id")
+def _enter_role(session: Session, _transaction: SessionTransaction, connection: Connection) -> None:
     role = session.info.get("db_role")
-    if org is None or role is None:
+    if role is None:
+        return
+    org = session.info.get("organization_id")
+    if org is None:
+        # A system session: the role whose policy sees every organization. The login itself can
+        # do nothing (it inherits neither role), so leaving a role behind gains nothing.
+        connection.execute(text("SELECT set_config('role', :role, true)"), {"role": role})
         return
     # Row-level security: the rest of this transaction runs as a role that cannot bypass it, and
     # sees one organization. Both settings in one round trip (set_config(..., true) is SET LOCAL).
@@ -233,8 +238,12 @@ def _enter_tenant_role(session: Session, _transaction: SessionTransaction, conne
 
 class Database:
     def __init__(self, settings: Settings) -> None:
-        if not ROLE_NAME.match(settings.db_app_role):
-            raise ValueError("HUB_DB_APP_ROLE must be a plain lower-case identifier")
+        for name, role in (
+            ("HUB_DB_APP_ROLE", settings.db_app_role),
+            ("HUB_DB_SYSTEM_ROLE", settings.db_system_role),
+        ):
+            if not ROLE_NAME.match(role):
+                raise ValueError(f"{name} must be a plain lower-case identifier")
         self.settings = settings
         self.is_postgres = settings.is_postgres
         self.engine: AsyncEngine = create_engine(settings)
@@ -253,7 +262,9 @@ class Database:
 
     def system_session(self) -> HubAsyncSession:
         """A cross-organization session, for the few paths that must look across tenants."""
-        return self._sessions(info={"system": True})
+        return self._sessions(
+            info={"system": True, "db_role": self.settings.db_system_role if self.is_postgres else None}
+        )
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:

@@ -66,6 +66,11 @@ class Conflict(HubError):
     default_message = N_("This conflicts with the current state.")
 
 
+class RequestTimeout(HubError):
+    status_code = 408
+    default_message = N_("The request did not arrive in time.")
+
+
 class TooManyRequests(HubError):
     status_code = 429
     default_message = N_("Too many requests. Try again later.")
@@ -82,6 +87,7 @@ _STATUS_MESSAGES = {
     403: Forbidden.default_message,
     404: NotFound.default_message,
     405: N_("This method is not allowed here."),
+    408: RequestTimeout.default_message,
     409: Conflict.default_message,
     413: N_("The request is too large."),
     415: N_("This media type is not supported."),

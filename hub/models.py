@@ -37,6 +37,8 @@ class User(Base, TenantMixin):
     preferred_language: Mapped[str | None] = mapped_column(String(5))
     is_active: Mapped[bool] = mapped_column(default=True)
     last_login_at: Mapped[datetime | None]
+    # Carried by every access token; a new password raises it, ending every earlier session.
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class Invitation(Base, TenantMixin):

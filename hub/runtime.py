@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from hub.config import Settings
 from hub.db import Database
-from hub.throttle import Counters, Gate, MemoryCounters, RedisCounters
+from hub.throttle import Counters, Gate, KeyedGate, MemoryCounters, RedisCounters, SendSlots
 
 if TYPE_CHECKING:
     from taskiq import AsyncBroker
@@ -32,8 +32,12 @@ class Runtime:
         self.broker: AsyncBroker | None = None
         self.pusher: Pusher | None = None
         self.extras: dict[str, Any] = {}
-        # Posts that channels make to us (messages, receipts): how many this process takes at once.
+        # Posts that channels make to us (messages, receipts): how many this process works on at
+        # once, and how many of one channel it reads at once (so one channel's slow bodies, or a
+        # stranger's, never hold the others' posts).
         self.inbound_gate = Gate(settings.inbound_max_pending)
+        self.channel_gates = KeyedGate(settings.inbound_max_pending)
+        self.send_slots = SendSlots(settings.outbound_per_channel, settings.outbound_max)
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:

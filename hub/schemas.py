@@ -52,6 +52,11 @@ class ResetPasswordRequest(Request):
     password: Password
 
 
+class PasswordChangeRequest(Request):
+    current_password: Annotated[str, Meta(min_length=1, max_length=200)]
+    password: Password
+
+
 class AcceptInvitationRequest(Request):
     token: Token
     full_name: Name

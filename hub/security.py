@@ -85,6 +85,7 @@ class TokenClaims:
     organization_id: uuid.UUID
     jti: str
     expires_at: datetime
+    session_version: int
 
 
 class InvalidToken(Exception):
@@ -95,7 +96,9 @@ _ALGORITHM = "HS256"
 _AUDIENCE = "hub"
 
 
-def issue_access_token(settings: Settings, *, user_id: uuid.UUID, organization_id: uuid.UUID) -> AccessToken:
+def issue_access_token(
+    settings: Settings, *, user_id: uuid.UUID, organization_id: uuid.UUID, session_version: int
+) -> AccessToken:
     now = utcnow()
     expires_at = now + timedelta(minutes=settings.access_token_minutes)
     jti = secrets.token_hex(16)
@@ -106,6 +109,7 @@ def issue_access_token(settings: Settings, *, user_id: uuid.UUID, organization_i
         "iat": int(now.timestamp()),
         "exp": int(expires_at.timestamp()),
         "aud": _AUDIENCE,
+        "ver": session_version,
     }
     token = jwt.encode(claims, settings.secret_key, algorithm=_ALGORITHM)
     return AccessToken(token=token, jti=jti, expires_at=expires_at.replace(microsecond=0))
@@ -125,6 +129,7 @@ def decode_access_token(settings: Settings, token: str) -> TokenClaims:
             organization_id=uuid.UUID(claims["org"]),
             jti=str(claims["jti"]),
             expires_at=datetime.fromtimestamp(claims["exp"], tz=utcnow().tzinfo),
+            session_version=int(claims.get("ver", 0)),
         )
     except (jwt.PyJWTError, ValueError, TypeError) as error:
         raise InvalidToken(str(error)) from error

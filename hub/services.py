@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 import structlog
 from msgspec import UNSET
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hub import events
@@ -117,7 +117,12 @@ async def _unique_slug(runtime: Runtime, name: str) -> str:
 
 async def _sign_in(runtime: Runtime, session: HubAsyncSession, user: User) -> SignedIn:
     organization = await session.get_one(Organization, user.organization_id)
-    token = issue_access_token(runtime.settings, user_id=user.id, organization_id=user.organization_id)
+    token = issue_access_token(
+        runtime.settings,
+        user_id=user.id,
+        organization_id=user.organization_id,
+        session_version=user.session_version or 0,
+    )
     return SignedIn(token=token, user=user, organization=organization)
 
 
@@ -183,25 +188,48 @@ async def create_organization(
     raise Conflict(N_("This conflicts with the current state."))
 
 
-async def login(runtime: Runtime, *, email: str, password: str, address: str) -> SignedIn:
+def _failure_keys(email: str, address: str) -> dict[str, str]:
+    return {
+        "pair": f"login:pair:{email}:{address}",
+        "account": f"login:acct:{email}",
+        "address": f"login:addr:{address}",
+    }
+
+
+async def _refuse_while_throttled(runtime: Runtime, email: str, address: str) -> None:
+    """Failed sign-ins are counted three ways. The tight limit is per account and address
+    together, so a stranger's guesses from one place never lock the owner out of theirs; the
+    account-wide limit is much looser (guesses spread over many addresses); and one address may
+    try only so many accounts."""
     settings = runtime.settings
+    keys = _failure_keys(email, address)
+    limits = {
+        "pair": settings.login_failures_per_pair,
+        "account": settings.login_failures_per_account,
+        "address": settings.login_failures_per_address,
+    }
+    for name, key in keys.items():
+        if await runtime.counters.count(key) >= limits[name]:
+            raise TooManyRequests(
+                N_("Too many failed sign-in attempts. Try again later."),
+                headers={"Retry-After": str(settings.login_failure_window_seconds)},
+            )
+
+
+async def _count_failure(runtime: Runtime, email: str, address: str) -> None:
+    for key in _failure_keys(email, address).values():
+        await runtime.counters.hit(key, runtime.settings.login_failure_window_seconds)
+
+
+async def login(runtime: Runtime, *, email: str, password: str, address: str) -> SignedIn:
     email = normalize_email(email)
-    account_key, address_key = f"login:acct:{email}", f"login:addr:{address}"
-    if (
-        await runtime.counters.count(account_key) >= settings.login_failures_per_account
-        or await runtime.counters.count(address_key) >= settings.login_failures_per_address
-    ):
-        raise TooManyRequests(
-            N_("Too many failed sign-in attempts. Try again later."),
-            headers={"Retry-After": str(settings.login_failure_window_seconds)},
-        )
+    await _refuse_while_throttled(runtime, email, address)
     async with runtime.db.system_session() as system:
         found = await system.scalar(select(User).where(User.email == email, User.is_active.is_(True)))
     if not await verify_password(found.password_hash if found else None, password) or found is None:
-        await runtime.counters.hit(account_key, settings.login_failure_window_seconds)
-        await runtime.counters.hit(address_key, settings.login_failure_window_seconds)
+        await _count_failure(runtime, email, address)
         raise NotAuthenticated(N_("The e-mail or password is not correct."))
-    await runtime.counters.reset(account_key)
+    await runtime.counters.reset(_failure_keys(email, address)["pair"])
     async with runtime.db.session(found.organization_id) as session:
         user = await session.get_one(User, found.id)
         user.last_login_at = utcnow()
@@ -256,6 +284,13 @@ async def send_password_reset(event: events.PasswordResetRequested) -> None:
         if user is None or not user.is_active:
             return
         organization = await session.get_one(Organization, event.organization_id)
+        # Only the newest link works: the ones sent before it are spent.
+        await session.execute(
+            update(PasswordReset)
+            .where(PasswordReset.user_id == user.id, PasswordReset.used_at.is_(None))
+            .values(used_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
         session.add(
             PasswordReset(
                 user_id=user.id,
@@ -290,6 +325,7 @@ async def send_password_reset(event: events.PasswordResetRequested) -> None:
 
 
 async def reset_password(runtime: Runtime, *, token: str, password: str) -> None:
+    """A new password through the newest reset link, once; every session the account had ends."""
     async with runtime.db.system_session() as system:
         reset = await system.scalar(
             select(PasswordReset).where(PasswordReset.token_digest == token_digest(token))
@@ -299,16 +335,55 @@ async def reset_password(runtime: Runtime, *, token: str, password: str) -> None
     async with runtime.db.session(reset.organization_id) as session:
         user = await session.get_one(User, reset.user_id)
         check_password(password, email=user.email, full_name=user.full_name)
-        user.password_hash = await hash_password(password)
-        fresh = await session.get_one(PasswordReset, reset.id)
+        fresh = await session.get_one(PasswordReset, reset.id, with_for_update=True)
         if fresh.used_at is not None:
             raise InvalidInput(N_("This reset link is invalid or has expired."), field="token")
-        fresh.used_at = utcnow()
+        await _set_password(session, user, password)
         await record_audit(
             session, actor_id=user.id, action="user.password_reset", object_type="user", object_id=user.id
         )
         await session.commit()
-    await runtime.counters.reset(f"login:acct:{user.email}")
+    await runtime.counters.reset(f"login:acct:{user.email}")  # the owner proved it is theirs
+    await _end_sessions(runtime, user.id)
+
+
+async def change_password(
+    runtime: Runtime, actor: CurrentUser, *, current_password: str, password: str, address: str
+) -> SignedIn:
+    """A signed-in user's new password: the current one is asked for (and wrong guesses count
+    as failed sign-ins); every session ends, and the caller gets a fresh one."""
+    await _refuse_while_throttled(runtime, actor.email, address)
+    async with runtime.db.session(actor.organization_id) as session:
+        user = await _active_user(session, actor.id)
+        if not await verify_password(user.password_hash, current_password):
+            await _count_failure(runtime, user.email, address)
+            raise InvalidInput(N_("The current password is not correct."), field="current_password")
+        check_password(password, email=user.email, full_name=user.full_name)
+        await _set_password(session, user, password)
+        await record_audit(
+            session, actor_id=user.id, action="user.password_changed", object_type="user", object_id=user.id
+        )
+        signed_in = await _sign_in(runtime, session, user)
+        await session.commit()
+    await _end_sessions(runtime, user.id)
+    return signed_in
+
+
+async def _set_password(session: HubAsyncSession, user: User, password: str) -> None:
+    """The new password, every access token issued before it void, and every reset link spent."""
+    user.password_hash = await hash_password(password)
+    user.session_version = (user.session_version or 0) + 1
+    await session.execute(
+        update(PasswordReset)
+        .where(PasswordReset.user_id == user.id, PasswordReset.used_at.is_(None))
+        .values(used_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def _end_sessions(runtime: Runtime, user_id: uuid.UUID) -> None:
+    if runtime.pusher is not None:
+        await runtime.pusher.close_sockets(user_room(user_id), "password_changed")
 
 
 async def accept_invitation(

@@ -2,15 +2,25 @@
 
 The store is an interface so an S3-compatible one can replace the local directory later; the
 `media` table keeps what is known of each file and which organization owns it.
+
+A file arrives into the store's incoming area in chunks (`receive_stream`), so however large it
+is, memory holds one chunk; its type is then judged from its bytes alone, and only one of
+`CONTENT_TYPES` is ever stored or served. What a sender declares decides nothing but a choice
+between two equally safe names for plain text.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
+import os
+import shutil
 import time
 import uuid
+import zipfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -25,7 +35,46 @@ from hub.schemas import MediaOut
 MB = 1024 * 1024
 # The limits WhatsApp itself applies, so what the hub accepts it can also send on.
 SIZE_LIMITS = {"image": 5 * MB, "audio": 16 * MB, "video": 16 * MB, "document": 100 * MB}
+MAX_MEDIA_BYTES = max(SIZE_LIMITS.values())
 LINK_SECONDS = 3600
+CHUNK = 256 * 1024
+
+# Every type the hub stores and serves, with its kind; nothing else is ever written to `media`.
+CONTENT_TYPES = {
+    "image/jpeg": "image",
+    "image/png": "image",
+    "image/gif": "image",
+    "image/webp": "image",
+    "audio/wav": "audio",
+    "audio/ogg": "audio",
+    "audio/mpeg": "audio",
+    "audio/amr": "audio",
+    "audio/mp4": "audio",
+    "video/mp4": "video",
+    "video/3gpp": "video",
+    "application/pdf": "document",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "document",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": "document",
+    "application/vnd.oasis.opendocument.text": "document",
+    "application/vnd.oasis.opendocument.spreadsheet": "document",
+    "application/vnd.oasis.opendocument.presentation": "document",
+    "application/zip": "document",
+    "text/plain": "document",
+    "text/csv": "document",
+}
+# What the console shows in the page (images, players); every other type is only downloaded.
+INLINE_KINDS = ("image", "audio", "video")
+
+# A ZIP is an office document when it holds that format's own part; which part decides the type.
+_OFFICE_PARTS = (
+    ("word/document.xml", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+    ("xl/workbook.xml", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+    ("ppt/presentation.xml", "application/vnd.openxmlformats-officedocument.presentationml.presentation"),
+)
+_OPEN_DOCUMENT_TYPES = frozenset(
+    t for t in CONTENT_TYPES if t.startswith("application/vnd.oasis.opendocument.")
+)
 
 
 class MediaTooLarge(HubError):
@@ -38,56 +87,80 @@ class MediaNotSupported(HubError):
     default_message = N_("This media type is not supported.")
 
 
-def _zip_family(declared: str) -> bool:
-    return declared.startswith("application/vnd.openxmlformats-officedocument.") or declared in (
-        "application/zip",
-        "application/vnd.oasis.opendocument.text",
-        "application/vnd.oasis.opendocument.spreadsheet",
-    )
+def _zip_type(path: Path) -> str | None:
+    """The office format a ZIP file is, from its own entries; a plain ZIP otherwise."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist()[:10_000])
+            if "mimetype" in names:
+                declared_inside = archive.read("mimetype")[:100].decode("ascii", "replace").strip()
+                if declared_inside in _OPEN_DOCUMENT_TYPES:
+                    return declared_inside
+    except (zipfile.BadZipFile, OSError, KeyError, RuntimeError, NotImplementedError):
+        return None
+    for part, content_type in _OFFICE_PARTS:
+        if part in names:
+            return content_type
+    return "application/zip"
 
 
-def detect(data: bytes, declared: str) -> tuple[str, str] | None:
-    """(kind, content type) judged from the first bytes, or None for anything we do not take."""
-    head = data[:64]
+def _looks_like_text(head: bytes) -> bool:
+    if b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        # A multi-byte letter cut at the end of the sample is still text.
+        return error.start >= len(head) - 3
+    return True
+
+
+def detect(
+    head: bytes, declared: str, *, path: Path | None = None, filename: str | None = None
+) -> str | None:
+    """The content type judged from a file's first bytes (and, for a ZIP, its entries), or None for
+    anything the hub does not take. The result is always one of CONTENT_TYPES."""
     declared = declared.split(";", 1)[0].strip().lower()
     if head.startswith(b"\xff\xd8\xff"):
-        return "image", "image/jpeg"
+        return "image/jpeg"
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image", "image/png"
+        return "image/png"
     if head.startswith((b"GIF87a", b"GIF89a")):
-        return "image", "image/gif"
+        return "image/gif"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image", "image/webp"
+        return "image/webp"
     if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
-        return "audio", "audio/wav"
+        return "audio/wav"
     if head.startswith(b"OggS"):
-        return "audio", "audio/ogg"
+        return "audio/ogg"
     if head.startswith(b"ID3") or head[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
-        return "audio", "audio/mpeg"
+        return "audio/mpeg"
     if head.startswith(b"#!AMR"):
-        return "audio", "audio/amr"
+        return "audio/amr"
     if head[4:8] == b"ftyp":
         brand = head[8:12]
         if brand in (b"M4A ", b"M4B "):
-            return "audio", "audio/mp4"
+            return "audio/mp4"
         if brand.startswith(b"3g"):
-            return "video", "video/3gpp"
-        return "video", "video/mp4"
+            return "video/3gpp"
+        return "video/mp4"
     if head.startswith(b"%PDF-"):
-        return "document", "application/pdf"
-    if head.startswith(b"PK\x03\x04") and _zip_family(declared):
-        return "document", declared
-    if declared in ("text/plain", "text/csv") and _looks_like_text(data):
-        return "document", declared
+        return "application/pdf"
+    if head.startswith(b"PK\x03\x04"):
+        return _zip_type(path) if path is not None else None
+    named_csv = (filename or "").lower().endswith(".csv")
+    if declared in ("text/plain", "text/csv") and _looks_like_text(head):
+        return "text/csv" if declared == "text/csv" or named_csv else "text/plain"
     return None
 
 
-def _looks_like_text(data: bytes) -> bool:
-    try:
-        data[:4096].decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return b"\x00" not in data[:4096]
+def kind_of(content_type: str) -> str | None:
+    return CONTENT_TYPES.get(content_type)
+
+
+def is_inline(content_type: str) -> bool:
+    """Whether a type may be shown in the page rather than only downloaded."""
+    return CONTENT_TYPES.get(content_type) in INLINE_KINDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +170,23 @@ class StoredFile:
     sha256: str
 
 
+@dataclass(frozen=True, slots=True)
+class IncomingFile:
+    """A file received whole into the store's incoming area, not yet kept as media."""
+
+    path: Path
+    size: int
+    sha256: str
+    head: bytes
+
+    def discard(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
 class MediaStore(Protocol):
-    async def put(self, key: str, data: bytes) -> StoredFile: ...
+    async def keep(self, key: str, incoming: IncomingFile) -> StoredFile:
+        """Keep an incoming file as the media file `key`; the incoming file stays its caller's."""
 
     async def read(self, key: str) -> bytes: ...
 
@@ -106,6 +194,9 @@ class MediaStore(Protocol):
 
     def open(self, key: str) -> BinaryIO:
         """The file for reading bit by bit, so large files need not sit in memory whole."""
+
+    def incoming_path(self) -> Path:
+        """A new, unused path in the incoming area, on the same disk as the kept files."""
 
 
 class LocalMediaStore:
@@ -118,17 +209,25 @@ class LocalMediaStore:
             raise ValueError("media key escapes the media directory")
         return path
 
-    async def put(self, key: str, data: bytes) -> StoredFile:
+    def incoming_path(self) -> Path:
+        folder = self.root / ".incoming"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / uuid.uuid4().hex
+
+    async def keep(self, key: str, incoming: IncomingFile) -> StoredFile:
         path = self._path(key)
 
-        def write() -> None:
+        def link() -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(".part")
-            partial.write_bytes(data)
-            partial.replace(path)  # readers never see half a file
+            try:
+                os.link(incoming.path, path)  # a second name for the same bytes: nothing is copied
+            except OSError:
+                partial = path.with_suffix(".part")
+                shutil.copyfile(incoming.path, partial)
+                partial.replace(path)  # readers never see half a file
 
-        await asyncio.to_thread(write)
-        return StoredFile(key=key, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+        await asyncio.to_thread(link)
+        return StoredFile(key=key, size=incoming.size, sha256=incoming.sha256)
 
     async def read(self, key: str) -> bytes:
         return await asyncio.to_thread(self._path(key).read_bytes)
@@ -144,21 +243,76 @@ def media_store(settings: Settings) -> MediaStore:
     return LocalMediaStore(settings.data_dir / "media")
 
 
+async def receive_stream(
+    settings: Settings, chunks: AsyncIterator[bytes], *, limit: int = MAX_MEDIA_BYTES, field: str = "size"
+) -> IncomingFile:
+    """Write a file to the incoming area as its chunks arrive; 413 (and nothing left behind) once
+    it passes `limit`. The caller keeps it with `save_media` or throws it away with `discard`."""
+    path = media_store(settings).incoming_path()
+    digest = hashlib.sha256()
+    head = bytearray()
+    size = 0
+    handle = await asyncio.to_thread(path.open, "wb")
+    try:
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > limit:
+                raise MediaTooLarge(field=field, limit=limit // MB)
+            digest.update(chunk)
+            if len(head) < 4096:
+                head += chunk[: 4096 - len(head)]
+            await asyncio.to_thread(handle.write, chunk)
+    except BaseException:
+        handle.close()
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        raise
+    handle.close()
+    return IncomingFile(path=path, size=size, sha256=digest.hexdigest(), head=bytes(head))
+
+
+async def receive_bytes(settings: Settings, data: bytes, *, field: str = "size") -> IncomingFile:
+    """Bytes already in memory (a WhatsApp download, a small inline file) into the incoming area."""
+
+    async def one_chunk() -> AsyncIterator[bytes]:
+        for start in range(0, len(data), CHUNK):
+            yield data[start : start + CHUNK]
+
+    return await receive_stream(settings, one_chunk(), field=field)
+
+
 async def save_media(
-    session: HubAsyncSession, settings: Settings, *, data: bytes, declared_type: str, filename: str | None
+    session: HubAsyncSession,
+    settings: Settings,
+    *,
+    declared_type: str,
+    filename: str | None,
+    data: bytes | None = None,
+    incoming: IncomingFile | None = None,
 ) -> Media:
-    """Check and keep one file for the session's organization; 413 or 415 when it cannot be taken."""
-    detected = detect(data, declared_type)
-    if detected is None:
+    """Check and keep one file for the session's organization; 413 or 415 when it cannot be taken.
+    Either `data`, or an `incoming` file that stays the caller's to discard once it is done."""
+    if incoming is None:
+        own = await receive_bytes(settings, data or b"")
+        try:
+            return await save_media(
+                session, settings, declared_type=declared_type, filename=filename, incoming=own
+            )
+        finally:
+            own.discard()
+    content_type = await asyncio.to_thread(
+        detect, incoming.head, declared_type, path=incoming.path, filename=filename
+    )
+    if content_type is None:
         raise MediaNotSupported(field="content_type")
-    kind, content_type = detected
+    kind = CONTENT_TYPES[content_type]
     limit = SIZE_LIMITS[kind]
-    if len(data) > limit:
+    if incoming.size > limit:
         raise MediaTooLarge(field="size", limit=limit // MB)
     media_id = new_id()
     key = f"{session.organization_id}/{media_id.hex[:2]}/{media_id.hex}"
     store = media_store(settings)
-    stored = await store.put(key, data)
+    stored = await store.keep(key, incoming)
 
     async def forget_file() -> None:
         await store.delete(key)

@@ -7,9 +7,10 @@ this process's memory.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Protocol
 
 from litestar.connection import ASGIConnection
@@ -128,3 +129,53 @@ class Gate:
             yield
         finally:
             self.pending -= 1
+
+
+class KeyedGate:
+    """A Gate per key (a channel, say): one key's slow or stuck requests fill only its own slots."""
+
+    def __init__(self, limit: int, retry_after_seconds: int = 2) -> None:
+        self.limit = limit
+        self.retry_after = str(retry_after_seconds)
+        self.pending: dict[Any, int] = {}
+
+    @contextlib.contextmanager
+    def enter(self, key: Any) -> Iterator[None]:
+        taken = self.pending.get(key, 0)
+        if taken >= self.limit:
+            raise Busy(headers={"Retry-After": self.retry_after})
+        self.pending[key] = taken + 1
+        try:
+            yield
+        finally:
+            left = self.pending[key] - 1
+            if left:
+                self.pending[key] = left
+            else:
+                del self.pending[key]
+
+
+class SendSlots:
+    """How many sends this process has in flight to the outside: per channel, and in all. A send
+    waits for a slot holding nothing else, so one tenant's hanging receiver slows only itself."""
+
+    def __init__(self, per_channel: int, overall: int) -> None:
+        self.per_channel = per_channel
+        self.overall = asyncio.Semaphore(overall)
+        self.channels: dict[Any, asyncio.Semaphore] = {}
+        self.waiting: dict[Any, int] = {}
+
+    @contextlib.asynccontextmanager
+    async def taken(self, channel: Any) -> AsyncIterator[None]:
+        slot = self.channels.get(channel)
+        if slot is None:
+            slot = self.channels[channel] = asyncio.Semaphore(self.per_channel)
+        self.waiting[channel] = self.waiting.get(channel, 0) + 1
+        try:
+            async with slot, self.overall:
+                yield
+        finally:
+            self.waiting[channel] -= 1
+            if not self.waiting[channel]:  # nobody holds or waits: forget the channel
+                del self.waiting[channel]
+                self.channels.pop(channel, None)

@@ -155,7 +155,7 @@ class ConversationController(Controller):
         )
         return await services.conversation_view(session, conversation, customer)
 
-    @post("/{conversation_id:uuid}/read", guards=[requires("whatsapp", "read")], status_code=200)
+    @post("/{conversation_id:uuid}/read", guards=[requires("whatsapp", "write")], status_code=200)
     async def read(
         self,
         request: Request[CurrentUser, Any, Any],
@@ -345,7 +345,7 @@ class WhatsAppInboxController(Controller):
     path = "/api/whatsapp"
     tags = ["whatsapp"]  # noqa: RUF012
 
-    @post("/send", guards=[requires("whatsapp", "write")], status_code=201)
+    @post("/send", guards=[requires("whatsapp", "write")], status_code=201, errors=(404,))
     async def send(
         self, request: Request[CurrentUser, Any, Any], session: SessionDep, data: JSONBody[SendRequest]
     ) -> MessageOut:
@@ -354,7 +354,7 @@ class WhatsAppInboxController(Controller):
         )
         return await services.message_with_media(session, message)
 
-    @post("/forward", guards=[requires("whatsapp", "write")], status_code=201)
+    @post("/forward", guards=[requires("whatsapp", "write")], status_code=201, errors=(404,))
     async def forward(
         self, request: Request[CurrentUser, Any, Any], session: SessionDep, data: JSONBody[SeedForwardRequest]
     ) -> MessageOut:
@@ -363,14 +363,14 @@ class WhatsAppInboxController(Controller):
         )
         return await services.message_with_media(session, forwarded)
 
-    @put("/message", guards=[requires("whatsapp", "write")])
+    @put("/message", guards=[requires("whatsapp", "write")], errors=(404,))
     async def edit(
         self, request: Request[CurrentUser, Any, Any], session: SessionDep, data: JSONBody[SeedEditRequest]
     ) -> MessageOut:
         edited = await services.edit_message(session, request.user, data.message_id, data.text)
         return await services.message_with_media(session, edited)
 
-    @delete("/message", guards=[requires("whatsapp", "write")], status_code=200)
+    @delete("/message", guards=[requires("whatsapp", "write")], status_code=200, errors=(404,))
     async def remove(
         self,
         request: Request[CurrentUser, Any, Any],

@@ -12,15 +12,17 @@ from sqlalchemy.orm import aliased
 
 from campaigns.events import CampaignMessagesSent
 from channels.adapters import InboundMessage, Receipt, StoredInbound, register_inbound_sink
-from crm.models import Customer
+from crm.models import Activity, Customer
 from crm.services import (
     ConversationDigest,
     conversation_reader,
     customer_fact,
     on_customer_merge,
     segment_condition,
+    timeline_entries,
 )
 from hub import events
+from hub.auth import CurrentUser
 from hub.db import HubAsyncSession
 from hub.runtime import current
 from inbox import services
@@ -155,3 +157,11 @@ async def send_ticket_reply(event: PublicReplyWritten) -> None:
 async def campaign_messages(event: CampaignMessagesSent) -> None:
     async with current().db.session(event.organization_id) as session:
         await services.record_campaign_messages(session, event)
+
+
+@timeline_entries("conversation_started")
+async def conversation_entries_hidden(
+    session: HubAsyncSession, reader: CurrentUser, entries: list[Activity]
+) -> set[uuid.UUID]:
+    """An agent sees entries only of the conversations assigned to them."""
+    return await services.entries_about_hidden_conversations(session, reader, entries)

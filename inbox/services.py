@@ -25,6 +25,8 @@ from channels.adapters import (
     OutboundAttachment,
     OutboundMessage,
     Receipt,
+    SendResult,
+    SentRecord,
     StoredInbound,
     adapter_for,
 )
@@ -249,6 +251,7 @@ async def store_inbound(runtime: Runtime, inbound: InboundMessage) -> StoredInbo
                     session,
                     runtime.settings,
                     data=a.data or b"",
+                    incoming=a.incoming,
                     declared_type=a.content_type,
                     filename=a.filename,
                 )
@@ -576,6 +579,33 @@ def visible_conversations(user: CurrentUser) -> Select[Any]:
     return statement
 
 
+async def entries_about_hidden_conversations(
+    session: HubAsyncSession, reader: CurrentUser, entries: list[Any]
+) -> set[uuid.UUID]:
+    """Of these timeline entries (each naming `conversation_id`), those the reader may not see."""
+    if reader.role != "agent":
+        return set()
+    named: dict[uuid.UUID, uuid.UUID | None] = {}
+    for entry in entries:
+        try:
+            named[entry.id] = uuid.UUID(str(entry.details.get("conversation_id")))
+        except ValueError:
+            named[entry.id] = None
+    wanted = {conversation for conversation in named.values() if conversation is not None}
+    visible = (
+        set(
+            await session.scalars(
+                select(Conversation.id).where(
+                    Conversation.id.in_(wanted), Conversation.assignee_id == reader.id
+                )
+            )
+        )
+        if wanted
+        else set()
+    )
+    return {entry for entry, conversation in named.items() if conversation not in visible}
+
+
 async def conversation_for_user(
     session: HubAsyncSession, user: CurrentUser, conversation_id: uuid.UUID
 ) -> tuple[Conversation, Customer]:
@@ -771,7 +801,12 @@ async def _queue_reply(
 
 
 async def deliver(organization_id: uuid.UUID, message_id: uuid.UUID) -> None:
-    """Send one queued reply through its channel; a crash before this ran is picked up by the sweep."""
+    """Send one queued reply through its channel; a crash before this ran is picked up by the sweep.
+
+    The database is let go of before the channel is called and taken again for the outcome, so a
+    slow or hanging receiver holds nothing but its own channel's send slots (SQLite's one shared
+    connection least of all). A send whose outcome is lost (a timeout or a reset after the request
+    went out) is never repeated blind: the channel's own record settles it, or it is `unknown`."""
     runtime = current()
     async with runtime.db.session(organization_id) as session:
         # Claim it: only one deliverer may move a reply from queued to sending.
@@ -794,39 +829,101 @@ async def deliver(organization_id: uuid.UUID, message_id: uuid.UUID) -> None:
                 select(Message.external_id).where(Message.id == message.reply_to_id)
             )
         media = (await attachments_of(session, [message.id])).get(message.id, [])
-        store = storage.media_store(runtime.settings)
-        public = runtime.settings.public_url
-        outbound = OutboundMessage(
-            message_id=message.id,
-            conversation_id=conversation.id,
-            recipient=customer.phone or await _channel_identity(session, customer.id, channel.id),
-            text=message.text,
-            kind=message.kind,
-            attachments=tuple(
-                [
-                    OutboundAttachment(
-                        kind=m.kind,
-                        content_type=m.content_type,
-                        filename=m.filename,
-                        data=await store.read(m.key),
-                        url=storage.media_link(runtime.settings, public, m.id, seconds=86400)
-                        if public
-                        else None,
-                    )
-                    for m in media
-                ]
-            ),
-            reply_to_external_id=quoted_external,
+        recipient = customer.phone or await _channel_identity(session, customer.id, channel.id)
+        await session.commit()
+    try:
+        if channel.state != "ready":
+            # A dropped connection comes back by itself; a logged-out number needs a person.
+            raise ChannelError(f"channel is {channel.state}", retryable=channel.state != "logged_out")
+        async with runtime.send_slots.taken(channel.id):
+            outbound = await _outbound(runtime, message, recipient, media, quoted_external)
+            try:
+                result: SendResult | SentRecord = await adapter_for(channel.kind).send(channel, outbound)
+            except ChannelError as error:
+                if not error.in_doubt:
+                    raise
+                result = await _settle(channel, message.id, error)
+    except ChannelError as error:
+        async with runtime.db.session(organization_id) as session:
+            await _send_failed(session, message_id, error)
+        return
+    async with runtime.db.session(organization_id) as session:
+        await _send_done(session, message_id, result)
+
+
+async def _outbound(
+    runtime: Runtime, message: Message, recipient: str, media: list[Media], quoted_external: str | None
+) -> OutboundMessage:
+    store = storage.media_store(runtime.settings)
+    public = runtime.settings.public_url
+    return OutboundMessage(
+        message_id=message.id,
+        conversation_id=message.conversation_id,
+        recipient=recipient,
+        text=message.text,
+        kind=message.kind,
+        attachments=tuple(
+            [
+                OutboundAttachment(
+                    kind=m.kind,
+                    content_type=m.content_type,
+                    filename=m.filename,
+                    data=await store.read(m.key),
+                    url=storage.media_link(runtime.settings, public, m.id, seconds=86400) if public else None,
+                )
+                for m in media
+            ]
+        ),
+        reply_to_external_id=quoted_external,
+    )
+
+
+IN_DOUBT = "it may have reached the channel: the channel could not confirm it"
+
+
+async def _settle(channel: Channel, message_id: uuid.UUID, error: ChannelError) -> SentRecord:
+    """Ask the channel's own record whether a send whose answer was lost arrived. Found: sent.
+    Not found: the send is retried like any other. Cannot tell: `unknown`, for the agent to see."""
+    try:
+        record = await adapter_for(channel.kind).find_sent(channel, message_id)
+    except Exception as failure:  # asking is best effort
+        log.warning("channel record unavailable", channel=str(channel.id), error=repr(failure)[:200])
+        record = None
+    if record is None:
+        raise ChannelError(IN_DOUBT, retryable=False, in_doubt=True) from error
+    if not record.found:
+        raise ChannelError(error.reason, retryable=True) from error
+    return record
+
+
+async def _send_done(
+    session: HubAsyncSession, message_id: uuid.UUID, result: SendResult | SentRecord
+) -> None:
+    """The reply went out: sent, under the channel's id for it when that id is the channel's alone
+    (an answer repeating another message's id must not clash, or the sweep would resend it)."""
+    message = await session.get_one(Message, message_id)
+    conversation = await session.get_one(Conversation, message.conversation_id)
+    external_id = result.external_id or str(message.id)
+    taken = await session.scalar(
+        select(Message.id).where(
+            Message.channel_id == message.channel_id,
+            Message.external_id == external_id,
+            Message.id != message.id,
         )
-        try:
-            if channel.state != "ready":
-                # A dropped connection comes back by itself; a logged-out number needs a person.
-                raise ChannelError(f"channel is {channel.state}", retryable=channel.state != "logged_out")
-            result = await adapter_for(channel.kind).send(channel, outbound)
-        except ChannelError as error:
-            await _send_failed(session, conversation, message, error)
-            return
-        message.status, message.external_id, message.failure_reason = "sent", result.external_id, None
+    )
+    if taken is not None:
+        log.warning("channel answered an id it gave before", message_id=str(message.id))
+        external_id = str(message.id)
+    message.status, message.external_id, message.failure_reason = "sent", external_id, None
+    await count_usage(session, "messages_sent")
+    await _announce_status(session, conversation, message)
+    try:
+        await session.commit()
+    except IntegrityError:  # the same id taken meanwhile by another message
+        await session.rollback()
+        message = await session.get_one(Message, message_id)
+        conversation = await session.get_one(Conversation, message.conversation_id)
+        message.status, message.external_id, message.failure_reason = "sent", str(message.id), None
         await count_usage(session, "messages_sent")
         await _announce_status(session, conversation, message)
         await session.commit()
@@ -982,9 +1079,9 @@ async def _channel_identity(session: HubAsyncSession, customer_id: uuid.UUID, ch
     return identity or ""
 
 
-async def _send_failed(
-    session: HubAsyncSession, conversation: Conversation, message: Message, error: ChannelError
-) -> None:
+async def _send_failed(session: HubAsyncSession, message_id: uuid.UUID, error: ChannelError) -> None:
+    message = await session.get_one(Message, message_id)
+    conversation = await session.get_one(Conversation, message.conversation_id)
     attempt = message.send_attempts
     if error.retryable and attempt <= len(RETRY_DELAYS):
         message.status, message.failure_reason = "queued", error.reason[:500]
@@ -999,7 +1096,9 @@ async def _send_failed(
         log.info("reply will be retried", message_id=str(message.id), attempt=attempt, reason=error.reason)
         await session.commit()
         return
-    message.status, message.failure_reason = "failed", error.reason[:500]
+    # In doubt and unconfirmed: `unknown`, never sent again by the hub on its own.
+    message.status = "unknown" if error.in_doubt else "failed"
+    message.failure_reason = error.reason[:500]
     await _announce_status(session, conversation, message)
     await session.commit()
 
@@ -1010,9 +1109,10 @@ def retry_delay(attempts: int) -> timedelta:
 
 
 async def requeue_stalled(runtime: Runtime, older_than: timedelta = timedelta(minutes=2)) -> int:
-    """Replies left queued or sending by a process that died: hand them to the channel again.
-
-    A reply waiting for a retry is stalled only once its retry is overdue too."""
+    """Replies left queued or sending by a process that died. A queued one is handed to the
+    channel again; a sending one may have gone out, so it is settled (`inbox.settle_reply`)
+    from the channel's record instead of being sent blind. A reply waiting for a retry is
+    stalled only once its retry is overdue too."""
     now = utcnow()
     async with runtime.db.system_session() as session:
         candidates = (
@@ -1030,24 +1130,58 @@ async def requeue_stalled(runtime: Runtime, older_than: timedelta = timedelta(mi
                 )
             )
         ).all()
-        rows = [
-            row
-            for row in candidates
-            if row.status == "sending" or row.updated_at + retry_delay(row.send_attempts) + older_than < now
-        ]
-        sending = [row.id for row in rows if row.status == "sending"]
-        if sending:
-            # The channel gets our message id with every send, so it can drop a repeat.
-            await session.execute(
-                update(Message)
-                .where(Message.id.in_(sending))
-                .values(status="queued")
-                .execution_options(synchronize_session=False)
-            )
-        await session.commit()
+    rows = [
+        row
+        for row in candidates
+        if row.status == "sending" or row.updated_at + retry_delay(row.send_attempts) + older_than < now
+    ]
     for row in rows:
-        await kick("inbox.deliver_message", organization_id=str(row.organization_id), message_id=str(row.id))
+        task = "inbox.settle_reply" if row.status == "sending" else "inbox.deliver_message"
+        await kick(task, organization_id=str(row.organization_id), message_id=str(row.id))
     return len(rows)
+
+
+async def settle_reply(organization_id: uuid.UUID, message_id: uuid.UUID) -> None:
+    """A reply a dead process left `sending`: the channel's record says whether it arrived; not
+    found, it is sent again; the channel cannot tell, it is `unknown` for the agent to see."""
+    runtime = current()
+    async with runtime.db.session(organization_id) as session:
+        message = await session.get(Message, message_id)
+        if message is None or message.status != "sending":
+            return
+        channel = await session.get_one(Channel, message.channel_id)
+        await session.commit()
+    try:
+        async with runtime.send_slots.taken(channel.id):
+            record = await _settle(
+                channel,
+                message_id,
+                ChannelError("the sending process stopped", retryable=True, in_doubt=True),
+            )
+    except ChannelError as error:
+        async with runtime.db.session(organization_id) as session:
+            if error.retryable:  # not found: it never arrived, so it goes out again
+                await session.execute(
+                    update(Message)
+                    .where(Message.id == message_id, Message.status == "sending")
+                    .values(status="queued")
+                    .execution_options(synchronize_session=False)
+                )
+
+                async def hand_to_channel() -> None:
+                    await kick(
+                        "inbox.deliver_message",
+                        organization_id=str(organization_id),
+                        message_id=str(message_id),
+                    )
+
+                session.after_commit(hand_to_channel)
+                await session.commit()
+            else:
+                await _send_failed(session, message_id, error)
+        return
+    async with runtime.db.session(organization_id) as session:
+        await _send_done(session, message_id, record)
 
 
 # Assignment, status, read state
@@ -1127,7 +1261,10 @@ async def wake_snoozed(organization_id: uuid.UUID, conversation_id: uuid.UUID) -
 
 
 async def mark_read(session: HubAsyncSession, user: CurrentUser, conversation_id: uuid.UUID) -> Conversation:
-    """Zero the unread count, tell the user's other tabs, and send read receipts on the channel."""
+    """Zero the unread count, tell the user's other tabs, and send read receipts on the channel.
+    Reading a chat tells the customer it was read, so it is a change: members, who only look, may not."""
+    if not can(user.role, "whatsapp", "write"):
+        raise Forbidden()
     conversation, customer = await conversation_for_user(session, user, conversation_id)
     if conversation.unread_count == 0:
         return conversation

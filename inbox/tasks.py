@@ -14,6 +14,11 @@ async def deliver_message(organization_id: str, message_id: str) -> None:
     await services.deliver(uuid.UUID(organization_id), uuid.UUID(message_id))
 
 
+@task("inbox.settle_reply")
+async def settle_reply(organization_id: str, message_id: str) -> None:
+    await services.settle_reply(uuid.UUID(organization_id), uuid.UUID(message_id))
+
+
 @task("inbox.send_read_receipts")
 async def send_read_receipts(
     organization_id: str, channel_id: str, recipient: str, external_ids: list[str]

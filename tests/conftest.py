@@ -28,6 +28,7 @@ import httpx
 import pytest
 import socketio
 import uvicorn
+from aiohttp import web
 from aiosmtpd.controller import Controller
 from taskiq.acks import AcknowledgeType
 from taskiq.api import run_receiver_task, run_scheduler_task
@@ -111,21 +112,63 @@ def postgres_database() -> Iterator[str]:
     drop_database(name)
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _login and _reachable(TEST_DATABASE_URL, 5432):
+        with contextlib.suppress(Exception):
+            run_outside_loop(_admin_execute, f'DROP ROLE IF EXISTS "{_login.pop()}"')
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     need("Redis", TEST_REDIS_URL, 6379)
     return TEST_REDIS_URL
 
 
+_login: list[str] = []
+
+
+def hub_login() -> str:
+    """The PostgreSQL login the hubs under test run as, made once per test process: an ordinary
+    login (no superuser, no BYPASSRLS, inheriting nothing), as production requires. `hub migrate`
+    runs as the owner, the server's own superuser, and grants it the hub's roles."""
+    if not _login:
+        name = f"hub_login_{secrets.token_hex(4)}"
+        run_outside_loop(_admin_execute, f'CREATE ROLE "{name}" LOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT')
+        _login.append(name)
+    return _login[0]
+
+
+def as_hub_login(url: str) -> str:
+    """The same database, reached as the hub's own login."""
+    parts = urlsplit(_asyncpg_dsn(url))
+    netloc = f"{hub_login()}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+# Loopback receivers stand in for the systems tenants point the hub at; the tests of the guard
+# itself clear this (HUB_OUTBOUND_ALLOW="").
+LOCAL_RECEIVERS = "127.0.0.0/8,::1/128"
+
+
 def make_settings(tmp: Path, **environ: str) -> Settings:
+    """Settings for a hub under test; a PostgreSQL `DATABASE_URL` is the owner's, and the hub runs
+    as its own login on that database."""
     base = {
         "HUB_DATA_DIR": str(tmp),
         "HUB_SECRET_KEY": secrets.token_urlsafe(40),
         "HUB_TASK_QUEUE": f"hubtest{secrets.token_hex(4)}",
         "HUB_LOG_JSON": "false",
         "HUB_SOCKET_PING_INTERVAL": "2",
+        "HUB_OUTBOUND_ALLOW": LOCAL_RECEIVERS,
     }
-    return Settings.from_env({**base, **environ}, read_dotenv=False)
+    merged = {**base, **environ}
+    database = merged.get("DATABASE_URL", "")
+    if database.startswith("postgres") and "HUB_DATABASE_OWNER_URL" not in merged:
+        merged["HUB_DATABASE_OWNER_URL"] = database
+        merged["DATABASE_URL"] = as_hub_login(database)
+    # The port this hub will listen on (start_hub takes another if it is taken by then).
+    merged.setdefault("HUB_PUBLIC_URL", f"http://127.0.0.1:{free_port()}")
+    return Settings.from_env(merged, read_dotenv=False)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -178,14 +221,58 @@ class RunningHub:
         await self.serve_task
 
 
+def child_environment(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment a `hub worker`, `hub scheduler` or script in a child process needs to
+    join the hub these settings describe."""
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "DATABASE_", "REDIS_"))},
+        "DATABASE_URL": settings.database_url,
+        "HUB_SECRET_KEY": settings.secret_key,
+        "HUB_TASK_QUEUE": settings.task_queue,
+        "HUB_DATA_DIR": str(settings.data_dir),
+        "HUB_PUBLIC_URL": settings.public_url or "",
+        "HUB_OUTBOUND_ALLOW": LOCAL_RECEIVERS,
+        "HUB_LOG_JSON": "false",
+    }
+    if settings.redis_url:
+        environment["REDIS_URL"] = settings.redis_url
+    if settings.owner_database_url:
+        environment["HUB_DATABASE_OWNER_URL"] = settings.owner_database_url
+    return {**environment, **extra}
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _listening_port(settings: Settings) -> tuple[Settings, int]:
+    """The port of the hub's public URL when it is a free local one; else a new port (and a local
+    public URL changed to it; a test's own public address, such as https://hub.example.test, stays)."""
+    parts = urlsplit(settings.public_url or "")
+    if parts.hostname == "127.0.0.1" and parts.port and _port_is_free(parts.port):
+        return settings, parts.port
+    port = free_port()
+    if parts.hostname not in (None, "127.0.0.1"):
+        return settings, port
+    return settings.with_changes(public_url=f"http://127.0.0.1:{port}"), port
+
+
 async def start_hub(
     settings: Settings, *, kind: str, in_process_worker: bool = False, extra_routes: Sequence[Any] = ()
 ) -> RunningHub:
     """Serve a hub; with Redis, `in_process_worker` also consumes its task queue and fires its
     timed work here (what `hub worker` and `hub scheduler` do in their own processes)."""
+    settings, port = _listening_port(settings)
+    if not settings.allowed_hosts:
+        settings = settings.with_changes(allowed_hosts=("127.0.0.1", "localhost"))
     app = create_app(settings, extra_routes=extra_routes)
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_config=None, lifespan="on", ws="websockets-sansio"
+        app, host="127.0.0.1", port=port, log_config=None, lifespan="on", ws="websockets-sansio"
     )
     server = uvicorn.Server(config)
     serve_task = asyncio.create_task(server.serve())
@@ -194,7 +281,6 @@ async def start_hub(
             serve_task.result()
             raise RuntimeError("hub did not start")
         await asyncio.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
     hub = RunningHub(
         settings=settings,
         app=app,
@@ -342,6 +428,23 @@ async def eventually(check: Any, *, within: float = 10.0, interval: float = 0.05
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(interval)
+
+
+async def serve_web_app(app: web.Application, host: str = "127.0.0.1") -> tuple[web.AppRunner, str]:
+    """Serve a small aiohttp app (a receiving system, an internal service) on a free port of
+    `host`; its runner (clean it up after) and its address."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, host, 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://{host}:{port}"
+
+
+def one_route_app(path: str, handler: Any, method: str = "POST") -> web.Application:
+    app = web.Application()
+    app.router.add_route(method, path, handler)
+    return app
 
 
 class Mailbox:

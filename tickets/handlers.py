@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import uuid
 
-from crm.services import on_customer_merge
+from crm.models import Activity
+from crm.services import on_customer_merge, timeline_entries
 from hub import events
+from hub.auth import CurrentUser
 from hub.db import HubAsyncSession
 from hub.runtime import current
 from inbox.events import MessageReceived, ReplyQueued
@@ -37,3 +39,11 @@ async def first_response_in_chat(event: ReplyQueued) -> None:
     """Answering the customer in the chat a ticket came from is the ticket's first response."""
     async with current().db.session(event.organization_id) as session:
         await services.responded_in_chat(session, event.conversation_id, event.sender_user_id, event.at)
+
+
+@timeline_entries("ticket_opened", "ticket_closed", "ticket_reopened")
+async def ticket_entries_hidden(
+    session: HubAsyncSession, reader: CurrentUser, entries: list[Activity]
+) -> set[uuid.UUID]:
+    """An agent sees entries only of the tickets assigned to them (their titles say much)."""
+    return await services.entries_about_hidden_tickets(session, reader, entries)

@@ -100,6 +100,33 @@ def visible_tickets(user: CurrentUser) -> Select[tuple[Ticket]]:
     return statement
 
 
+async def entries_about_hidden_tickets(
+    session: HubAsyncSession, reader: CurrentUser, entries: list[Any]
+) -> set[uuid.UUID]:
+    """Of these timeline entries (each naming `ticket_id`), those about tickets the reader may not see."""
+    if reader.role in ROLES_SEEING_ALL:
+        return set()
+    named = {entry.id: _uuid_or_none(entry.details.get("ticket_id")) for entry in entries}
+    wanted = {ticket for ticket in named.values() if ticket is not None}
+    visible = (
+        set(
+            await session.scalars(
+                visible_tickets(reader).with_only_columns(Ticket.id).where(Ticket.id.in_(wanted))
+            )
+        )
+        if wanted
+        else set()
+    )
+    return {entry for entry, ticket in named.items() if ticket not in visible}
+
+
+def _uuid_or_none(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
 async def ticket_for_user(session: HubAsyncSession, user: CurrentUser, ticket_id: uuid.UUID) -> Ticket:
     ticket = await session.scalar(visible_tickets(user).where(Ticket.id == ticket_id))
     if ticket is None:

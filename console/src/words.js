@@ -14,6 +14,7 @@ export const messageStatusName = (status) =>
     delivered: t("Delivered"),
     read: t("Read"),
     failed: t("Failed"),
+    unknown: t("May not have been sent: the channel could not confirm it"),
     received: t("Received"),
   })[status] || status;
 

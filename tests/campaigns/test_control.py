@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 
 from campaigns.models import CampaignRecipient
 from channels.models import Channel
+from hub.outbound import GENERIC_FAILURE
 from tests.campaigns.conftest import (
     CountingReceiver,
     api_channel,
@@ -134,7 +135,7 @@ async def test_failures_past_the_threshold_pause_the_campaign_with_the_reason(
         results = (await client.get(f"/api/campaigns/{campaign['id']}/results")).json()
     assert "of the last 5 messages failed" in shown["pause_message"]
     assert 5 <= results["counts"]["failed"] < 20
-    assert results["failures"][0]["reason"] == "webhook refused with 400"
+    assert results["failures"][0]["reason"] == GENERIC_FAILURE
 
 
 async def test_a_disconnected_profile_pauses_the_campaign(

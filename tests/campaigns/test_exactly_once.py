@@ -4,7 +4,6 @@ second message to anyone, and loses no one."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from tests.conftest import (
     TEST_DATABASE_URL,
     RunningHub,
     _with_database,
+    child_environment,
     create_database,
     drop_database,
     eventually,
@@ -81,17 +81,7 @@ async def scaled(
         tmp_path, DATABASE_URL=fresh_database, REDIS_URL=redis_url, HUB_MIGRATE_ON_START="true"
     )
     web = await start_hub(settings, kind="postgres")  # serves HTTP only: the tasks run in the children
-    processes = Processes(
-        {
-            **os.environ,
-            "DATABASE_URL": settings.database_url,
-            "REDIS_URL": redis_url,
-            "HUB_SECRET_KEY": settings.secret_key,
-            "HUB_TASK_QUEUE": settings.task_queue,
-            "HUB_DATA_DIR": str(tmp_path),
-            "HUB_LOG_JSON": "false",
-        }
-    )
+    processes = Processes(child_environment(web.settings, HUB_DATA_DIR=str(tmp_path)))
     try:
         yield web, processes
     finally:

@@ -226,7 +226,8 @@ async def test_activities_and_the_timeline(
                 f"/api/crm/customers/{customer_id}/activity", params={"cursor": page["next_cursor"]}
             )
         ).json()
-        assert [a["kind"] for a in rest["items"]] == ["conversation_started"]
+        # The conversation is not the agent's: its entry is left out for them.
+        assert rest["items"] == []
         assert rest["next_cursor"] is None
     other = await register(hub)
     async with hub.client(other.admin.token) as client:
@@ -268,3 +269,52 @@ async def test_companies(hub: RunningHub, organization: Organization) -> None:
         assert (await client.delete(f"/api/crm/companies/{company['id']}")).status_code == 204
         # The customer stays, without a company.
         assert (await client.get(f"/api/crm/customers/{customer.json()['id']}")).json()["company_id"] is None
+
+
+async def test_entries_belong_to_their_authors_and_readers_see_only_what_they_may(
+    hub: RunningHub, organization: Organization, receiver: Receiver
+) -> None:
+    channel = await make_channel(hub, organization, receiver)
+    stored = (await channel.send(external_id="own-1", **{"from": "+966551230000"}, text="hi")).json()
+    admin, agent, member = (organization.members[r] for r in ("admin", "agent", "member"))
+    async with hub.client(admin.token) as client:
+        customer_id = (await client.get(f"/api/inbox/conversations/{stored['conversation_id']}")).json()[
+            "customer"
+        ]["id"]
+        ticket = (
+            await client.post(
+                "/api/tickets", json={"title": "Refund the broken tracker", "customer_id": customer_id}
+            )
+        ).json()
+    async with hub.client(member.token, language="en") as client:
+        note = (
+            await client.post(
+                f"/api/crm/customers/{customer_id}/activity", json={"kind": "call", "text": "Called"}
+            )
+        ).json()
+    url = f"/api/crm/customers/{customer_id}/activity/{note['id']}"
+    async with hub.client(agent.token, language="en") as client:
+        refused = await client.patch(url, json={"text": "Never called"})
+        assert refused.status_code == 403
+
+        async def kinds() -> list[str]:
+            items = (await client.get(f"/api/crm/customers/{customer_id}/activity")).json()["items"]
+            return [a["kind"] for a in items]
+
+        # Neither the unassigned ticket's entry nor the conversation's is shown to the agent.
+        assert await kinds() == ["call"]
+    async with hub.client(member.token) as client:
+        assert (await client.patch(url, json={"text": "Called twice"})).status_code == 200
+    async with hub.client(organization.members["manager"].token) as client:
+        assert (await client.patch(url, json={"text": "Called, left a message"})).status_code == 200
+        assigned = await client.post(
+            f"/api/tickets/{ticket['id']}/assign", json={"assignee_id": str(agent.user_id)}
+        )
+        assert assigned.status_code == 200, assigned.text
+    async with hub.client(agent.token) as client:
+        items = (await client.get(f"/api/crm/customers/{customer_id}/activity")).json()["items"]
+        assert [a["kind"] for a in items] == ["call", "ticket_opened"]  # now the ticket is theirs
+        assert items[0]["text"] == "Called, left a message"
+    async with hub.client(admin.token) as client:
+        items = (await client.get(f"/api/crm/customers/{customer_id}/activity")).json()["items"]
+        assert {a["kind"] for a in items} == {"call", "ticket_opened", "conversation_started"}

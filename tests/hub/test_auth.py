@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import socketio
 from sqlalchemy import func, select
 
 from hub.models import Invitation, Organization, User
@@ -377,6 +378,75 @@ async def test_password_reset_by_email(smtp_hub: tuple[RunningHub, Mailbox]) -> 
             "/api/auth/login", json={"email": organization.admin.email, "password": new_password}
         )
         assert new.status_code == 200
+
+
+async def test_a_new_password_ends_every_session_and_only_the_newest_link_works(
+    smtp_hub: tuple[RunningHub, Mailbox],
+) -> None:
+    hub, mailbox = smtp_hub
+    organization = await register(hub)
+    email = organization.admin.email
+    async with hub.client(language="en") as client:
+        elsewhere = (await client.post("/api/auth/login", json={"email": email, "password": PASSWORD})).json()
+    sockets = [await hub.socket(organization.admin.token), await hub.socket(elsewhere["access_token"])]
+    ended: list[Any] = []
+    for socket in sockets:
+        socket.on("sessionEnded", ended.append)
+    async with hub.client(language="en") as client:
+        for _ in range(2):
+            await client.post("/api/auth/forgot-password", json={"email": email})
+    await eventually(lambda: len([m for m in mailbox.messages if m["To"] == email]) == 2)
+    first, newest = (
+        re.search(r"token=(\S+)", m.get_payload(decode=True).decode()).group(1)  # type: ignore[union-attr]
+        for m in mailbox.messages
+        if m["To"] == email
+    )
+    new_password = "Another long passphrase 8"
+    async with hub.client(language="en") as client:
+        stale = await client.post("/api/auth/reset-password", json={"token": first, "password": new_password})
+        assert stale.status_code == 400  # a later link was sent: this one is spent
+        done = await client.post("/api/auth/reset-password", json={"token": newest, "password": new_password})
+        assert done.status_code == 204
+    for token in (organization.admin.token, elsewhere["access_token"]):
+        async with hub.client(token) as client:
+            assert (await client.get("/api/users/me")).status_code == 401
+    await eventually(lambda: len(ended) == 2 and not any(s.connected for s in sockets))
+    assert {e["reason"] for e in ended} == {"password_changed"}
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await hub.socket(organization.admin.token)
+
+
+async def test_changing_ones_password_ends_the_other_sessions(hub: RunningHub) -> None:
+    organization = await register(hub)
+    email = organization.admin.email
+    async with hub.client(language="en") as client:
+        other = (await client.post("/api/auth/login", json={"email": email, "password": PASSWORD})).json()
+    socket = await hub.socket(other["access_token"])
+    new_password = "A changed passphrase 99"
+    async with hub.client(organization.admin.token, language="en") as client:
+        wrong = await client.post(
+            "/api/users/me/password", json={"current_password": "not it at all", "password": new_password}
+        )
+        assert wrong.status_code == 400
+        assert wrong.json()["errors"][0]["field"] == "current_password"
+        weak = await client.post(
+            "/api/users/me/password", json={"current_password": PASSWORD, "password": "short"}
+        )
+        assert weak.json()["errors"][0]["field"] == "password"
+        changed = await client.post(
+            "/api/users/me/password", json={"current_password": PASSWORD, "password": new_password}
+        )
+        assert changed.status_code == 200, changed.text
+        fresh = changed.json()["access_token"]
+        assert (await client.get("/api/users/me")).status_code == 401  # this token too is over
+    for token, status in ((other["access_token"], 401), (fresh, 200)):
+        async with hub.client(token) as client:
+            assert (await client.get("/api/users/me")).status_code == status
+    await eventually(lambda: not socket.connected)
+    async with hub.client() as client:
+        assert (
+            await client.post("/api/auth/login", json={"email": email, "password": new_password})
+        ).status_code == 200
 
 
 async def test_invitation_is_emailed_when_smtp_is_configured(smtp_hub: tuple[RunningHub, Mailbox]) -> None:

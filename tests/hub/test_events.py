@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from sqlalchemy import func, select
 
 from hub import events
 from hub.models import OutboxEntry
-from tests.conftest import PASSWORD, RunningHub, eventually, register, unique_email
+from tests.conftest import PASSWORD, RunningHub, child_environment, eventually, register, unique_email
 from tests.hub import recorders
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,14 +109,8 @@ async def test_a_failing_handler_is_retried_until_it_succeeds(hub: RunningHub) -
 async def test_an_event_survives_a_crash_between_commit_and_hand_off(hub: RunningHub) -> None:
     organization = await register(hub)
     note = f"crash-{secrets.token_hex(3)}"
-    environment = {
-        **os.environ,
-        "DATABASE_URL": hub.settings.database_url,
-        "HUB_DATA_DIR": str(hub.settings.data_dir),
-        "HUB_SECRET_KEY": hub.settings.secret_key,
-        "HUB_EVENT_CLAIM_SECONDS": "2",
-    }
-    environment.pop("REDIS_URL", None)
+    environment = child_environment(hub.settings, HUB_EVENT_CLAIM_SECONDS="2")
+    environment.pop("REDIS_URL", None)  # the publisher needs only the database
     process = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "tests.hub.crash_after_commit", str(organization.id), note],

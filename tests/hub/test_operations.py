@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -22,10 +23,12 @@ from hub.db import create_engine
 from tests.conftest import (
     PASSWORD,
     TEST_DATABASE_URL,
+    TEST_REDIS_URL,
     RunningHub,
     _admin_execute,
     _with_database,
     add_member,
+    as_hub_login,
     create_database,
     drop_database,
     free_port,
@@ -191,9 +194,11 @@ def test_scaled_serve_refuses_an_unmigrated_database_then_migrate_and_createadmi
     tmp_path: Path, scratch_postgres: str
 ) -> None:
     environment = {
-        "DATABASE_URL": scratch_postgres,
+        "DATABASE_URL": as_hub_login(scratch_postgres),
+        "HUB_DATABASE_OWNER_URL": scratch_postgres,
         "HUB_SECRET_KEY": "s" * 40,
         "HUB_DATA_DIR": str(tmp_path),
+        "HUB_PUBLIC_URL": "https://hub.example.test",
     }
     refused = run_hub("serve", "--port", str(free_port()), **environment)
     assert refused.returncode == 2
@@ -228,6 +233,50 @@ def test_scaled_serve_refuses_an_unmigrated_database_then_migrate_and_createadmi
     )
     assert again.returncode == 2
     assert "already exists" in again.stderr
+
+
+def test_serve_worker_and_scheduler_refuse_a_login_that_row_security_cannot_hold(
+    tmp_path: Path, scratch_postgres: str
+) -> None:
+    as_owner = {
+        "DATABASE_URL": scratch_postgres,  # the server's superuser
+        "HUB_SECRET_KEY": "s" * 40,
+        "HUB_DATA_DIR": str(tmp_path),
+        "HUB_PUBLIC_URL": "https://hub.example.test",
+        "REDIS_URL": TEST_REDIS_URL,
+    }
+    assert run_hub("migrate", **as_owner).returncode == 0
+    for command in (["serve", "--port", str(free_port())], ["worker"], ["scheduler"]):
+        refused = run_hub(*command, **as_owner)
+        assert refused.returncode == 2, (command, refused.stderr)
+        assert "is a superuser or bypasses row security" in refused.stderr
+        assert "HUB_ALLOW_SUPERUSER=1" in refused.stderr
+    # A login that inherits the system role sees every organization on its own: refused too.
+    login = f"hub_inherits_{secrets.token_hex(3)}"
+    run_outside_loop(_admin_execute, f'CREATE ROLE "{login}" LOGIN INHERIT IN ROLE hub_system')
+    try:
+        inherits = {**as_owner, "DATABASE_URL": scratch_postgres.replace("postgres@", f"{login}@", 1)}
+        refused = run_hub("worker", **inherits)
+        assert refused.returncode == 2
+        assert "NOINHERIT" in refused.stderr
+    finally:
+        run_outside_loop(_admin_execute, f'DROP ROLE "{login}"')
+
+
+async def test_a_superuser_login_runs_only_when_allowed_on_purpose(
+    tmp_path: Path, scratch_postgres: str
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        DATABASE_URL=scratch_postgres,
+        HUB_DATABASE_OWNER_URL=scratch_postgres,
+        HUB_MIGRATE_ON_START="true",
+    )
+    await asyncio.to_thread(migrate.upgrade, settings)
+    with pytest.raises(SettingsError, match="superuser"):
+        await migrate.ensure_safe_login(settings)
+    await migrate.ensure_safe_login(settings.with_changes(allow_superuser=True))
+    await migrate.ensure_safe_login(make_settings(tmp_path, DATABASE_URL=scratch_postgres))
 
 
 async def test_health_is_503_when_the_database_is_gone(tmp_path: Path) -> None:
@@ -326,20 +375,53 @@ async def test_api_rate_limit_per_organization(tmp_path: Path) -> None:
         await hub.stop()
 
 
-async def test_login_is_throttled_per_account(hub: RunningHub) -> None:
+async def test_a_strangers_wrong_passwords_do_not_lock_the_owner_out(hub: RunningHub) -> None:
     organization = await register(hub)
+    email = organization.admin.email
+    stranger, owner = {"X-Forwarded-For": "203.0.113.5"}, {"X-Forwarded-For": "198.51.100.7"}
     async with hub.client(language="en") as client:
-        for _ in range(hub.settings.login_failures_per_account):
+        for _ in range(hub.settings.login_failures_per_pair):
             wrong = await client.post(
-                "/api/auth/login", json={"email": organization.admin.email, "password": "nope nope nope"}
+                "/api/auth/login", json={"email": email, "password": "nope nope nope"}, headers=stranger
             )
             assert wrong.status_code == 401
         blocked = await client.post(
-            "/api/auth/login", json={"email": organization.admin.email, "password": PASSWORD}
+            "/api/auth/login", json={"email": email, "password": PASSWORD}, headers=stranger
         )
-    assert blocked.status_code == 429
-    assert blocked.json()["detail"] == "Too many failed sign-in attempts. Try again later."
-    assert "Retry-After" in blocked.headers
+        assert blocked.status_code == 429
+        assert blocked.json()["detail"] == "Too many failed sign-in attempts. Try again later."
+        assert "Retry-After" in blocked.headers
+        # The owner, from their own address, is not the stranger.
+        assert (
+            await client.post("/api/auth/login", json={"email": email, "password": PASSWORD}, headers=owner)
+        ).status_code == 200
+
+
+async def test_guesses_from_many_addresses_meet_the_slower_account_limit(tmp_path: Path) -> None:
+    hub = await start_hub(
+        make_settings(tmp_path, HUB_LOGIN_FAILURES_PER_ACCOUNT="8", HUB_LOGIN_FAILURES_PER_PAIR="3"),
+        kind="sqlite",
+    )
+    try:
+        organization = await register(hub)
+        email = organization.admin.email
+        async with hub.client() as client:
+            for address in range(4):
+                for _ in range(2):
+                    wrong = await client.post(
+                        "/api/auth/login",
+                        json={"email": email, "password": "nope nope nope"},
+                        headers={"X-Forwarded-For": f"203.0.113.{address}"},
+                    )
+                    assert wrong.status_code == 401
+            locked = await client.post(
+                "/api/auth/login",
+                json={"email": email, "password": PASSWORD},
+                headers={"X-Forwarded-For": "198.51.100.7"},
+            )
+            assert locked.status_code == 429
+    finally:
+        await hub.stop()
 
 
 async def test_login_is_throttled_per_address(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from hub.db import utcnow
 from hub.models import PasswordReset, ScheduledJob
 from hub.tasks import schedule
-from tests.conftest import RunningHub, eventually, make_settings, register, start_hub
+from tests.conftest import RunningHub, child_environment, eventually, make_settings, register, start_hub
 from tests.hub import recorders
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,14 +93,7 @@ async def test_hub_worker_processes_run_the_tasks_of_a_scaled_hub(
         kind="postgres",
         in_process_worker=True,
     )
-    environment = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": redis_url,
-        "HUB_SECRET_KEY": settings.secret_key,
-        "HUB_TASK_QUEUE": settings.task_queue,
-        "HUB_DATA_DIR": str(tmp_path),
-    }
+    environment = child_environment(web.settings, HUB_DATA_DIR=str(tmp_path))
     worker = None
     try:
         organization = await register(web)

@@ -133,3 +133,48 @@ async def test_system_sessions_see_across_organizations(hub: RunningHub) -> None
             await session.scalars(select(Organization.id).where(Organization.id.in_([ours.id, theirs.id])))
         )
     assert ids == {ours.id, theirs.id}
+
+
+@pytest.mark.parametrize("hub", ["postgres"], indirect=True)
+async def test_leaving_the_tenant_role_gains_nothing(hub: RunningHub) -> None:
+    """The hub's login is an ordinary one that inherits nothing: a statement that drops the
+    tenant role (RESET ROLE) is left with a login that may read no table at all."""
+    ours, theirs = await register(hub), await register(hub)
+    async with hub.runtime.db.session(ours.id) as session:
+        login = (
+            await session.execute(
+                text("SELECT rolsuper, rolbypassrls, rolinherit FROM pg_roles WHERE rolname = session_user")
+            )
+        ).one()
+        assert tuple(login) == (False, False, False)
+    statements = [
+        "SELECT count(*) FROM users",
+        "SELECT count(*) FROM organizations",
+        "SELECT count(*) FROM messages",
+        "SELECT count(*) FROM customers",
+        f"UPDATE users SET full_name = 'x' WHERE organization_id = '{theirs.id}'",  # noqa: S608 - an id
+    ]
+    for statement in statements:
+        async with hub.runtime.db.session(ours.id) as session:
+            await session.execute(text("RESET ROLE"))
+            assert (await session.execute(text("SELECT current_user = session_user"))).scalar() is True
+            with pytest.raises((DBAPIError, ProgrammingError), match="permission denied"):
+                await session.execute(text(statement))
+
+
+@pytest.mark.parametrize("hub", ["postgres"], indirect=True)
+async def test_every_tenant_table_forces_row_security(hub: RunningHub) -> None:
+    """Even the owner of the tables reads them only through the policies."""
+    async with hub.runtime.db.system_session() as session:
+        tables = (
+            await session.execute(
+                text(
+                    "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity FROM pg_class c"
+                    " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                    " WHERE n.nspname = current_schema() AND c.relkind = 'r'"
+                )
+            )
+        ).all()
+    unprotected = {name for name, enabled, forced in tables if not (enabled and forced)}
+    assert unprotected == {"alembic_version"}
+    assert len(tables) > 30

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from channels.api import signature
 from hub.i18n import translate
+from hub.outbound import GENERIC_FAILURE
 from tests.conftest import Organization, RunningHub, eventually, make_settings, register, start_hub
 from tests.hub.test_realtime import connect
 from tests.inbox.conftest import PDF, Receiver, make_channel
@@ -219,7 +220,7 @@ async def test_a_refused_webhook_marks_the_reply_failed(
             return found if found["status"] == "failed" else None
 
         message = await eventually(failed)
-    assert message["failure_reason"] == "webhook refused with 400"
+    assert message["failure_reason"] == GENERIC_FAILURE  # the same whatever went wrong
 
 
 async def test_mark_as_read_from_the_socket_updates_the_other_tabs(
@@ -241,6 +242,25 @@ async def test_mark_as_read_from_the_socket_updates_the_other_tabs(
     assert hidden["error"] == 404  # an agent cannot touch a conversation not assigned to them
     for tab in (first_tab, second_tab):
         await tab.client.disconnect()
+
+
+async def test_members_only_look_they_do_not_mark_chats_read(
+    hub: RunningHub, organization: Organization, receiver: Receiver
+) -> None:
+    channel = await make_channel(hub, organization, receiver)
+    stored = (await channel.send(external_id="m-1", **{"from": "+96170123999"}, text="ping")).json()
+    member = organization.members["member"]
+    async with hub.client(member.token) as client:
+        refused = await client.post(f"/api/inbox/conversations/{stored['conversation_id']}/read")
+        assert refused.status_code == 403
+    screen = await connect(hub, member.token)
+    answer = await screen.client.call("markAsRead", stored["conversation_id"], timeout=10)
+    assert answer["error"] == 403
+    await screen.client.disconnect()
+    async with hub.client(organization.admin.token) as client:
+        conversation = (await client.get(f"/api/inbox/conversations/{stored['conversation_id']}")).json()
+    assert conversation["unread_count"] == 1
+    assert receiver.of_type("messages_read") == []
 
 
 async def test_edit_delete_and_forward_own_replies(
@@ -382,3 +402,15 @@ async def test_a_busy_process_turns_posts_away_and_stores_nothing_of_them(
         release.set()
         await runner.cleanup()
         await hub.stop()
+
+
+async def test_a_possible_number_the_metadata_does_not_know_yet_is_kept(
+    hub: RunningHub, organization: Organization, receiver: Receiver
+) -> None:
+    """+971 5 0000 0000 has the length of a UAE mobile number, but the phone metadata does not list
+    that range: the channel delivered a message from it, so it is the customer's phone."""
+    channel = await make_channel(hub, organization, receiver)
+    stored = (await channel.send(external_id="p-1", **{"from": "97150000000"}, text="hi")).json()
+    async with hub.client(organization.admin.token) as client:
+        conversation = (await client.get(f"/api/inbox/conversations/{stored['conversation_id']}")).json()
+    assert conversation["customer"]["phone"] == "+97150000000"

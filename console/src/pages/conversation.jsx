@@ -18,6 +18,7 @@ function Ticks({ message }) {
     delivered: "checks",
     read: "checks",
     failed: "warn",
+    unknown: "warn",
   }[message.status];
   return (
     <span class={`ticks status-${message.status}`} title={messageStatusName(message.status)} data-status={message.status}>
@@ -74,7 +75,7 @@ function Message({ message, quoted, names, onReply, onEdit, onDelete, onForward 
           {message.edited_at && !deleted && <span class="edited">{t("Edited")}</span>}
           <Ticks message={message} />
         </footer>
-        {message.status === "failed" && message.failure_reason && <p class="failure small">{message.failure_reason}</p>}
+        {(message.status === "failed" || message.status === "unknown") && message.failure_reason && <p class="failure small">{message.failure_reason}</p>}
       </div>
       {!deleted && can("whatsapp", "write") && (
         <div class="message-actions">
