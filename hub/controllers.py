@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Collection
-from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -433,11 +432,6 @@ async def health(runtime: RuntimeDep) -> Response[HealthOut]:
     return Response(body, status_code=HTTP_503_SERVICE_UNAVAILABLE if down else HTTP_200_OK)
 
 
-@dataclass
-class UploadForm:
-    data: UploadFile
-
-
 class MediaController(Controller):
     path = "/api/media"
     tags = ["media"]  # noqa: RUF012
@@ -448,13 +442,14 @@ class MediaController(Controller):
         request: Request[CurrentUser, Any, Any],
         runtime: RuntimeDep,
         session: SessionDep,
-        data: Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+        data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)],
     ) -> MediaOut:
-        """Upload one file (form field `data`); attach it to a message or ticket by its id. Its type
-        is judged from its bytes, whatever the form declares."""
-        upload = data.data
-        if not isinstance(upload, UploadFile):
+        """Upload one file (form field `data`, or any one file field); attach it to a message or
+        ticket by its id. Its type is judged from its bytes, whatever the form declares."""
+        files = [value for value in (data.get("data"), *data.values()) if isinstance(value, UploadFile)]
+        if not files:
             raise InvalidInput(N_("Send the file in the form field data."), field="data")
+        upload = files[0]
 
         async def chunks() -> AsyncIterator[bytes]:
             while chunk := await upload.read(storage.CHUNK):

@@ -809,7 +809,42 @@ async def deliver(organization_id: uuid.UUID, message_id: uuid.UUID) -> None:
     went out) is never repeated blind: the channel's own record settles it, or it is `unknown`."""
     runtime = current()
     async with runtime.db.session(organization_id) as session:
-        # Claim it: only one deliverer may move a reply from queued to sending.
+        channel_id = await session.scalar(
+            select(Message.channel_id).where(Message.id == message_id, Message.status == "queued")
+        )
+    if channel_id is None:
+        return  # sent, or being sent, already
+    # The slot first, then the claim: a reply is `sending` only while it is really under way, so
+    # the sweep of stalled sends never takes one that is still waiting its turn for one.
+    async with runtime.send_slots.taken(channel_id):
+        try:
+            claimed = await _claim_reply(runtime, organization_id, message_id)
+            if claimed is None:
+                return
+            channel, outbound = claimed
+            if channel.state != "ready":
+                # A dropped connection comes back by itself; a logged-out number needs a person.
+                raise ChannelError(f"channel is {channel.state}", retryable=channel.state != "logged_out")
+            try:
+                result: SendResult | SentRecord = await adapter_for(channel.kind).send(channel, outbound)
+            except ChannelError as error:
+                if not error.in_doubt:
+                    raise
+                result = await _settle(channel, message_id, error)
+        except ChannelError as error:
+            async with runtime.db.session(organization_id) as session:
+                await _send_failed(session, message_id, error)
+            return
+    async with runtime.db.session(organization_id) as session:
+        await _send_done(session, message_id, result)
+
+
+async def _claim_reply(
+    runtime: Runtime, organization_id: uuid.UUID, message_id: uuid.UUID
+) -> tuple[Channel, OutboundMessage] | None:
+    """Move a reply from queued to sending (only one deliverer can) and gather what the channel
+    needs; the session is closed again before anything is sent."""
+    async with runtime.db.session(organization_id) as session:
         claimed = await session.execute(
             update(Message)
             .where(Message.id == message_id, Message.status == "queued")
@@ -818,7 +853,7 @@ async def deliver(organization_id: uuid.UUID, message_id: uuid.UUID) -> None:
         )
         await session.commit()
         if claimed.rowcount == 0:  # type: ignore[attr-defined]
-            return
+            return None
         message = await session.get_one(Message, message_id)
         conversation = await session.get_one(Conversation, message.conversation_id)
         channel = await session.get_one(Channel, message.channel_id)
@@ -831,24 +866,7 @@ async def deliver(organization_id: uuid.UUID, message_id: uuid.UUID) -> None:
         media = (await attachments_of(session, [message.id])).get(message.id, [])
         recipient = customer.phone or await _channel_identity(session, customer.id, channel.id)
         await session.commit()
-    try:
-        if channel.state != "ready":
-            # A dropped connection comes back by itself; a logged-out number needs a person.
-            raise ChannelError(f"channel is {channel.state}", retryable=channel.state != "logged_out")
-        async with runtime.send_slots.taken(channel.id):
-            outbound = await _outbound(runtime, message, recipient, media, quoted_external)
-            try:
-                result: SendResult | SentRecord = await adapter_for(channel.kind).send(channel, outbound)
-            except ChannelError as error:
-                if not error.in_doubt:
-                    raise
-                result = await _settle(channel, message.id, error)
-    except ChannelError as error:
-        async with runtime.db.session(organization_id) as session:
-            await _send_failed(session, message_id, error)
-        return
-    async with runtime.db.session(organization_id) as session:
-        await _send_done(session, message_id, result)
+    return channel, await _outbound(runtime, message, recipient, media, quoted_external)
 
 
 async def _outbound(

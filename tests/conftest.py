@@ -430,10 +430,13 @@ async def eventually(check: Any, *, within: float = 10.0, interval: float = 0.05
         await asyncio.sleep(interval)
 
 
-async def serve_web_app(app: web.Application, host: str = "127.0.0.1") -> tuple[web.AppRunner, str]:
+async def serve_web_app(
+    app: web.Application, host: str = "127.0.0.1", *, cancel_on_disconnect: bool = False
+) -> tuple[web.AppRunner, str]:
     """Serve a small aiohttp app (a receiving system, an internal service) on a free port of
-    `host`; its runner (clean it up after) and its address."""
-    runner = web.AppRunner(app)
+    `host`; its runner (clean it up after) and its address. With `cancel_on_disconnect`, a
+    handler stops when its client goes away (so it counts only requests still open)."""
+    runner = web.AppRunner(app, handler_cancellation=cancel_on_disconnect)
     await runner.setup()
     site = web.TCPSite(runner, host, 0)
     await site.start()

@@ -8,7 +8,7 @@ import { location, match, navigate, pathOf } from "./router.js";
 import { can, session, signIn, signOut } from "./session.js";
 import { useStore } from "./store.js";
 import { Icon, Link, Toasts } from "./ui.jsx";
-import { LanguageSwitch, languageChanged } from "./account.jsx";
+import { LanguageSwitch, PasswordButton, languageChanged, passwordChange } from "./account.jsx";
 import { roleName } from "./words.js";
 import { AcceptInvitation, ForgotPassword, Login, Register, ResetPassword } from "./pages/auth.jsx";
 import { Inbox } from "./pages/inbox.jsx";
@@ -92,9 +92,11 @@ function Shell({ path }) {
             {online ? t("Live") : t("Reconnecting…")}
           </span>
           <LanguageSwitch />
+          <PasswordButton />
           <button
             type="button"
             class="link-button"
+            data-action="logout"
             onClick={async () => {
               disconnectLive(); // the hub's "session ended" for this logout is not news to us
               try {
@@ -136,6 +138,7 @@ function App() {
     // socket comes back with the rooms that fit them. Signed out: back to the login page.
     const ended = async () => {
       try {
+        if (passwordChange) await passwordChange.catch(() => null); // this tab changed it: the new session comes
         const full = await get("/api/auth/me");
         signIn(full);
         connectLive(full.access_token, refused, ended);

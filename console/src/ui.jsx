@@ -30,6 +30,7 @@ const PATHS = {
   trash: "M4 7h16M9 7V4h6v3M6 7l1 13h10l1-13",
   share: "M14 5l6 6-6 6M20 11H9a5 5 0 0 0-5 5v3",
   logout: "M15 4h4v16h-4M10 8l-4 4 4 4M6 12h10",
+  key: "M8 16a4 4 0 1 0 0-8 4 4 0 0 0 0 8zM12 12h9M18 12v3M21 12v2",
   plus: "M12 5v14M5 12h14",
   search: "M11 18a7 7 0 1 0 0-14 7 7 0 0 0 0 14zM21 21l-5-5",
   note: "M5 4h10l4 4v12H5zM14 4v5h5",

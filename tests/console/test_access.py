@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from channels.whatsapp.session import qr_svg
-from tests.conftest import Mailbox, Organization, RunningHub, eventually, hub_with_mailbox, register
+from tests.conftest import PASSWORD, Mailbox, Organization, RunningHub, eventually, hub_with_mailbox, register
 from tests.console.conftest import Console, open_console, sign_in
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -62,7 +62,7 @@ async def test_a_teammate_joins_by_invitation_in_arabic(
 
 @pytest.fixture
 async def mail_hub(tmp_path: Any) -> AsyncIterator[tuple[RunningHub, Mailbox]]:
-    """Its links point at the address the browser used: no public URL is configured."""
+    """An embedded hub sending its mail to a local server; its links start with its public URL."""
     async with hub_with_mailbox(tmp_path) as running:
         yield running
 
@@ -94,7 +94,7 @@ async def test_a_forgotten_password_is_reset_through_the_emailed_link(
     await console.page.wait_for_selector(".shell")
     # Logging out ends the session: the token no longer works.
     token = await console.page.evaluate("JSON.parse(localStorage.getItem('hub.session')).access_token")
-    await console.page.click(".sidebar-foot .link-button")
+    await console.page.click(".sidebar-foot [data-action=logout]")
     await console.page.wait_for_url("**/login")
     await console.page.wait_for_timeout(300)
     assert await console.page.locator(".notice").count() == 0  # a logout is not an expired session
@@ -150,3 +150,31 @@ async def test_a_changed_role_changes_the_open_console_without_a_reload(
     await console.page.locator("[data-nav=campaigns]").wait_for(state="detached")
     await console.page.wait_for_selector("[data-connected=yes]")
     assert await console.page.text_content(".sidebar-foot .who .muted") == "agent"
+
+
+async def test_a_new_password_keeps_this_tab_signed_in_and_ends_the_other_sessions(
+    hub: RunningHub, browser: Any, people: list[Console]
+) -> None:
+    organization = await register(hub, language="en")
+    here = await sign_in(browser, hub, organization.admin)
+    elsewhere = await sign_in(browser, hub, organization.admin)
+    people.extend([here, elsewhere])
+    for console in (here, elsewhere):
+        await console.page.wait_for_selector("[data-connected=yes]")
+    await here.page.click("[data-action=change-password]")
+    await here.page.fill(".modal input[name=current_password]", "not the password")
+    await here.page.fill(".modal input[name=password]", "a changed passphrase 5")
+    await here.page.click(".modal button[type=submit]")
+    await here.page.locator(".modal .field.has-error input[name=current_password]").wait_for()
+    await here.page.fill(".modal input[name=current_password]", PASSWORD)
+    await here.page.click(".modal button[type=submit]")
+    await here.page.locator(".modal").wait_for(state="detached")
+    # The other browser's session is over: it is back at the sign-in page.
+    await elsewhere.page.wait_for_url("**/login")
+    # This one goes on, live, with its new session.
+    await here.page.wait_for_selector("[data-connected=yes]")
+    await here.goto("/inbox")
+    await here.page.wait_for_selector(".shell")
+    token = await here.page.evaluate("JSON.parse(localStorage.getItem('hub.session')).access_token")
+    async with hub.client(token) as client:
+        assert (await client.get("/api/auth/me")).status_code == 200

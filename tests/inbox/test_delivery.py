@@ -48,9 +48,11 @@ async def misbehaving() -> AsyncIterator[Misbehaving]:
         if payload["type"] != "message":
             return web.json_response({})
         if box.mode == "hang":
-            box.hanging += 1
-            await box.release.wait()
-            box.hanging -= 1
+            box.hanging += 1  # requests open now: one the hub gave up on is cancelled here too
+            try:
+                await box.release.wait()
+            finally:
+                box.hanging -= 1
             return web.json_response({})
         box.received.append(payload["message_id"])
         if box.mode == "reset":
@@ -59,7 +61,7 @@ async def misbehaving() -> AsyncIterator[Misbehaving]:
             return web.Response(status=200)
         return web.json_response({"external_id": box.fixed_external_id or f"ext-{payload['message_id']}"})
 
-    runner, address = await serve_web_app(one_route_app("/hook", handle))
+    runner, address = await serve_web_app(one_route_app("/hook", handle), cancel_on_disconnect=True)
     box.url = f"{address}/hook"
     yield box
     box.release.set()
@@ -184,6 +186,9 @@ async def test_a_hanging_receiver_holds_no_other_organizations_traffic(
     misbehaving.mode = "hang"
     ids = await reply_many(hub, slow_tenant.admin.token, conversations, each=10)  # 100 replies, stuck
     await eventually(lambda: misbehaving.hanging >= hub.settings.outbound_per_channel)
+    await asyncio.sleep(0.5)
+    # The stuck replies hold only their own channel's slots: no more are open at once.
+    assert misbehaving.hanging <= hub.settings.outbound_per_channel
     other_channel = await channel_to(hub, other_tenant, public_receiver_url)
     answers = []
     async with httpx.AsyncClient(base_url=hub.url, timeout=10) as client:
@@ -195,8 +200,7 @@ async def test_a_hanging_receiver_holds_no_other_organizations_traffic(
             )
             answers.append((await client.get("/health")).status_code)
     assert answers == [202, 200] * 20
-    # The stuck replies hold only their own channel's slots.
-    assert misbehaving.hanging == hub.settings.outbound_per_channel
+    assert misbehaving.hanging <= hub.settings.outbound_per_channel
     # When the receiver comes back, every reply goes out.
     misbehaving.mode = "ok"
     misbehaving.release.set()
