@@ -144,6 +144,7 @@ async def main(arguments: argparse.Namespace) -> None:
             url, channels["other"]["inbound_url"], channels["other"]["secret"], arguments.posts, "busy"
         )
         release.set()
+        await asyncio.sleep(2)  # the held replies are answered and recorded before the hub stops
     server.should_exit = True
     await task
     await runner.cleanup()

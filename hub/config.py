@@ -74,8 +74,12 @@ class Settings:
     # WhatsApp reconnects: first delay and ceiling of the exponential backoff, in seconds.
     whatsapp_reconnect_base: float = 2.0
     whatsapp_reconnect_max: float = 300.0
+    # How long a process's hold on a WhatsApp number lasts unless renewed (a third of it apart).
+    whatsapp_lease_seconds: float = 30.0
     # Seconds an outbox event stays with the process that published it before the sweep retries it.
     event_claim_seconds: int = 120
+    # Seconds a timed job's claim holds before a failed hand-off is tried again.
+    timed_job_claim_seconds: int = 30
     db_app_role: str = "hub_app"
     db_system_role: str = "hub_system"
     # The login `hub migrate` runs as (owner of the tables); unset: the same as DATABASE_URL.
@@ -182,7 +186,9 @@ class Settings:
             socket_ping_interval=env.number("HUB_SOCKET_PING_INTERVAL", 25),
             whatsapp_reconnect_base=env.seconds("HUB_WHATSAPP_RECONNECT_BASE_SECONDS", 2.0),
             whatsapp_reconnect_max=env.seconds("HUB_WHATSAPP_RECONNECT_MAX_SECONDS", 300.0),
+            whatsapp_lease_seconds=env.seconds("HUB_WHATSAPP_LEASE_SECONDS", 30.0),
             event_claim_seconds=env.number("HUB_EVENT_CLAIM_SECONDS", 120),
+            timed_job_claim_seconds=env.number("HUB_TIMED_JOB_CLAIM_SECONDS", 30),
             db_app_role=env.text("HUB_DB_APP_ROLE", "hub_app"),
             db_system_role=env.text("HUB_DB_SYSTEM_ROLE", "hub_system"),
             owner_database_url=owner_database_url,

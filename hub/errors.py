@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import sqlalchemy.exc
 import structlog
 from litestar import MediaType, Request, Response
 from litestar.connection import ASGIConnection
@@ -214,6 +215,36 @@ def http_error_handler(request: Request[Any, Any, Any], error: HTTPException) ->
     return _json(error_body(language, status, message), status, error.headers)
 
 
+# A database (or another service the request needs) that cannot be reached: the caller is told to
+# come back, as a channel does on 503, and nothing of the request was kept.
+OUTAGE_RETRY_SECONDS = 5
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether an error means a service could not be reached, not that the request was wrong."""
+    if isinstance(error, ConnectionError | sqlalchemy.exc.TimeoutError | TimeoutError):
+        return True
+    if isinstance(error, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+        return True
+    if isinstance(error, sqlalchemy.exc.DBAPIError) and error.connection_invalidated:
+        return True
+    cause = error.__cause__
+    return cause is not None and cause is not error and is_outage(cause)
+
+
+def service_error_handler(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    if not is_outage(error):
+        return internal_error_handler(request, error)
+    log.warning(
+        "a service the request needs is unavailable", path=request.url.path, error=type(error).__name__
+    )
+    return _json(
+        error_body(request_language(request), 503, _STATUS_MESSAGES[503]),
+        503,
+        {"Retry-After": str(OUTAGE_RETRY_SECONDS)},
+    )
+
+
 def internal_error_handler(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
     log.exception("unhandled error", path=request.url.path, exc_info=error)
     return _json(error_body(request_language(request), 500, _STATUS_MESSAGES[500]), 500)
@@ -223,5 +254,9 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     HubError: hub_error_handler,
     ValidationException: validation_error_handler,
     HTTPException: http_error_handler,
+    sqlalchemy.exc.DBAPIError: service_error_handler,
+    sqlalchemy.exc.TimeoutError: service_error_handler,
+    ConnectionError: service_error_handler,
+    TimeoutError: service_error_handler,
     Exception: internal_error_handler,
 }

@@ -118,6 +118,9 @@ class ScheduledJob(Base):
     run_at: Mapped[datetime]
     # Re-scheduling the same key replaces the pending job instead of adding another.
     key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # Taken by the scheduler for its run time; a claim not followed by `sent_at` (the hand-off
+    # failed, the scheduler died) lapses and the job is handed off again.
+    claimed_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 import socketio
 import structlog
+from redis.exceptions import RedisError
 
 from hub.auth import CurrentUser, authenticate_token
 from hub.config import Settings
@@ -112,13 +113,17 @@ class Pusher:
             return
         settings = self.runtime.settings
         lifetime = settings.access_token_minutes * 60 + 60
-        async with redis.pipeline(transaction=False) as pipe:
-            # Remembered so that another web process can close these sockets by room.
-            for room in (token_room(user.token_id), user_room(user.id)):
-                pipe.sadd(_sockets_key(settings, room), sid)
-                pipe.expire(_sockets_key(settings, room), lifetime)
-            self._vouch(pipe, [user])
-            await pipe.execute()
+        try:
+            async with redis.pipeline(transaction=False) as pipe:
+                # Remembered so that another web process can close these sockets by room.
+                for room in (token_room(user.token_id), user_room(user.id)):
+                    pipe.sadd(_sockets_key(settings, room), sid)
+                    pipe.expire(_sockets_key(settings, room), lifetime)
+                self._vouch(pipe, [user])
+                await pipe.execute()
+        except RedisError:
+            # The socket is open all the same; the presence refresh vouches for it once Redis returns.
+            log.warning("presence not shared: Redis is unavailable", exc_info=True)
 
     async def left(self, sid: str) -> None:
         user = self._users.pop(sid, None)
@@ -126,12 +131,15 @@ class Pusher:
         if user is None or redis is None:
             return
         settings = self.runtime.settings
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.srem(_sockets_key(settings, token_room(user.token_id)), sid)
-            pipe.srem(_sockets_key(settings, user_room(user.id)), sid)
-            if not any(other.id == user.id for other in self._users.values()):
-                pipe.zrem(_presence_key(settings, user.organization_id, user.role), self._member(user))
-            await pipe.execute()
+        try:
+            async with redis.pipeline(transaction=False) as pipe:
+                pipe.srem(_sockets_key(settings, token_room(user.token_id)), sid)
+                pipe.srem(_sockets_key(settings, user_room(user.id)), sid)
+                if not any(other.id == user.id for other in self._users.values()):
+                    pipe.zrem(_presence_key(settings, user.organization_id, user.role), self._member(user))
+                await pipe.execute()
+        except RedisError:
+            log.warning("presence not updated: Redis is unavailable (it lapses by itself)", exc_info=True)
 
     def _member(self, user: CurrentUser) -> str:
         return f"{user.id}:{self.process_id}"
@@ -158,14 +166,19 @@ class Pusher:
                 log.warning("presence refresh failed", exc_info=True)
 
     async def online_in_role(self, organization_id: uuid.UUID, role: str) -> set[uuid.UUID]:
-        """The users of this role with a socket open now, in any web process."""
+        """The users of this role with a socket open now, in any web process (while Redis is away,
+        in this one: assignment goes on with what this process knows)."""
         if self.runtime.redis is not None:
-            members = await self.runtime.redis.zrangebyscore(
-                _presence_key(self.runtime.settings, organization_id, role),
-                time.time() - PRESENCE_SECONDS,
-                "+inf",
-            )
-            return {uuid.UUID(member.decode().split(":", 1)[0]) for member in members}
+            try:
+                members = await self.runtime.redis.zrangebyscore(
+                    _presence_key(self.runtime.settings, organization_id, role),
+                    time.time() - PRESENCE_SECONDS,
+                    "+inf",
+                )
+            except RedisError:
+                log.warning("presence read from this process only: Redis is unavailable")
+            else:
+                return {uuid.UUID(member.decode().split(":", 1)[0]) for member in members}
         if self.server is None:
             return set()
         sids = self.server.manager.rooms.get("/", {}).get(role_room(organization_id, role), {})
@@ -177,10 +190,13 @@ class Pusher:
         await self.emit("sessionEnded", {"reason": reason}, [room])
         sids: set[str] = set()
         if self.runtime.redis is not None:
-            sids = {
-                s.decode()
-                for s in await self.runtime.redis.smembers(_sockets_key(self.runtime.settings, room))
-            }
+            try:
+                sids = {
+                    s.decode()
+                    for s in await self.runtime.redis.smembers(_sockets_key(self.runtime.settings, room))
+                }
+            except RedisError:
+                log.warning("sockets of other processes not closed: Redis is unavailable", room=room)
         if self.server is not None:
             sids |= {sid for sid, _ in self.server.manager.get_participants("/", room)}
         for sid in sids:

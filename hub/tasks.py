@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from taskiq import (
     AsyncBroker,
     Context,
@@ -27,6 +27,7 @@ from taskiq import (
     TaskiqDepends,
     TaskiqScheduler,
 )
+from taskiq.exceptions import ScheduledTaskCancelledError
 from taskiq.schedule_sources import LabelScheduleSource
 from taskiq_redis import RedisStreamBroker
 
@@ -112,13 +113,18 @@ async def schedule(
     key: str | None = None,
     **kwargs: Any,
 ) -> None:
-    """Run a task at a time, durably; with a key, a pending job of that key is moved instead."""
+    """Run a task at a time, durably; with a key, the job of that key is moved instead (pending
+    again for its new time, whatever it was: one statement, under the row's lock)."""
     if task_name not in _tasks:
         raise LookupError(f"unknown task {task_name!r}")
     if key is not None:
-        pending = await session.scalar(select(ScheduledJob).where(ScheduledJob.key == key))
-        if pending is not None:
-            pending.run_at, pending.kwargs, pending.sent_at = run_at, kwargs, None
+        moved = await session.execute(
+            update(ScheduledJob)
+            .where(ScheduledJob.key == key)
+            .values(task_name=task_name, run_at=run_at, kwargs=kwargs, sent_at=None, claimed_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        if moved.rowcount:  # type: ignore[attr-defined]
             return
     session.add(
         ScheduledJob(
@@ -131,17 +137,36 @@ async def schedule(
     )
 
 
+def _job_of(scheduled: ScheduledTask) -> tuple[uuid.UUID, datetime]:
+    _, job_id, run_at = scheduled.schedule_id.split(":", 2)
+    return uuid.UUID(job_id), datetime.fromisoformat(run_at)
+
+
 class DatabaseScheduleSource(ScheduleSource):
-    """Timed jobs from the `scheduled_jobs` table, due now or within the horizon."""
+    """Timed jobs from the `scheduled_jobs` table, due now or within the horizon.
+
+    A job is claimed for the run time it was loaded with just before it is handed off, and marked
+    sent for that run time after: a job moved meanwhile stays pending for its new time, two
+    schedulers never both send one, and a job whose hand-off failed (the broker was away, the
+    scheduler died) is listed again once its claim lapses, and handed off then."""
+
+    def __init__(self, claim_seconds: float) -> None:
+        super().__init__()
+        self.claim = timedelta(seconds=claim_seconds)
 
     async def get_schedules(self) -> list[ScheduledTask]:
         from hub.runtime import current
 
+        now = utcnow()
         async with current().db.system_session() as session:
             jobs = (
                 await session.scalars(
                     select(ScheduledJob)
-                    .where(ScheduledJob.sent_at.is_(None), ScheduledJob.run_at <= utcnow() + SCHEDULE_HORIZON)
+                    .where(
+                        ScheduledJob.sent_at.is_(None),
+                        ScheduledJob.run_at <= now + SCHEDULE_HORIZON,
+                        or_(ScheduledJob.claimed_at.is_(None), ScheduledJob.claimed_at < now - self.claim),
+                    )
                     .order_by(ScheduledJob.run_at)
                     .limit(1000)
                 )
@@ -152,31 +177,58 @@ class DatabaseScheduleSource(ScheduleSource):
                 labels={},
                 args=[],
                 kwargs=job.kwargs,
-                schedule_id=f"job:{job.id}:{job.run_at.timestamp()}",
+                schedule_id=f"job:{job.id}:{job.run_at.isoformat()}",  # exact, to the microsecond
                 time=job.run_at,
             )
             for job in jobs
             if job.task_name in _tasks
         ]
 
+    async def pre_send(self, scheduled: ScheduledTask) -> None:
+        from hub.runtime import current
+
+        job_id, run_at = _job_of(scheduled)
+        now = utcnow()
+        async with current().db.system_session() as session:
+            claimed = await session.execute(
+                update(ScheduledJob)
+                .where(
+                    ScheduledJob.id == job_id,
+                    ScheduledJob.run_at == run_at,
+                    ScheduledJob.sent_at.is_(None),
+                    or_(ScheduledJob.claimed_at.is_(None), ScheduledJob.claimed_at < now - self.claim),
+                )
+                .values(claimed_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            await session.commit()
+        if claimed.rowcount == 0:  # type: ignore[attr-defined]
+            # Moved, sent, or being handed off by another: not this one's to send.
+            raise ScheduledTaskCancelledError()
+
     async def post_send(self, scheduled: ScheduledTask) -> None:
         from hub.runtime import current
 
-        _, job_id, run_at = scheduled.schedule_id.split(":", 2)
+        job_id, run_at = _job_of(scheduled)
         async with current().db.system_session() as session:
             # Matching run_at as well: a job moved meanwhile stays pending for its new time.
             await session.execute(
                 update(ScheduledJob)
-                .where(ScheduledJob.id == uuid.UUID(job_id), ScheduledJob.sent_at.is_(None))
+                .where(
+                    ScheduledJob.id == job_id, ScheduledJob.run_at == run_at, ScheduledJob.sent_at.is_(None)
+                )
                 .values(sent_at=utcnow())
                 .execution_options(synchronize_session=False)
             )
             await session.commit()
-        log.debug("timed job sent", task=scheduled.task_name, run_at=run_at)
+        log.debug("timed job sent", task=scheduled.task_name, run_at=run_at.isoformat())
 
 
 def build_scheduler(broker: AsyncBroker) -> TaskiqScheduler:
-    return TaskiqScheduler(broker=broker, sources=[LabelScheduleSource(broker), DatabaseScheduleSource()])
+    claim_seconds = broker.state.runtime.settings.timed_job_claim_seconds
+    return TaskiqScheduler(
+        broker=broker, sources=[LabelScheduleSource(broker), DatabaseScheduleSource(claim_seconds)]
+    )
 
 
 @task("hub.deliver_events")

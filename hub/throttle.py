@@ -13,12 +13,16 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Protocol
 
+import structlog
 from litestar.connection import ASGIConnection
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from hub.errors import Busy, TooManyRequests
+
+log = structlog.get_logger(__name__)
 
 
 class Counters(Protocol):
@@ -59,22 +63,57 @@ class MemoryCounters:
 
 
 class RedisCounters:
+    """Counts shared by every process through Redis. While Redis is away each process counts in
+    its own memory instead (the limits still hold, per process) and `degraded` says since when,
+    for `/health`; nothing a count guards answers 500 because Redis is gone."""
+
     def __init__(self, redis: Redis, prefix: str) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.fallback = MemoryCounters()
+        self.degraded: float | None = None
+
+    def _lost(self, error: RedisError) -> None:
+        if self.degraded is None:
+            log.warning("Redis is unavailable: counting in this process until it returns", error=str(error))
+            self.degraded = time.time()
+
+    def _back(self) -> None:
+        if self.degraded is not None:
+            log.info("Redis is back: counting through it again")
+            self.degraded = None
 
     async def hit(self, key: str, window_seconds: int) -> int:
+        try:
+            count = await self._shared_hit(key, window_seconds)
+        except RedisError as error:
+            self._lost(error)
+            return await self.fallback.hit(key, window_seconds)
+        self._back()
+        return count
+
+    async def count(self, key: str) -> int:
+        try:
+            found = int(await self.redis.get(self.prefix + key) or 0)
+        except RedisError as error:
+            self._lost(error)
+            return await self.fallback.count(key)
+        self._back()
+        return max(found, await self.fallback.count(key))
+
+    async def reset(self, key: str) -> None:
+        await self.fallback.reset(key)
+        try:
+            await self.redis.delete(self.prefix + key)
+        except RedisError as error:
+            self._lost(error)
+
+    async def _shared_hit(self, key: str, window_seconds: int) -> int:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.incr(self.prefix + key)
             pipe.expire(self.prefix + key, window_seconds, nx=True)
             count, _ = await pipe.execute()
         return int(count)
-
-    async def count(self, key: str) -> int:
-        return int(await self.redis.get(self.prefix + key) or 0)
-
-    async def reset(self, key: str) -> None:
-        await self.redis.delete(self.prefix + key)
 
 
 def client_address(connection: ASGIConnection[Any, Any, Any, Any]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from neonize.aioze.events import ConnectedEv, DisconnectedEv, LoggedOutEv, Messa
 from neonize.events import EVENT_TO_INT
 from neonize.exc import NeonizeError
 from neonize.proto.Neonize_pb2 import Message as MessageProto
+from redis.exceptions import RedisError
 
 from channels.adapters import apply_receipt, inbound_sink
 from channels.models import Channel
@@ -254,8 +256,30 @@ class ProfileSession:
             await session.commit()
 
 
-LEASE_MILLISECONDS = 30_000
+# A routed call must be started by the holder within CALL_START_SECONDS of being asked (or it is
+# refused unstarted); the caller waits CALL_TIMEOUT_SECONDS in all for the answer.
+CALL_START_SECONDS = 20
 CALL_TIMEOUT_SECONDS = 60
+
+# Renewing a lease is one step in Redis: extend it if it is ours; take it again if it is gone (an
+# emptied Redis) and nobody else took it; otherwise it is another process's (0).
+_RENEW = """
+local holder = redis.call('get', KEYS[1])
+if holder == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+elseif not holder then
+  redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+# Letting go of a lease only if it is still ours.
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
 
 
 class Sessions:
@@ -271,6 +295,8 @@ class Sessions:
         self.holder = uuid.uuid4().hex
         self._renewal: asyncio.Task[None] | None = None
         self._calls: asyncio.Task[None] | None = None
+        self.lease_ms = int(runtime.settings.whatsapp_lease_seconds * 1000)
+        self._renewed: dict[uuid.UUID, float] = {}  # when each lease was last surely ours
 
     def get(self, channel_id: uuid.UUID) -> ProfileSession | None:
         return self.by_channel.get(channel_id)
@@ -284,12 +310,10 @@ class Sessions:
         if session is None:
             redis = self.runtime.redis
             if redis is not None:
-                taken = await redis.set(
-                    self._lease_key(channel.id), self.holder, nx=True, px=LEASE_MILLISECONDS
-                )
-                held = taken or (await redis.get(self._lease_key(channel.id))) == self.holder.encode()
-                if not held:
+                taken = await redis.eval(_RENEW, 1, self._lease_key(channel.id), self.holder, self.lease_ms)
+                if not taken:
                     return None
+                self._renewed[channel.id] = time.monotonic()
                 if self._renewal is None or self._renewal.done():
                     self._renewal = asyncio.create_task(self._renew_leases())
                 if self._calls is None or self._calls.done():
@@ -316,11 +340,13 @@ class Sessions:
         if holder is None:
             raise ChannelError(f"profile {channel.name} is not connected", retryable=True)
         reply_key = f"{self.runtime.settings.task_queue}:whatsapp:reply:{uuid.uuid4().hex}"
+        seconds, _ = await redis.time()  # one clock for every process: Redis's
         request = {
             "reply": reply_key,
             "channel_id": str(channel.id),
             "operation": operation,
             "payload": payload,
+            "start_by": int(seconds) + CALL_START_SECONDS,
         }
         await redis.rpush(self._calls_key(holder), msgspec.msgpack.encode(request))
         answered = await redis.blpop([reply_key], timeout=CALL_TIMEOUT_SECONDS)
@@ -346,9 +372,18 @@ class Sessions:
         redis = self.runtime.redis
         assert redis is not None
         token = bind(self.runtime)
+        pause = 0.5
         try:
             while True:
-                popped = await redis.blpop([self._calls_key(self.holder)], timeout=5)
+                try:
+                    popped = await redis.blpop([self._calls_key(self.holder)], timeout=5)
+                except RedisError:
+                    # Redis is away: wait and listen again; the callers' requests wait in Redis.
+                    log.warning("whatsapp calls not served: Redis is unavailable", retry_in=pause)
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 10)
+                    continue
+                pause = 0.5
                 if popped is None:
                     continue
                 request = msgspec.msgpack.decode(popped[1])
@@ -357,6 +392,10 @@ class Sessions:
                 try:
                     if channel is None:
                         raise ChannelError("profile not found", retryable=False)
+                    seconds, _ = await redis.time()
+                    if seconds > request.get("start_by", seconds):
+                        # The caller may have given up and tried again: not started, surely not sent.
+                        raise ChannelError("the call came too late to be carried out", retryable=True)
                     if request["operation"] == "logout":
                         await self.logout(channel)
                         result = None
@@ -370,24 +409,42 @@ class Sessions:
                         "retryable": error.retryable,
                         "in_doubt": error.in_doubt,
                     }
-                await redis.rpush(request["reply"], msgspec.msgpack.encode(answer))
-                await redis.expire(request["reply"], CALL_TIMEOUT_SECONDS)
+                except RedisError:
+                    continue  # its start-by time could not be read: not started; the caller retries
+                try:
+                    await redis.rpush(request["reply"], msgspec.msgpack.encode(answer))
+                    await redis.expire(request["reply"], CALL_TIMEOUT_SECONDS)
+                except RedisError:
+                    log.warning("whatsapp call answered into the void: Redis is unavailable")
         finally:
             unbind(token)
 
     async def _renew_leases(self) -> None:
+        """Renew every lease held here, a third of its life apart. A failed renewal (Redis away) is
+        tried again; the session stops only when the lease is truly lost: another process holds
+        it, or it could not be renewed for as long as it lasts (another may have taken it)."""
         redis = self.runtime.redis
         assert redis is not None
         while self.by_channel:
-            await asyncio.sleep(LEASE_MILLISECONDS / 3000)
+            await asyncio.sleep(self.lease_ms / 3000)
             for channel_id, session in list(self.by_channel.items()):
-                key = self._lease_key(channel_id)
-                if (await redis.get(key)) == self.holder.encode():
-                    await redis.pexpire(key, LEASE_MILLISECONDS)
-                else:
-                    log.warning("whatsapp lease lost; stopping the session", profile=str(channel_id))
-                    self.by_channel.pop(channel_id, None)
-                    await session.stop()
+                try:
+                    ours = await redis.eval(
+                        _RENEW, 1, self._lease_key(channel_id), self.holder, self.lease_ms
+                    )
+                except RedisError:
+                    unsure = time.monotonic() - self._renewed.get(channel_id, 0.0)
+                    if unsure * 1000 < self.lease_ms:
+                        log.warning("whatsapp lease not renewed; trying again", profile=str(channel_id))
+                        continue
+                    ours = 0
+                if ours:
+                    self._renewed[channel_id] = time.monotonic()
+                    continue
+                log.warning("whatsapp lease lost; stopping the session", profile=str(channel_id))
+                self.by_channel.pop(channel_id, None)
+                self._renewed.pop(channel_id, None)
+                await session.stop()
 
     async def logout(self, channel: Channel) -> None:
         """Log the number out wherever its session runs. A profile that runs nowhere forgets its
@@ -405,10 +462,9 @@ class Sessions:
         session = self.by_channel.pop(channel_id, None)
         if session is not None:
             await session.stop()
+        self._renewed.pop(channel_id, None)
         if self.runtime.redis is not None:
-            key = self._lease_key(channel_id)
-            if (await self.runtime.redis.get(key)) == self.holder.encode():
-                await self.runtime.redis.delete(key)
+            await self.runtime.redis.eval(_RELEASE, 1, self._lease_key(channel_id), self.holder)
 
     async def stop_all(self) -> None:
         for channel_id in list(self.by_channel):

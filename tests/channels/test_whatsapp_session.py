@@ -206,3 +206,79 @@ async def test_logging_out_a_profile_that_runs_nowhere_forgets_its_keys(tmp_path
         await screen.client.disconnect()
     finally:
         await hub.stop()
+
+
+async def test_a_lease_outlives_a_redis_outage_and_is_let_go_only_when_truly_lost(
+    tmp_path: Path, postgres_database: str
+) -> None:
+    """Redis goes away and comes back empty: the holder renews again (retaking the lease nobody
+    else took) and keeps its session. When another process holds the lease, the session stops.
+    A routed call that comes after its start-by time is refused, never carried out."""
+    import uuid
+
+    import msgspec
+
+    from channels.whatsapp.session import sessions_of
+    from tests.conftest import eventually
+    from tests.faults import PrivateRedis
+
+    redis = await PrivateRedis().start()
+    settings = make_settings(
+        tmp_path,
+        DATABASE_URL=postgres_database,
+        REDIS_URL=redis.url,
+        HUB_MIGRATE_ON_START="true",
+        HUB_WHATSAPP_LEASE_SECONDS="3",
+        HUB_WHATSAPP_RECONNECT_BASE_SECONDS="5",
+    )
+    hub = await start_hub(settings, kind="postgres")
+    try:
+        organization = await register(hub)
+        async with hub.client(organization.admin.token) as client:
+            profile = (await client.post("/api/whatsapp/profiles", json={"name": "Held line"})).json()
+            answer = await client.post(
+                "/api/whatsapp/connect", json={"profile_id": profile["id"], "wait_seconds": 0}
+            )
+            assert answer.status_code == 200, answer.text
+        profile_id = uuid.UUID(profile["id"])
+        sessions = sessions_of(hub.runtime)
+        assert await sessions.holder_of(profile_id) == sessions.holder
+
+        await redis.kill()
+        await asyncio.sleep(1.5)  # renewals fail meanwhile; less than the lease: still ours
+        assert sessions.get(profile_id) is not None
+        await redis.start()  # empty: the lease is gone, and nobody else took it
+
+        async def retaken() -> bool:
+            return await sessions.holder_of(profile_id) == sessions.holder
+
+        await eventually(retaken, within=10)
+        assert sessions.get(profile_id) is not None
+
+        # A call that waited past its start-by time is refused unstarted.
+        reply = f"{settings.task_queue}:whatsapp:reply:late"
+        assert hub.runtime.redis is not None
+        seconds, _ = await hub.runtime.redis.time()
+        late = {
+            "reply": reply,
+            "channel_id": profile["id"],
+            "operation": "send",
+            "payload": {},
+            "start_by": int(seconds) - 1,
+        }
+        await hub.runtime.redis.rpush(sessions._calls_key(sessions.holder), msgspec.msgpack.encode(late))
+        answered = await hub.runtime.redis.blpop([reply], timeout=10)
+        assert answered is not None
+        assert msgspec.msgpack.decode(answered[1]) == {
+            "ok": False,
+            "reason": "the call came too late to be carried out",
+            "retryable": True,
+            "in_doubt": False,
+        }
+
+        # Another process holds the number now: this one stops its client.
+        await hub.runtime.redis.set(sessions._lease_key(profile_id), "another-process", px=60_000)
+        await eventually(lambda: sessions.get(profile_id) is None, within=10)
+    finally:
+        await hub.stop()
+        await redis.kill()

@@ -418,6 +418,9 @@ async def test_slow_posts_hold_no_other_organizations_traffic(guarded: RunningHu
     slow += [
         await slow_post(guarded, f"/api/channels/{victims_channel.id}/inbound") for _ in range(limit * 2)
     ]
+    # Every slot of the victim's channel is held by a slow body (the rest were turned away).
+    victim_id = uuid.UUID(victims_channel.id)
+    await eventually(lambda: guarded.runtime.channel_gates.pending.get(victim_id) == limit)
     try:
         # Unknown channels are answered before their bodies; the victim's own slots are full, but
         # another organization's signed posts are taken.

@@ -10,7 +10,8 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, update
 
 from hub.db import utcnow
 from hub.models import PasswordReset, ScheduledJob
@@ -59,6 +60,63 @@ async def test_scheduling_the_same_key_moves_the_job(hub: RunningHub) -> None:
     assert count == 1
     await eventually(lambda: moved in recorders.RAN, within=15)
     assert first not in recorders.RAN
+
+
+async def test_a_job_moved_while_it_is_handed_off_fires_at_its_new_time(hub: RunningHub) -> None:
+    """The scheduler loaded the job for its first time; it is moved before the hand-off ends. The
+    old hand-off neither claims nor marks the moved job: it fires at its new time, once."""
+    from taskiq.exceptions import ScheduledTaskCancelledError
+
+    from hub.tasks import DatabaseScheduleSource
+
+    organization = await register(hub)
+    key = f"snooze:{secrets.token_hex(3)}"
+    note = f"moved-{key}"
+    async with hub.runtime.db.session(organization.id) as session:
+        await schedule(session, "tests.timed", utcnow() + timedelta(minutes=2), key=key, note=note)
+        await session.commit()
+    source = DatabaseScheduleSource(hub.settings.timed_job_claim_seconds)
+    loaded = [s for s in await source.get_schedules() if s.kwargs.get("note") == note]
+    assert len(loaded) == 1
+    async with hub.runtime.db.session(organization.id) as session:
+        await schedule(session, "tests.timed", utcnow() + timedelta(seconds=1), key=key, note=note)
+        await session.commit()
+    with pytest.raises(ScheduledTaskCancelledError):
+        await source.pre_send(loaded[0])  # its time is no longer the job's
+    await source.post_send(loaded[0])  # nor may it mark the job sent
+    await eventually(lambda: note in recorders.RAN, within=15)
+    await asyncio.sleep(2.5)
+    assert recorders.RAN.count(note) == 1
+
+
+async def test_a_job_whose_hand_off_failed_is_handed_off_again(tmp_path: Path) -> None:
+    """A scheduler that claimed a job and died before the broker took it (or whose broker was
+    away) leaves a claim and no `sent_at`; once the claim lapses the job goes out after all."""
+    from hub.tasks import DatabaseScheduleSource
+
+    hub = await start_hub(make_settings(tmp_path, HUB_TIMED_JOB_CLAIM_SECONDS="2"), kind="sqlite")
+    try:
+        organization = await register(hub)
+        note = f"lost-hand-off-{secrets.token_hex(3)}"
+        async with hub.runtime.db.session(organization.id) as session:
+            await schedule(session, "tests.timed", utcnow() + timedelta(minutes=1), note=note)
+            await session.commit()
+        dead_scheduler = DatabaseScheduleSource(hub.settings.timed_job_claim_seconds)
+        loaded = [s for s in await dead_scheduler.get_schedules() if s.kwargs.get("note") == note]
+        await dead_scheduler.pre_send(loaded[0])  # claimed, then nothing: the hand-off never happened
+        async with hub.runtime.db.session(organization.id) as session:
+            await session.execute(
+                update(ScheduledJob)
+                .where(ScheduledJob.kwargs["note"].as_string() == note)
+                .values(run_at=utcnow() - timedelta(seconds=1))
+                .execution_options(synchronize_session=False)
+            )  # the job is due now (the claim was for its time then; it lapses all the same)
+            await session.commit()
+        await eventually(lambda: note in recorders.RAN, within=20)
+        await asyncio.sleep(2.5)
+        assert recorders.RAN.count(note) == 1
+    finally:
+        await hub.stop()
 
 
 async def test_timed_work_survives_a_restart(tmp_path: Path) -> None:
