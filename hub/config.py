@@ -78,8 +78,10 @@ class Settings:
     whatsapp_lease_seconds: float = 30.0
     # Seconds an outbox event stays with the process that published it before the sweep retries it.
     event_claim_seconds: int = 120
+    # Seconds after which a task a dead worker was running is taken by another worker.
+    task_reclaim_seconds: float = 15.0
     # Seconds a timed job's claim holds before a failed hand-off is tried again.
-    timed_job_claim_seconds: int = 30
+    timed_job_claim_seconds: int = 10
     db_app_role: str = "hub_app"
     db_system_role: str = "hub_system"
     # The login `hub migrate` runs as (owner of the tables); unset: the same as DATABASE_URL.
@@ -188,7 +190,8 @@ class Settings:
             whatsapp_reconnect_max=env.seconds("HUB_WHATSAPP_RECONNECT_MAX_SECONDS", 300.0),
             whatsapp_lease_seconds=env.seconds("HUB_WHATSAPP_LEASE_SECONDS", 30.0),
             event_claim_seconds=env.number("HUB_EVENT_CLAIM_SECONDS", 120),
-            timed_job_claim_seconds=env.number("HUB_TIMED_JOB_CLAIM_SECONDS", 30),
+            timed_job_claim_seconds=env.number("HUB_TIMED_JOB_CLAIM_SECONDS", 10),
+            task_reclaim_seconds=env.seconds("HUB_TASK_RECLAIM_SECONDS", 15.0),
             db_app_role=env.text("HUB_DB_APP_ROLE", "hub_app"),
             db_system_role=env.text("HUB_DB_SYSTEM_ROLE", "hub_system"),
             owner_database_url=owner_database_url,

@@ -13,7 +13,7 @@ import asyncio
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -268,13 +268,49 @@ def _client_event_handler(server: socketio.AsyncServer, runtime: Runtime, handle
     return on_event
 
 
+class SharedRooms(socketio.AsyncRedisManager):
+    """Rooms shared by every web process through Redis. While Redis is away this process's
+    sockets receive nothing (every event goes through Redis, even to the process that sent it),
+    and they stay connected, so they would never know: once the channel is subscribed again, each
+    of them is told `resyncNeeded {since}`, the last moment this process surely heard the
+    channel, which a client answers by reading again what it shows (as after a reconnect), in one
+    listing per view (`changed_since`)."""
+
+    async def _redis_listen_with_retries(self) -> AsyncIterator[Any]:
+        # python-socketio's own loop, which also knows when it subscribed again after a loss.
+        retry_sleep = 1.0
+        subscribed = lost = False
+        last_heard = utcnow()
+        while True:
+            try:
+                if not subscribed:
+                    self._redis_connect()
+                    await self.pubsub.subscribe(self.channel)
+                    subscribed, retry_sleep = True, 1.0
+                    if lost:
+                        lost = False
+                        log.warning("shared rooms subscribed again: telling this process's sockets")
+                        # Straight to this process's sockets: the base manager's emit, not Redis.
+                        await socketio.AsyncManager.emit(
+                            self,
+                            "resyncNeeded",
+                            {"reason": "missed_events", "since": last_heard.isoformat()},
+                            "/",
+                        )
+                async for message in self.pubsub.listen():
+                    last_heard = utcnow()
+                    yield message
+                subscribed = False  # the subscription ended without an error: take it again
+            except Exception as error:
+                log.warning("shared rooms lost Redis", error=str(error), retry_in=retry_sleep)
+                subscribed, lost = False, True
+                await asyncio.sleep(retry_sleep)
+                retry_sleep = min(retry_sleep * 2, 10.0)
+
+
 def build_socket_server(runtime: Runtime) -> socketio.AsyncServer:
     settings = runtime.settings
-    manager = (
-        socketio.AsyncRedisManager(settings.redis_url, channel=_channel(settings))
-        if settings.redis_url
-        else None
-    )
+    manager = SharedRooms(settings.redis_url, channel=_channel(settings)) if settings.redis_url else None
     server = socketio.AsyncServer(
         async_mode="asgi",
         client_manager=manager,

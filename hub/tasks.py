@@ -11,14 +11,21 @@ and marks them sent, so a restart of any process loses nothing.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import delete, or_, select, update
 from taskiq import (
+    AckableMessage,
     AsyncBroker,
     Context,
     InMemoryBroker,
@@ -58,13 +65,98 @@ def task(name: str, *, every_seconds: int | None = None) -> Callable[[TaskFuncti
     return register
 
 
+class HubStreamBroker(RedisStreamBroker):
+    """taskiq's Redis stream broker, made to outlive Redis: when Redis is away the worker waits
+    with growing pauses instead of spinning; when it comes back empty (`NOGROUP`) the consumer
+    group is made again. A message being worked on is claimed afresh every few seconds, so one
+    left by a killed worker is idle soon and another worker takes it within `reclaim_seconds`,
+    while one still being worked on is never taken twice."""
+
+    def __init__(self, *args: Any, reclaim_seconds: float, **kwargs: Any) -> None:
+        super().__init__(*args, idle_timeout=int(reclaim_seconds * 1000), **kwargs)
+        self.heartbeat_seconds = max(reclaim_seconds / 3, 0.5)
+
+    async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        pause = 0.5
+        while True:
+            try:
+                async with Redis(connection_pool=self.connection_pool) as redis:
+                    while True:
+                        for stream, message_id, data in await self._next_batch(redis):
+                            pause = 0.5
+                            yield self._worked_on(stream, message_id, data)
+            except ResponseError as error:
+                if "NOGROUP" not in str(error):
+                    raise
+                log.warning("the task stream came back empty: making its consumer group again")
+                with contextlib.suppress(RedisError):
+                    await self._recreate_group()
+            except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+                log.warning("tasks not received: Redis is unavailable", error=str(error), retry_in=pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 10)
+
+    async def _recreate_group(self) -> None:
+        """The group of an emptied Redis reads its stream from the start: everything in it was
+        added since Redis came back, and none of it may be skipped."""
+        async with Redis(connection_pool=self.connection_pool) as redis:
+            with contextlib.suppress(ResponseError):  # another worker made it first
+                await redis.xgroup_create(self.queue_name, self.consumer_group_name, id="0", mkstream=True)
+
+    async def _next_batch(self, redis: Redis) -> list[tuple[str, bytes, bytes]]:
+        """New messages, else messages whose worker stopped working on them."""
+        fetched = await redis.xreadgroup(
+            self.consumer_group_name,
+            self.consumer_name,
+            {self.queue_name: ">"},
+            block=self.block,
+            noack=False,
+            count=self.count,
+        )
+        found = [
+            (stream, mid, fields[b"data"]) for stream, messages in fetched or [] for mid, fields in messages
+        ]
+        if found:
+            return found
+        claimed = await redis.xautoclaim(
+            name=self.queue_name,
+            groupname=self.consumer_group_name,
+            consumername=self.consumer_name,
+            min_idle_time=self.idle_timeout,
+            count=self.unacknowledged_batch_size,
+        )
+        return [(self.queue_name, mid, fields[b"data"]) for mid, fields in claimed[1] if fields]
+
+    def _worked_on(self, stream: Any, message_id: Any, data: bytes) -> AckableMessage:
+        """The message, claimed afresh until it is acknowledged."""
+
+        async def keep_claimed() -> None:
+            while True:
+                await asyncio.sleep(self.heartbeat_seconds)
+                with contextlib.suppress(RedisError):
+                    async with Redis(connection_pool=self.connection_pool) as redis:
+                        await redis.xclaim(
+                            stream, self.consumer_group_name, self.consumer_name, 0, [message_id], justid=True
+                        )
+
+        heartbeat = asyncio.get_running_loop().create_task(keep_claimed())
+        acknowledge = self._ack_generator(id=message_id, queue_name=stream)
+
+        async def ack() -> None:
+            heartbeat.cancel()
+            await acknowledge()
+
+        return AckableMessage(data=data, ack=ack)
+
+
 def build_broker(settings: Settings) -> AsyncBroker:
     broker: AsyncBroker
     if settings.redis_url:
-        broker = RedisStreamBroker(
+        broker = HubStreamBroker(
             url=settings.redis_url,
             queue_name=f"{settings.task_queue}:tasks",
             consumer_group_name=f"{settings.task_queue}:workers",
+            reclaim_seconds=settings.task_reclaim_seconds,
         )
     else:
         broker = InMemoryBroker()

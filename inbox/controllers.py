@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, patch, post, put
@@ -57,8 +58,11 @@ async def list_conversations(
     label: Annotated[str | None, QueryParameter(max_length=50)] = None,
     cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
     limit: Limit = DEFAULT_LIMIT,
+    changed_since: Annotated[datetime | None, QueryParameter()] = None,
 ) -> Page[ConversationOut]:
-    """Most recent activity first, by cursor; agents see only the conversations assigned to them."""
+    """Most recent activity first, by cursor; agents see only the conversations assigned to them.
+    `changed_since` (a moment) keeps those with a message or a change since: what a client that
+    may have missed events reads again, in one listing."""
     rows, next_cursor = await services.list_conversations(
         session,
         request.user,
@@ -69,6 +73,8 @@ async def list_conversations(
         cursor=cursor,
         limit=limit,
         label=label,
+        # A moment without a zone is read as UTC.
+        changed_since=changed_since.replace(tzinfo=changed_since.tzinfo or UTC) if changed_since else None,
     )
     return Page(items=await services.conversation_views(session, rows), next_cursor=next_cursor)
 

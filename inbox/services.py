@@ -642,9 +642,15 @@ async def list_conversations(
     cursor: str | None,
     limit: int,
     label: str | None = None,
+    changed_since: datetime | None = None,
 ) -> tuple[list[tuple[Conversation, Customer]], str | None]:
-    """Most recent activity first, by a cursor on (last activity, id)."""
+    """Most recent activity first, by a cursor on (last activity, id); `changed_since` keeps the
+    conversations with a message or a change since then (a client catching up in one listing)."""
     statement = visible_conversations(user)
+    if changed_since is not None:
+        statement = statement.where(
+            or_(Conversation.last_message_at >= changed_since, Conversation.updated_at >= changed_since)
+        )
     if status:
         statement = statement.where(Conversation.status == status)
     if assignee:

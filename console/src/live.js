@@ -33,6 +33,8 @@ export function connectLive(token, onRefused, onEnded) {
     if (!socket.active) onRefused?.(error);
   });
   socket.on("sessionEnded", (data) => onEnded?.(data?.reason));
+  // The hub lost its shared channel for a while: what the pages show may be behind.
+  socket.on("resyncNeeded", (data) => dispatch("resync", data || {}));
   socket.onAny((event, data) => dispatch(event, data));
 }
 

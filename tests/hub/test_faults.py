@@ -3,8 +3,13 @@ that nothing acknowledged is lost or doubled, and that the hub recovers by itsel
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -23,6 +28,8 @@ from tests.conftest import (
 )
 from tests.faults import CuttableProxy, PrivateRedis
 from tests.inbox.conftest import ApiChannel
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def through(url: str, proxy: CuttableProxy) -> str:
@@ -196,3 +203,116 @@ async def public_receiver_url() -> AsyncIterator[str]:
     runner, address = await serve_web_app(one_route_app("/hook", ok))
     yield f"{address}/hook"
     await runner.cleanup()
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def test_a_worker_waits_out_redis_and_takes_up_an_emptied_stream_by_itself(
+    tmp_path: Path, postgres_database: str
+) -> None:
+    """A real `hub worker`: while Redis is away it waits (no busy loop); when Redis comes back
+    empty it makes its consumer group again and runs what is sent from then on, unrestarted."""
+    from aiohttp import web
+
+    from tests.conftest import child_environment, one_route_app, serve_web_app
+
+    received: list[str] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        payload = await request.json()
+        if payload.get("type") == "message":
+            received.append(payload["text"])
+        return web.json_response({})
+
+    runner, address = await serve_web_app(one_route_app("/hook", hook))
+    redis = await PrivateRedis().start()
+    settings = make_settings(
+        tmp_path, DATABASE_URL=postgres_database, REDIS_URL=redis.url, HUB_MIGRATE_ON_START="true"
+    )
+    web_hub = await start_hub(settings, kind="postgres")  # HTTP only: the worker runs the tasks
+    worker = subprocess.Popen(  # noqa: ASYNC220 - runs for the whole test
+        [sys.executable, "-m", "hub.cli", "worker"],
+        cwd=ROOT,
+        env=child_environment(web_hub.settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        organization = await register(web_hub)
+        channel = await new_channel(web_hub, organization.admin.token, f"{address}/hook")
+        stored = (await channel.send(external_id="w-1", **{"from": "+966501230300"}, text="hi")).json()
+        url = f"/api/inbox/conversations/{stored['conversation_id']}/messages"
+        async with web_hub.client(organization.admin.token) as client:
+            assert (await client.post(url, json={"text": "first"})).status_code == 201
+        await eventually(lambda: "first" in received, within=30)
+
+        await redis.kill()
+        before = cpu_seconds(worker.pid)
+        await asyncio.sleep(5)
+        assert cpu_seconds(worker.pid) - before < 1.0  # waiting, not spinning
+        await redis.start()  # empty: no stream, no consumer group
+        async with web_hub.client(organization.admin.token) as client:
+            for attempt in range(40):  # the web process reconnects on its own too
+                answer = await client.post(url, json={"text": f"after-{attempt}"})
+                assert answer.status_code == 201
+                if await eventually_or_none(lambda n=attempt: f"after-{n}" in received, within=1.5):
+                    break
+            else:
+                raise AssertionError(f"no reply went out after Redis came back: {received}")
+        assert worker.poll() is None
+    finally:
+        worker.terminate()
+        await asyncio.to_thread(worker.wait, 30)
+        await web_hub.stop()
+        await redis.kill()
+        await runner.cleanup()
+
+
+async def eventually_or_none(check: Any, *, within: float) -> Any:
+    try:
+        return await eventually(check, within=within)
+    except AssertionError:
+        return None
+
+
+async def test_sockets_are_told_when_their_process_lost_the_shared_channel(
+    tmp_path: Path, postgres_database: str
+) -> None:
+    """Two web processes share rooms through Redis. Redis goes away and comes back: the sockets
+    stayed connected, missed what was sent meanwhile, and are told so (`resyncNeeded`), with the
+    moment to read again from; one listing (`changed_since`) then gives what changed."""
+    redis = await PrivateRedis().start()
+    settings = make_settings(
+        tmp_path, DATABASE_URL=postgres_database, REDIS_URL=redis.url, HUB_MIGRATE_ON_START="true"
+    )
+    first, second = await start_hub(settings, kind="postgres"), await start_hub(settings, kind="postgres")
+    try:
+        organization = await register(first)
+        screen = await second.socket(organization.admin.token)
+        told: list[dict[str, Any]] = []
+        screen.on("resyncNeeded", told.append)
+        channel = await new_channel(first, organization.admin.token, "http://127.0.0.1:9/hook")
+        quiet = (await channel.send(external_id="q-1", **{"from": "+966501230400"}, text="hi")).json()
+
+        await redis.kill()
+        during = (await channel.send(external_id="d-1", **{"from": "+966501230401"}, text="hi")).json()
+        await asyncio.sleep(1)
+        await redis.start()
+        await eventually(lambda: told, within=30, interval=0.2)
+        assert screen.connected
+        assert told[0]["reason"] == "missed_events"
+        async with second.client(organization.admin.token) as client:
+            changed = (
+                await client.get("/api/inbox/conversations", params={"changed_since": told[0]["since"]})
+            ).json()["items"]
+        ids = [c["id"] for c in changed]
+        assert during["conversation_id"] in ids
+        assert quiet["conversation_id"] not in ids  # heard before the outage: nothing to read again
+        await screen.disconnect()
+    finally:
+        await second.stop()
+        await first.stop()
+        await redis.kill()

@@ -100,7 +100,7 @@ def fuzz(served: Served, name: str, *options: str) -> None:
         "--phases",
         "examples,fuzzing",
         "--max-examples",
-        "6",
+        "4",
         "--seed",
         "20261201",
         "--workers",
