@@ -65,7 +65,8 @@ def build_runtime(settings: Settings, *, socket_server: bool) -> tuple[Runtime, 
 
 class HostGuard:
     """Refuses any request (HTTP or Socket.IO) whose Host header is not one of the hub's own, so a
-    forged Host can neither shape a link nor reach a hub on loopback through a rebound name."""
+    forged Host can neither shape a link nor reach a hub on loopback through a rebound name.
+    `/health` answers whatever the Host (load balancers ask by address); it makes no links."""
 
     def __init__(self, app: Any, hosts: Sequence[str]) -> None:
         self.app = app
@@ -80,7 +81,7 @@ class HostGuard:
         return host in self.hosts or (bool(host) and host.endswith(self.wildcards))
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] in ("http", "websocket") and self.hosts:
+        if scope["type"] in ("http", "websocket") and self.hosts and scope.get("path") != "/health":
             host = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"host"), "")
             if not self.allows(host):
                 await self._refuse(scope, send)

@@ -62,6 +62,7 @@ async def test_an_agent_answers_with_every_tool_of_the_conversation(
     picture.write_bytes(tiny_png())
     await page.locator(".message.inbound").hover()
     await page.click(".message.inbound [aria-label=Reply]")
+    await page.locator(".composer-context", has_text="Do you deliver?").wait_for()
     await page.set_input_files(".composer input[type=file]", str(picture))
     await page.fill("textarea[name=reply]", "Our menu")
     await page.click("[data-action=send]")
