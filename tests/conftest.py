@@ -450,6 +450,19 @@ def one_route_app(path: str, handler: Any, method: str = "POST") -> web.Applicat
     return app
 
 
+@pytest.fixture
+async def public_receiver_url() -> AsyncIterator[str]:
+    """A receiving system that takes every post and answers nothing in particular."""
+
+    async def ok(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response({})
+
+    runner, address = await serve_web_app(one_route_app("/hook", ok))
+    yield f"{address}/hook"
+    await runner.cleanup()
+
+
 class Mailbox:
     """A local SMTP server's inbox: every message the hub sends, parsed."""
 

@@ -64,18 +64,7 @@ async def test_a_database_outage_is_503_with_retry_after_and_keeps_nothing(
 ) -> None:
     hub, proxy = hub_behind_a_cuttable_database
     organization = await register(hub)
-    async with hub.client(organization.admin.token) as client:
-        body = (
-            await client.post(
-                "/api/channels", json={"type": "api", "name": "Shop", "webhook_url": public_receiver_url}
-            )
-        ).json()
-    channel = ApiChannel(
-        id=body["id"],
-        inbound_url=body["inbound_url"],
-        receipts_url=body["receipts_url"],
-        secret=body["secret"],
-    )
+    channel = await new_channel(hub, organization.admin.token, public_receiver_url)
     assert (
         await channel.send(external_id="before", **{"from": "+966501230001"}, text="hi")
     ).status_code == 202
@@ -188,21 +177,6 @@ async def test_without_redis_the_hub_degrades_and_answers_no_500(
     assert again.status_code == 202
     for socket in (screen, late):
         await socket.disconnect()
-
-
-@pytest.fixture
-async def public_receiver_url() -> AsyncIterator[str]:
-    from aiohttp import web
-
-    from tests.conftest import one_route_app, serve_web_app
-
-    async def ok(request: web.Request) -> web.Response:
-        await request.read()
-        return web.json_response({})
-
-    runner, address = await serve_web_app(one_route_app("/hook", ok))
-    yield f"{address}/hook"
-    await runner.cleanup()
 
 
 def cpu_seconds(pid: int) -> float:

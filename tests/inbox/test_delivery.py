@@ -210,14 +210,3 @@ async def test_a_hanging_receiver_holds_no_other_organizations_traffic(
         return all(found[i] == "sent" for i in ids)
 
     await eventually(all_sent, within=60)
-
-
-@pytest.fixture
-async def public_receiver_url() -> AsyncIterator[str]:
-    async def ok(request: web.Request) -> web.Response:
-        await request.read()
-        return web.json_response({})
-
-    runner, address = await serve_web_app(one_route_app("/hook", ok))
-    yield f"{address}/hook"
-    await runner.cleanup()
