@@ -27,7 +27,7 @@ from tests.conftest import (
     start_hub,
 )
 from tests.faults import CuttableProxy, PrivateRedis
-from tests.inbox.conftest import ApiChannel
+from tests.inbox.conftest import channel_posting_to
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,7 +64,7 @@ async def test_a_database_outage_is_503_with_retry_after_and_keeps_nothing(
 ) -> None:
     hub, proxy = hub_behind_a_cuttable_database
     organization = await register(hub)
-    channel = await new_channel(hub, organization.admin.token, public_receiver_url)
+    channel = await channel_posting_to(hub, organization.admin.token, public_receiver_url)
     assert (
         await channel.send(external_id="before", **{"from": "+966501230001"}, text="hi")
     ).status_code == 202
@@ -118,21 +118,6 @@ async def hub_on_a_private_redis(
         await redis.kill()
 
 
-async def new_channel(hub: RunningHub, token: str, webhook_url: str) -> ApiChannel:
-    async with hub.client(token) as client:
-        body = (
-            await client.post(
-                "/api/channels", json={"type": "api", "name": "Shop", "webhook_url": webhook_url}
-            )
-        ).json()
-    return ApiChannel(
-        id=body["id"],
-        inbound_url=body["inbound_url"],
-        receipts_url=body["receipts_url"],
-        secret=body["secret"],
-    )
-
-
 async def test_without_redis_the_hub_degrades_and_answers_no_500(
     hub_on_a_private_redis: tuple[RunningHub, PrivateRedis], public_receiver_url: str
 ) -> None:
@@ -143,7 +128,7 @@ async def test_without_redis_the_hub_degrades_and_answers_no_500(
         changed = await client.patch("/api/inbox/settings", json={"auto_assign": True, "agent_cap": 50})
         assert changed.status_code == 200
     screen = await hub.socket(agent.token)
-    channel = await new_channel(hub, organization.admin.token, public_receiver_url)
+    channel = await channel_posting_to(hub, organization.admin.token, public_receiver_url)
     first = await channel.send(external_id="before", **{"from": "+966501230100"}, text="hi")
     assert first.status_code == 202
 
@@ -216,7 +201,7 @@ async def test_a_worker_waits_out_redis_and_takes_up_an_emptied_stream_by_itself
     )
     try:
         organization = await register(web_hub)
-        channel = await new_channel(web_hub, organization.admin.token, f"{address}/hook")
+        channel = await channel_posting_to(web_hub, organization.admin.token, f"{address}/hook")
         stored = (await channel.send(external_id="w-1", **{"from": "+966501230300"}, text="hi")).json()
         url = f"/api/inbox/conversations/{stored['conversation_id']}/messages"
         async with web_hub.client(organization.admin.token) as client:
@@ -268,7 +253,7 @@ async def test_sockets_are_told_when_their_process_lost_the_shared_channel(
         screen = await second.socket(organization.admin.token)
         told: list[dict[str, Any]] = []
         screen.on("resyncNeeded", told.append)
-        channel = await new_channel(first, organization.admin.token, "http://127.0.0.1:9/hook")
+        channel = await channel_posting_to(first, organization.admin.token, "http://127.0.0.1:9/hook")
         quiet = (await channel.send(external_id="q-1", **{"from": "+966501230400"}, text="hi")).json()
 
         await redis.kill()

@@ -28,7 +28,6 @@ from aiohttp import web
 from channels.api import signature
 from hub.outbound import GENERIC_FAILURE
 from tests.conftest import (
-    Organization,
     RunningHub,
     eventually,
     make_settings,
@@ -37,7 +36,7 @@ from tests.conftest import (
     serve_web_app,
     start_hub,
 )
-from tests.inbox.conftest import PDF, ApiChannel
+from tests.inbox.conftest import PDF, channel_posting_to
 from tests.inbox.test_media import tiny_png
 
 PUBLIC_STAND_IN = "127.0.0.2"
@@ -118,21 +117,6 @@ async def guarded(
     await running.stop()
 
 
-async def api_channel(hub: RunningHub, organization: Organization, webhook_url: str) -> ApiChannel:
-    async with hub.client(organization.admin.token) as client:
-        created = await client.post(
-            "/api/channels", json={"type": "api", "name": "Shop", "webhook_url": webhook_url}
-        )
-    assert created.status_code == 201, created.text
-    body = created.json()
-    return ApiChannel(
-        id=body["id"],
-        inbound_url=body["inbound_url"],
-        receipts_url=body["receipts_url"],
-        secret=body["secret"],
-    )
-
-
 def zip_file(entries: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -188,7 +172,7 @@ async def test_uploads_take_a_type_from_their_bytes_and_are_served_inert(
         assert refused.json()["errors"][0]["field"] == "content_type"
 
     # The same holds for what a channel brings in (here inline, declared as a web page).
-    channel = await api_channel(guarded, org, f"{public.url}/hook")
+    channel = await channel_posting_to(guarded, org.admin.token, f"{public.url}/hook")
     posted = await channel.send(
         external_id="zip-1",
         **{"from": "+96599111222"},
@@ -246,7 +230,7 @@ async def test_attachment_urls_never_reach_the_hubs_network(
     guarded: RunningHub, internal: Server, public: Server
 ) -> None:
     org = await register(guarded)
-    channel = await api_channel(guarded, org, f"{public.url}/hook")
+    channel = await channel_posting_to(guarded, org.admin.token, f"{public.url}/hook")
     redirector = await serve_on(PUBLIC_STAND_IN, redirect_to=f"{internal.url}/files/a.pdf")
     try:
         for position, url in enumerate(
@@ -285,7 +269,7 @@ async def test_a_webhook_already_pointing_inside_fails_with_the_generic_reason(
     from channels.models import Channel
 
     org = await register(guarded)
-    channels = [await api_channel(guarded, org, f"{public.url}/hook") for _ in range(3)]
+    channels = [await channel_posting_to(guarded, org.admin.token, f"{public.url}/hook") for _ in range(3)]
     closed_port = internal.url.rsplit(":", 1)[0] + ":9"  # nothing listens on the discard port
     targets = [f"{internal.url}/hook", f"{closed_port}/hook", f"http://{PUBLIC_STAND_IN}:9/hook"]
     async with guarded.runtime.db.session(org.id) as session:
@@ -319,7 +303,7 @@ async def test_a_receiving_systems_answer_is_kept_only_as_a_plain_id(
     guarded: RunningHub, public: Server
 ) -> None:
     org = await register(guarded)
-    channel = await api_channel(guarded, org, f"{public.url}/hook")
+    channel = await channel_posting_to(guarded, org.admin.token, f"{public.url}/hook")
     answers = iter(
         [{"external_id": "<script>x</script>"}, {"external_id": "x" * 5000}, {"external_id": "ok-42"}]
     )
@@ -415,8 +399,8 @@ async def slow_post(hub: RunningHub, path: str, declared_length: int = 100_000) 
 
 async def test_slow_posts_hold_no_other_organizations_traffic(guarded: RunningHub, public: Server) -> None:
     victim, ours = await register(guarded), await register(guarded)
-    victims_channel = await api_channel(guarded, victim, f"{public.url}/hook")
-    our_channel = await api_channel(guarded, ours, f"{public.url}/hook")
+    victims_channel = await channel_posting_to(guarded, victim.admin.token, f"{public.url}/hook")
+    our_channel = await channel_posting_to(guarded, ours.admin.token, f"{public.url}/hook")
     limit = guarded.settings.inbound_max_pending
     slow = [await slow_post(guarded, f"/api/channels/{uuid.uuid4()}/inbound") for _ in range(limit * 2)]
     slow += [
@@ -450,7 +434,7 @@ async def test_slow_posts_hold_no_other_organizations_traffic(guarded: RunningHu
 
 async def test_a_slow_body_is_answered_408_after_its_deadline(guarded: RunningHub, public: Server) -> None:
     org = await register(guarded)
-    channel = await api_channel(guarded, org, f"{public.url}/hook")
+    channel = await channel_posting_to(guarded, org.admin.token, f"{public.url}/hook")
     host, port = guarded.url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     writer.write(

@@ -93,17 +93,25 @@ class ApiChannel:
         return await self.post(self.inbound_url, payload)
 
 
-async def make_channel(hub: RunningHub, organization: Organization, receiver: Receiver) -> ApiChannel:
-    async with hub.client(organization.admin.token) as client:
+async def channel_posting_to(
+    hub: RunningHub, token: str, webhook_url: str, name: str = "Website"
+) -> ApiChannel:
+    """A new API channel whose replies go to `webhook_url`, made by the holder of `token`."""
+    async with hub.client(token) as client:
         created = await client.post(
-            "/api/channels", json={"type": "api", "name": "Website", "webhook_url": receiver.url}
+            "/api/channels", json={"type": "api", "name": name, "webhook_url": webhook_url}
         )
     assert created.status_code == 201, created.text
     body = created.json()
-    receiver.secret = body["secret"]
     return ApiChannel(
         id=body["id"],
         inbound_url=body["inbound_url"],
         receipts_url=body["receipts_url"],
         secret=body["secret"],
     )
+
+
+async def make_channel(hub: RunningHub, organization: Organization, receiver: Receiver) -> ApiChannel:
+    channel = await channel_posting_to(hub, organization.admin.token, receiver.url)
+    receiver.secret = channel.secret
+    return channel

@@ -16,8 +16,8 @@ import pytest
 from aiohttp import web
 
 from inbox import services
-from tests.conftest import Organization, RunningHub, eventually, one_route_app, register, serve_web_app
-from tests.inbox.conftest import ApiChannel
+from tests.conftest import RunningHub, eventually, one_route_app, register, serve_web_app
+from tests.inbox.conftest import ApiChannel, channel_posting_to
 
 
 @dataclass
@@ -68,19 +68,6 @@ async def misbehaving() -> AsyncIterator[Misbehaving]:
     await runner.cleanup()
 
 
-async def channel_to(hub: RunningHub, organization: Organization, url: str) -> ApiChannel:
-    async with hub.client(organization.admin.token) as client:
-        body = (
-            await client.post("/api/channels", json={"type": "api", "name": "Shop", "webhook_url": url})
-        ).json()
-    return ApiChannel(
-        id=body["id"],
-        inbound_url=body["inbound_url"],
-        receipts_url=body["receipts_url"],
-        secret=body["secret"],
-    )
-
-
 async def conversation_with(channel: ApiChannel, phone: str) -> str:
     posted = await channel.send(external_id=f"in-{phone}", **{"from": phone}, text="hello")
     assert posted.status_code == 202, posted.text
@@ -115,7 +102,7 @@ async def test_a_reply_whose_answer_was_lost_is_settled_never_resent_blind(
     hub: RunningHub, misbehaving: Misbehaving
 ) -> None:
     organization = await register(hub)
-    channel = await channel_to(hub, organization, misbehaving.url)
+    channel = await channel_posting_to(hub, organization.admin.token, misbehaving.url)
     conversations = [await conversation_with(channel, f"+9665011100{n:02d}") for n in range(5)]
     misbehaving.mode = "reset"
     ids = await reply_many(hub, organization.admin.token, conversations, each=8)
@@ -134,7 +121,7 @@ async def test_a_channel_that_cannot_tell_leaves_the_reply_unknown(
     hub: RunningHub, misbehaving: Misbehaving
 ) -> None:
     organization = await register(hub)
-    channel = await channel_to(hub, organization, misbehaving.url)
+    channel = await channel_posting_to(hub, organization.admin.token, misbehaving.url)
     conversation = await conversation_with(channel, "+966501110200")
     misbehaving.mode, misbehaving.answers_lookups = "reset", False
     ids = await reply_many(hub, organization.admin.token, [conversation], each=3)
@@ -157,7 +144,7 @@ async def test_an_external_id_the_channel_gave_before_does_not_start_a_resend_lo
     hub: RunningHub, misbehaving: Misbehaving
 ) -> None:
     organization = await register(hub)
-    channel = await channel_to(hub, organization, misbehaving.url)
+    channel = await channel_posting_to(hub, organization.admin.token, misbehaving.url)
     conversation = await conversation_with(channel, "+966501110300")
     misbehaving.fixed_external_id = "the-same-id"
     ids = await reply_many(hub, organization.admin.token, [conversation], each=3)
@@ -181,7 +168,7 @@ async def test_a_hanging_receiver_holds_no_other_organizations_traffic(
     hub: RunningHub, misbehaving: Misbehaving, public_receiver_url: str
 ) -> None:
     slow_tenant, other_tenant = await register(hub), await register(hub)
-    slow_channel = await channel_to(hub, slow_tenant, misbehaving.url)
+    slow_channel = await channel_posting_to(hub, slow_tenant.admin.token, misbehaving.url)
     conversations = [await conversation_with(slow_channel, f"+9665011104{n:02d}") for n in range(10)]
     misbehaving.mode = "hang"
     ids = await reply_many(hub, slow_tenant.admin.token, conversations, each=10)  # 100 replies, stuck
@@ -189,7 +176,7 @@ async def test_a_hanging_receiver_holds_no_other_organizations_traffic(
     await asyncio.sleep(0.5)
     # The stuck replies hold only their own channel's slots: no more are open at once.
     assert misbehaving.hanging <= hub.settings.outbound_per_channel
-    other_channel = await channel_to(hub, other_tenant, public_receiver_url)
+    other_channel = await channel_posting_to(hub, other_tenant.admin.token, public_receiver_url)
     answers = []
     async with httpx.AsyncClient(base_url=hub.url, timeout=10) as client:
         for n in range(20):
