@@ -4,9 +4,10 @@ A sender holds its channel's lease (a row in `channel_pacing`, so it holds acros
 restarts) for a turn of a few seconds. Each send first claims its recipient and the channel's next
 pacing slot in one transaction: the recipient becomes `sending`, with the sender's mark, and the
 pacing state moves on. Only then does the message go out, carrying the recipient's id as its
-idempotency key. What happened is written in batches. A recipient left `sending` by a sender that
-died is in doubt: it is resolved from the channel's own record when the channel keeps one, and
-otherwise marked `unknown`, never sent again blindly.
+idempotency key, and it is over within `HUB_SEND_SECONDS` of its slot, answered or not. What
+happened is written in batches, each outcome only over the claim it came from. A recipient left
+`sending` once its send is surely over is in doubt: it is resolved from the channel's own record
+when the channel keeps one, and otherwise marked `unknown`, never sent again blindly.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import contextlib
 import functools
 import hashlib
 import random
+import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
@@ -41,8 +43,15 @@ from campaigns.services import (
     state_of,
     window_times,
 )
-from channels.adapters import ChannelError, OutboundAttachment, OutboundMessage, SentRecord, adapter_for
-from channels.api import WEBHOOK_TIMEOUT_SECONDS
+from channels.adapters import (
+    SETTLE_MARGIN,
+    ChannelError,
+    OutboundAttachment,
+    OutboundMessage,
+    SentRecord,
+    adapter_for,
+    send_message,
+)
 from channels.models import Channel
 from crm.models import Company, Customer
 from crm.services import record_activities
@@ -60,8 +69,6 @@ TURN_SECONDS = 10.0  # a sender gives its channel back this often, so channels s
 MAX_IN_FLIGHT = 16  # sends of one channel waiting for their answer at once
 FLUSH_SECONDS = 1.0
 FLUSH_SIZE = 100
-# A send still `sending` this long after its claim has certainly ended, one way or another.
-IN_DOUBT_AFTER = timedelta(seconds=WEBHOOK_TIMEOUT_SECONDS + 10)
 PROGRESS_EVERY = timedelta(milliseconds=400)
 REPEAT_WINDOW = timedelta(hours=24)
 EARLY_RECEIPTS_KEPT = timedelta(minutes=10)
@@ -205,6 +212,7 @@ class Claim:
     text: str
     media_id: uuid.UUID | None
     begin_at: datetime | None = None  # its slot: the send goes out then, not before
+    claimed_by: str | None = None  # the sender's mark: its outcome counts only over this claim
 
 
 @dataclass
@@ -221,6 +229,7 @@ class Outcome:
     media_id: uuid.UUID | None = None
     external_id: str | None = None
     error: str | None = None
+    claimed_by: str | None = None  # the claim it settles; none for a skip (written when claimed)
 
 
 @dataclass
@@ -513,14 +522,19 @@ class ChannelSender:
                 "now": now,
             },
         )
-        return Claim(row.id, campaign.id, row.customer_id, row.phone, text, campaign.media_id, begin)
+        return Claim(
+            row.id, campaign.id, row.customer_id, row.phone, text, campaign.media_id, begin, self.holder
+        )
 
     async def _send(self, claim: Claim) -> None:
         channel = self.channel
         assert channel is not None
         try:
-            if claim.begin_at is not None:
-                await asyncio.sleep(max(0.0, (claim.begin_at - utcnow()).total_seconds()))
+            begin_at = claim.begin_at or utcnow()
+            await asyncio.sleep(max(0.0, (begin_at - utcnow()).total_seconds()))
+            # Over within HUB_SEND_SECONDS of its slot, whatever the channel does: the sweep
+            # settles it only after that.
+            finish_by = begin_at.timestamp() + self.runtime.settings.send_seconds
             outbound = OutboundMessage(
                 message_id=claim.recipient_id,
                 conversation_id=None,
@@ -528,11 +542,15 @@ class ChannelSender:
                 text=claim.text,
                 kind="text",
                 attachments=await self._attachments(claim.media_id),
+                finish_by=finish_by,
             )
             if outbound.attachments:
                 outbound = msgspec.structs.replace(outbound, kind=outbound.attachments[0].kind)
+            if time.time() >= finish_by:  # so late that it would not finish: not sent, it waits
+                self.writer.add(self.organization_id, [_outcome(claim, channel.id, "pending")])
+                return
             try:
-                result = await adapter_for(channel.kind).send(channel, outbound)
+                result = await send_message(channel, outbound)
             except ChannelError as error:
                 self.writer.add(self.organization_id, [await self._after_error(channel, claim, error)])
                 return
@@ -662,6 +680,7 @@ def _outcome(claim: Claim, channel_id: uuid.UUID, status: str, **values: Any) ->
         utcnow(),
         text=claim.text,
         media_id=claim.media_id,
+        claimed_by=claim.claimed_by,
         **values,
     )
 
@@ -709,6 +728,7 @@ _SETTLE = (
         _RECIPIENT.c.organization_id == bindparam("org"),
         _RECIPIENT.c.id == bindparam("rid"),
         _RECIPIENT.c.status == "sending",
+        _RECIPIENT.c.claimed_by == bindparam("holder"),
     )
     .values(
         status=bindparam("new_status"),
@@ -724,9 +744,15 @@ _SETTLE = (
 
 async def record_outcomes(session: HubAsyncSession, outcomes: list[Outcome]) -> None:
     """One transaction for a batch: the recipients, the campaigns' counts, usage, the inbox's copy
-    of each message, the customers' timelines, then auto-pause, completion and progress."""
+    of each message, the customers' timelines, then auto-pause, completion and progress.
+
+    An outcome counts only if its recipient is still `sending` under the claim it came from (the
+    rows are locked first): one settled already, by its sender or by the sweep, changes nothing
+    and counts nothing, so what the counters add is what the rows changed."""
     now = utcnow()
-    settle = [o for o in outcomes if o.status != "skipped"]  # skipped ones were written when claimed
+    settle = await _still_claimed(session, [o for o in outcomes if o.status != "skipped"])
+    # Skipped ones were written, once, in the transaction that claimed them.
+    outcomes = [o for o in outcomes if o.status == "skipped"] + settle
     if settle:
         await session.execute(
             _SETTLE,
@@ -734,6 +760,7 @@ async def record_outcomes(session: HubAsyncSession, outcomes: list[Outcome]) -> 
                 {
                     "org": session.organization_id,
                     "rid": o.recipient_id,
+                    "holder": o.claimed_by,
                     "new_status": o.status,
                     "new_external_id": o.external_id,
                     "new_error": o.error,
@@ -805,6 +832,32 @@ async def record_outcomes(session: HubAsyncSession, outcomes: list[Outcome]) -> 
             await push_progress(session, campaign_id)
     await count_usage(session, "messages_sent", sent_total)
     await session.commit()
+
+
+async def _still_claimed(session: HubAsyncSession, outcomes: list[Outcome]) -> list[Outcome]:
+    """The outcomes whose recipient is still `sending` under their claim, each once; the rows stay
+    locked to the end of the transaction, so no other writer settles them meanwhile."""
+    if not outcomes:
+        return []
+    rows = await session.execute(
+        select(_RECIPIENT.c.id, _RECIPIENT.c.claimed_by)
+        .where(
+            _RECIPIENT.c.organization_id == session.organization_id,
+            one_of(session, _RECIPIENT.c.id, {o.recipient_id for o in outcomes}),
+            _RECIPIENT.c.status == "sending",
+        )
+        .with_for_update()
+    )
+    open_claims = {(row.id, row.claimed_by) for row in rows}
+    fresh = []
+    for outcome in outcomes:
+        key = (outcome.recipient_id, outcome.claimed_by)
+        if key in open_claims:
+            open_claims.discard(key)
+            fresh.append(outcome)
+        else:
+            log.info("campaign outcome already settled", recipient=str(outcome.recipient_id))
+    return fresh
 
 
 async def pause_on_failures(session: HubAsyncSession, campaign_id: uuid.UUID) -> None:
@@ -978,16 +1031,17 @@ async def sweep(runtime: Runtime) -> int:
 
 
 async def settle_in_doubt(runtime: Runtime, limit: int = 500) -> int:
-    """Recipients left `sending` by a sender that is gone: the channel's record decides."""
+    """Recipients left `sending` once their send is surely over (its time to finish passed, and
+    its sender had a moment to write it): the channel's record decides. Each is settled over the
+    claim it was read with, so a sender's late outcome and this never both count."""
     now = utcnow()
+    over_before = now - timedelta(seconds=runtime.settings.send_seconds) - SETTLE_MARGIN
     async with runtime.db.system_session() as session:
         stale = (
             await session.execute(
                 select(CampaignRecipient, ChannelPacing.lease_holder, ChannelPacing.lease_until)
                 .outerjoin(ChannelPacing, ChannelPacing.channel_id == CampaignRecipient.channel_id)
-                .where(
-                    CampaignRecipient.status == "sending", CampaignRecipient.claimed_at < now - IN_DOUBT_AFTER
-                )
+                .where(CampaignRecipient.status == "sending", CampaignRecipient.claimed_at < over_before)
                 .limit(limit)
             )
         ).all()
@@ -1008,6 +1062,7 @@ async def settle_in_doubt(runtime: Runtime, limit: int = 500) -> int:
                 recipient.phone,
                 recipient.text or "",
                 await session.scalar(select(Campaign.media_id).where(Campaign.id == recipient.campaign_id)),
+                claimed_by=recipient.claimed_by,
             )
             if channel is None:
                 outcome = Outcome(
@@ -1018,6 +1073,7 @@ async def settle_in_doubt(runtime: Runtime, limit: int = 500) -> int:
                     "unknown",
                     now,
                     error="in doubt: the channel was removed",
+                    claimed_by=recipient.claimed_by,
                 )
             else:
                 outcome = await resolve(channel, claim, reason="the sender stopped before it knew")

@@ -8,9 +8,11 @@ answer with the stored ids without this package importing the inbox.
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import ClassVar, Literal, Protocol
 
 import msgspec
@@ -89,6 +91,9 @@ class OutboundMessage(msgspec.Struct, frozen=True, kw_only=True):
     kind: str = "text"
     attachments: tuple[OutboundAttachment, ...] = ()
     reply_to_external_id: str | None = None
+    # Unix time by which the send is over: it is not begun after it, and given up at it. Whoever
+    # settles a send left in doubt waits until then, so it never races a send still under way.
+    finish_by: float | None = None
 
 
 class SendResult(msgspec.Struct, frozen=True):
@@ -104,6 +109,38 @@ class ChannelError(Exception):
         self.reason = reason
         self.retryable = retryable
         self.in_doubt = in_doubt
+
+
+# Whoever settles a send left in doubt waits this long past its time to finish, so the sender
+# has written what it learnt by then.
+SETTLE_MARGIN = timedelta(seconds=10)
+TOO_LATE = "the send was not begun: its time to finish had passed"
+NOT_FINISHED = "the send did not finish in time: it may have reached the channel"
+
+
+def seconds_left(message: OutboundMessage) -> float | None:
+    """What is left of the message's time; a send whose time is up is refused unbegun (surely not
+    sent, so it may be tried again)."""
+    if message.finish_by is None:
+        return None
+    left = message.finish_by - time.time()
+    if left <= 0:
+        raise ChannelError(TOO_LATE, retryable=True)
+    return left
+
+
+async def send_message(channel: Channel, message: OutboundMessage) -> SendResult:
+    """Send through the channel's adapter, over by the message's `finish_by` whatever the adapter
+    does: a send cut off then may have gone out, so it is in doubt."""
+    adapter = adapter_for(channel.kind)
+    left = seconds_left(message)
+    if left is None:
+        return await adapter.send(channel, message)
+    try:
+        async with asyncio.timeout(left):
+            return await adapter.send(channel, message)
+    except TimeoutError as error:
+        raise ChannelError(NOT_FINISHED, retryable=True, in_doubt=True) from error
 
 
 class SentRecord(msgspec.Struct, frozen=True):

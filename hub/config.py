@@ -62,6 +62,9 @@ class Settings:
     # Replies in flight to the outside at once: per channel, and per process in all.
     outbound_per_channel: int = 4
     outbound_max: int = 64
+    # The longest one send to a channel may take in all (a reply, a campaign message): one not over
+    # by then is given up, and settled from the channel's record only after it.
+    send_seconds: float = 60.0
     inbound_failures_per_address: int = 60
     # Failed logins allowed in the window: per account from one address, per account from
     # anywhere (looser, so strangers cannot lock the owner out), and per address.
@@ -180,6 +183,7 @@ class Settings:
             inbound_body_seconds=env.number("HUB_INBOUND_BODY_SECONDS", 30),
             outbound_per_channel=env.number("HUB_OUTBOUND_PER_CHANNEL", 4),
             outbound_max=env.number("HUB_OUTBOUND_MAX", 64),
+            send_seconds=env.seconds("HUB_SEND_SECONDS", 60.0),
             inbound_failures_per_address=env.number("HUB_INBOUND_FAILURES_PER_ADDRESS", 60),
             login_failures_per_pair=env.number("HUB_LOGIN_FAILURES_PER_PAIR", 5),
             login_failures_per_account=env.number("HUB_LOGIN_FAILURES_PER_ACCOUNT", 50),

@@ -6,6 +6,7 @@ import base64
 import binascii
 import contextlib
 import functools
+import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from sqlalchemy.orm import aliased
 
 from campaigns.events import CampaignMessagesSent
 from channels.adapters import (
+    SETTLE_MARGIN,
     STATE_NAMES,
     ChannelError,
     InboundMessage,
@@ -29,6 +31,7 @@ from channels.adapters import (
     SentRecord,
     StoredInbound,
     adapter_for,
+    send_message,
 )
 from channels.models import Channel
 from crm.models import Customer, CustomerIdentity
@@ -832,7 +835,7 @@ async def deliver(organization_id: uuid.UUID, message_id: uuid.UUID) -> None:
                 # A dropped connection comes back by itself; a logged-out number needs a person.
                 raise ChannelError(f"channel is {channel.state}", retryable=channel.state != "logged_out")
             try:
-                result: SendResult | SentRecord = await adapter_for(channel.kind).send(channel, outbound)
+                result: SendResult | SentRecord = await send_message(channel, outbound)
             except ChannelError as error:
                 if not error.in_doubt:
                     raise
@@ -850,6 +853,8 @@ async def _claim_reply(
 ) -> tuple[Channel, OutboundMessage] | None:
     """Move a reply from queued to sending (only one deliverer can) and gather what the channel
     needs; the session is closed again before anything is sent."""
+    # Over within HUB_SEND_SECONDS of its claim: the sweep settles a `sending` one only after.
+    finish_by = time.time() + runtime.settings.send_seconds
     async with runtime.db.session(organization_id) as session:
         claimed = await session.execute(
             update(Message)
@@ -872,7 +877,8 @@ async def _claim_reply(
         media = (await attachments_of(session, [message.id])).get(message.id, [])
         recipient = customer.phone or await _channel_identity(session, customer.id, channel.id)
         await session.commit()
-    return channel, await _outbound(runtime, message, recipient, media, quoted_external)
+    outbound = await _outbound(runtime, message, recipient, media, quoted_external)
+    return channel, msgspec.structs.replace(outbound, finish_by=finish_by)
 
 
 async def _outbound(
@@ -1135,9 +1141,10 @@ def retry_delay(attempts: int) -> timedelta:
 async def requeue_stalled(runtime: Runtime, older_than: timedelta = timedelta(minutes=2)) -> int:
     """Replies left queued or sending by a process that died. A queued one is handed to the
     channel again; a sending one may have gone out, so it is settled (`inbox.settle_reply`)
-    from the channel's record instead of being sent blind. A reply waiting for a retry is
-    stalled only once its retry is overdue too."""
+    from the channel's record instead of being sent blind, once its send is surely over. A reply
+    waiting for a retry is stalled only once its retry is overdue too."""
     now = utcnow()
+    over_before = now - timedelta(seconds=runtime.settings.send_seconds) - SETTLE_MARGIN
     async with runtime.db.system_session() as session:
         candidates = (
             await session.execute(
@@ -1157,7 +1164,8 @@ async def requeue_stalled(runtime: Runtime, older_than: timedelta = timedelta(mi
     rows = [
         row
         for row in candidates
-        if row.status == "sending" or row.updated_at + retry_delay(row.send_attempts) + older_than < now
+        if (row.status == "sending" and row.updated_at < over_before)
+        or (row.status == "queued" and row.updated_at + retry_delay(row.send_attempts) + older_than < now)
     ]
     for row in rows:
         task = "inbox.settle_reply" if row.status == "sending" else "inbox.deliver_message"

@@ -38,7 +38,9 @@ class WhatsAppAdapter:
         await sessions_of(current()).release(channel.id)
 
     async def send(self, channel: Channel, message: OutboundMessage) -> SendResult:
-        answer = await self._on_holder(channel, "send", {"message": msgspec.to_builtins(message)})
+        answer = await self._on_holder(
+            channel, "send", {"message": msgspec.to_builtins(message)}, finish_by=message.finish_by
+        )
         return SendResult(external_id=str(answer))
 
     async def edit(self, channel: Channel, *, recipient: str, external_id: str, text: str) -> None:
@@ -56,11 +58,13 @@ class WhatsAppAdapter:
         """WhatsApp keeps no record the hub may ask."""
         return None
 
-    async def _on_holder(self, channel: Channel, operation: str, payload: dict[str, Any]) -> Any:
+    async def _on_holder(
+        self, channel: Channel, operation: str, payload: dict[str, Any], finish_by: float | None = None
+    ) -> Any:
         sessions = sessions_of(current())
         if sessions.get(channel.id) is not None or current().redis is None:
             return await run_here(channel, operation, payload)
-        return await sessions.call_holder(channel, operation, payload)
+        return await sessions.call_holder(channel, operation, payload, finish_by=finish_by)
 
 
 def _ready_client(channel: Channel) -> NewAClient:

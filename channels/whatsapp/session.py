@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 import time
 import uuid
@@ -330,8 +331,11 @@ class Sessions:
     def _calls_key(self, holder: str) -> str:
         return f"{self.runtime.settings.task_queue}:whatsapp:calls:{holder}"
 
-    async def call_holder(self, channel: Channel, operation: str, payload: dict[str, Any]) -> Any:
-        """Ask the process holding the profile to carry out an operation, and wait for its answer."""
+    async def call_holder(
+        self, channel: Channel, operation: str, payload: dict[str, Any], *, finish_by: float | None = None
+    ) -> Any:
+        """Ask the process holding the profile to carry out an operation, and wait for its answer.
+        With `finish_by` (Unix time), the holder neither begins it after then nor runs past it."""
         from channels.adapters import ChannelError
 
         redis = self.runtime.redis
@@ -340,16 +344,23 @@ class Sessions:
         if holder is None:
             raise ChannelError(f"profile {channel.name} is not connected", retryable=True)
         reply_key = f"{self.runtime.settings.task_queue}:whatsapp:reply:{uuid.uuid4().hex}"
-        seconds, _ = await redis.time()  # one clock for every process: Redis's
+        seconds, micros = await redis.time()  # one clock for every process: Redis's
+        now = seconds + micros / 1e6
         request = {
             "reply": reply_key,
             "channel_id": str(channel.id),
             "operation": operation,
             "payload": payload,
-            "start_by": int(seconds) + CALL_START_SECONDS,
+            "start_by": now + CALL_START_SECONDS,
         }
+        wait = CALL_TIMEOUT_SECONDS
+        if finish_by is not None:  # the caller's moment, on Redis's clock
+            left = finish_by - time.time()
+            request["finish_by"] = now + left
+            request["start_by"] = min(request["start_by"], now + left)
+            wait = max(1, min(wait, math.ceil(left)))
         await redis.rpush(self._calls_key(holder), msgspec.msgpack.encode(request))
-        answered = await redis.blpop([reply_key], timeout=CALL_TIMEOUT_SECONDS)
+        answered = await redis.blpop([reply_key], timeout=wait)
         if answered is None:
             # The holder may have sent it and died before answering.
             raise ChannelError(
@@ -392,15 +403,24 @@ class Sessions:
                 try:
                     if channel is None:
                         raise ChannelError("profile not found", retryable=False)
-                    seconds, _ = await redis.time()
-                    if seconds > request.get("start_by", seconds):
+                    seconds, micros = await redis.time()
+                    now = seconds + micros / 1e6
+                    if now > request.get("start_by", now):
                         # The caller may have given up and tried again: not started, surely not sent.
                         raise ChannelError("the call came too late to be carried out", retryable=True)
                     if request["operation"] == "logout":
                         await self.logout(channel)
                         result = None
                     else:
-                        result = await run_here(channel, request["operation"], request["payload"])
+                        finish_by = request.get("finish_by")
+                        try:
+                            async with asyncio.timeout(None if finish_by is None else finish_by - now):
+                                result = await run_here(channel, request["operation"], request["payload"])
+                        except TimeoutError as error:
+                            # Over when the caller said, so whoever settles it never races it.
+                            raise ChannelError(
+                                "the call did not finish in time", retryable=True, in_doubt=True
+                            ) from error
                     answer = {"ok": True, "result": result}
                 except ChannelError as error:
                     answer = {

@@ -81,7 +81,8 @@ async def scaled(
         tmp_path, DATABASE_URL=fresh_database, REDIS_URL=redis_url, HUB_MIGRATE_ON_START="true"
     )
     web = await start_hub(settings, kind="postgres")  # serves HTTP only: the tasks run in the children
-    processes = Processes(child_environment(web.settings, HUB_DATA_DIR=str(tmp_path)))
+    # Sends are over within 5 s, so those a killed worker left are settled soon after.
+    processes = Processes(child_environment(web.settings, HUB_DATA_DIR=str(tmp_path), HUB_SEND_SECONDS="5"))
     try:
         yield web, processes
     finally:
