@@ -96,6 +96,14 @@ class HubStreamBroker(RedisStreamBroker):
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 10)
 
+    async def _declare_consumer_group(self) -> None:
+        """Made at start when Redis answers; a process started while Redis is away comes up all
+        the same: a worker makes the group once Redis is back (`listen`), and others only send."""
+        try:
+            await super()._declare_consumer_group()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+            log.warning("Redis is unavailable at start: going on without it", error=str(error))
+
     async def _recreate_group(self) -> None:
         """The group of an emptied Redis reads its stream from the start: everything in it was
         added since Redis came back, and none of it may be skipped."""

@@ -275,3 +275,138 @@ async def test_sockets_are_told_when_their_process_lost_the_shared_channel(
         await second.stop()
         await first.stop()
         await redis.kill()
+
+
+class HangingFirstMailbox:
+    """An SMTP server's inbox whose first message never finishes: its sender is stuck in it."""
+
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+        self.hanging = 0
+
+    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+        if self.hanging == 0:
+            self.hanging += 1
+            await asyncio.sleep(120)
+        self.messages.append(envelope.original_content)
+        return "250 OK"
+
+
+def hub_child(command: str, environment: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", command],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def test_a_killed_workers_task_is_taken_by_another_within_the_reclaim_time(
+    tmp_path: Path, postgres_database: str, redis_url: str
+) -> None:
+    """A real `hub worker` is killed in the middle of a task (an e-mail stuck in its sending);
+    another worker takes the task within HUB_TASK_RECLAIM_SECONDS, long before the outbox's own
+    retry (no scheduler runs here, and its claim is 10 minutes) or taskiq's 10-minute default."""
+    from aiosmtpd.controller import Controller
+
+    from tests.conftest import child_environment, free_port
+
+    mailbox = HangingFirstMailbox()
+    port = free_port()
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=port)
+    smtp.start()
+    settings = make_settings(
+        tmp_path, DATABASE_URL=postgres_database, REDIS_URL=redis_url, HUB_MIGRATE_ON_START="true"
+    )
+    web_hub = await start_hub(settings, kind="postgres")  # HTTP only: the workers run the tasks
+    environment = child_environment(
+        web_hub.settings,
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=str(port),
+        SMTP_STARTTLS="false",
+        HUB_TASK_RECLAIM_SECONDS="3",
+        HUB_EVENT_CLAIM_SECONDS="600",
+    )
+    first = hub_child("worker", environment)
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        organization = await register(web_hub)
+        async with web_hub.client() as client:
+            asked = await client.post("/api/auth/forgot-password", json={"email": organization.admin.email})
+            assert asked.status_code == 202
+        await eventually(lambda: mailbox.hanging == 1, within=30)  # the first worker is stuck in it
+        second = hub_child("worker", environment)
+        first.kill()  # SIGKILL: no clean-up of any kind
+        await asyncio.to_thread(first.wait, 10)
+        await eventually(lambda: len(mailbox.messages) == 1, within=40, interval=0.2)
+        await asyncio.sleep(4)  # past another reclaim: it is not sent twice
+        assert len(mailbox.messages) == 1
+        assert f"To: {organization.admin.email}".encode() in mailbox.messages[0]
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                await asyncio.to_thread(process.wait, 30)
+        await web_hub.stop()
+        smtp.stop()
+
+
+async def test_a_timed_job_due_while_redis_is_away_fires_when_it_returns(
+    tmp_path: Path, postgres_database: str
+) -> None:
+    """Real `hub scheduler` and `hub worker`, started while Redis is away, come up when it
+    returns; then a snoozed conversation falls due while Redis is away again, Redis comes back
+    empty and the conversation wakes, with neither process restarted."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.conftest import child_environment
+
+    redis = await PrivateRedis().start()
+    settings = make_settings(
+        tmp_path, DATABASE_URL=postgres_database, REDIS_URL=redis.url, HUB_MIGRATE_ON_START="true"
+    )
+    web_hub = await start_hub(settings, kind="postgres")
+    environment = child_environment(web_hub.settings, HUB_TIMED_JOB_CLAIM_SECONDS="3")
+    await redis.kill()
+    scheduler, worker = hub_child("scheduler", environment), hub_child("worker", environment)
+    try:
+        await asyncio.sleep(4)  # they start meanwhile, and wait
+        assert scheduler.poll() is None
+        assert worker.poll() is None
+        await redis.start()
+        organization = await register(web_hub)
+        channel = await channel_posting_to(web_hub, organization.admin.token, "http://127.0.0.1:9/hook")
+
+        async def snooze(sender: str, seconds: float) -> str:
+            stored = (await channel.send(external_id=sender, **{"from": sender}, text="hi")).json()
+            url = f"/api/inbox/conversations/{stored['conversation_id']}"
+            wake_at = (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
+            async with web_hub.client(organization.admin.token) as client:
+                answer = await client.patch(url, json={"status": "snoozed", "snoozed_until": wake_at})
+            assert answer.status_code == 200, answer.text
+            return url
+
+        async def woken(url: str) -> bool:
+            async with web_hub.client(organization.admin.token) as client:
+                return bool((await client.get(url)).json()["status"] == "open")
+
+        # Both processes are up and at work: a first snooze wakes.
+        first = await snooze("+966501230500", 1)
+        await eventually(lambda: woken(first), within=45, interval=0.5)
+
+        url = await snooze("+966501230501", 3)
+        await redis.kill()
+        await asyncio.sleep(6)  # due, and handed off in vain, meanwhile
+        assert not await woken(url)
+        await redis.start()  # empty
+        await eventually(lambda: woken(url), within=45, interval=0.5)
+        assert scheduler.poll() is None
+        assert worker.poll() is None
+    finally:
+        for process in (scheduler, worker):
+            process.terminate()
+        for process in (scheduler, worker):
+            await asyncio.to_thread(process.wait, 30)
+        await web_hub.stop()
+        await redis.kill()
