@@ -17,7 +17,7 @@ from hub.auth import CurrentUser
 from hub.db import HubAsyncSession
 from hub.permissions import can
 from hub.runtime import current
-from inbox.events import MessageReceived
+from inbox.events import CustomersWrote, MessageReceived
 
 
 @listen_to_receipts
@@ -35,6 +35,13 @@ async def follow_receipt(receipt: Receipt) -> None:
 @events.hints(MessageReceived)  # every inbound message: one indexed update, no outbox row each
 async def message_received(event: MessageReceived) -> None:
     await sending.customer_replied(current(), event.organization_id, event.customer_id)
+
+
+@events.handles(CustomersWrote, name="campaigns.customers_wrote")
+async def customers_wrote(event: CustomersWrote) -> None:
+    """The durable catch-up of the hint above, for replies whose hint died with its process."""
+    for wrote in event.conversations:
+        await sending.customer_replied(current(), event.organization_id, wrote.customer_id, at=wrote.last_at)
 
 
 @on_customer_merge

@@ -1184,9 +1184,12 @@ async def _apply_early_receipts(session: HubAsyncSession, sent: list[Outcome]) -
 REPLY_WINDOW = timedelta(days=7)
 
 
-async def customer_replied(runtime: Runtime, organization_id: uuid.UUID, customer_id: uuid.UUID) -> None:
-    """A customer who wrote within a week of a campaign message replied to it."""
-    now = utcnow()
+async def customer_replied(
+    runtime: Runtime, organization_id: uuid.UUID, customer_id: uuid.UUID, *, at: datetime | None = None
+) -> None:
+    """A customer who wrote (`at`, else now) within a week after a campaign message replied to it;
+    marking it again changes nothing."""
+    now = at or utcnow()
     r = CampaignRecipient
     async with runtime.db.session(organization_id) as session:
         replied = (
@@ -1197,6 +1200,7 @@ async def customer_replied(runtime: Runtime, organization_id: uuid.UUID, custome
                     r.status == "sent",
                     r.replied_at.is_(None),
                     r.sent_at >= now - REPLY_WINDOW,
+                    r.sent_at <= now,
                 )
                 .values(
                     replied_at=now,

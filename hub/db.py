@@ -78,6 +78,12 @@ def new_id() -> uuid.UUID:
     return uuid.UUID(int=value)
 
 
+def id_at(moment: datetime) -> uuid.UUID:
+    """The smallest id `new_id` makes at a moment: ids below it were made before it."""
+    millis = int(moment.timestamp() * 1000)
+    return uuid.UUID(int=((millis & ((1 << 48) - 1)) << 80) | (0x7 << 76) | (0b10 << 62))
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on both databases (SQLite keeps no offset of its own)."""
 

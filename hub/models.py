@@ -124,6 +124,16 @@ class ScheduledJob(Base):
     sent_at: Mapped[datetime | None]
 
 
+class Watermark(Base):
+    """How far a sweep over the whole installation has come (an id of a time-ordered table), so
+    it takes up where it stopped after any restart, and never from the start."""
+
+    __tablename__ = "watermarks"
+
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    position: Mapped[str] = mapped_column(String(64))
+
+
 class Media(Base, TenantMixin):
     """A file an organization received or sent; the bytes live in the media store under `key`."""
 

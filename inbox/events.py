@@ -6,6 +6,8 @@ import uuid
 from datetime import datetime
 from typing import ClassVar
 
+import msgspec
+
 from hub.events import Event, event_type
 
 
@@ -19,6 +21,23 @@ class MessageReceived(Event, frozen=True, kw_only=True):
     conversation_created: bool
     text: str | None
     assignee_id: uuid.UUID | None = None  # the conversation's, once this message was stored
+
+
+class CustomerWrote(msgspec.Struct, frozen=True, kw_only=True):
+    conversation_id: uuid.UUID
+    customer_id: uuid.UUID
+    first_at: datetime  # the customer's first and last message of the stretch
+    last_at: datetime
+
+
+@event_type
+class CustomersWrote(Event, frozen=True, kw_only=True):
+    """Who wrote in a stretch of time, one entry a conversation, published durably by a sweep a
+    little after the messages: whatever reacts to `MessageReceived` at once but must not be lost
+    with a process (a ticket reopened, a campaign reply marked) is caught up from it."""
+
+    name: ClassVar[str] = "inbox.customers_wrote"
+    conversations: list[CustomerWrote]
 
 
 @event_type

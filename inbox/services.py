@@ -8,6 +8,7 @@ import contextlib
 import functools
 import time
 import uuid
+from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,10 +39,10 @@ from crm.models import Customer, CustomerIdentity
 from crm.services import asks_to_opt_out, customer_for_sender, phone_owner, record_activity
 from hub import events, storage
 from hub.auth import CurrentUser
-from hub.db import Base, HubAsyncSession, new_id, one_of, utcnow
+from hub.db import Base, HubAsyncSession, id_at, insert_for, new_id, one_of, utcnow
 from hub.errors import Conflict, Forbidden, InvalidInput, NotFound
 from hub.i18n import N_, Term, translate
-from hub.models import Media, Organization, User
+from hub.models import Media, Organization, User, Watermark
 from hub.permissions import can, roles_with
 from hub.realtime import push_after_commit
 from hub.runtime import Runtime, current
@@ -50,6 +51,8 @@ from hub.tasks import kick, schedule
 from inbox.events import (
     ConversationAssigned,
     ConversationStarted,
+    CustomersWrote,
+    CustomerWrote,
     MessageReceived,
     MessageStatusChanged,
     ReplyQueued,
@@ -1170,6 +1173,72 @@ async def requeue_stalled(runtime: Runtime, older_than: timedelta = timedelta(mi
     for row in rows:
         task = "inbox.settle_reply" if row.status == "sending" else "inbox.deliver_message"
         await kick(task, organization_id=str(row.organization_id), message_id=str(row.id))
+    return len(rows)
+
+
+# A message's transaction commits well within this; the sweep looks only at messages older.
+WROTE_GRACE = timedelta(seconds=30)
+WROTE_BATCH = 5000
+WROTE_MARK = "inbox.customers_wrote"
+WROTE_FIRST_LOOKBACK = timedelta(hours=1)  # where the very first run starts
+
+
+async def publish_who_wrote(runtime: Runtime, grace: timedelta = WROTE_GRACE) -> int:
+    """Publish `CustomersWrote` for the inbound messages stored since the last run, in the same
+    transaction that moves the watermark on: the work the per-message hints do at once is then
+    durable too (a process that dies right after acknowledging a message loses none of it).
+    Message ids are time-ordered, so the stretch is a range of the primary key."""
+    now = utcnow()
+    until = id_at(now - grace)
+    async with runtime.db.system_session() as session:
+        await session.execute(
+            insert_for(session, Watermark)
+            .values(
+                id=new_id(),
+                name=WROTE_MARK,
+                position=str(id_at(now - grace - WROTE_FIRST_LOOKBACK)),
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        mark = await session.scalar(select(Watermark).where(Watermark.name == WROTE_MARK).with_for_update())
+        assert mark is not None
+        since = uuid.UUID(mark.position)
+        if since >= until:
+            await session.commit()
+            return 0
+        rows = (
+            await session.execute(
+                select(
+                    Message.id,
+                    Message.organization_id,
+                    Message.conversation_id,
+                    Message.created_at,
+                    Conversation.customer_id,
+                )
+                .join(Conversation, Conversation.id == Message.conversation_id)
+                .where(Message.id > since, Message.id <= until, Message.direction == "inbound")
+                .order_by(Message.id)
+                .limit(WROTE_BATCH)
+            )
+        ).all()
+        wrote: dict[uuid.UUID, dict[uuid.UUID, CustomerWrote]] = defaultdict(dict)
+        for row in rows:
+            seen = wrote[row.organization_id].get(row.conversation_id)
+            wrote[row.organization_id][row.conversation_id] = CustomerWrote(
+                conversation_id=row.conversation_id,
+                customer_id=row.customer_id,
+                first_at=seen.first_at if seen else row.created_at,
+                last_at=row.created_at,
+            )
+        for organization_id, conversations in wrote.items():
+            await events.publish(
+                session,
+                CustomersWrote(organization_id=organization_id, conversations=list(conversations.values())),
+            )
+        mark.position = str(rows[-1].id if len(rows) == WROTE_BATCH else until)
+        await session.commit()
     return len(rows)
 
 

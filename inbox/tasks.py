@@ -41,3 +41,8 @@ async def requeue_stalled() -> int:
 @task("inbox.change_on_channel")
 async def change_on_channel(organization_id: str, message_id: str, action: str) -> None:
     await services.change_on_channel(uuid.UUID(organization_id), uuid.UUID(message_id), action)
+
+
+@task("inbox.publish_who_wrote", every_seconds=15)
+async def publish_who_wrote() -> int:
+    return await services.publish_who_wrote(current())

@@ -11,7 +11,7 @@ from hub import events
 from hub.auth import CurrentUser
 from hub.db import HubAsyncSession
 from hub.runtime import current
-from inbox.events import MessageReceived, ReplyQueued
+from inbox.events import CustomersWrote, MessageReceived, ReplyQueued
 from tickets import services
 
 
@@ -26,6 +26,15 @@ async def message_received(event: MessageReceived) -> None:
         customer_id=event.customer_id,
         assignee_id=event.assignee_id,
         text=event.text,
+    )
+
+
+@events.handles(CustomersWrote, name="tickets.customers_wrote")
+async def customers_wrote(event: CustomersWrote) -> None:
+    """The durable catch-up of the hint above: a ticket still waiting on a customer who wrote
+    after it began waiting is open again (the hint may have died with its process)."""
+    await services.customers_wrote_since(
+        current(), event.organization_id, {c.conversation_id: c.last_at for c in event.conversations}
     )
 
 

@@ -18,7 +18,7 @@ from crm import services as crm
 from crm.models import Customer
 from hub import events, storage
 from hub.auth import CurrentUser
-from hub.db import HubAsyncSession, utcnow
+from hub.db import HubAsyncSession, one_of, utcnow
 from hub.errors import Forbidden, InvalidInput, NotFound
 from hub.i18n import N_, find_keyword
 from hub.models import Media, ModuleSetting, Organization, User
@@ -515,6 +515,39 @@ async def customer_wrote(runtime: Runtime, organization_id: uuid.UUID, conversat
             push_to_audience(session, ticket, "ticketUpdated", {"ticket": ticket_out(ticket)})
         await session.commit()
         return len(waiting)
+
+
+async def customers_wrote_since(
+    runtime: Runtime, organization_id: uuid.UUID, last_written: dict[uuid.UUID, datetime]
+) -> int:
+    """Tickets of these conversations still waiting on the customer although the customer wrote
+    after they began waiting (the last status change) are open again; the rest stay as they are."""
+    async with runtime.db.session(organization_id) as session:
+        waiting = list(
+            await session.scalars(
+                select(Ticket).where(
+                    one_of(session, Ticket.conversation_id, last_written),
+                    Ticket.status == "waiting_on_customer",
+                )
+            )
+        )
+        now = utcnow()
+        reopened = 0
+        for ticket in waiting:
+            since = await session.scalar(
+                select(func.max(TicketChange.created_at)).where(
+                    TicketChange.ticket_id == ticket.id, TicketChange.kind.in_(("created", "status"))
+                )
+            )
+            assert ticket.conversation_id is not None
+            if since is not None and since >= last_written[ticket.conversation_id]:
+                continue  # put to wait after the customer wrote: that stands
+            await _change_status(session, ticket, None, "open", now)
+            ticket.updated_at = now
+            push_to_audience(session, ticket, "ticketUpdated", {"ticket": ticket_out(ticket)})
+            reopened += 1
+        await session.commit()
+        return reopened
 
 
 async def responded_in_chat(
