@@ -410,3 +410,95 @@ async def test_a_timed_job_due_while_redis_is_away_fires_when_it_returns(
             await asyncio.to_thread(process.wait, 30)
         await web_hub.stop()
         await redis.kill()
+
+
+async def test_two_web_processes_ride_out_a_redis_restart_under_load(
+    tmp_path: Path, postgres_database: str
+) -> None:
+    """Two web processes take signed posts at about 20 a second, half each, while Redis is killed
+    and comes back empty: no post is answered 5xx, every acknowledged one is stored once, the
+    sockets on both stay connected, and once Redis is back each process's posts reach the other's
+    sockets again, with no process restarted."""
+    from urllib.parse import urlsplit
+
+    from tests.inbox.conftest import ApiChannel
+
+    redis = await PrivateRedis().start()
+    settings = make_settings(
+        tmp_path, DATABASE_URL=postgres_database, REDIS_URL=redis.url, HUB_MIGRATE_ON_START="true"
+    )
+    first, second = await start_hub(settings, kind="postgres"), await start_hub(settings, kind="postgres")
+    try:
+        organization = await register(first)
+        heard: dict[str, list[str]] = {"first": [], "second": []}
+        screens = {
+            "first": await first.socket(organization.admin.token),
+            "second": await second.socket(organization.admin.token),
+        }
+        for name, screen in screens.items():
+            screen.on(
+                "newMessage", lambda data, name=name: heard[name].append(data["message"]["external_id"])
+            )
+        made = await channel_posting_to(first, organization.admin.token, "http://127.0.0.1:9/hook")
+        path = urlsplit(made.inbound_url).path
+        channels = [
+            made,
+            ApiChannel(made.id, f"{second.url}{path}", made.receipts_url, made.secret),
+        ]
+        answers: dict[str, int] = {}
+        stop = asyncio.Event()
+
+        async def post_steadily() -> None:
+            n = 0
+            while not stop.is_set():
+                external = f"load-{n}"
+                answer = await channels[n % 2].send(
+                    external_id=external, **{"from": f"+9665012306{n % 20:02d}"}, text=f"message {n}"
+                )
+                answers[external] = answer.status_code
+                n += 1
+                await asyncio.sleep(0.05)
+
+        load = asyncio.create_task(post_steadily())
+        await asyncio.sleep(3)
+        before = [e for e, status in answers.items() if status == 202]
+        await redis.kill()
+        await asyncio.sleep(5)
+        await redis.start()  # empty
+        await asyncio.sleep(4)
+        stop.set()
+        await load
+
+        assert len(answers) > 100
+        assert all(status == 202 for status in answers.values()), sorted(set(answers.values()))
+        async with first.runtime.db.session(organization.id) as session:
+            stored = (
+                await session.execute(
+                    select(Message.external_id, func.count())
+                    .where(Message.direction == "inbound")
+                    .group_by(Message.external_id)
+                )
+            ).all()
+        assert dict(stored) == dict.fromkeys(answers, 1)  # every acknowledged post, once
+        for name in heard:  # what came before the outage reached both processes' sockets
+            assert set(before) <= set(heard[name])
+
+        # Both processes hear each other again, unrestarted, their sockets never dropped.
+        async def heard_across(channel: ApiChannel, listener: str) -> None:
+            for attempt in range(15):
+                external = f"{listener}-after-{attempt}"
+                answer = await channel.send(external_id=external, **{"from": "+966501230699"}, text="back")
+                assert answer.status_code == 202
+                if await eventually_or_none(lambda external=external: external in heard[listener], within=2):
+                    return
+            raise AssertionError(f"the {listener} process's socket never heard the other again")
+
+        await heard_across(channels[0], "second")
+        await heard_across(channels[1], "first")
+        assert all(screen.connected for screen in screens.values())
+        for screen in screens.values():
+            await screen.disconnect()
+    finally:
+        await second.stop()
+        await first.stop()
+        await redis.kill()
