@@ -1,0 +1,101 @@
+"""Suggested tickets: an inbound message matching one of the organization's rules suggests a
+ticket to whoever holds the chat, or opens one when the organization wants that."""
+
+from __future__ import annotations
+
+import uuid
+from time import monotonic
+from typing import Any
+
+import msgspec
+from sqlalchemy import select
+
+from hub.i18n import find_keyword
+from hub.models import ModuleSetting, User
+from hub.permissions import can
+from hub.realtime import push_after_commit
+from hub.runtime import Runtime
+from tickets.models import Ticket
+from tickets.schemas import TicketIn
+from tickets.services.access import ROLES_ASSIGNING
+from tickets.services.settings import SUGGESTION_RULES_SECONDS, suggestion_cache, ticket_settings
+from tickets.services.tickets import create_ticket
+
+
+async def _suggestion_setup(
+    runtime: Runtime, organization_id: uuid.UUID
+) -> tuple[list[dict[str, Any]], bool] | None:
+    cached = suggestion_cache.get(organization_id)
+    if cached is not None and cached[0] > monotonic():
+        return cached[1]
+    async with runtime.db.session(organization_id) as session:
+        enabled = await session.scalar(
+            select(ModuleSetting.enabled).where(ModuleSetting.module == "ticketing")
+        )
+        settings = await ticket_settings(session)
+        setup = None if enabled is False else (list(settings.suggestion_rules), settings.create_automatically)
+        await session.commit()
+    suggestion_cache[organization_id] = (monotonic() + SUGGESTION_RULES_SECONDS, setup)
+    return setup
+
+
+def matching_rule(rules: list[dict[str, Any]], text: str) -> tuple[dict[str, Any], str] | None:
+    """The first rule one of whose keywords the text holds, and that keyword."""
+    for rule in rules:
+        keyword = find_keyword(text, rule.get("keywords", []))
+        if keyword is not None:
+            return rule, keyword
+    return None
+
+
+async def suggest_ticket(
+    runtime: Runtime,
+    *,
+    organization_id: uuid.UUID,
+    message_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    assignee_id: uuid.UUID | None,
+    text: str | None,
+) -> Ticket | None:
+    """A message that matches a rule suggests a ticket to whoever handles the chat, or opens one
+    when the organization said so."""
+    if not text:
+        return None
+    setup = await _suggestion_setup(runtime, organization_id)
+    if setup is None:
+        return None  # the ticketing module is switched off
+    rules, automatic = setup
+    found = matching_rule(rules, text)
+    if found is None:
+        return None
+    async with runtime.db.session(organization_id) as session:
+        rule, keyword = found
+        title = " ".join(text.split())[:80]
+        draft = TicketIn(
+            title=title,
+            description=text[:20000],
+            kind=rule.get("kind", "support"),
+            priority=rule.get("priority", "normal"),
+            customer_id=customer_id,
+            conversation_id=conversation_id,
+        )
+        if automatic:
+            assignee = await session.get(User, assignee_id) if assignee_id else None
+            if assignee is not None and assignee.is_active and can(assignee.role, "ticketing", "write"):
+                draft.assignee_id = assignee.id
+            return await create_ticket(session, None, draft, source_message_id=message_id)
+        push_after_commit(
+            session,
+            "ticketSuggested",
+            {
+                "chatId": str(conversation_id),
+                "messageId": str(message_id),
+                "keyword": keyword,
+                "draft": msgspec.to_builtins(draft),
+            },
+            user_ids=[assignee_id] if assignee_id else [],
+            roles=() if assignee_id else ROLES_ASSIGNING,
+        )
+        await session.commit()
+        return None
