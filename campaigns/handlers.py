@@ -10,8 +10,8 @@ from sqlalchemy import update
 from campaigns import sending
 from campaigns.models import CampaignRecipient
 from channels.adapters import Receipt, listen_to_receipts
+from crm.hooks import on_customer_merge, timeline_entries
 from crm.models import Activity
-from crm.services import on_customer_merge, timeline_entries
 from hub import events
 from hub.auth import CurrentUser
 from hub.db import HubAsyncSession

@@ -39,8 +39,9 @@ from campaigns.schemas import (
 )
 from channels.adapters import STATE_NAMES
 from channels.models import Channel
+from channels.phones import read_phone
 from crm.models import AttributeDefinition, Company, Customer, CustomerPhone
-from crm.services import get_segment, read_phone, safe_cell, segment_conditions, segment_filters
+from crm.services import get_segment, segment_conditions, segment_filters
 from hub import storage
 from hub.auth import CurrentUser
 from hub.db import HubAsyncSession, insert_for, new_id, on_postgres, utcnow
@@ -51,6 +52,7 @@ from hub.pagination import paginate
 from hub.permissions import roles_with
 from hub.realtime import push_after_commit
 from hub.runtime import Runtime
+from hub.spreadsheets import safe_cell
 from hub.tasks import kick, schedule
 
 # Who follows campaigns live: those who may read them (admins and managers).

@@ -21,3 +21,13 @@ def normalize_phone(raw: str, region: str | None = None, *, possible: bool = Fal
     ):
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def read_phone(text: str, region: str | None) -> str | None:
+    """E.164, or None: a number without a country code is read with the region; failing that, its
+    digits are taken as an international number written without the plus."""
+    text = text.strip()
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    phone = normalize_phone(text, region) if region and not text.startswith("+") else None
+    return phone or normalize_phone(text)

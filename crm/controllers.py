@@ -60,7 +60,7 @@ from crm.schemas import (
     StageTotal,
     StageUpdate,
 )
-from crm.services import deal_out
+from crm.views import deal_out
 from hub.auth import CurrentUser
 from hub.controllers import Cursor, Limit, RuntimeDep, SessionDep
 from hub.errors import Forbidden, InvalidInput, TooManyRequests, request_language

@@ -18,14 +18,15 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import DateTime, ForeignKey, MetaData, Uuid, any_, bindparam, event, text
+from sqlalchemy import DateTime, ForeignKey, MetaData, Uuid, any_, bindparam, event, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -320,6 +321,27 @@ def create_engine(settings: Settings) -> AsyncEngine:
         cursor.close()
 
     return engine
+
+
+R = TypeVar("R")
+
+
+async def organization_row(session: AsyncSession, model: type[R], **defaults: Any) -> R:
+    """The organization's one row of a settings table (unique by organization), made with the
+    defaults on first use; one made at the same moment by another request is taken instead."""
+    found = await session.scalar(select(model))
+    if found is not None:
+        return found
+    try:
+        async with session.begin_nested():
+            made = model(**defaults)
+            session.add(made)
+            await session.flush()
+        return made
+    except IntegrityError:
+        found = await session.scalar(select(model))
+        assert found is not None
+        return found
 
 
 def on_postgres(session: AsyncSession) -> bool:

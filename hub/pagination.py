@@ -1,12 +1,15 @@
-"""Cursor pagination by time-ordered id: stable under inserts, never OFFSET."""
+"""Cursor pagination, never OFFSET: by time-ordered id (stable under inserts), or by a position of
+several keys (a last activity and an id, a name and an id), each an opaque cursor of one codec."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import uuid
+from collections.abc import Callable
 from typing import Any, TypeVar
 
+import msgspec
 from sqlalchemy import Select
 
 from hub.db import HubAsyncSession
@@ -26,6 +29,23 @@ def decode_cursor(cursor: str) -> uuid.UUID:
     try:
         return uuid.UUID(bytes=base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError):
+        raise InvalidInput(N_("The cursor is not valid."), field="cursor") from None
+
+
+def encode_position(*keys: str) -> str:
+    """The cursor of the page after the row with these sort keys."""
+    return base64.urlsafe_b64encode(msgspec.json.encode(list(keys))).rstrip(b"=").decode()
+
+
+def decode_position(cursor: str, *kinds: Callable[[str], Any]) -> tuple[Any, ...]:
+    """The sort keys a cursor carries, each read by its kind (`uuid.UUID`, `datetime.fromisoformat`);
+    anything else is a 400 on `cursor`."""
+    try:
+        keys = msgspec.json.decode(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(keys, list) or len(keys) != len(kinds):
+            raise ValueError(cursor)
+        return tuple(kind(key) for kind, key in zip(kinds, keys, strict=True))
+    except (binascii.Error, ValueError, TypeError, msgspec.DecodeError):
         raise InvalidInput(N_("The cursor is not valid."), field="cursor") from None
 
 

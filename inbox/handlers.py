@@ -12,8 +12,7 @@ from sqlalchemy.orm import aliased
 
 from campaigns.events import CampaignMessagesSent
 from channels.adapters import InboundMessage, Receipt, StoredInbound, register_inbound_sink
-from crm.models import Activity, Customer
-from crm.services import (
+from crm.hooks import (
     ConversationDigest,
     conversation_reader,
     customer_fact,
@@ -21,6 +20,7 @@ from crm.services import (
     segment_condition,
     timeline_entries,
 )
+from crm.models import Activity, Customer
 from hub import events
 from hub.auth import CurrentUser
 from hub.db import HubAsyncSession

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import uuid
 
+from crm.hooks import on_customer_merge, timeline_entries
 from crm.models import Activity
-from crm.services import on_customer_merge, timeline_entries
 from hub import events
 from hub.auth import CurrentUser
 from hub.db import HubAsyncSession

@@ -3,13 +3,10 @@ cursor, assignment, status and snoozing, read state, and moving them with a merg
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from datetime import datetime
 from typing import Any
 
-import msgspec
 import structlog
 from msgspec import UNSET
 from sqlalchemy import Select, or_, select, tuple_, update
@@ -23,6 +20,7 @@ from hub.db import HubAsyncSession, utcnow
 from hub.errors import Forbidden, InvalidInput, NotFound
 from hub.i18n import N_
 from hub.models import User
+from hub.pagination import decode_position, encode_position
 from hub.permissions import can
 from hub.realtime import push_after_commit
 from hub.runtime import current
@@ -83,16 +81,7 @@ async def conversation_for_user(
 
 def conversation_cursor(moment: datetime, conversation_id: uuid.UUID) -> str:
     """The cursor of the page after the conversation with this last activity and id."""
-    encoded = base64.urlsafe_b64encode(msgspec.json.encode([moment.isoformat(), str(conversation_id)]))
-    return encoded.decode().rstrip("=")
-
-
-def _decode_position(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        moment, identifier = msgspec.json.decode(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(moment), uuid.UUID(identifier)
-    except (binascii.Error, ValueError, TypeError, msgspec.DecodeError):
-        raise InvalidInput(N_("The cursor is not valid."), field="cursor") from None
+    return encode_position(moment.isoformat(), str(conversation_id))
 
 
 async def list_conversations(
@@ -140,7 +129,7 @@ async def list_conversations(
         )
     activity = Conversation.last_message_at
     if cursor:
-        moment, identifier = _decode_position(cursor)
+        moment, identifier = decode_position(cursor, datetime.fromisoformat, uuid.UUID)
         # A row comparison, which the (organization, last activity, id) index serves directly.
         statement = statement.where(tuple_(activity, Conversation.id) < tuple_(moment, identifier))
     statement = statement.order_by(activity.desc(), Conversation.id.desc()).limit(limit + 1)

@@ -8,7 +8,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import aliased
 
 from hub import events
-from hub.db import HubAsyncSession
+from hub.db import HubAsyncSession, organization_row
 from hub.models import User
 from hub.runtime import Runtime
 from inbox.events import ConversationAssigned
@@ -18,12 +18,7 @@ log = structlog.get_logger(__name__)
 
 
 async def inbox_settings(session: HubAsyncSession) -> InboxSettings:
-    found = await session.scalar(select(InboxSettings))
-    if found is None:
-        found = InboxSettings()
-        session.add(found)
-        await session.flush()
-    return found
+    return await organization_row(session, InboxSettings)
 
 
 async def update_inbox_settings(

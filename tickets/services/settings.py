@@ -11,9 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 from msgspec import UNSET
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from hub.db import HubAsyncSession
+from hub.db import HubAsyncSession, organization_row
 from hub.errors import InvalidInput, NotFound
 from hub.i18n import N_
 from hub.models import Organization
@@ -44,25 +43,15 @@ DEFAULT_SUGGESTION_RULES = [
 
 async def ticket_settings(session: HubAsyncSession) -> TicketSettings:
     """The organization's ticket settings, made with the defaults on first use."""
-    settings = await session.scalar(select(TicketSettings))
-    if settings is not None:
-        return settings
-    try:
-        async with session.begin_nested():
-            settings = TicketSettings(
-                time_zone=None,
-                business_hours={},
-                holidays=[],
-                suggestion_rules=DEFAULT_SUGGESTION_RULES,
-                create_automatically=False,
-            )
-            session.add(settings)
-            await session.flush()
-        return settings
-    except IntegrityError:  # made at the same moment by another request
-        found = await session.scalar(select(TicketSettings))
-        assert found is not None
-        return found
+    return await organization_row(
+        session,
+        TicketSettings,
+        time_zone=None,
+        business_hours={},
+        holidays=[],
+        suggestion_rules=DEFAULT_SUGGESTION_RULES,
+        create_automatically=False,
+    )
 
 
 async def _time_zone(session: HubAsyncSession, settings: TicketSettings) -> str:

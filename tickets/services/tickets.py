@@ -11,6 +11,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from crm import services as crm
+from crm.hooks import read_conversation
 from crm.models import Customer
 from hub.auth import CurrentUser
 from hub.db import HubAsyncSession, one_of, utcnow
@@ -21,6 +22,7 @@ from hub.pagination import paginate
 from hub.permissions import can
 from hub.runtime import Runtime
 from hub.services import assigned_to
+from hub.sql import has_tag, like_literal
 from tickets.models import Ticket, TicketChange
 from tickets.schemas import TicketIn, TicketUpdate
 from tickets.services.access import (
@@ -83,7 +85,7 @@ async def create_ticket(
     await _check_assignee(session, assignee_id)
     customer_id, context = data.customer_id, []
     if data.conversation_id is not None:
-        digest = await crm.read_conversation(session, data.conversation_id, CONTEXT_MESSAGES)
+        digest = await read_conversation(session, data.conversation_id, CONTEXT_MESSAGES)
         visible = digest is not None and (
             actor is None or actor.role in ROLES_SEEING_ALL or digest.assignee_id == actor.id
         )
@@ -181,9 +183,9 @@ async def list_tickets(
         )
         statement = statement.where(either if breached else ~either)
     if tag:
-        statement = statement.where(crm.has_tag(Ticket.tags, tag))
+        statement = statement.where(has_tag(Ticket.tags, tag))
     if query and query.strip():
-        needle = f"%{crm.like_literal(query.strip().lower())}%"
+        needle = f"%{like_literal(query.strip().lower())}%"
         conditions = [
             func.lower(Ticket.title).like(needle, escape="\\"),
             func.lower(Ticket.description).like(needle, escape="\\"),

@@ -15,7 +15,7 @@ down_revision = "0011"
 branch_labels = None
 depends_on = None
 
-# The same expressions as the search in crm/services.py, or PostgreSQL will not use them. Each
+# The same expressions as the search in crm/services/customers.py, or PostgreSQL will not use them. Each
 # is an expression, never a bare column: a trigram index on the bare phone column also answers
 # `phone = ...`, and the planner then took it over the unique index for look-ups by number,
 # which made a 100,000-row import 20 times slower.

@@ -1,0 +1,95 @@
+"""Who wrote: the customer behind a sender on a channel (found by E.164 number or the channel's
+own id, made when new), and reading phone numbers by the organization's country."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.exc import IntegrityError
+
+from crm.models import Customer, CustomerIdentity, CustomerPhone
+from hub.db import HubAsyncSession
+
+# Identity from channels
+
+
+async def customer_for_sender(
+    session: HubAsyncSession,
+    *,
+    channel_id: uuid.UUID,
+    sender: str,
+    sender_is_phone: bool,
+    display_name: str | None,
+) -> Customer:
+    """The customer behind an inbound sender, created on first contact.
+
+    By phone number when there is one, so one person writing to two of the organization's
+    numbers is one customer; otherwise by the channel's own id of the sender.
+    """
+    for _attempt in range(2):
+        found = await _find(session, channel_id=channel_id, sender=sender, sender_is_phone=sender_is_phone)
+        if found is not None:
+            return found
+        try:
+            async with session.begin_nested():
+                customer = Customer(
+                    name=(display_name or sender).strip()[:200],
+                    phone=sender if sender_is_phone else None,
+                    tags=[],
+                    attributes={},
+                    other_phones=[],
+                )
+                session.add(customer)
+                await session.flush()
+                if not sender_is_phone:
+                    session.add(
+                        CustomerIdentity(customer_id=customer.id, channel_id=channel_id, external_id=sender)
+                    )
+                    await session.flush()
+            return customer
+        except IntegrityError:
+            continue  # a concurrent first message created it: read it back
+    raise RuntimeError("customer could not be found or created")
+
+
+def phone_owner(phone: Any, organization: Any) -> Any:
+    """The id of the organization's customer with this number: its own phone, else a number kept
+    from a merged duplicate. Two index look-ups; both name the organization."""
+    customers, others = Customer.__table__.alias("owner"), CustomerPhone.__table__
+    return func.coalesce(
+        select(customers.c.id)
+        .where(customers.c.organization_id == organization, customers.c.phone == phone)
+        .scalar_subquery(),
+        select(others.c.customer_id)
+        .where(others.c.organization_id == organization, others.c.phone == phone)
+        .scalar_subquery(),
+    )
+
+
+def sender_query(
+    *, organization_id: uuid.UUID, channel_id: uuid.UUID, sender: str, sender_is_phone: bool
+) -> Select[Any]:
+    """The select of the customer behind a sender."""
+    if sender_is_phone:
+        return select(Customer).where(Customer.id == phone_owner(sender, organization_id))
+    return (
+        select(Customer)
+        .join(CustomerIdentity, CustomerIdentity.customer_id == Customer.id)
+        .where(CustomerIdentity.channel_id == channel_id, CustomerIdentity.external_id == sender)
+    )
+
+
+async def _find(
+    session: HubAsyncSession, *, channel_id: uuid.UUID, sender: str, sender_is_phone: bool
+) -> Customer | None:
+    organization_id = session.organization_id
+    return await session.scalar(
+        sender_query(
+            organization_id=organization_id,
+            channel_id=channel_id,
+            sender=sender,
+            sender_is_phone=sender_is_phone,
+        )
+    )

@@ -1,0 +1,29 @@
+"""Opting out: a customer who writes one of the keywords (and nothing else) receives no more
+campaigns."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select
+
+from crm.models import CrmSettings
+from crm.services.settings import DEFAULT_OPT_OUT_KEYWORDS, OPT_OUT_CACHE_SECONDS, opt_out_cache
+from hub.db import HubAsyncSession
+from hub.i18n import is_keyword
+
+MAX_OPT_OUT_LENGTH = 40  # a longer message is a sentence, never an opt-out
+
+
+async def asks_to_opt_out(session: HubAsyncSession, text: str | None) -> bool:
+    """Whether a customer's message is an opt-out keyword. Checked on every inbound message, so
+    the keywords are kept for a while in each process, and long messages are not looked at."""
+    if not text or len(text) > MAX_OPT_OUT_LENGTH:
+        return False
+    cached = opt_out_cache.get(session.organization_id)
+    if cached is None or cached[0] < time.monotonic():
+        stored = await session.scalar(select(CrmSettings.opt_out_keywords))
+        keywords = tuple(stored or DEFAULT_OPT_OUT_KEYWORDS)
+        cached = (time.monotonic() + OPT_OUT_CACHE_SECONDS, keywords)
+        opt_out_cache[session.organization_id] = cached
+    return is_keyword(text, cached[1])
