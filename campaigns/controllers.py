@@ -10,7 +10,7 @@ from litestar import Controller, Request, delete, get, patch, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
 
-from campaigns import services
+from campaigns import lifecycle, results, services, views
 from campaigns.schemas import (
     CampaignIn,
     CampaignOut,
@@ -117,7 +117,7 @@ class CampaignController(Controller):
         data: JSONBody[StartRequest | None] = None,
     ) -> CampaignOut:
         """Send now, or at `starts_at` (the organization's local time when it has no zone)."""
-        campaign = await services.start_campaign(session, campaign_id, data.starts_at if data else None)
+        campaign = await lifecycle.start_campaign(session, campaign_id, data.starts_at if data else None)
         return await services.view(session, campaign, request_language(request))
 
     @post("/{campaign_id:uuid}/pause", guards=[WRITE], status_code=200)
@@ -125,7 +125,7 @@ class CampaignController(Controller):
         self, request: AnyRequest, session: SessionDep, campaign_id: FromPath[uuid.UUID]
     ) -> CampaignOut:
         """Once this answers, no new message of the campaign begins to go out."""
-        campaign = await services.pause_campaign(session, request.user, campaign_id)
+        campaign = await lifecycle.pause_campaign(session, request.user, campaign_id)
         return await services.view(session, campaign, request_language(request))
 
     @post("/{campaign_id:uuid}/resume", guards=[WRITE], status_code=200)
@@ -133,21 +133,21 @@ class CampaignController(Controller):
         self, request: AnyRequest, session: SessionDep, campaign_id: FromPath[uuid.UUID]
     ) -> CampaignOut:
         """Carry on where it stopped."""
-        campaign = await services.resume_campaign(session, campaign_id)
+        campaign = await lifecycle.resume_campaign(session, campaign_id)
         return await services.view(session, campaign, request_language(request))
 
     @post("/{campaign_id:uuid}/cancel", guards=[WRITE], status_code=200)
     async def cancel(
         self, request: AnyRequest, session: SessionDep, campaign_id: FromPath[uuid.UUID]
     ) -> CampaignOut:
-        campaign = await services.cancel_campaign(session, campaign_id)
+        campaign = await lifecycle.cancel_campaign(session, campaign_id)
         return await services.view(session, campaign, request_language(request))
 
     @get("/{campaign_id:uuid}/results", guards=[READ])
     async def results(self, session: SessionDep, campaign_id: FromPath[uuid.UUID]) -> ResultsOut:
         """Counts by state; delivery, read and reply rates; per channel; sends per minute;
         failures by reason."""
-        return await services.results(session, campaign_id)
+        return await results.results(session, campaign_id)
 
     @get("/{campaign_id:uuid}/recipients", guards=[READ])
     async def recipients(
@@ -158,10 +158,10 @@ class CampaignController(Controller):
         cursor: Cursor = None,
         limit: Limit = DEFAULT_LIMIT,
     ) -> Page[RecipientOut]:
-        recipients, next_cursor = await services.list_recipients(
+        recipients, next_cursor = await results.list_recipients(
             session, campaign_id, status=list(status or []), cursor=cursor, limit=limit
         )
-        return Page(items=[services.recipient_out(r) for r in recipients], next_cursor=next_cursor)
+        return Page(items=[views.recipient_out(r) for r in recipients], next_cursor=next_cursor)
 
     @get("/{campaign_id:uuid}/recipients/export", guards=[READ])
     async def export(
@@ -171,7 +171,7 @@ class CampaignController(Controller):
         async with runtime.db.session(request.user.organization_id) as session:
             campaign = await services.get_campaign(session, campaign_id)  # 404 before the file starts
         return Stream(
-            services.export_recipients(runtime, request.user.organization_id, campaign.id),
+            results.export_recipients(runtime, request.user.organization_id, campaign.id),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="campaign-{campaign.id}.csv"'},
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 HOUR = timedelta(hours=1)
@@ -140,4 +141,36 @@ def record_send(state: PacingState, rules: PacingRules, at: datetime, chooser: r
         sent_today=sent_today + 1,
         sent_in_a_row=in_a_row,
         first_day=state.first_day or day,
+    )
+
+
+PACING_FIELDS = (
+    "min_gap_seconds",
+    "jitter_seconds",
+    "hourly_cap",
+    "daily_cap",
+    "pause_every",
+    "pause_seconds",
+    "warmup_daily_caps",
+)
+
+
+def rules_of(kind: str, stored: dict[str, Any]) -> PacingRules:
+    """The defaults of the channel's kind, with the organization's changes."""
+    base = API_RULES if kind == "api" else PacingRules()
+    changes = {name: stored[name] for name in PACING_FIELDS if name in stored}
+    if "warmup_daily_caps" in changes:
+        changes["warmup_daily_caps"] = tuple(changes["warmup_daily_caps"])
+    return replace(base, **changes)
+
+
+def state_of(row: Any) -> PacingState:
+    return PacingState(
+        not_before=row.not_before,
+        hour_started_at=row.hour_started_at,
+        sent_this_hour=row.sent_this_hour,
+        day=row.day,
+        sent_today=row.sent_today,
+        sent_in_a_row=row.sent_in_a_row,
+        first_day=row.first_day,
     )

@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import uuid
 
-from campaigns import sending, services
+from campaigns import audience, lifecycle, sending
 from hub.runtime import current
 from hub.tasks import task
 
 
 @task("campaigns.build_audience")
 async def build_audience(organization_id: str, campaign_id: str) -> None:
-    await services.build_audience(current(), uuid.UUID(organization_id), uuid.UUID(campaign_id))
+    await audience.build_audience(current(), uuid.UUID(organization_id), uuid.UUID(campaign_id))
 
 
 @task("campaigns.begin")
 async def begin(organization_id: str, campaign_id: str) -> None:
-    await services.begin_scheduled(current(), uuid.UUID(organization_id), uuid.UUID(campaign_id))
+    await lifecycle.begin_scheduled(current(), uuid.UUID(organization_id), uuid.UUID(campaign_id))
 
 
 @task("campaigns.send_on_channel")
