@@ -9,7 +9,8 @@ from sqlalchemy import update
 
 from campaigns import sending
 from campaigns.models import CampaignRecipient
-from channels.adapters import Receipt, listen_to_receipts
+from channels.adapters import Receipt
+from channels.hooks import listen_to_receipts
 from crm.hooks import on_customer_merge, timeline_entries
 from crm.models import Activity
 from hub import events

@@ -1,9 +1,8 @@
 """The one interface every channel kind implements, the normalized traffic, and the registry.
 
 Adapters translate: a channel's own events become `InboundMessage`, `Receipt` and `SessionState`;
-an `OutboundMessage` becomes whatever the channel speaks. They hold no business rules. The inbox,
-which sits above, registers the `InboundSink` that stores what arrives, so that a channel can
-answer with the stored ids without this package importing the inbox.
+an `OutboundMessage` becomes whatever the channel speaks. They hold no business rules. What the
+packages above register (the inbox's sink for what arrives, receipt listeners) is `channels.hooks`.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import ClassVar, Literal, Protocol
 
@@ -170,17 +168,7 @@ class ChannelAdapter(Protocol):
         ...
 
 
-class InboundSink(Protocol):
-    async def store_message(self, message: InboundMessage) -> StoredInbound: ...
-
-    async def apply_receipt(self, receipt: Receipt) -> None: ...
-
-
-ReceiptListener = Callable[[Receipt], Awaitable[None]]
-
 _adapters: dict[str, ChannelAdapter] = {}
-_sink: list[InboundSink] = []
-_receipt_listeners: list[ReceiptListener] = []
 
 
 def register_adapter(adapter: ChannelAdapter) -> None:
@@ -192,28 +180,3 @@ def adapter_for(kind: str) -> ChannelAdapter:
         return _adapters[kind]
     except KeyError:
         raise LookupError(f"no adapter for channel kind {kind!r}") from None
-
-
-def register_inbound_sink(sink: InboundSink) -> None:
-    """Called once at start-up by the package that stores conversations (the inbox)."""
-    _sink[:] = [sink]
-
-
-def inbound_sink() -> InboundSink:
-    if not _sink:
-        raise RuntimeError("no inbound sink registered: the inbox package is not loaded")
-    return _sink[0]
-
-
-def listen_to_receipts(listener: ReceiptListener) -> ReceiptListener:
-    """Also hear every receipt (campaigns follow their own sends); registered once at import."""
-    if listener not in _receipt_listeners:
-        _receipt_listeners.append(listener)
-    return listener
-
-
-async def apply_receipt(receipt: Receipt) -> None:
-    """A receipt from a channel, for the conversation's message and for whoever else listens."""
-    await inbound_sink().apply_receipt(receipt)
-    for listener in _receipt_listeners:
-        await listener(receipt)

@@ -22,10 +22,9 @@ from channels.adapters import (
     InboundMessage,
     Receipt,
     StoredInbound,
-    apply_receipt,
-    inbound_sink,
 )
 from channels.api import SIGNATURE_HEADER, signature_is_valid
+from channels.hooks import apply_receipt, inbound_sink
 from channels.models import Channel
 
 if TYPE_CHECKING:

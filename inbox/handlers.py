@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
 from campaigns.events import CampaignMessagesSent
-from channels.adapters import InboundMessage, Receipt, StoredInbound, register_inbound_sink
+from channels.adapters import InboundMessage, Receipt, StoredInbound
+from channels.hooks import register_inbound_sink
 from crm.hooks import (
     ConversationDigest,
     conversation_reader,

@@ -27,7 +27,7 @@ from neonize.exc import NeonizeError
 from neonize.proto.Neonize_pb2 import Message as MessageProto
 from redis.exceptions import RedisError
 
-from channels.adapters import apply_receipt, inbound_sink
+from channels.hooks import apply_receipt, inbound_sink
 from channels.models import Channel
 from channels.whatsapp.translate import inbound_message, receipts
 from hub.db import utcnow

@@ -1,0 +1,48 @@
+"""Usage counted per organization and calendar month (UTC), by metric: the figures billing reads."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import structlog
+from sqlalchemy import select
+
+from hub.db import HubAsyncSession, insert_for, new_id, utcnow
+from hub.models import UsageCounter
+
+log = structlog.get_logger(__name__)
+
+
+def usage_month(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m")
+
+
+async def count_usage(session: HubAsyncSession, metric: str, quantity: int = 1) -> None:
+    """Add to this month's figure in the caller's transaction: one upsert, so senders in every
+    process add up without reading first."""
+    if quantity <= 0:
+        return
+    now = utcnow()
+    table = UsageCounter.__table__
+    statement = insert_for(session, table).values(
+        id=new_id(),
+        organization_id=session.organization_id,
+        month=usage_month(now),
+        metric=metric,
+        quantity=quantity,
+        created_at=now,
+        updated_at=now,
+    )
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["organization_id", "month", "metric"],
+            set_={"quantity": table.c.quantity + statement.excluded.quantity, "updated_at": now},
+        )
+    )
+
+
+async def usage_of(session: HubAsyncSession, month: str) -> dict[str, int]:
+    rows = await session.execute(
+        select(UsageCounter.metric, UsageCounter.quantity).where(UsageCounter.month == month)
+    )
+    return {metric: int(quantity) for metric, quantity in rows}
