@@ -39,6 +39,7 @@ from hub.config import Settings
 from hub.logs import configure_logging
 from hub.runtime import Runtime
 from hub.tasks import SCHEDULE_REFRESH, build_scheduler
+from tests.helpers.channels import Receiver, webhook_receiver
 from tests.hub import recorders  # noqa: F401 - registers the test event, handler and task
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -407,6 +408,13 @@ async def organization(hub: RunningHub) -> Organization:
     for role in ("manager", "agent", "member"):
         await add_member(hub, org, role)
     return org
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A local webhook receiver that keeps what the hub posts (campaign tests count theirs)."""
+    async with webhook_receiver() as box:
+        yield box
 
 
 @pytest.fixture

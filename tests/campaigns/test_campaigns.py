@@ -7,7 +7,8 @@ import csv
 import io
 from typing import Any
 
-from tests.campaigns.conftest import (
+from tests.conftest import Organization, RunningHub, eventually
+from tests.helpers.campaigns import (
     CountingReceiver,
     api_channel,
     customers,
@@ -15,8 +16,9 @@ from tests.campaigns.conftest import (
     finished,
     poster,
     ready_campaign,
+    run_campaign,
+    start_campaign,
 )
-from tests.conftest import Organization, RunningHub, eventually
 
 
 async def test_a_campaign_reaches_each_customer_once_in_their_language(
@@ -96,8 +98,7 @@ async def test_replies_receipts_and_the_inbox_history(
         },
     )
     await fast_pacing(hub, manager, channel["id"], min_gap_seconds=0, jitter_seconds=0)
-    async with hub.client(manager) as client:
-        assert (await client.post(f"/api/campaigns/{campaign['id']}/start")).status_code == 200
+    await start_campaign(hub, manager, campaign["id"])
     await finished(hub, manager, campaign["id"])
     rana = receiver.to("+966502220001")[0]
     api = poster(channel)
@@ -305,7 +306,7 @@ async def test_an_organizations_own_opt_out_keyword(
 async def test_an_image_campaign_and_no_same_text_twice_in_a_day(
     hub: RunningHub, organization: Organization, receiver: CountingReceiver
 ) -> None:
-    from tests.inbox.test_media import tiny_png
+    from tests.helpers.channels import tiny_png
 
     channel = await api_channel(hub, organization, receiver)
     people = await customers(
@@ -326,20 +327,14 @@ async def test_an_image_campaign_and_no_same_text_twice_in_a_day(
         "audience": {"customer_ids": [people[0]["id"]]},
         "avoid_repeats": True,
     }
-    first = await ready_campaign(hub, admin, body)
-    async with hub.client(admin) as client:
-        assert (await client.post(f"/api/campaigns/{first['id']}/start")).status_code == 200
-    await finished(hub, admin, first["id"])
+    await run_campaign(hub, admin, body)
     sent = receiver.messages[0]
     assert sent["kind"] == "image"
     assert sent["attachments"][0]["content_type"] == "image/png"
     # The same text again within a day, to Amir and to Dana: Amir is skipped, Dana gets it.
-    second = await ready_campaign(
+    second, done = await run_campaign(
         hub, admin, {**body, "media_id": None, "audience": {"customer_ids": [p["id"] for p in people]}}
     )
-    async with hub.client(admin) as client:
-        assert (await client.post(f"/api/campaigns/{second['id']}/start")).status_code == 200
-    done = await finished(hub, admin, second["id"])
     assert (done["sent"], done["skipped"]) == (1, 1)
     async with hub.client(admin) as client:
         skipped = (

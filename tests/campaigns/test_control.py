@@ -14,7 +14,8 @@ from sqlalchemy import select, update
 from campaigns.models import CampaignRecipient
 from channels.models import Channel
 from hub.outbound import GENERIC_FAILURE
-from tests.campaigns.conftest import (
+from tests.conftest import Organization, RunningHub, eventually, register
+from tests.helpers.campaigns import (
     CountingReceiver,
     api_channel,
     customers,
@@ -22,8 +23,7 @@ from tests.campaigns.conftest import (
     finished,
     ready_campaign,
 )
-from tests.conftest import Organization, RunningHub, eventually, register
-from tests.hub.test_realtime import connect
+from tests.helpers.sockets import connect
 
 
 def numbers(prefix: str, count: int) -> list[dict[str, Any]]:

@@ -13,14 +13,6 @@ from typing import Any
 
 import pytest
 
-from tests.campaigns.conftest import (
-    CountingReceiver,
-    api_channel,
-    customers,
-    fast_pacing,
-    ready_campaign,
-    serve_receiver,
-)
 from tests.conftest import (
     TEST_DATABASE_URL,
     RunningHub,
@@ -32,6 +24,14 @@ from tests.conftest import (
     make_settings,
     register,
     start_hub,
+)
+from tests.helpers.campaigns import (
+    CountingReceiver,
+    api_channel,
+    customers,
+    fast_pacing,
+    ready_campaign,
+    serve_receiver,
 )
 
 ROOT = Path(__file__).resolve().parents[2]

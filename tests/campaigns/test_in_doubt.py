@@ -18,7 +18,8 @@ from campaigns.models import Campaign, CampaignRecipient
 from channels.models import Channel
 from crm.models import Activity
 from hub.models import UsageCounter
-from tests.campaigns.conftest import (
+from tests.conftest import Organization, RunningHub, eventually, make_settings, register, start_hub
+from tests.helpers.campaigns import (
     CountingReceiver,
     api_channel,
     customers,
@@ -26,8 +27,8 @@ from tests.campaigns.conftest import (
     finished,
     ready_campaign,
     serve_receiver,
+    start_campaign,
 )
-from tests.conftest import Organization, RunningHub, eventually, make_settings, register, start_hub
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -63,8 +64,7 @@ async def _start(
             "audience": {"customer_ids": [p["id"] for p in made]},
         },
     )
-    async with hub.client(organization.admin.token) as client:
-        assert (await client.post(f"/api/campaigns/{campaign['id']}/start")).status_code == 200
+    await start_campaign(hub, organization.admin.token, campaign["id"])
     return campaign
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from channels.whatsapp.session import reconnect_delay
 from tests.conftest import add_member, make_settings, register, start_hub
-from tests.hub.test_realtime import connect
+from tests.helpers.sockets import connect
 
 
 def test_backoff_grows_to_its_ceiling_with_jitter() -> None:

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from tests.conftest import PASSWORD, Member, RunningHub
-from tests.inbox.conftest import receiver  # noqa: F401 - the local webhook receiver, for these tests too
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("HUB_TEST_CHROMIUM", "/usr/bin/chromium")

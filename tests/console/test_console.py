@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import Organization, RunningHub, eventually
 from tests.console.conftest import Console, open_console, sign_in
-from tests.inbox.conftest import Receiver, make_channel
+from tests.helpers.channels import Receiver, make_channel
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -10,8 +10,7 @@ from playwright.async_api import expect
 
 from tests.conftest import Organization, RunningHub, eventually
 from tests.console.conftest import Console, sign_in
-from tests.inbox.conftest import Receiver, make_channel
-from tests.inbox.test_media import tiny_png
+from tests.helpers.channels import Receiver, make_channel, tiny_png
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from playwright.async_api import expect
 
-from tests.campaigns.conftest import fast_pacing
 from tests.conftest import Organization, RunningHub, eventually
 from tests.console.conftest import Console, sign_in
-from tests.inbox.conftest import Receiver, make_channel
+from tests.helpers.campaigns import fast_pacing
+from tests.helpers.channels import Receiver, make_channel
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

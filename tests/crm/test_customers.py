@@ -4,7 +4,7 @@ may do what."""
 from __future__ import annotations
 
 from tests.conftest import Organization, RunningHub, register
-from tests.inbox.conftest import Receiver, make_channel
+from tests.helpers.channels import Receiver, make_channel
 
 
 async def test_customers_are_created_read_updated_and_deleted(

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import Organization, RunningHub, eventually, register
-from tests.hub.test_realtime import connect
+from tests.helpers.sockets import connect
 
 CSV = (
     "Full name,Mobile,E-mail,Lang,Labels,Unsubscribed,Employer,Budget,Notes\n"

@@ -7,7 +7,7 @@ import asyncio
 import time
 
 from tests.conftest import Organization, RunningHub, eventually, register
-from tests.hub.test_realtime import connect
+from tests.helpers.sockets import connect
 
 
 async def test_a_lead_becomes_a_customer_a_company_and_a_deal(

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from tests.conftest import Organization, RunningHub, eventually, register
-from tests.hub.test_realtime import connect
-from tests.inbox.conftest import Receiver, make_channel
+from tests.helpers.channels import Receiver, make_channel
+from tests.helpers.sockets import connect
 
 
 async def test_default_stages_in_the_callers_language_and_their_editing(

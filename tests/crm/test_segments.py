@@ -7,7 +7,7 @@ import io
 from typing import Any
 
 from tests.conftest import Organization, RunningHub, register
-from tests.inbox.conftest import Receiver, make_channel
+from tests.helpers.channels import Receiver, make_channel
 
 
 async def test_segments_match_what_was_computed_by_hand(

@@ -4,35 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import jwt
 import pytest
 import socketio
 
 from tests.conftest import Organization, RunningHub, add_member, eventually, register
-
-
-class Inbox:
-    """Everything one socket receives, by event name."""
-
-    def __init__(self, client: socketio.AsyncClient) -> None:
-        self.client = client
-        self.received: list[tuple[str, Any]] = []
-
-        @client.on("*")
-        async def any_event(event: str, data: Any) -> None:
-            self.received.append((event, data))
-
-    def named(self, event: str) -> list[Any]:
-        return [data for name, data in self.received if name == event]
-
-
-async def connect(hub: RunningHub, token: str) -> Inbox:
-    client = socketio.AsyncClient(reconnection=False)
-    inbox = Inbox(client)
-    await client.connect(hub.url, auth={"token": token}, transports=["websocket"], wait_timeout=10)
-    return inbox
+from tests.helpers.sockets import connect
 
 
 async def test_valid_token_connects_over_websocket_and_polling(hub: RunningHub) -> None:

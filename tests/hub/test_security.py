@@ -36,8 +36,7 @@ from tests.conftest import (
     serve_web_app,
     start_hub,
 )
-from tests.inbox.conftest import PDF, channel_posting_to
-from tests.inbox.test_media import tiny_png
+from tests.helpers.channels import PDF, channel_posting_to, tiny_png
 
 PUBLIC_STAND_IN = "127.0.0.2"
 

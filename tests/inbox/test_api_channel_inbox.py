@@ -17,8 +17,8 @@ from channels.api import signature
 from hub.i18n import translate
 from hub.outbound import GENERIC_FAILURE
 from tests.conftest import Organization, RunningHub, eventually, make_settings, register, start_hub
-from tests.hub.test_realtime import connect
-from tests.inbox.conftest import PDF, Receiver, make_channel
+from tests.helpers.channels import PDF, Receiver, make_channel
+from tests.helpers.sockets import connect
 
 
 async def test_inbound_is_stored_once_and_reaches_the_right_screens(

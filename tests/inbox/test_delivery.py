@@ -17,7 +17,7 @@ from aiohttp import web
 
 from inbox import services
 from tests.conftest import RunningHub, eventually, one_route_app, register, serve_web_app
-from tests.inbox.conftest import ApiChannel, channel_posting_to
+from tests.helpers.channels import ApiChannel, channel_posting_to
 
 
 @dataclass

@@ -17,16 +17,15 @@ from sqlalchemy import select
 
 from campaigns.models import CampaignRecipient
 from inbox import services
-from tests.campaigns.conftest import (
+from tests.conftest import RunningHub, child_environment, eventually, make_settings, register, start_hub
+from tests.helpers.campaigns import (
     CountingReceiver,
     api_channel,
     fast_pacing,
-    finished,
     poster,
-    ready_campaign,
+    run_campaign,
     serve_receiver,
 )
-from tests.conftest import RunningHub, child_environment, eventually, make_settings, register, start_hub
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,7 +71,7 @@ async def test_a_reply_stored_by_a_process_that_died_at_once_still_reopens_and_m
             )
             assert waiting.status_code == 200, waiting.text
         await fast_pacing(hub, token, channel["id"], min_gap_seconds=0, jitter_seconds=0)
-        campaign = await ready_campaign(
+        campaign, done = await run_campaign(
             hub,
             token,
             {
@@ -82,9 +81,7 @@ async def test_a_reply_stored_by_a_process_that_died_at_once_still_reopens_and_m
                 "audience": {"customer_ids": [customer_id]},
             },
         )
-        async with hub.client(token) as client:
-            assert (await client.post(f"/api/campaigns/{campaign['id']}/start")).status_code == 200
-        assert (await finished(hub, token, campaign["id"]))["status"] == "completed"
+        assert done["status"] == "completed"
 
         # The customer answers; the process that stores it dies the moment it is committed.
         crashed = await asyncio.to_thread(

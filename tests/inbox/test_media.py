@@ -3,32 +3,14 @@
 from __future__ import annotations
 
 import base64
-import struct
 import time
-import zlib
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import Organization, RunningHub, eventually
-from tests.inbox.conftest import PDF, Receiver, make_channel
-
-
-def tiny_png() -> bytes:
-    """A real 1×1 PNG."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data))
-            + kind
-            + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-        )
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"\x00\xff\x00\x00")
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+from tests.helpers.channels import PDF, Receiver, make_channel, tiny_png
 
 
 async def upload(

@@ -12,7 +12,7 @@ from hub.db import utcnow
 from inbox.models import Message
 from inbox.services import requeue_stalled
 from tests.conftest import Organization, RunningHub, eventually
-from tests.inbox.conftest import Receiver, make_channel
+from tests.helpers.channels import Receiver, make_channel
 
 
 async def test_labels_filter_conversations(
@@ -163,7 +163,7 @@ async def test_new_conversations_go_in_turn_to_online_agents_under_the_cap(
     hub: RunningHub, organization: Organization, receiver: Receiver
 ) -> None:
     from tests.conftest import add_member
-    from tests.hub.test_realtime import connect
+    from tests.helpers.sockets import connect
 
     channel = await make_channel(hub, organization, receiver)
     first_agent = organization.members["agent"]
@@ -256,7 +256,7 @@ async def test_one_phone_writing_to_two_organizations_is_two_separate_customers(
     hub: RunningHub, organization: Organization, receiver: Receiver
 ) -> None:
     from tests.conftest import register
-    from tests.hub.test_realtime import connect
+    from tests.helpers.sockets import connect
 
     other = await register(hub)
     ours_channel = await make_channel(hub, organization, receiver)

@@ -7,11 +7,11 @@ import asyncio
 from typing import Any
 
 from tests.conftest import Organization, RunningHub, add_member, eventually, register
-from tests.hub.test_realtime import Inbox, connect
-from tests.inbox.conftest import Receiver, make_channel
+from tests.helpers.channels import Receiver, make_channel
+from tests.helpers.sockets import SocketEvents, connect
 
 
-async def sockets(hub: RunningHub, organization: Organization) -> tuple[dict[str, Inbox], Any]:
+async def sockets(hub: RunningHub, organization: Organization) -> tuple[dict[str, SocketEvents], Any]:
     agent_a = organization.members["agent"]
     agent_b = await add_member(hub, organization, "agent")
     organization.members["agent"] = agent_a
@@ -27,7 +27,7 @@ async def sockets(hub: RunningHub, organization: Organization) -> tuple[dict[str
     return {name: await connect(hub, token) for name, token in people.items()}, agent_b
 
 
-def receivers(inboxes: dict[str, Inbox], event: str) -> set[str]:
+def receivers(inboxes: dict[str, SocketEvents], event: str) -> set[str]:
     return {name for name, inbox in inboxes.items() if inbox.named(event)}
 
 

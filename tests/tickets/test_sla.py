@@ -15,8 +15,8 @@ from hub.db import utcnow
 from hub.models import ScheduledJob
 from hub.tasks import schedule
 from tests.conftest import Organization, RunningHub, eventually, make_settings, register, start_hub
-from tests.hub.test_realtime import connect
-from tests.inbox.conftest import Receiver, make_channel
+from tests.helpers.channels import Receiver, make_channel
+from tests.helpers.sockets import connect
 from tickets.models import Ticket
 
 

@@ -6,7 +6,7 @@ import base64
 from typing import Any
 
 from tests.conftest import Organization, RunningHub, eventually, register
-from tests.inbox.conftest import Receiver, make_channel
+from tests.helpers.channels import Receiver, make_channel
 
 
 async def test_a_ticket_from_a_chat_carries_its_messages_and_replies_reach_the_customer(

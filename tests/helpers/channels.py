@@ -1,19 +1,24 @@
-"""Inbox test helpers: a local webhook receiver and API channels that sign their posts."""
+"""Channels as the outside system sees them: a local webhook receiver that keeps what the hub posts,
+API channels that sign their posts, and small real files to send."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import struct
 import time
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-import pytest
 from aiohttp import web
 
 from channels.api import signature, signature_is_valid
-from tests.conftest import Organization, RunningHub
+
+if TYPE_CHECKING:
+    from tests.conftest import Organization, RunningHub
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 
@@ -32,8 +37,9 @@ class Receiver:
         return [p for p in self.posts if p.get("type") == kind]
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
+@contextlib.asynccontextmanager
+async def webhook_receiver() -> AsyncIterator[Receiver]:
+    """A `Receiver` served on a free local port (its `url`), and a file to download beside it."""
     box = Receiver()
 
     async def handle(request: web.Request) -> web.Response:
@@ -115,3 +121,19 @@ async def make_channel(hub: RunningHub, organization: Organization, receiver: Re
     channel = await channel_posting_to(hub, organization.admin.token, receiver.url)
     receiver.secret = channel.secret
     return channel
+
+
+def tiny_png() -> bytes:
+    """A real 1×1 PNG."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\x00\xff\x00\x00")
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")

@@ -1,0 +1,1 @@
+"""What tests share: sockets, channels and receivers, campaigns (`tests/conftest.py` has the hubs)."""
