@@ -23,7 +23,7 @@ from litestar.status_codes import (
 )
 from sqlalchemy import select
 
-from hub import services, storage
+from hub import asyncapi, services, storage
 from hub.auth import CurrentUser
 from hub.db import HubAsyncSession, utcnow
 from hub.errors import InvalidInput, NotFound, request_language
@@ -510,4 +510,18 @@ class MediaController(Controller):
         return Stream(file_chunks(), media_type=content_type, headers=headers)
 
 
-ROUTES = [AuthController, UserController, SettingsController, AuditController, MediaController, health]
+@get("/schema/asyncapi.json", exclude_from_auth=True, include_in_schema=False, media_type="application/json")
+async def asyncapi_document() -> dict[str, Any]:
+    """The socket events, as AsyncAPI (the HTTP API is at /schema/openapi.json)."""
+    return asyncapi.document()
+
+
+ROUTES = [
+    AuthController,
+    UserController,
+    SettingsController,
+    AuditController,
+    MediaController,
+    health,
+    asyncapi_document,
+]

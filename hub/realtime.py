@@ -2,7 +2,8 @@
 
 Rooms: `org:<id>` (everyone of an organization), `org:<id>:role:<role>`, `user:<id>` and
 `token:<jti>` (the sockets of one login, closed by logout). The code that changes state calls
-`push_after_commit` with the users or roles allowed to see the change; nothing else emits.
+`push` with a declared `SocketEvent` and its `Audience` (`hub.audience`: who may read what);
+`push_after_commit` underneath emits only after the commit; nothing else emits.
 With Redis, web processes share rooms through AsyncRedisManager and workers emit through a
 write-only manager on the same channel.
 """
@@ -14,13 +15,14 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import msgspec
 import socketio
 import structlog
 from redis.exceptions import RedisError
 
+from hub.audience import Audience
 from hub.auth import CurrentUser, authenticate_token
 from hub.config import Settings
 from hub.db import HubAsyncSession, utcnow
@@ -28,6 +30,7 @@ from hub.runtime import Runtime
 from hub.security import InvalidToken
 
 log = structlog.get_logger(__name__)
+S = TypeVar("S", bound="SocketEvent")
 
 
 def org_room(organization_id: uuid.UUID) -> str:
@@ -206,6 +209,37 @@ class Pusher:
                 await self._writer.disconnect(sid, namespace="/")
 
 
+class SocketEvent(msgspec.Struct, kw_only=True, rename="camel"):
+    """A server-to-client event: `name` is what the client listens for, the fields its payload
+    (camelCase, as the seed names them: `chatId`, `campaignId`). Each package declares its own in
+    its `events.py` with `@socket_event`; `push` sends one to its audience after the commit."""
+
+    name: ClassVar[str]
+
+
+_socket_events: dict[str, type[SocketEvent]] = {}
+
+
+def socket_event(cls: type[S]) -> type[S]:
+    """Declare a socket event; its name is taken once (the AsyncAPI document lists them all)."""
+    existing = _socket_events.get(cls.name)
+    if existing is not None and existing is not cls:
+        raise ValueError(f"socket event {cls.name!r} is already declared by {existing.__qualname__}")
+    _socket_events[cls.name] = cls
+    return cls
+
+
+def declared_socket_events() -> dict[str, type[SocketEvent]]:
+    return dict(_socket_events)
+
+
+def push(session: HubAsyncSession, message: SocketEvent, to: Audience) -> None:
+    """Send a declared event to its audience once the session's transaction commits."""
+    if type(message).name not in _socket_events:
+        raise ValueError(f"{type(message).__qualname__} is not declared with @socket_event")
+    push_after_commit(session, message.name, message, user_ids=to.user_ids, roles=to.roles)
+
+
 def push_after_commit(
     session: HubAsyncSession,
     event: str,
@@ -232,6 +266,10 @@ def push_after_commit(
 
 ClientHandler = Callable[[Runtime, CurrentUser, Any], Awaitable[Any]]
 _client_events: dict[str, ClientHandler] = {}
+
+
+def declared_client_events() -> list[str]:
+    return list(_client_events)
 
 
 def on_client_event(name: str) -> Callable[[ClientHandler], ClientHandler]:

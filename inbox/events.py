@@ -9,6 +9,8 @@ from typing import ClassVar
 import msgspec
 
 from hub.events import Event, event_type
+from hub.realtime import SocketEvent, socket_event
+from inbox.schemas import ConversationOut, MessageOut
 
 
 @event_type
@@ -78,3 +80,60 @@ class ReplyQueued(Event, frozen=True, kw_only=True):
     message_id: uuid.UUID
     sender_user_id: uuid.UUID | None
     at: datetime
+
+
+# What the inbox pushes to sockets (its audience: `hub.audience.chat_readers`).
+
+
+@socket_event
+class NewMessage(SocketEvent, kw_only=True):
+    """A customer's message arrived, with its conversation as it is now."""
+
+    name: ClassVar[str] = "newMessage"
+    chat_id: uuid.UUID
+    message: MessageOut
+    conversation: ConversationOut
+
+
+@socket_event
+class MessageSent(SocketEvent, kw_only=True):
+    """The team's message joined a conversation (a reply, a note, a campaign's message)."""
+
+    name: ClassVar[str] = "messageSent"
+    chat_id: uuid.UUID
+    message: MessageOut
+
+
+@socket_event
+class MessageUpdated(SocketEvent, kw_only=True):
+    """A message changed: its status moved on (sent, delivered, read, failed) or it was edited."""
+
+    name: ClassVar[str] = "messageUpdated"
+    chat_id: uuid.UUID
+    message: MessageOut
+
+
+@socket_event
+class MessageDeleted(SocketEvent, kw_only=True):
+    """A message of the team was deleted."""
+
+    name: ClassVar[str] = "messageDeleted"
+    chat_id: uuid.UUID
+    message_id: uuid.UUID
+
+
+@socket_event
+class ConversationUpdated(SocketEvent, kw_only=True):
+    """A conversation changed: status, assignee, labels, read state."""
+
+    name: ClassVar[str] = "conversationUpdated"
+    chat_id: uuid.UUID
+    conversation: ConversationOut
+
+
+@socket_event
+class ConversationUnassigned(SocketEvent, kw_only=True):
+    """To the agent who held it only: the conversation went to someone else."""
+
+    name: ClassVar[str] = "conversationUnassigned"
+    chat_id: uuid.UUID

@@ -4,19 +4,18 @@ who hears of a conversation (everyone who reads chats, but agents only of their 
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import structlog
 from sqlalchemy import select
 
 from crm.models import Customer
 from hub import events, storage
+from hub.audience import chat_readers
 from hub.db import HubAsyncSession
 from hub.models import Media
-from hub.permissions import roles_with
-from hub.realtime import push_after_commit
+from hub.realtime import SocketEvent, push
 from hub.runtime import current
-from inbox.events import MessageStatusChanged
+from inbox.events import ConversationUpdated, MessageStatusChanged, MessageUpdated
 from inbox.models import Conversation, ConversationLabel, Label, Message, MessageAttachment
 from inbox.schemas import ConversationOut, CustomerBrief, MessageOut
 
@@ -116,19 +115,9 @@ def conversation_out(conversation: Conversation, customer: Customer, labels: lis
     )
 
 
-# Who may see a conversation's events: every role that reads chats, except agents, who see only
-# the conversations assigned to them.
-ROLES_SEEING_ALL = tuple(role for role in roles_with("whatsapp", "read") if role != "agent")
-
-
-def push_to_audience(session: HubAsyncSession, conversation: Conversation, event: str, data: Any) -> None:
-    push_after_commit(
-        session,
-        event,
-        data,
-        roles=ROLES_SEEING_ALL,
-        user_ids=[conversation.assignee_id] if conversation.assignee_id else [],
-    )
+def push_to_audience(session: HubAsyncSession, conversation: Conversation, message: SocketEvent) -> None:
+    """To everyone who may see the conversation: the roles that read every chat, and its assignee."""
+    push(session, message, chat_readers(conversation.assignee_id))
 
 
 async def push_conversation(session: HubAsyncSession, conversation: Conversation, customer: Customer) -> None:
@@ -136,11 +125,9 @@ async def push_conversation(session: HubAsyncSession, conversation: Conversation
     push_to_audience(
         session,
         conversation,
-        "conversationUpdated",
-        {
-            "chatId": str(conversation.id),
-            "conversation": await conversation_view(session, conversation, customer),
-        },
+        ConversationUpdated(
+            chat_id=conversation.id, conversation=await conversation_view(session, conversation, customer)
+        ),
     )
 
 
@@ -162,6 +149,5 @@ async def announce_status(session: HubAsyncSession, conversation: Conversation, 
     push_to_audience(
         session,
         conversation,
-        "messageUpdated",
-        {"chatId": str(conversation.id), "message": await message_with_media(session, message)},
+        MessageUpdated(chat_id=conversation.id, message=await message_with_media(session, message)),
     )

@@ -56,7 +56,6 @@ from inbox.services.replies import (
 from inbox.services.routing import ASSIGN_BATCH, inbox_settings, update_inbox_settings
 from inbox.services.search import search_messages
 from inbox.views import (
-    ROLES_SEEING_ALL,
     STATUS_ORDER,
     attachments_of,
     conversation_out,
@@ -73,7 +72,6 @@ __all__ = [
     "ASSIGN_BATCH",
     "IN_DOUBT",
     "RETRY_DELAYS",
-    "ROLES_SEEING_ALL",
     "STATUS_ORDER",
     "WROTE_BATCH",
     "WROTE_FIRST_LOOKBACK",

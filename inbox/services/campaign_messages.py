@@ -9,12 +9,14 @@ import structlog
 from sqlalchemy import bindparam, insert, or_, select, update
 
 from campaigns.events import CampaignMessagesSent
+from hub.audience import chat_readers
 from hub.db import HubAsyncSession, new_id, one_of, utcnow
 from hub.models import Media
-from hub.realtime import push_after_commit
+from hub.realtime import push
+from inbox.events import MessageSent
 from inbox.models import Conversation, Message, MessageAttachment
 from inbox.services.inbound import row_values
-from inbox.views import ROLES_SEEING_ALL, message_out, message_preview
+from inbox.views import message_out, message_preview
 
 log = structlog.get_logger(__name__)
 
@@ -148,11 +150,9 @@ async def record_campaign_messages(session: HubAsyncSession, sent: CampaignMessa
         if status == "resolved":
             continue  # nobody is working on it; the message is there when someone opens it
         shown = [media[item.media_id]] if item.media_id in media else []
-        push_after_commit(
+        push(
             session,
-            "messageSent",
-            {"chatId": str(conversation_id), "message": message_out(message, shown)},
-            roles=ROLES_SEEING_ALL,
-            user_ids=[assignee_id] if assignee_id else [],
+            MessageSent(chat_id=conversation_id, message=message_out(message, shown)),
+            chat_readers(assignee_id),
         )
     await session.commit()

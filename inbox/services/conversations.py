@@ -15,6 +15,7 @@ from channels.adapters import ChannelError, adapter_for
 from channels.models import Channel
 from crm.models import Customer
 from hub import events
+from hub.audience import people
 from hub.auth import CurrentUser
 from hub.db import HubAsyncSession, utcnow
 from hub.errors import Forbidden, InvalidInput, NotFound
@@ -22,11 +23,11 @@ from hub.i18n import N_
 from hub.models import User
 from hub.pagination import decode_position, encode_position
 from hub.permissions import can
-from hub.realtime import push_after_commit
+from hub.realtime import push
 from hub.runtime import current
 from hub.services import assigned_to
 from hub.tasks import kick, schedule
-from inbox.events import ConversationAssigned
+from inbox.events import ConversationAssigned, ConversationUnassigned
 from inbox.models import Conversation, ConversationLabel, Label, Message
 from inbox.schemas import ConversationUpdate
 from inbox.views import push_conversation
@@ -168,9 +169,7 @@ async def assign(
     await push_conversation(session, conversation, customer)
     if previous is not None and previous != assignee_id:
         # The agent who lost it hears so once, then no more of it.
-        push_after_commit(
-            session, "conversationUnassigned", {"chatId": str(conversation.id)}, user_ids=[previous]
-        )
+        push(session, ConversationUnassigned(chat_id=conversation.id), people([previous]))
     await session.commit()
     return conversation, customer
 

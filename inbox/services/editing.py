@@ -15,6 +15,7 @@ from hub.errors import Conflict, InvalidInput, NotFound
 from hub.i18n import N_
 from hub.runtime import current
 from hub.tasks import kick
+from inbox.events import MessageDeleted, MessageUpdated
 from inbox.models import Conversation, Message
 from inbox.services.conversations import conversation_for_user
 from inbox.services.replies import channel_identity, reply
@@ -43,8 +44,7 @@ async def edit_message(
     push_to_audience(
         session,
         conversation,
-        "messageUpdated",
-        {"chatId": str(conversation.id), "message": await message_with_media(session, message)},
+        MessageUpdated(chat_id=conversation.id, message=await message_with_media(session, message)),
     )
     if not message.private and message.external_id:
         _after_commit_on_channel(session, "edit", conversation, message)
@@ -55,12 +55,7 @@ async def edit_message(
 async def delete_message(session: HubAsyncSession, user: CurrentUser, message_id: uuid.UUID) -> Message:
     message, conversation = await _own_reply(session, user, message_id)
     message.deleted_at = utcnow()
-    push_to_audience(
-        session,
-        conversation,
-        "messageDeleted",
-        {"chatId": str(conversation.id), "messageId": str(message.id)},
-    )
+    push_to_audience(session, conversation, MessageDeleted(chat_id=conversation.id, message_id=message.id))
     if not message.private and message.external_id:
         _after_commit_on_channel(session, "delete", conversation, message)
     await session.commit()

@@ -22,7 +22,14 @@ from hub.i18n import N_, translate
 from hub.models import Organization, Watermark
 from hub.runtime import Runtime
 from hub.tasks import kick
-from inbox.events import ConversationStarted, CustomersWrote, CustomerWrote, MessageReceived
+from inbox.events import (
+    ConversationStarted,
+    CustomersWrote,
+    CustomerWrote,
+    MessageReceived,
+    MessageSent,
+    NewMessage,
+)
 from inbox.models import Conversation, ConversationLabel, Label, Message, MessageAttachment
 from inbox.services.routing import assign_in_turn
 from inbox.views import (
@@ -187,12 +194,11 @@ async def store_inbound(runtime: Runtime, inbound: InboundMessage) -> StoredInbo
             push_to_audience(
                 session,
                 conversation,
-                "newMessage",
-                {
-                    "chatId": str(conversation.id),
-                    "message": message_out(message, media),
-                    "conversation": conversation_out(conversation, customer, labels),
-                },
+                NewMessage(
+                    chat_id=conversation.id,
+                    message=message_out(message, media),
+                    conversation=conversation_out(conversation, customer, labels),
+                ),
             )
             await session.commit()
             return StoredInbound(message_id=message.id, conversation_id=conversation.id, created=True)
@@ -229,10 +235,7 @@ async def _opt_out(
     session.add(confirmation)
     await session.flush()
     push_to_audience(
-        session,
-        conversation,
-        "messageSent",
-        {"chatId": str(conversation.id), "message": message_out(confirmation, [])},
+        session, conversation, MessageSent(chat_id=conversation.id, message=message_out(confirmation, []))
     )
     organization_id, confirmation_id = conversation.organization_id, confirmation.id
 

@@ -36,7 +36,7 @@ from hub.models import Media
 from hub.runtime import Runtime, current
 from hub.services import count_usage
 from hub.tasks import kick, schedule
-from inbox.events import ReplyQueued
+from inbox.events import MessageSent, ReplyQueued
 from inbox.models import Conversation, Message, MessageAttachment
 from inbox.services.conversations import conversation_for_user
 from inbox.views import announce_status, attachments_of, message_out, message_preview, push_to_audience
@@ -130,10 +130,7 @@ async def _queue_reply(
     for position, item in enumerate(media):
         session.add(MessageAttachment(message_id=message.id, media_id=item.id, position=position))
     push_to_audience(
-        session,
-        conversation,
-        "messageSent",
-        {"chatId": str(conversation.id), "message": message_out(message, media)},
+        session, conversation, MessageSent(chat_id=conversation.id, message=message_out(message, media))
     )
     if refused:
         await session.commit()  # kept, as failed with its reason, so nothing typed is lost
