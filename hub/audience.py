@@ -44,6 +44,12 @@ def readers_of_assigned(module: str, *assignees: uuid.UUID | None) -> Audience:
     return Audience(roles=roles, user_ids=people(assignees).user_ids)
 
 
+def assigners_of(module: str) -> Audience:
+    """Who hands out the module's work: the roles that change every item (admins and managers)."""
+    roles = tuple(role for role in roles_with(module, "write") if role not in ASSIGNED_ONLY)
+    return Audience(roles=roles)
+
+
 def chat_readers(*assignees: uuid.UUID | None) -> Audience:
     """A conversation's events: the roles that read every chat, and its assignees."""
     return readers_of_assigned("whatsapp", *assignees)

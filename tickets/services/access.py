@@ -8,15 +8,15 @@ from typing import Any
 
 from sqlalchemy import Select, select
 
+from hub.audience import ticket_readers
 from hub.auth import CurrentUser
 from hub.db import HubAsyncSession
 from hub.errors import NotFound
-from hub.permissions import roles_with
-from hub.realtime import push_after_commit
+from hub.realtime import SocketEvent, push
 from tickets.models import Ticket, TicketChange
 
 # Everyone who reads tickets sees all of them, except agents: they see those assigned to them.
-ROLES_SEEING_ALL = tuple(role for role in roles_with("ticketing", "read") if role != "agent")
+ROLES_SEEING_ALL = ticket_readers().roles  # who reads every ticket: one rule, in hub.audience
 ROLES_ASSIGNING = ("admin", "manager")
 
 # Where a ticket may go from each status; a closed ticket is reopened before work resumes.
@@ -76,11 +76,10 @@ async def ticket_for_user(session: HubAsyncSession, user: CurrentUser, ticket_id
 
 
 def push_to_audience(
-    session: HubAsyncSession, ticket: Ticket, event: str, data: Any, *, also: tuple[uuid.UUID, ...] = ()
+    session: HubAsyncSession, ticket: Ticket, message: SocketEvent, *, also: tuple[uuid.UUID, ...] = ()
 ) -> None:
     """Everyone who may see the ticket: the roles that see all tickets, and its assignee."""
-    users = [u for u in (ticket.assignee_id, *also) if u is not None]
-    push_after_commit(session, event, data, roles=ROLES_SEEING_ALL, user_ids=users)
+    push(session, message, ticket_readers(ticket.assignee_id, *also))
 
 
 def note_change(

@@ -7,14 +7,15 @@ import uuid
 from sqlalchemy import select
 
 from hub import events, storage
+from hub.audience import people
 from hub.auth import CurrentUser
 from hub.db import HubAsyncSession, utcnow
 from hub.errors import InvalidInput
 from hub.i18n import N_
 from hub.models import Media, User
 from hub.pagination import paginate
-from hub.realtime import push_after_commit
-from tickets.events import PublicReplyWritten
+from hub.realtime import push
+from tickets.events import CommentAdded, Mentioned, PublicReplyWritten
 from tickets.models import TicketAttachment, TicketComment
 from tickets.schemas import CommentIn, CommentOut
 from tickets.services.access import ROLES_SEEING_ALL, note_change, push_to_audience, ticket_for_user
@@ -76,17 +77,16 @@ async def add_comment(
             )
     ticket.updated_at = now
     out = comment_out(comment, media)
-    push_to_audience(session, ticket, "commentAdded", {"ticketId": str(ticket.id), "comment": out})
+    push_to_audience(session, ticket, CommentAdded(ticket_id=ticket.id, comment=out))
     # Only those who may see the ticket hear that they were mentioned.
     told = [
         u.id for u in users if u.id != actor.id and (u.role in ROLES_SEEING_ALL or u.id == ticket.assignee_id)
     ]
     if told:
-        push_after_commit(
+        push(
             session,
-            "mentioned",
-            {"ticketId": str(ticket.id), "number": ticket.number, "comment": out, "by": str(actor.id)},
-            user_ids=told,
+            Mentioned(ticket_id=ticket.id, number=ticket.number, comment=out, by=actor.id),
+            people(told),
         )
     await session.commit()
     return comment, media

@@ -12,6 +12,7 @@ from hub.db import HubAsyncSession, utcnow
 from hub.runtime import Runtime
 from hub.tasks import schedule
 from tickets.calendar import BusinessCalendar
+from tickets.events import SlaBreached, SlaWarning
 from tickets.models import MET_AT, TARGETS, SlaPolicy, Ticket
 from tickets.services.access import CLOCK_RUNS, WARN_SHARE, note_change, push_to_audience
 from tickets.services.settings import business_calendar
@@ -166,16 +167,11 @@ async def fire_due(session: HubAsyncSession, ticket: Ticket, now: datetime) -> l
                 note_change(
                     session, ticket, None, kind, target=target, due_at=due.isoformat() if due else None
                 )
+                fired_event = SlaWarning if stage == "warning" else SlaBreached
                 push_to_audience(
                     session,
                     ticket,
-                    "slaWarning" if stage == "warning" else "slaBreached",
-                    {
-                        "ticketId": str(ticket.id),
-                        "number": ticket.number,
-                        "target": target,
-                        "dueAt": due.isoformat() if due else None,
-                    },
+                    fired_event(ticket_id=ticket.id, number=ticket.number, target=target, due_at=due),
                 )
     return fired
 

@@ -7,17 +7,17 @@ import uuid
 from time import monotonic
 from typing import Any
 
-import msgspec
 from sqlalchemy import select
 
+from hub.audience import assigners_of, people
 from hub.i18n import find_keyword
 from hub.models import ModuleSetting, User
 from hub.permissions import can
-from hub.realtime import push_after_commit
+from hub.realtime import push
 from hub.runtime import Runtime
+from tickets.events import TicketSuggested
 from tickets.models import Ticket
 from tickets.schemas import TicketIn
-from tickets.services.access import ROLES_ASSIGNING
 from tickets.services.settings import SUGGESTION_RULES_SECONDS, suggestion_cache, ticket_settings
 from tickets.services.tickets import create_ticket
 
@@ -85,17 +85,10 @@ async def suggest_ticket(
             if assignee is not None and assignee.is_active and can(assignee.role, "ticketing", "write"):
                 draft.assignee_id = assignee.id
             return await create_ticket(session, None, draft, source_message_id=message_id)
-        push_after_commit(
+        push(
             session,
-            "ticketSuggested",
-            {
-                "chatId": str(conversation_id),
-                "messageId": str(message_id),
-                "keyword": keyword,
-                "draft": msgspec.to_builtins(draft),
-            },
-            user_ids=[assignee_id] if assignee_id else [],
-            roles=() if assignee_id else ROLES_ASSIGNING,
+            TicketSuggested(chat_id=conversation_id, message_id=message_id, keyword=keyword, draft=draft),
+            people([assignee_id]) if assignee_id else assigners_of("ticketing"),
         )
         await session.commit()
         return None

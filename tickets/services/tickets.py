@@ -23,6 +23,7 @@ from hub.permissions import can
 from hub.runtime import Runtime
 from hub.services import assigned_to
 from hub.sql import has_tag, like_literal
+from tickets.events import TicketAssigned, TicketCreated, TicketUpdated
 from tickets.models import Ticket, TicketChange
 from tickets.schemas import TicketIn, TicketUpdate
 from tickets.services.access import (
@@ -142,11 +143,9 @@ async def create_ticket(
             {"ticket_id": str(ticket.id), "number": ticket.number, "title": ticket.title},
             key=f"ticket:{ticket.id}:opened",
         )
-    push_to_audience(session, ticket, "ticketCreated", {"ticket": ticket_out(ticket)})
+    push_to_audience(session, ticket, TicketCreated(ticket=ticket_out(ticket)))
     if assignee_id is not None:
-        push_to_audience(
-            session, ticket, "ticketAssigned", {"ticketId": str(ticket.id), "agentId": str(assignee_id)}
-        )
+        push_to_audience(session, ticket, TicketAssigned(ticket_id=ticket.id, agent_id=assignee_id))
     await session.commit()
     return ticket
 
@@ -224,7 +223,7 @@ async def update_ticket(
     if data.status is not UNSET and data.status != ticket.status:
         await change_status(session, ticket, actor.id, data.status, now)
     ticket.updated_at = now
-    push_to_audience(session, ticket, "ticketUpdated", {"ticket": ticket_out(ticket)})
+    push_to_audience(session, ticket, TicketUpdated(ticket=ticket_out(ticket)))
     await session.commit()
     return ticket
 
@@ -281,10 +280,10 @@ async def assign_ticket(
     note_change(session, ticket, actor.id, "assignee", old=_str(previous), new=_str(assignee_id))
     ticket.assignee_id = assignee_id
     ticket.updated_at = utcnow()
-    payload = {"ticketId": str(ticket.id), "agentId": _str(assignee_id), "previousAgentId": _str(previous)}
+    assigned = TicketAssigned(ticket_id=ticket.id, agent_id=assignee_id, previous_agent_id=previous)
     also = (previous,) if previous is not None else ()
-    push_to_audience(session, ticket, "ticketAssigned", payload, also=also)
-    push_to_audience(session, ticket, "ticketUpdated", {"ticket": ticket_out(ticket)})
+    push_to_audience(session, ticket, assigned, also=also)
+    push_to_audience(session, ticket, TicketUpdated(ticket=ticket_out(ticket)))
     await session.commit()
     return ticket
 
@@ -304,7 +303,7 @@ async def customer_wrote(runtime: Runtime, organization_id: uuid.UUID, conversat
         for ticket in waiting:
             await change_status(session, ticket, None, "open", now)
             ticket.updated_at = now
-            push_to_audience(session, ticket, "ticketUpdated", {"ticket": ticket_out(ticket)})
+            push_to_audience(session, ticket, TicketUpdated(ticket=ticket_out(ticket)))
         await session.commit()
         return len(waiting)
 
@@ -336,7 +335,7 @@ async def customers_wrote_since(
                 continue  # put to wait after the customer wrote: that stands
             await change_status(session, ticket, None, "open", now)
             ticket.updated_at = now
-            push_to_audience(session, ticket, "ticketUpdated", {"ticket": ticket_out(ticket)})
+            push_to_audience(session, ticket, TicketUpdated(ticket=ticket_out(ticket)))
             reopened += 1
         await session.commit()
         return reopened
@@ -365,7 +364,7 @@ async def responded_in_chat(
             met=met_in_time(ticket, "first_response"),
             via="chat",
         )
-        push_to_audience(session, ticket, "ticketUpdated", {"ticket": ticket_out(ticket)})
+        push_to_audience(session, ticket, TicketUpdated(ticket=ticket_out(ticket)))
     await session.commit()
 
 
