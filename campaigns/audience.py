@@ -12,6 +12,7 @@ import structlog
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
+from campaigns.events import CampaignUpdated
 from campaigns.models import Campaign, CampaignRecipient
 from campaigns.views import push_campaign
 from channels.phones import read_phone
@@ -139,13 +140,9 @@ async def build_audience(runtime: Runtime, organization_id: uuid.UUID, campaign_
         )
         push_campaign(
             session,
-            "campaignUpdated",
-            {
-                "campaignId": str(campaign_id),
-                "status": campaign.status,
-                "total": campaign.total,
-                "audience": report,
-            },
+            CampaignUpdated(
+                campaign_id=campaign_id, status=campaign.status, total=campaign.total, audience=report
+            ),
         )
         await session.commit()
 

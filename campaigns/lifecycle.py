@@ -7,10 +7,10 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-import msgspec
 import structlog
 from sqlalchemy import select, update
 
+from campaigns.events import CampaignCompleted, CampaignUpdated
 from campaigns.models import Campaign, CampaignChannel, CampaignRecipient
 from campaigns.results import counts_of, results
 from campaigns.services import channel_ids_of, check_start, ensure_pacing, get_campaign, wake_channels
@@ -76,7 +76,7 @@ async def start_campaign(
         await schedule_start(session, campaign)
     else:
         await _run(session, campaign, channel_ids)
-    push_campaign(session, "campaignUpdated", {"campaignId": str(campaign.id), "status": campaign.status})
+    push_campaign(session, CampaignUpdated(campaign_id=campaign.id, status=campaign.status))
     await session.commit()
     return campaign
 
@@ -97,7 +97,7 @@ async def begin_scheduled(runtime: Runtime, organization_id: uuid.UUID, campaign
         if campaign.starts_at is not None and campaign.starts_at > utcnow() + timedelta(seconds=1):
             return  # moved later meanwhile; its own job will come
         await _run(session, campaign, await channel_ids_of(session, campaign.id))
-        push_campaign(session, "campaignUpdated", {"campaignId": str(campaign.id), "status": campaign.status})
+        push_campaign(session, CampaignUpdated(campaign_id=campaign.id, status=campaign.status))
         await session.commit()
 
 
@@ -113,11 +113,7 @@ async def pause_campaign(session: HubAsyncSession, actor: CurrentUser, campaign_
         )
     campaign.status, campaign.paused_at = "paused", utcnow()
     campaign.pause_reason, campaign.pause_details = "manual", {"user": actor.full_name}
-    push_campaign(
-        session,
-        "campaignUpdated",
-        {"campaignId": str(campaign.id), "status": campaign.status, "reason": "manual"},
-    )
+    push_campaign(session, CampaignUpdated(campaign_id=campaign.id, status=campaign.status, reason="manual"))
     await session.commit()
     return campaign
 
@@ -137,7 +133,7 @@ async def resume_campaign(session: HubAsyncSession, campaign_id: uuid.UUID) -> C
     else:
         await _run(session, campaign, channel_ids)
     campaign.pause_reason, campaign.pause_details = None, {}
-    push_campaign(session, "campaignUpdated", {"campaignId": str(campaign.id), "status": campaign.status})
+    push_campaign(session, CampaignUpdated(campaign_id=campaign.id, status=campaign.status))
     await session.commit()
     return campaign
 
@@ -152,7 +148,7 @@ async def cancel_campaign(session: HubAsyncSession, campaign_id: uuid.UUID) -> C
             status=STATUS_NAMES[campaign.status],
         )
     campaign.status, campaign.finished_at = "cancelled", utcnow()
-    push_campaign(session, "campaignUpdated", {"campaignId": str(campaign.id), "status": campaign.status})
+    push_campaign(session, CampaignUpdated(campaign_id=campaign.id, status=campaign.status))
     await session.commit()
     return campaign
 
@@ -184,9 +180,7 @@ def _pause(session: HubAsyncSession, campaign: Campaign, reason: str, details: d
     campaign.pause_reason, campaign.pause_details = reason, details
     log.info("campaign paused", campaign=str(campaign.id), reason=reason)
     push_campaign(
-        session,
-        "campaignUpdated",
-        {"campaignId": str(campaign.id), "status": "paused", "reason": reason, "details": details},
+        session, CampaignUpdated(campaign_id=campaign.id, status="paused", reason=reason, details=details)
     )
 
 
@@ -233,11 +227,8 @@ async def finish_if_done(session: HubAsyncSession, campaign_id: uuid.UUID) -> bo
     )
     campaign = await session.get(Campaign, campaign_id, populate_existing=True)
     assert campaign is not None
-    push_campaign(session, "campaignProgress", progress_of(campaign))
-    outcome = await results(session, campaign_id)
+    push_campaign(session, progress_of(campaign))
     push_campaign(
-        session,
-        "campaignCompleted",
-        {"campaignId": str(campaign_id), "results": msgspec.to_builtins(outcome)},
+        session, CampaignCompleted(campaign_id=campaign_id, results=await results(session, campaign_id))
     )
     return True

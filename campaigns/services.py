@@ -16,6 +16,7 @@ from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError
 
 from campaigns import templates
+from campaigns.events import CampaignUpdated
 from campaigns.models import Campaign, CampaignChannel, ChannelPacing
 from campaigns.pacing import rules_of
 from campaigns.schemas import AudienceIn, CampaignIn, CampaignOut, CampaignUpdate, PacingIn, PacingOut
@@ -275,7 +276,7 @@ async def update_campaign(session: HubAsyncSession, campaign_id: uuid.UUID, data
         from campaigns.lifecycle import schedule_start  # lifecycle builds on this module
 
         await schedule_start(session, campaign)
-    push_campaign(session, "campaignUpdated", {"campaignId": str(campaign.id), "status": campaign.status})
+    push_campaign(session, CampaignUpdated(campaign_id=campaign.id, status=campaign.status))
     await session.commit()
     return campaign
 

@@ -9,21 +9,19 @@ from typing import Any
 
 import structlog
 
+from campaigns.events import CampaignProgress
 from campaigns.models import Campaign, CampaignRecipient, ChannelPacing
 from campaigns.pacing import PacingState, next_slot, rules_of, state_of
 from campaigns.schemas import CampaignOut, PacingOut, PacingRulesOut, RecipientOut
 from channels.adapters import STATE_NAMES
 from channels.models import Channel
+from hub.audience import campaign_readers
 from hub.db import HubAsyncSession, utcnow
 from hub.i18n import N_, Term, translate
-from hub.permissions import roles_with
-from hub.realtime import push_after_commit
+from hub.realtime import SocketEvent, push
 
 log = structlog.get_logger(__name__)
 
-
-# Who follows campaigns live: those who may read them (admins and managers).
-AUDIENCE_ROLES = roles_with("campaigns", "read")
 
 STATUS_NAMES = {
     "draft": Term(N_("draft")),
@@ -89,8 +87,9 @@ def campaign_out(campaign: Campaign, channel_ids: list[uuid.UUID], language: str
     )
 
 
-def push_campaign(session: HubAsyncSession, event: str, data: dict[str, Any]) -> None:
-    push_after_commit(session, event, data, roles=AUDIENCE_ROLES)
+def push_campaign(session: HubAsyncSession, message: SocketEvent) -> None:
+    """To whoever follows campaigns live (those who may read them)."""
+    push(session, message, campaign_readers())
 
 
 def recipient_out(recipient: CampaignRecipient) -> RecipientOut:
@@ -141,16 +140,16 @@ def pacing_out(channel: Channel, row: ChannelPacing | None, time_zone: str) -> P
     )
 
 
-def progress_of(campaign: Campaign) -> dict[str, Any]:
+def progress_of(campaign: Campaign) -> CampaignProgress:
     current = campaign.sent + campaign.failed + campaign.skipped + campaign.unknown
-    return {
-        "campaignId": str(campaign.id),
-        "current": current,
-        "total": campaign.total,
-        "sent": campaign.sent,
-        "failed": campaign.failed,
-        "skipped": campaign.skipped,
-        "unknown": campaign.unknown,
-        "remaining": max(0, campaign.total - current),
-        "status": campaign.status,
-    }
+    return CampaignProgress(
+        campaign_id=campaign.id,
+        current=current,
+        total=campaign.total,
+        sent=campaign.sent,
+        failed=campaign.failed,
+        skipped=campaign.skipped,
+        unknown=campaign.unknown,
+        remaining=max(0, campaign.total - current),
+        status=campaign.status,
+    )

@@ -47,9 +47,10 @@ def domain_modules(role: str) -> list[Any]:
 
 
 def load_handlers_and_tasks() -> None:
-    """Import every module that registers event handlers or tasks, in web and worker alike."""
+    """Import every module that registers events, event handlers or tasks, in web and worker alike
+    (the socket events too, so the AsyncAPI document lists them all)."""
     importlib.import_module("hub.services")
-    for role in ("models", "handlers", "tasks", "realtime"):
+    for role in ("models", "events", "handlers", "tasks", "realtime"):
         domain_modules(role)
 
 

@@ -67,3 +67,8 @@ def campaign_readers() -> Audience:
 
 def crm_readers() -> Audience:
     return readers_of("crm")
+
+
+def channel_managers() -> Audience:
+    """Who connects numbers and watches their QR codes: the roles that read the settings."""
+    return readers_of("settings")

@@ -15,6 +15,7 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
 import msgspec
@@ -190,7 +191,7 @@ class Pusher:
     async def close_sockets(self, room: str, reason: str) -> None:
         """Disconnect every socket in a room (a logout, a removed user, a changed role), in every
         web process; the client may reconnect and gets rooms that fit its access now."""
-        await self.emit("sessionEnded", {"reason": reason}, [room])
+        await self.emit(SessionEnded.name, SessionEnded(reason=reason), [room])
         sids: set[str] = set()
         if self.runtime.redis is not None:
             try:
@@ -238,6 +239,25 @@ def push(session: HubAsyncSession, message: SocketEvent, to: Audience) -> None:
     if type(message).name not in _socket_events:
         raise ValueError(f"{type(message).__qualname__} is not declared with @socket_event")
     push_after_commit(session, message.name, message, user_ids=to.user_ids, roles=to.roles)
+
+
+@socket_event
+class SessionEnded(SocketEvent, kw_only=True):
+    """The hub closed this login's sockets: logged out, removed, a new role or a new password
+    (`reason`); the client asks for its session again and reconnects with the access it has now."""
+
+    name: ClassVar[str] = "sessionEnded"
+    reason: str
+
+
+@socket_event
+class ResyncNeeded(SocketEvent, kw_only=True):
+    """This web process lost the channel it shares with the others and has it back: events sent
+    meanwhile were missed, so the client reads again what it shows, changed `since` then."""
+
+    name: ClassVar[str] = "resyncNeeded"
+    reason: str
+    since: datetime
 
 
 def push_after_commit(
@@ -329,12 +349,8 @@ class SharedRooms(socketio.AsyncRedisManager):
                         lost = False
                         log.warning("shared rooms subscribed again: telling this process's sockets")
                         # Straight to this process's sockets: the base manager's emit, not Redis.
-                        await socketio.AsyncManager.emit(
-                            self,
-                            "resyncNeeded",
-                            {"reason": "missed_events", "since": last_heard.isoformat()},
-                            "/",
-                        )
+                        told = ResyncNeeded(reason="missed_events", since=last_heard)
+                        await socketio.AsyncManager.emit(self, told.name, msgspec.to_builtins(told), "/")
                 async for message in self.pubsub.listen():
                     last_heard = utcnow()
                     yield message

@@ -300,7 +300,7 @@ async def push_progress(session: HubAsyncSession, campaign_id: uuid.UUID) -> Non
         return
     campaign = await session.get(Campaign, campaign_id, populate_existing=True)
     if campaign is not None:
-        push_campaign(session, "campaignProgress", progress_of(campaign))
+        push_campaign(session, progress_of(campaign))
 
 
 async def _apply_early_receipts(session: HubAsyncSession, sent: list[Outcome]) -> None:

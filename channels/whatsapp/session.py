@@ -27,11 +27,13 @@ from neonize.exc import NeonizeError
 from neonize.proto.Neonize_pb2 import Message as MessageProto
 from redis.exceptions import RedisError
 
+from channels.events import ChannelStateChanged, ClientDisconnected, ClientReady, QrCode
 from channels.hooks import apply_receipt, inbound_sink
 from channels.models import Channel
 from channels.whatsapp.translate import inbound_message, receipts
+from hub.audience import channel_managers
 from hub.db import utcnow
-from hub.realtime import push_after_commit
+from hub.realtime import SocketEvent, push
 from hub.runtime import Runtime, bind, unbind
 
 log = structlog.get_logger(__name__)
@@ -39,7 +41,6 @@ log = structlog.get_logger(__name__)
 MESSAGE_EVENT = EVENT_TO_INT[MessageEv]
 # How long neonize's thread waits for a message to be committed before it acknowledges it.
 STORE_TIMEOUT_SECONDS = 60
-MANAGING_ROLES = ("admin", "manager")
 
 
 def reconnect_delay(attempt: int, *, base: float, ceiling: float) -> float:
@@ -168,10 +169,7 @@ class ProfileSession:
         await self._set_state(
             "qr",
             None,
-            event=(
-                "qrCode",
-                {"profileId": str(self.channel_id), "code": self.qr_code, "svg": qr_svg(self.qr_code)},
-            ),
+            event=QrCode(profile_id=self.channel_id, code=self.qr_code, svg=qr_svg(self.qr_code)),
         )
 
     async def _on_connected(self, client: NewAClient, _event: Any) -> None:
@@ -185,14 +183,14 @@ class ProfileSession:
             None,
             paired=True,
             phone=phone,
-            event=("clientReady", {"profileId": str(self.channel_id), "phone": phone}),
+            event=ClientReady(profile_id=self.channel_id, phone=phone),
         )
 
     async def _on_disconnected(self, _client: NewAClient, _event: Any) -> None:
         await self._set_state(
             "disconnected",
             "connection lost",
-            event=("clientDisconnected", {"profileId": str(self.channel_id), "reason": "connection lost"}),
+            event=ClientDisconnected(profile_id=self.channel_id, reason="connection lost"),
         )
 
     async def _on_logged_out(self, _client: NewAClient, event: Any) -> None:
@@ -206,7 +204,7 @@ class ProfileSession:
             "logged_out",
             reason,
             paired=False,
-            event=("clientDisconnected", {"profileId": str(self.channel_id), "reason": "logged_out"}),
+            event=ClientDisconnected(profile_id=self.channel_id, reason="logged_out"),
         )
 
     async def _on_message(self, client: NewAClient, event: Any) -> None:
@@ -230,7 +228,7 @@ class ProfileSession:
         *,
         paired: bool | None = None,
         phone: str | None = None,
-        event: tuple[str, dict[str, Any]] | None = None,
+        event: SocketEvent | None = None,
     ) -> None:
         self.state = state
         async with self.runtime.db.session(self.organization_id) as session:
@@ -249,11 +247,14 @@ class ProfileSession:
                 if phone:
                     config["phone"] = phone
                 channel.config = config
-            update = {"profileId": str(self.channel_id), "state": state, "detail": detail}
             if changed:
-                push_after_commit(session, "channelStateChanged", update, roles=MANAGING_ROLES)
+                push(
+                    session,
+                    ChannelStateChanged(profile_id=self.channel_id, state=state, detail=detail),
+                    channel_managers(),
+                )
             if event is not None:
-                push_after_commit(session, event[0], event[1], roles=MANAGING_ROLES)
+                push(session, event, channel_managers())
             await session.commit()
 
 

@@ -12,16 +12,18 @@ from sqlalchemy import func, insert, select
 from sqlalchemy import text as sql
 
 from channels.phones import read_phone
+from crm.events import ImportProgress
 from crm.models import AttributeDefinition, Company, Customer, CustomerImport, CustomerPhone
 from crm.schemas import ImportRequest
 from crm.services.customers import EMAIL, typed_value
 from hub import storage
+from hub.audience import people
 from hub.auth import CurrentUser
 from hub.db import HubAsyncSession, new_id, utcnow
 from hub.errors import InvalidInput, NotFound
 from hub.i18n import N_
 from hub.models import Media, Organization
-from hub.realtime import push_after_commit
+from hub.realtime import push
 from hub.tasks import kick
 
 IMPORT_BATCH = 1000
@@ -313,10 +315,5 @@ async def _import_progress(
         job.status = status
         if status != "running":
             job.finished_at = utcnow()
-        push_after_commit(
-            session,
-            "importProgress",
-            {"importId": str(import_id), "status": status, **counts},
-            user_ids=[starter] if starter else [],
-        )
+        push(session, ImportProgress(import_id=import_id, status=status, **counts), people([starter]))
         await session.commit()

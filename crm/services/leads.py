@@ -11,18 +11,19 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from crm.events import LeadCreated
 from crm.models import Activity, Company, CrmSettings, Customer, Deal
 from crm.schemas import LeadIn
 from crm.services.customers import EMAIL, normalized_email, normalized_phone
 from crm.services.identity import phone_owner
 from crm.services.pipeline import DEFAULT_CURRENCY, list_stages
 from crm.services.scoring import rescore
+from hub.audience import writers_of
 from hub.db import HubAsyncSession
 from hub.errors import InvalidInput, NotFound
 from hub.i18n import N_, translate
 from hub.models import Organization
-from hub.permissions import roles_with
-from hub.realtime import push_after_commit
+from hub.realtime import push
 
 
 async def organization_by_slug(runtime: Any, slug: str) -> Organization:
@@ -145,18 +146,17 @@ async def capture_lead(runtime: Any, organization: Organization, lead: LeadIn) -
                 source_key=key,
             )
         )
-        push_after_commit(
+        push(
             session,
-            "leadCreated",
-            {
-                "customerId": str(customer.id),
-                "dealId": str(deal.id) if deal else None,
-                "name": customer.name,
-                "company": company_name,
-                "source": source,
-                "existing": deal is None,
-            },
-            roles=roles_with("crm", "write"),
+            LeadCreated(
+                customer_id=customer.id,
+                deal_id=deal.id if deal else None,
+                customer_name=customer.name,
+                company=company_name,
+                source=source,
+                existing=deal is None,
+            ),
+            writers_of("crm"),
         )
         await session.flush()
         await rescore(session, customer)

@@ -9,17 +9,18 @@ from typing import Any
 from msgspec import UNSET
 from sqlalchemy import select, update
 
+from crm.events import DealUpdated
 from crm.models import Activity, Customer, Deal, SalesStage
 from crm.schemas import DealIn, DealUpdate, StageIn, StageUpdate
 from crm.services.customers import check_company, check_user
 from crm.services.scoring import rescore_by_id
 from crm.views import deal_out
+from hub.audience import crm_readers
 from hub.auth import CurrentUser
 from hub.db import HubAsyncSession, utcnow
 from hub.errors import Conflict, InvalidInput, NotFound
 from hub.i18n import N_, translate
-from hub.permissions import roles_with
-from hub.realtime import push_after_commit
+from hub.realtime import push
 
 DEFAULT_STAGES = (
     (N_("New"), "open"),
@@ -214,12 +215,7 @@ def _record_deal_activity(
 
 async def _deal_changed(session: HubAsyncSession, deal: Deal, stage: SalesStage) -> None:
     """Rescore its customer, commit, and show the board's readers the deal as it is now."""
-    push_after_commit(
-        session,
-        "dealUpdated",
-        {"dealId": str(deal.id), "stageId": str(stage.id), "deal": deal_out(deal)},
-        roles=roles_with("crm", "read"),
-    )
+    push(session, DealUpdated(deal_id=deal.id, stage_id=stage.id, deal=deal_out(deal)), crm_readers())
     await rescore_by_id(session, deal.customer_id)
     await session.commit()
 
