@@ -19,7 +19,7 @@ from channels.phones import read_phone
 from crm.models import Customer, CustomerPhone
 from crm.services import get_segment, segment_conditions, segment_filters
 from hub import storage
-from hub.db import HubAsyncSession, insert_for, new_id, utcnow
+from hub.db import HubAsyncSession, insert_for, new_id, table_of, utcnow
 from hub.errors import InvalidInput, NotFound
 from hub.i18n import N_
 from hub.models import Media, Organization
@@ -55,9 +55,9 @@ async def _add_recipients(
         for customer_id, phone in people
     ]
     statement = (
-        insert_for(session, CampaignRecipient.__table__)
+        insert_for(session, table_of(CampaignRecipient))
         .on_conflict_do_nothing(index_elements=["campaign_id", "phone"])
-        .returning(CampaignRecipient.__table__.c.id)
+        .returning(table_of(CampaignRecipient).c.id)
     )
     # Many rows to one compiled statement, sent in batches: compiling a thousand-row VALUES
     # anew for every batch would cost more than inserting it.

@@ -216,7 +216,7 @@ async def finish_if_done(session: HubAsyncSession, campaign_id: uuid.UUID) -> bo
         .values(status="completed", finished_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    if not done.rowcount:  # type: ignore[attr-defined]
+    if not done.rowcount:  # type: ignore[attr-defined]  # an UPDATE's result has rowcount; the stubs type it as Result
         return False
     counts = await counts_of(session, campaign_id)
     await session.execute(

@@ -182,7 +182,7 @@ async def results(session: HubAsyncSession, campaign_id: uuid.UUID) -> ResultsOu
     ).all()
     return ResultsOut(
         campaign_id=campaign.id,
-        status=campaign.status,  # type: ignore[arg-type]
+        status=campaign.status,  # type: ignore[arg-type]  # the column holds only the Literal's values
         total=campaign.total,
         counts=counts,
         rates=Rates(
@@ -202,6 +202,7 @@ async def results(session: HubAsyncSession, campaign_id: uuid.UUID) -> ResultsOu
                 replied=row[6],
             )
             for row in per_channel
+            if row[0] is not None  # as the query keeps only recipients with a channel
         ],
         per_minute=[MinuteResult(minute=_as_minute(row[0]), sent=row[1], failed=row[2]) for row in minutes],
         failures=[FailureResult(reason=row[0] or "", count=row[1]) for row in failures],

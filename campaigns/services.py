@@ -4,6 +4,7 @@ them, previews of their messages, and the pacing of each sending channel."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -94,7 +95,7 @@ async def _check_channels(session: HubAsyncSession, channel_ids: list[uuid.UUID]
     return wanted
 
 
-async def _check_template(session: HubAsyncSession, template: dict[str, str]) -> None:
+async def _check_template(session: HubAsyncSession, template: Mapping[Any, str]) -> None:
     keys = set(await session.scalars(select(AttributeDefinition.key)))
     found = templates.problems(template, keys)
     if found:
@@ -263,7 +264,7 @@ async def update_campaign(session: HubAsyncSession, campaign_id: uuid.UUID, data
             raise Conflict(
                 N_("The recipients are still being counted; try again in a moment."), field="audience"
             )
-        campaign.audience = await _check_audience(session, data.audience)  # type: ignore[arg-type]
+        campaign.audience = await _check_audience(session, data.audience)  # type: ignore[arg-type]  # the checked audience is stored as JSON
         campaign.audience_status, campaign.audience_report, campaign.total = "building", {}, 0
         _build_after_commit(session, campaign)
     if "starts_at" in changes:
@@ -322,7 +323,7 @@ SAMPLE = {"name": "Sara Ahmed", "first_name": "Sara", "last_name": "Ahmed", "pho
 
 
 async def preview(
-    session: HubAsyncSession, template: dict[str, str], customer_id: uuid.UUID | None
+    session: HubAsyncSession, template: Mapping[Any, str], customer_id: uuid.UUID | None
 ) -> dict[str, str]:
     """Each language's message as one customer (or a sample one) would receive it."""
     await _check_template(session, template)
@@ -370,7 +371,8 @@ async def update_pacing(session: HubAsyncSession, channel_id: uuid.UUID, data: P
     return pacing_out(channel, row, await _time_zone(session))
 
 
-def window_times(campaign: Campaign) -> tuple[time | None, time | None]:
+def window_times(campaign: Any) -> tuple[time | None, time | None]:
+    """The sending window of a campaign (or of a row of its columns), as times of day."""
     if campaign.window_start is None or campaign.window_end is None:
         return None, None
     return time.fromisoformat(campaign.window_start), time.fromisoformat(campaign.window_end)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +36,7 @@ def variables_in(text: str) -> list[str]:
     return [match.group(1) for match in _VARIABLE.finditer(text)]
 
 
-def problems(variants: dict[str, str], attribute_keys: set[str]) -> list[TemplateProblem]:
+def problems(variants: Mapping[Any, str], attribute_keys: set[str]) -> list[TemplateProblem]:
     """What is wrong with the variants: an unknown variable, braces that open a variable but
     never close it."""
     found = []

@@ -59,7 +59,7 @@ def campaign_out(campaign: Campaign, channel_ids: list[uuid.UUID], language: str
     return CampaignOut(
         id=campaign.id,
         name=campaign.name,
-        status=campaign.status,  # type: ignore[arg-type]
+        status=campaign.status,  # type: ignore[arg-type]  # the column holds only the Literal's values
         channel_ids=channel_ids,
         template=dict(campaign.template),
         media_id=campaign.media_id,
@@ -97,7 +97,7 @@ def recipient_out(recipient: CampaignRecipient) -> RecipientOut:
         id=recipient.id,
         customer_id=recipient.customer_id,
         phone=recipient.phone,
-        status=recipient.status,  # type: ignore[arg-type]
+        status=recipient.status,  # type: ignore[arg-type]  # the column holds only the Literal's values
         channel_id=recipient.channel_id,
         text=recipient.text,
         error=recipient.error,

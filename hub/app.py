@@ -207,6 +207,6 @@ def create_app(
     if not settings.public_url:
         raise SettingsError("HUB_PUBLIC_URL is not set: the hub makes every link from it")
     app = HostGuard(socketio.ASGIApp(server, other_asgi_app=litestar_app), settings.hosts)
-    app.runtime = runtime  # type: ignore[attr-defined]
-    app.socket_server = server  # type: ignore[attr-defined]
+    app.runtime = runtime  # type: ignore[attr-defined]  # kept on the ASGI app for tests and the CLI
+    app.socket_server = server  # type: ignore[attr-defined]  # kept on the ASGI app for tests and the CLI
     return app

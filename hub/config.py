@@ -120,7 +120,7 @@ class Settings:
         return self.migrate_on_start if self.migrate_on_start is not None else not self.is_postgres
 
     def with_changes(self, **changes: object) -> Self:
-        return replace(self, **changes)  # type: ignore[arg-type]
+        return replace(self, **changes)  # type: ignore[arg-type]  # dataclasses.replace takes the fields by name
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, *, read_dotenv: bool = True) -> Settings:
@@ -177,7 +177,7 @@ class Settings:
             smtp_user=env.text("SMTP_USER", "") or None,
             smtp_password=env.text("SMTP_PASSWORD", "") or None,
             smtp_sender=env.text("SMTP_SENDER", "hub@localhost"),
-            smtp_starttls=env.flag("SMTP_STARTTLS", default=True),
+            smtp_starttls=bool(env.flag("SMTP_STARTTLS", default=True)),
             api_rate_limit=env.number("HUB_API_RATE_LIMIT", 1200),
             inbound_max_pending=env.number("HUB_INBOUND_MAX_PENDING", 64),
             inbound_body_seconds=env.number("HUB_INBOUND_BODY_SECONDS", 30),

@@ -17,6 +17,7 @@ from pathlib import Path
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date as _format_date
 from babel.dates import format_datetime as _format_datetime
+from babel.dates import get_timezone
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
@@ -132,7 +133,7 @@ def format_date(value: date, language: str, *, style: str = "medium") -> str:
 
 
 def format_datetime(value: datetime, language: str, *, time_zone: str = "UTC", style: str = "medium") -> str:
-    return _format_datetime(value, format=style, tzinfo=time_zone, locale=language)
+    return _format_datetime(value, format=style, tzinfo=get_timezone(time_zone), locale=language)
 
 
 # Keywords people type: compared without case, Arabic vowel marks, the tatweel or letter variants.

@@ -57,7 +57,7 @@ def check_limit(limit: int) -> int:
 
 async def paginate(
     session: HubAsyncSession,
-    statement: Select[Any],
+    statement: Select[*tuple[Any, ...]],
     id_column: Any,
     *,
     cursor: str | None,

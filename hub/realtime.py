@@ -34,6 +34,11 @@ log = structlog.get_logger(__name__)
 S = TypeVar("S", bound="SocketEvent")
 
 
+def text_of(value: Any) -> str:
+    """A Redis reply as text (this client answers bytes)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def org_room(organization_id: uuid.UUID) -> str:
     return f"org:{organization_id}"
 
@@ -182,7 +187,7 @@ class Pusher:
             except RedisError:
                 log.warning("presence read from this process only: Redis is unavailable")
             else:
-                return {uuid.UUID(member.decode().split(":", 1)[0]) for member in members}
+                return {uuid.UUID(text_of(member).split(":", 1)[0]) for member in members}
         if self.server is None:
             return set()
         sids = self.server.manager.rooms.get("/", {}).get(role_room(organization_id, role), {})
@@ -196,7 +201,7 @@ class Pusher:
         if self.runtime.redis is not None:
             try:
                 sids = {
-                    s.decode()
+                    text_of(s)
                     for s in await self.runtime.redis.smembers(_sockets_key(self.runtime.settings, room))
                 }
             except RedisError:

@@ -89,4 +89,4 @@ def current() -> Runtime:
 
 
 def runtime_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Runtime:
-    return connection.app.state.runtime  # type: ignore[no-any-return]
+    return connection.app.state.runtime

@@ -72,8 +72,8 @@ class HubStreamBroker(RedisStreamBroker):
     left by a killed worker is idle soon and another worker takes it within `reclaim_seconds`,
     while one still being worked on is never taken twice."""
 
-    def __init__(self, *args: Any, reclaim_seconds: float, **kwargs: Any) -> None:
-        super().__init__(*args, idle_timeout=int(reclaim_seconds * 1000), **kwargs)
+    def __init__(self, url: str, *, reclaim_seconds: float, **kwargs: Any) -> None:
+        super().__init__(url, idle_timeout=int(reclaim_seconds * 1000), **kwargs)
         self.heartbeat_seconds = max(reclaim_seconds / 3, 0.5)
 
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
@@ -111,9 +111,9 @@ class HubStreamBroker(RedisStreamBroker):
             with contextlib.suppress(ResponseError):  # another worker made it first
                 await redis.xgroup_create(self.queue_name, self.consumer_group_name, id="0", mkstream=True)
 
-    async def _next_batch(self, redis: Redis) -> list[tuple[str, bytes, bytes]]:
+    async def _next_batch(self, redis: Redis) -> list[tuple[Any, Any, bytes]]:
         """New messages, else messages whose worker stopped working on them."""
-        fetched = await redis.xreadgroup(
+        fetched: Any = await redis.xreadgroup(
             self.consumer_group_name,
             self.consumer_name,
             {self.queue_name: ">"},
@@ -126,7 +126,7 @@ class HubStreamBroker(RedisStreamBroker):
         ]
         if found:
             return found
-        claimed = await redis.xautoclaim(
+        claimed: Any = await redis.xautoclaim(
             name=self.queue_name,
             groupname=self.consumer_group_name,
             consumername=self.consumer_name,
@@ -224,7 +224,7 @@ async def schedule(
             .values(task_name=task_name, run_at=run_at, kwargs=kwargs, sent_at=None, claimed_at=None)
             .execution_options(synchronize_session=False)
         )
-        if moved.rowcount:  # type: ignore[attr-defined]
+        if moved.rowcount:  # type: ignore[attr-defined]  # an UPDATE's result has rowcount; the stubs type it as Result
             return
     session.add(
         ScheduledJob(
@@ -302,7 +302,7 @@ class DatabaseScheduleSource(ScheduleSource):
                 .execution_options(synchronize_session=False)
             )
             await session.commit()
-        if claimed.rowcount == 0:  # type: ignore[attr-defined]
+        if claimed.rowcount == 0:  # type: ignore[attr-defined]  # an UPDATE's result has rowcount; the stubs type it as Result
             # Moved, sent, or being handed off by another: not this one's to send.
             raise ScheduledTaskCancelledError()
 

@@ -45,7 +45,9 @@ READ, WRITE = requires("ticketing", "read"), requires("ticketing", "write")
 
 async def managers_only(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     """SLA policies, business hours and reports are the managers' and admins'."""
-    await WRITE(connection, handler)
+    checked = WRITE(connection, handler)
+    if checked is not None:
+        await checked
     if connection.user.role not in services.ROLES_ASSIGNING:
         raise Forbidden()
 

@@ -24,7 +24,7 @@ from channels.adapters import SentRecord, adapter_for
 from channels.models import Channel
 from crm.services import record_activities
 from hub import events
-from hub.db import HubAsyncSession, one_of, utcnow
+from hub.db import HubAsyncSession, one_of, table_of, utcnow
 from hub.runtime import Runtime
 from hub.services import count_usage
 
@@ -34,7 +34,7 @@ FLUSH_SECONDS = 1.0
 FLUSH_SIZE = 100
 PROGRESS_EVERY = timedelta(milliseconds=400)
 
-_RECIPIENT = CampaignRecipient.__table__
+_RECIPIENT = table_of(CampaignRecipient)
 
 
 @dataclass
@@ -111,7 +111,7 @@ def writer_of(runtime: Runtime) -> OutcomeWriter:
     found = runtime.extras.get("campaign_outcomes")
     if found is None:
         found = runtime.extras["campaign_outcomes"] = OutcomeWriter(runtime)
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def outcome_of(claim: Claim, channel_id: uuid.UUID, status: str, **values: Any) -> Outcome:
@@ -220,12 +220,12 @@ async def record_outcomes(session: HubAsyncSession, outcomes: list[Outcome]) -> 
             await events.publish(
                 session,
                 CampaignMessagesSent(
-                    organization_id=session.organization_id,  # type: ignore[arg-type]
+                    organization_id=session.organization_id,  # type: ignore[arg-type]  # outcomes are written in tenant sessions
                     campaign_id=campaign_id,
                     messages=[
                         SentMessage(
                             message_id=o.recipient_id,
-                            customer_id=o.customer_id,  # type: ignore[arg-type]
+                            customer_id=o.customer_id,  # type: ignore[arg-type]  # filtered to outcomes with a customer above
                             channel_id=o.channel_id,
                             external_id=o.external_id,
                             text=o.text,
@@ -296,7 +296,7 @@ async def push_progress(session: HubAsyncSession, campaign_id: uuid.UUID) -> Non
         .values(progress_pushed_at=now)
         .execution_options(synchronize_session=False)
     )
-    if not claimed.rowcount:  # type: ignore[attr-defined]
+    if not claimed.rowcount:  # type: ignore[attr-defined]  # an UPDATE's result has rowcount; the stubs type it as Result
         return
     campaign = await session.get(Campaign, campaign_id, populate_existing=True)
     if campaign is not None:

@@ -67,7 +67,7 @@ async def apply_receipt(
             .values(**values)
             .execution_options(synchronize_session=False)
         )
-        return bool(moved.rowcount)  # type: ignore[attr-defined]
+        return bool(moved.rowcount)  # type: ignore[attr-defined]  # an UPDATE's result has rowcount; the stubs type it as Result
     if status == "failed":
         found = await session.scalar(select(r.status).where(target))
         if found is None:

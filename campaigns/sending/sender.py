@@ -32,7 +32,7 @@ from channels.adapters import ChannelError, OutboundAttachment, OutboundMessage,
 from channels.models import Channel
 from crm.models import Company, Customer
 from hub import storage
-from hub.db import utcnow
+from hub.db import table_of, utcnow
 from hub.models import Media, Organization
 from hub.runtime import Runtime
 from hub.tasks import kick, schedule
@@ -53,9 +53,9 @@ STATE_CHECK = timedelta(seconds=1)  # how often the channel's connection state i
 # never delays it; a pause that returns within this moment lets one already claimed go.
 LOOKAHEAD = timedelta(milliseconds=50)
 _chooser = random.SystemRandom()
-_PACING, _CAMPAIGN, _LINK = ChannelPacing.__table__, Campaign.__table__, CampaignChannel.__table__
-_RECIPIENT, _CHANNEL, _ORGANIZATION = CampaignRecipient.__table__, Channel.__table__, Organization.__table__
-_CUSTOMER, _COMPANY = Customer.__table__, Company.__table__
+_PACING, _CAMPAIGN, _LINK = table_of(ChannelPacing), table_of(Campaign), table_of(CampaignChannel)
+_RECIPIENT, _CHANNEL, _ORGANIZATION = table_of(CampaignRecipient), table_of(Channel), table_of(Organization)
+_CUSTOMER, _COMPANY = table_of(Customer), table_of(Company)
 
 
 @functools.cache
@@ -241,7 +241,7 @@ class ChannelSender:
                 .execution_options(synchronize_session=False)
             )
             await session.commit()
-        return bool(taken.rowcount)  # type: ignore[attr-defined]
+        return bool(taken.rowcount)  # type: ignore[attr-defined]  # an UPDATE's result has rowcount; the stubs type it as Result
 
     async def _release(self) -> None:
         async with self.runtime.db.session(self.organization_id) as session:
@@ -384,7 +384,7 @@ class ChannelSender:
                     break
             # Counted at its planned moment when only a little late, so waking late never slows the rate.
             on_time = state.not_before is not None and begin - state.not_before < CATCH_UP
-            after = record_send(state, rules, state.not_before if on_time else begin, _chooser)  # type: ignore[arg-type]
+            after = record_send(state, rules, state.not_before if on_time else begin, _chooser)  # type: ignore[arg-type]  # not_before is set once the state has a slot
             paced = await connection.execute(
                 statements["pace"],
                 {
@@ -499,12 +499,8 @@ class ChannelSender:
                 return
             except Exception as error:  # the adapter broke: whether it sent cannot be told
                 log.warning("campaign send broke", recipient=str(claim.recipient_id), error=repr(error)[:300])
-                self.writer.add(
-                    self.organization_id,
-                    await self._after_error(
-                        channel, claim, ChannelError(repr(error)[:300], retryable=True, in_doubt=True)
-                    ),
-                )
+                broke = ChannelError(repr(error)[:300], retryable=True, in_doubt=True)
+                self.writer.add(self.organization_id, [await self._after_error(channel, claim, broke)])
                 return
             self.unreachable_in_a_row = 0
             self.writer.add(

@@ -89,11 +89,12 @@ async def settle_in_doubt(runtime: Runtime, limit: int = 500) -> int:
     for recipient, holder, lease_until in stale:
         if holder == recipient.claimed_by and lease_until is not None and lease_until > now:
             continue  # its sender is alive and will write it
-        organization_id = recipient.organization_id
+        organization_id, channel_id = recipient.organization_id, recipient.channel_id
+        assert channel_id is not None  # a recipient being sent has its channel
         async with runtime.db.session(organization_id) as session:
-            if recipient.channel_id not in channels:
-                channels[recipient.channel_id] = await session.get(Channel, recipient.channel_id)
-            channel = channels[recipient.channel_id]
+            if channel_id not in channels:
+                channels[channel_id] = await session.get(Channel, channel_id)
+            channel = channels[channel_id]
             claim = Claim(
                 recipient.id,
                 recipient.campaign_id,
@@ -108,7 +109,7 @@ async def settle_in_doubt(runtime: Runtime, limit: int = 500) -> int:
                     recipient.id,
                     recipient.campaign_id,
                     recipient.customer_id,
-                    recipient.channel_id,
+                    channel_id,
                     "unknown",
                     now,
                     error="in doubt: the channel was removed",

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import msgspec
 from neonize.aioze.client import NewAClient
 from neonize.exc import NeonizeError
+from neonize.proto.Neonize_pb2 import JID
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ContextInfo, ExtendedTextMessage, Message
 from neonize.utils.enum import ReceiptType
 from neonize.utils.jid import build_jid
@@ -18,7 +19,7 @@ from channels.whatsapp.session import sessions_of
 from hub.runtime import current
 
 
-def _jid_of(recipient: str):
+def _jid_of(recipient: str) -> JID:
     if "@" in recipient:
         user, server = recipient.split("@", 1)
         return build_jid(user, server)

@@ -14,7 +14,7 @@ import random
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import segno
@@ -33,7 +33,7 @@ from channels.models import Channel
 from channels.whatsapp.translate import inbound_message, receipts
 from hub.audience import channel_managers
 from hub.db import utcnow
-from hub.realtime import SocketEvent, push
+from hub.realtime import SocketEvent, push, text_of
 from hub.runtime import Runtime, bind, unbind
 
 log = structlog.get_logger(__name__)
@@ -162,7 +162,7 @@ class ProfileSession:
             future = asyncio.run_coroutine_threadsafe(self._on_message(client, event), self._loop)
             future.result(timeout=STORE_TIMEOUT_SECONDS)
 
-        client.event.execute = execute  # type: ignore[method-assign]
+        client.event.execute = execute
 
     async def _on_qr(self, _client: NewAClient, data: bytes) -> None:
         self.qr_code = data.decode() if isinstance(data, bytes) else str(data)
@@ -327,7 +327,7 @@ class Sessions:
     async def holder_of(self, channel_id: uuid.UUID) -> str | None:
         assert self.runtime.redis is not None
         holder = await self.runtime.redis.get(self._lease_key(channel_id))
-        return holder.decode() if holder else None
+        return text_of(holder) if holder else None
 
     def _calls_key(self, holder: str) -> str:
         return f"{self.runtime.settings.task_queue}:whatsapp:calls:{holder}"
@@ -358,7 +358,7 @@ class Sessions:
         if finish_by is not None:  # the caller's moment, on Redis's clock
             left = finish_by - time.time()
             request["finish_by"] = now + left
-            request["start_by"] = min(request["start_by"], now + left)
+            request["start_by"] = min(now + CALL_START_SECONDS, now + left)
             wait = max(1, min(wait, math.ceil(left)))
         await redis.rpush(self._calls_key(holder), msgspec.msgpack.encode(request))
         answered = await redis.blpop([reply_key], timeout=wait)
@@ -369,7 +369,7 @@ class Sessions:
                 retryable=True,
                 in_doubt=operation == "send",
             )
-        answer = msgspec.msgpack.decode(answered[1])
+        answer = msgspec.msgpack.decode(cast(bytes, answered[1]))  # this client answers bytes
         if not answer["ok"]:
             raise ChannelError(
                 answer["reason"], retryable=answer["retryable"], in_doubt=answer.get("in_doubt", False)
@@ -398,7 +398,7 @@ class Sessions:
                 pause = 0.5
                 if popped is None:
                     continue
-                request = msgspec.msgpack.decode(popped[1])
+                request = msgspec.msgpack.decode(cast(bytes, popped[1]))
                 async with self.runtime.db.system_session() as session:
                     channel = await session.get(Channel, uuid.UUID(request["channel_id"]))
                 try:
@@ -499,7 +499,7 @@ def sessions_of(runtime: Runtime) -> Sessions:
     found = runtime.extras.get("whatsapp")
     if found is None:
         found = runtime.extras["whatsapp"] = Sessions(runtime)
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def store_path(runtime: Runtime, channel_id: uuid.UUID) -> Path:

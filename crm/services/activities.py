@@ -16,7 +16,7 @@ from crm.schemas import ActivityIn, ActivityUpdate
 from crm.services.customers import get_customer
 from crm.services.scoring import rescore_by_id
 from hub.auth import CurrentUser
-from hub.db import HubAsyncSession, insert_for, new_id, utcnow
+from hub.db import HubAsyncSession, insert_for, new_id, table_of, utcnow
 from hub.errors import Forbidden, InvalidInput, NotFound
 from hub.i18n import N_
 from hub.pagination import paginate
@@ -123,7 +123,7 @@ async def record_activities(session: HubAsyncSession, entries: list[dict[str, An
     one statement, for senders that record a batch of messages together."""
     if not entries:
         return
-    table = Activity.__table__
+    table = table_of(Activity)
     rows = [
         {
             "id": new_id(),

@@ -10,7 +10,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 
 from crm.models import Customer, CustomerIdentity, CustomerPhone
-from hub.db import HubAsyncSession
+from hub.db import HubAsyncSession, table_of
 
 # Identity from channels
 
@@ -57,7 +57,7 @@ async def customer_for_sender(
 def phone_owner(phone: Any, organization: Any) -> Any:
     """The id of the organization's customer with this number: its own phone, else a number kept
     from a merged duplicate. Two index look-ups; both name the organization."""
-    customers, others = Customer.__table__.alias("owner"), CustomerPhone.__table__
+    customers, others = table_of(Customer).alias("owner"), table_of(CustomerPhone)
     return func.coalesce(
         select(customers.c.id)
         .where(customers.c.organization_id == organization, customers.c.phone == phone)
@@ -85,6 +85,7 @@ async def _find(
     session: HubAsyncSession, *, channel_id: uuid.UUID, sender: str, sender_is_phone: bool
 ) -> Customer | None:
     organization_id = session.organization_id
+    assert organization_id is not None  # a tenant session
     return await session.scalar(
         sender_query(
             organization_id=organization_id,

@@ -19,7 +19,7 @@ from crm.services.customers import EMAIL, typed_value
 from hub import storage
 from hub.audience import people
 from hub.auth import CurrentUser
-from hub.db import HubAsyncSession, new_id, utcnow
+from hub.db import HubAsyncSession, new_id, table_of, utcnow
 from hub.errors import InvalidInput, NotFound
 from hub.i18n import N_
 from hub.models import Media, Organization
@@ -156,7 +156,7 @@ async def run_import(runtime: Any, organization_id: uuid.UUID, import_id: uuid.U
                             {"row": line, "field": fault[0], "reason": fault[1], "params": fault[2]}
                         )
                     continue
-                batch.append((line, fields))  # type: ignore[arg-type]
+                batch.append((line, fields))  # type: ignore[arg-type]  # fields are checked row by row below
                 if len(batch) == IMPORT_BATCH:
                     await _import_batch(runtime, organization_id, batch, on_duplicate, counts)
                     batch = []
@@ -293,7 +293,7 @@ async def _import_batch(
             # One multi-row INSERT for the batch rather than the unit of work, a tenth of the cost;
             # the rows name their organization (and on PostgreSQL row security applies).
             connection = await session.connection()
-            await connection.execute(insert(Customer.__table__), new_rows)
+            await connection.execute(insert(table_of(Customer)), new_rows)
         await session.commit()
 
 

@@ -82,8 +82,8 @@ async def capture_lead(runtime: Any, organization: Organization, lead: LeadIn) -
         conditions = [
             c
             for c in (
-                email and Customer.email == email,
-                phone and Customer.id == phone_owner(phone, session.organization_id),
+                Customer.email == email if email else None,
+                Customer.id == phone_owner(phone, session.organization_id) if phone else None,
             )
             if c is not None
         ]

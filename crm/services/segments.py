@@ -91,7 +91,7 @@ async def segment_conditions(session: HubAsyncSession, filters: SegmentFilters) 
 
 async def segment_members(
     session: HubAsyncSession, filters: SegmentFilters, *, sendable: bool
-) -> Select[tuple[uuid.UUID]]:
+) -> Select[uuid.UUID]:
     """The ids of the customers in a segment, as a query to page or stream; `sendable` leaves out
     everyone who opted out (campaigns use only that)."""
     statement = select(Customer.id).where(*await segment_conditions(session, filters))

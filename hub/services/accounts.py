@@ -40,7 +40,8 @@ def check_password(password: str, *, email: str, full_name: str = "") -> None:
 
 async def email_taken(runtime: Runtime, email: str) -> bool:
     async with runtime.db.system_session() as session:
-        return await session.scalar(select(func.count()).select_from(User).where(User.email == email)) > 0
+        taken = await session.scalar(select(func.count()).select_from(User).where(User.email == email))
+        return bool(taken)
 
 
 async def sign_in(runtime: Runtime, session: HubAsyncSession, user: User) -> SignedIn:

@@ -148,7 +148,7 @@ async def invite_user(
     return invitation, link
 
 
-def pending_invitations() -> Select[tuple[Invitation]]:
+def pending_invitations() -> Select[Invitation]:
     """Invitations nobody has accepted yet and that still work."""
     return select(Invitation).where(Invitation.accepted_at.is_(None), Invitation.expires_at > utcnow())
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import structlog
 from sqlalchemy import select
 
-from hub.db import HubAsyncSession, insert_for, new_id, utcnow
+from hub.db import HubAsyncSession, insert_for, new_id, table_of, utcnow
 from hub.models import UsageCounter
 
 log = structlog.get_logger(__name__)
@@ -23,7 +23,7 @@ async def count_usage(session: HubAsyncSession, metric: str, quantity: int = 1) 
     if quantity <= 0:
         return
     now = utcnow()
-    table = UsageCounter.__table__
+    table = table_of(UsageCounter)
     statement = insert_for(session, table).values(
         id=new_id(),
         organization_id=session.organization_id,

@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, insert, or_, select, update
 
 from campaigns.events import CampaignMessagesSent
 from hub.audience import chat_readers
-from hub.db import HubAsyncSession, new_id, one_of, utcnow
+from hub.db import HubAsyncSession, new_id, one_of, table_of, utcnow
 from hub.models import Media
 from hub.realtime import push
 from inbox.events import MessageSent
@@ -86,7 +86,7 @@ async def record_campaign_messages(session: HubAsyncSession, sent: CampaignMessa
             }
         )
     if new_conversations:
-        await session.execute(insert(Conversation.__table__), new_conversations)
+        await session.execute(insert(table_of(Conversation)), new_conversations)
     touched = [
         {
             "c_org": org,
@@ -98,7 +98,7 @@ async def record_campaign_messages(session: HubAsyncSession, sent: CampaignMessa
         if key not in new_keys
     ]
     if touched:
-        table = Conversation.__table__
+        table = table_of(Conversation)
         await session.execute(
             update(table)
             .where(
@@ -127,7 +127,7 @@ async def record_campaign_messages(session: HubAsyncSession, sent: CampaignMessa
         )
         for item in todo
     ]
-    await session.execute(insert(Message.__table__), [row_values(message) for message in messages])
+    await session.execute(insert(table_of(Message)), [row_values(message) for message in messages])
     attachments = [
         {
             "id": new_id(),
@@ -142,7 +142,7 @@ async def record_campaign_messages(session: HubAsyncSession, sent: CampaignMessa
         if item.media_id in media
     ]
     if attachments:
-        await session.execute(insert(MessageAttachment.__table__), attachments)
+        await session.execute(insert(table_of(MessageAttachment)), attachments)
     by_id = {item.message_id: item for item in todo}
     for message in messages:
         item = by_id[message.id]

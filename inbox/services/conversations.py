@@ -35,7 +35,7 @@ from inbox.views import push_conversation
 log = structlog.get_logger(__name__)
 
 
-def visible_conversations(user: CurrentUser) -> Select[Any]:
+def visible_conversations(user: CurrentUser) -> Select[Conversation, Customer]:
     statement = select(Conversation, Customer).join(Customer, Customer.id == Conversation.customer_id)
     if user.role == "agent":
         statement = statement.where(Conversation.assignee_id == user.id)

@@ -12,12 +12,13 @@ from typing import Any
 import structlog
 from sqlalchemy import and_, bindparam, insert, inspect, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapper
 
 from channels.adapters import InboundMessage, Receipt, StoredInbound
 from crm.models import Customer, CustomerIdentity
 from crm.services import asks_to_opt_out, customer_for_sender, phone_owner, record_activity
 from hub import events, storage
-from hub.db import Base, HubAsyncSession, id_at, insert_for, new_id, utcnow
+from hub.db import Base, HubAsyncSession, id_at, insert_for, new_id, table_of, utcnow
 from hub.i18n import N_, translate
 from hub.models import Organization, Watermark
 from hub.runtime import Runtime
@@ -48,7 +49,7 @@ class _Columns(dict[type, list[tuple[Any, Any]]]):
     """Per mapped class, its (attribute, column) pairs; worked out once, on first use."""
 
     def __missing__(self, cls: type) -> list[tuple[Any, Any]]:
-        mapper = inspect(cls)
+        mapper: Mapper[Any] = inspect(cls)
         found = self[cls] = [(attribute, attribute.columns[0]) for attribute in mapper.column_attrs]
         return found
 
@@ -144,7 +145,7 @@ async def store_inbound(runtime: Runtime, inbound: InboundMessage) -> StoredInbo
             for position, item in enumerate(media):
                 session.add(MessageAttachment(message_id=message.id, media_id=item.id, position=position))
             if changes:  # seldom: a reopened or newly assigned conversation
-                conversations = Conversation.__table__
+                conversations = table_of(Conversation)
                 await connection.execute(
                     update(conversations)
                     .where(
@@ -269,8 +270,8 @@ async def _stored_already(session: HubAsyncSession, inbound: InboundMessage) -> 
 def _inbound_statements() -> dict[str, Any]:
     """The plain statements of the inbound path, built once: building them costs more than running
     them. Each names the organization; on PostgreSQL row security applies as well."""
-    customers, conversations = Customer.__table__, Conversation.__table__
-    links, labels, identities = ConversationLabel.__table__, Label.__table__, CustomerIdentity.__table__
+    customers, conversations = table_of(Customer), table_of(Conversation)
+    links, labels, identities = table_of(ConversationLabel), table_of(Label), table_of(CustomerIdentity)
     org = bindparam("org", type_=customers.c.organization_id.type)
     channel = bindparam("channel", type_=conversations.c.channel_id.type)
     sender = bindparam("sender", type_=customers.c.phone.type)
@@ -301,7 +302,7 @@ def _inbound_statements() -> dict[str, Any]:
     return {
         "by_phone": lookup.where(customers.c.id == phone_owner(sender, org)),
         "by_identity": lookup.where(customers.c.id.in_(by_identity)),
-        "insert_message": insert(Message.__table__),
+        "insert_message": insert(table_of(Message)),
         "touch_conversation": update(conversations)
         .where(
             conversations.c.id == bindparam("conversation", type_=conversations.c.id.type),

@@ -213,7 +213,7 @@ async def _claim_reply(
             .execution_options(synchronize_session=False)
         )
         await session.commit()
-        if claimed.rowcount == 0:  # type: ignore[attr-defined]
+        if claimed.rowcount == 0:  # type: ignore[attr-defined]  # an UPDATE's result has rowcount; the stubs type it as Result
             return None
         message = await session.get_one(Message, message_id)
         conversation = await session.get_one(Conversation, message.conversation_id)

@@ -34,7 +34,7 @@ WARN_SHARE = 0.8  # "at risk" once 80% of a target has passed
 CONTEXT_MESSAGES = 10
 
 
-def visible_tickets(user: CurrentUser) -> Select[tuple[Ticket]]:
+def visible_tickets(user: CurrentUser) -> Select[Ticket]:
     statement = select(Ticket)
     if user.role not in ROLES_SEEING_ALL:
         statement = statement.where(Ticket.assignee_id == user.id)

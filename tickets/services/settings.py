@@ -124,7 +124,7 @@ async def update_settings(session: HubAsyncSession, changes: TicketSettingsUpdat
 
 async def list_policies(session: HubAsyncSession) -> list[SlaPolicy]:
     policies = list(await session.scalars(select(SlaPolicy)))
-    return sorted(policies, key=lambda p: PRIORITIES.index(p.priority))  # type: ignore[arg-type]
+    return sorted(policies, key=lambda p: PRIORITIES.index(p.priority))
 
 
 async def set_policy(session: HubAsyncSession, priority: str, data: SlaPolicyIn) -> SlaPolicy:

@@ -159,7 +159,7 @@ async def fire_due(session: HubAsyncSession, ticket: Ticket, now: datetime) -> l
                 .values({stamp: now})
                 .execution_options(synchronize_session=False)
             )
-            if result.rowcount:  # type: ignore[attr-defined]
+            if result.rowcount:  # type: ignore[attr-defined]  # an UPDATE's result has rowcount; the stubs type it as Result
                 setattr(ticket, stamp, now)
                 fired.append(f"{target}:{stage}")
                 due = getattr(ticket, f"{target}_due_at")

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 
 from msgspec import UNSET
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from crm import services as crm
@@ -185,7 +185,7 @@ async def list_tickets(
         statement = statement.where(has_tag(Ticket.tags, tag))
     if query and query.strip():
         needle = f"%{like_literal(query.strip().lower())}%"
-        conditions = [
+        conditions: list[ColumnElement[bool]] = [
             func.lower(Ticket.title).like(needle, escape="\\"),
             func.lower(Ticket.description).like(needle, escape="\\"),
         ]
