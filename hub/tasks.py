@@ -41,6 +41,7 @@ from taskiq_redis import RedisStreamBroker
 from hub.config import Settings
 from hub.db import HubAsyncSession, utcnow
 from hub.models import PasswordReset, RevokedToken, ScheduledJob
+from hub.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
@@ -250,15 +251,15 @@ class DatabaseScheduleSource(ScheduleSource):
     schedulers never both send one, and a job whose hand-off failed (the broker was away, the
     scheduler died) is listed again once its claim lapses, and handed off then."""
 
-    def __init__(self, claim_seconds: float) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         super().__init__()
-        self.claim = timedelta(seconds=claim_seconds)
+        # The runtime whose jobs these are, given, never looked up: a process may hold several hubs.
+        self.runtime = runtime
+        self.claim = timedelta(seconds=runtime.settings.timed_job_claim_seconds)
 
     async def get_schedules(self) -> list[ScheduledTask]:
-        from hub.runtime import current
-
         now = utcnow()
-        async with current().db.system_session() as session:
+        async with self.runtime.db.system_session() as session:
             jobs = (
                 await session.scalars(
                     select(ScheduledJob)
@@ -285,11 +286,9 @@ class DatabaseScheduleSource(ScheduleSource):
         ]
 
     async def pre_send(self, scheduled: ScheduledTask) -> None:
-        from hub.runtime import current
-
         job_id, run_at = _job_of(scheduled)
         now = utcnow()
-        async with current().db.system_session() as session:
+        async with self.runtime.db.system_session() as session:
             claimed = await session.execute(
                 update(ScheduledJob)
                 .where(
@@ -307,10 +306,8 @@ class DatabaseScheduleSource(ScheduleSource):
             raise ScheduledTaskCancelledError()
 
     async def post_send(self, scheduled: ScheduledTask) -> None:
-        from hub.runtime import current
-
         job_id, run_at = _job_of(scheduled)
-        async with current().db.system_session() as session:
+        async with self.runtime.db.system_session() as session:
             # Matching run_at as well: a job moved meanwhile stays pending for its new time.
             await session.execute(
                 update(ScheduledJob)
@@ -325,9 +322,8 @@ class DatabaseScheduleSource(ScheduleSource):
 
 
 def build_scheduler(broker: AsyncBroker) -> TaskiqScheduler:
-    claim_seconds = broker.state.runtime.settings.timed_job_claim_seconds
     return TaskiqScheduler(
-        broker=broker, sources=[LabelScheduleSource(broker), DatabaseScheduleSource(claim_seconds)]
+        broker=broker, sources=[LabelScheduleSource(broker), DatabaseScheduleSource(broker.state.runtime)]
     )
 
 

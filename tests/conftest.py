@@ -37,7 +37,7 @@ from hub import events
 from hub.app import create_app
 from hub.config import Settings
 from hub.logs import configure_logging
-from hub.runtime import Runtime
+from hub.runtime import Runtime, bind, unbind
 from hub.tasks import SCHEDULE_REFRESH, build_scheduler
 from tests.helpers.channels import Receiver, webhook_receiver
 from tests.hub import recorders  # noqa: F401 - registers the test event, handler and task
@@ -292,12 +292,18 @@ async def start_hub(
     )
     if in_process_worker and settings.redis_url:
         broker = app.runtime.broker
-        hub.background.append(
-            asyncio.create_task(run_receiver_task(broker, ack_time=AcknowledgeType.WHEN_EXECUTED))
-        )
-        hub.background.append(
-            asyncio.create_task(run_scheduler_task(build_scheduler(broker), interval=SCHEDULE_REFRESH))
-        )
+        # Bound to this hub's runtime, as `hub worker` and `hub scheduler` are to theirs: several hubs
+        # share this process, and an unbound scheduler would read the last-started hub's timed jobs.
+        token = bind(app.runtime)
+        try:
+            hub.background.append(
+                asyncio.create_task(run_receiver_task(broker, ack_time=AcknowledgeType.WHEN_EXECUTED))
+            )
+            hub.background.append(
+                asyncio.create_task(run_scheduler_task(build_scheduler(broker), interval=SCHEDULE_REFRESH))
+            )
+        finally:
+            unbind(token)
     return hub
 
 

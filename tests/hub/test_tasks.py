@@ -75,7 +75,7 @@ async def test_a_job_moved_while_it_is_handed_off_fires_at_its_new_time(hub: Run
     async with hub.runtime.db.session(organization.id) as session:
         await schedule(session, "tests.timed", utcnow() + timedelta(minutes=2), key=key, note=note)
         await session.commit()
-    source = DatabaseScheduleSource(hub.settings.timed_job_claim_seconds)
+    source = DatabaseScheduleSource(hub.runtime)
     loaded = [s for s in await source.get_schedules() if s.kwargs.get("note") == note]
     assert len(loaded) == 1
     async with hub.runtime.db.session(organization.id) as session:
@@ -101,7 +101,7 @@ async def test_a_job_whose_hand_off_failed_is_handed_off_again(tmp_path: Path) -
         async with hub.runtime.db.session(organization.id) as session:
             await schedule(session, "tests.timed", utcnow() + timedelta(minutes=1), note=note)
             await session.commit()
-        dead_scheduler = DatabaseScheduleSource(hub.settings.timed_job_claim_seconds)
+        dead_scheduler = DatabaseScheduleSource(hub.runtime)
         loaded = [s for s in await dead_scheduler.get_schedules() if s.kwargs.get("note") == note]
         await dead_scheduler.pre_send(loaded[0])  # claimed, then nothing: the hand-off never happened
         async with hub.runtime.db.session(organization.id) as session:
