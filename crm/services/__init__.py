@@ -47,7 +47,7 @@ from crm.services.imports import (
 )
 from crm.services.leads import CapturedLead, capture_lead, lead_origin_allowed, organization_by_slug
 from crm.services.merge import merge_customers
-from crm.services.opt_out import MAX_OPT_OUT_LENGTH, asks_to_opt_out
+from crm.services.opt_out import MAX_OPT_OUT_LENGTH, asks_to_opt_out, opt_out_customer
 from crm.services.pipeline import (
     DEFAULT_CURRENCY,
     DEFAULT_STAGES,
@@ -142,6 +142,7 @@ __all__ = [
     "list_segments",
     "list_stages",
     "merge_customers",
+    "opt_out_customer",
     "opt_out_keywords_of",
     "organization_by_slug",
     "phone_owner",

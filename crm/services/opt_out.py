@@ -4,10 +4,12 @@ campaigns."""
 from __future__ import annotations
 
 import time
+import uuid
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from crm.models import CrmSettings
+from crm.models import CrmSettings, Customer
+from crm.services.activities import record_activity
 from crm.services.settings import DEFAULT_OPT_OUT_KEYWORDS, OPT_OUT_CACHE_SECONDS, opt_out_cache
 from hub.db import HubAsyncSession
 from hub.i18n import is_keyword
@@ -27,3 +29,19 @@ async def asks_to_opt_out(session: HubAsyncSession, text: str | None) -> bool:
         cached = (time.monotonic() + OPT_OUT_CACHE_SECONDS, keywords)
         opt_out_cache[session.organization_id] = cached
     return is_keyword(text, cached[1])
+
+
+async def opt_out_customer(
+    session: HubAsyncSession, customer_id: uuid.UUID, *, message_id: uuid.UUID
+) -> None:
+    """The customer asked to receive no more campaigns (by `message_id`): marked so, with the
+    timeline entry, in the caller's transaction; asked twice, it is recorded once."""
+    await session.execute(
+        update(Customer)
+        .where(Customer.id == customer_id)
+        .values(opted_out=True)
+        .execution_options(synchronize_session=False)
+    )
+    await record_activity(
+        session, customer_id, "opted_out", {"message_id": str(message_id)}, key=f"opt_out:{message_id}"
+    )

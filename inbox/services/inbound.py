@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapper
 
 from channels.adapters import InboundMessage, Receipt, StoredInbound
 from crm.models import Customer, CustomerIdentity
-from crm.services import asks_to_opt_out, customer_for_sender, phone_owner, record_activity
+from crm.services import asks_to_opt_out, customer_for_sender, opt_out_customer, phone_owner
 from hub import events, storage
 from hub.db import Base, HubAsyncSession, id_at, insert_for, new_id, table_of, utcnow
 from hub.i18n import N_, translate
@@ -211,15 +211,7 @@ async def _opt_out(
 ) -> None:
     """The customer wrote an opt-out keyword: no more campaigns for them, a timeline entry, and a
     confirmation in their language, all in the transaction that stores their message."""
-    await session.execute(
-        update(Customer)
-        .where(Customer.id == customer.id)
-        .values(opted_out=True)
-        .execution_options(synchronize_session=False)
-    )
-    await record_activity(
-        session, customer.id, "opted_out", {"message_id": str(message.id)}, key=f"opt_out:{message.id}"
-    )
+    await opt_out_customer(session, customer.id, message_id=message.id)  # the CRM owns its customers
     language = customer.language or await session.scalar(select(Organization.default_language)) or "ar"
     text = translate(language, N_("You are unsubscribed and will receive no more campaign messages from us."))
     confirmation = Message(
