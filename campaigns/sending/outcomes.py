@@ -269,6 +269,7 @@ async def _still_claimed(session: HubAsyncSession, outcomes: list[Outcome]) -> l
             one_of(session, _RECIPIENT.c.id, {o.recipient_id for o in outcomes}),
             _RECIPIENT.c.status == "sending",
         )
+        .order_by(_RECIPIENT.c.id)  # one locking order for every writer
         .with_for_update()
     )
     open_claims = {(row.id, row.claimed_by) for row in rows}
