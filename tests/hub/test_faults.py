@@ -392,12 +392,13 @@ async def test_a_timed_job_due_while_redis_is_away_fires_when_it_returns(
                 return bool((await client.get(url)).json()["status"] == "open")
 
         # Both processes are up and at work: a first snooze wakes.
-        first = await snooze("+966501230500", 1)
+        # A few seconds ahead: the snooze must still be in the future when a busy hub reads it.
+        first = await snooze("+966501230500", 3)
         await eventually(lambda: woken(first), within=45, interval=0.5)
 
-        url = await snooze("+966501230501", 3)
+        url = await snooze("+966501230501", 4)
         await redis.kill()
-        await asyncio.sleep(6)  # due, and handed off in vain, meanwhile
+        await asyncio.sleep(8)  # due, and handed off in vain, meanwhile
         assert not await woken(url)
         await redis.start()  # empty
         await eventually(lambda: woken(url), within=45, interval=0.5)
