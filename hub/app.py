@@ -22,7 +22,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from taskiq import InMemoryBroker
 from taskiq.api import run_scheduler_task
 
-from hub import console, controllers, errors, i18n, migrate, openapi
+from hub import __version__, console, controllers, errors, i18n, migrate, openapi
 from hub.auth import TokenAuthenticationMiddleware
 from hub.config import Settings, SettingsError
 from hub.logs import RequestContextMiddleware
@@ -190,7 +190,7 @@ def create_app(
         cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
         openapi_config=OpenAPIConfig(
             title="Hub",
-            version="0.1.0",
+            version=__version__,
             path="/schema",
             components=Components(
                 security_schemes={

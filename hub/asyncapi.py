@@ -8,9 +8,8 @@ from typing import Any
 
 import msgspec
 
+from hub import __version__
 from hub.realtime import declared_client_events, declared_socket_events
-
-VERSION = "0.1.0"
 
 
 def document() -> dict[str, Any]:
@@ -29,7 +28,7 @@ def document() -> dict[str, Any]:
         "asyncapi": "2.6.0",
         "info": {
             "title": "Hub real-time events",
-            "version": VERSION,
+            "version": __version__,
             "description": (
                 "Socket.IO on the hub's own port (path /socket.io). Connect with auth: {token: <access token>}; "
                 "a missing, expired or revoked token is refused. Each event reaches only the people of the "
