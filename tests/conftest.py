@@ -40,6 +40,7 @@ from hub.logs import configure_logging
 from hub.runtime import Runtime, bind, unbind
 from hub.tasks import SCHEDULE_REFRESH, build_scheduler
 from tests.helpers.channels import Receiver, webhook_receiver
+from tests.helpers.pushes import CapturedPushes
 from tests.hub import recorders  # noqa: F401 - registers the test event, handler and task
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -428,6 +429,21 @@ def captured_events() -> Iterator[list[events.Event]]:
     """The events committed while the test runs, in order."""
     with events.capture_events() as captured:
         yield captured
+
+
+@pytest.fixture
+async def captured_pushes(hub: RunningHub, organization: Organization) -> AsyncIterator[CapturedPushes]:
+    """A socket for each person of `organization` (every role and a second agent) and for an admin
+    of another organization; what each receives, for the socket events' contract tests."""
+    agent = organization.members["agent"]
+    agent_b = await add_member(hub, organization, "agent")
+    organization.members["agent"] = agent
+    stranger = await register(hub, name="Other Trading")
+    people = {role: organization.members[role] for role in ("admin", "manager", "member", "agent")}
+    pushes = CapturedPushes(hub, {**people, "agent_b": agent_b, "stranger": stranger.admin})
+    await pushes.connect()
+    yield pushes
+    await pushes.close()
 
 
 async def eventually(check: Any, *, within: float = 10.0, interval: float = 0.05) -> Any:

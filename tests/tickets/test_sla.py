@@ -13,10 +13,10 @@ from sqlalchemy import delete, update
 
 from hub.db import utcnow
 from hub.models import ScheduledJob
-from hub.tasks import schedule
 from tests.conftest import Organization, RunningHub, eventually, make_settings, register, start_hub
 from tests.helpers.channels import Receiver, make_channel
 from tests.helpers.sockets import connect
+from tests.helpers.tickets import fast_forward
 from tickets.models import Ticket
 
 
@@ -87,29 +87,6 @@ async def test_due_times_follow_business_hours_holidays_and_pauses(
         # The first public reply meets the first-response target.
         listed = (await client.get("/api/tickets/sla-policies")).json()
         assert [p["priority"] for p in listed] == ["high", "urgent"]
-
-
-async def fast_forward(hub: RunningHub, organization_id: uuid.UUID, ticket_id: str, **due: datetime) -> None:
-    """Bring a ticket's SLA moments close, and its timed checks with them."""
-    async with hub.runtime.db.session(organization_id) as session:
-        await session.execute(
-            update(Ticket)
-            .where(Ticket.id == uuid.UUID(ticket_id))
-            .values(**due, sla_check_at=min(due.values()))
-            .execution_options(synchronize_session=False)
-        )
-        for column, when in due.items():
-            target = column.rsplit("_", 2)[0]
-            stage = "warn" if column.endswith("warn_at") else "breach"
-            await schedule(
-                session,
-                "tickets.check_sla",
-                when,
-                key=f"sla:{ticket_id}:{target}:{stage}",
-                organization_id=str(organization_id),
-                ticket_id=ticket_id,
-            )
-        await session.commit()
 
 
 async def timeline_kinds(client: Any, ticket_id: str) -> list[str]:

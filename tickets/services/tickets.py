@@ -143,6 +143,7 @@ async def create_ticket(
             {"ticket_id": str(ticket.id), "number": ticket.number, "title": ticket.title},
             key=f"ticket:{ticket.id}:opened",
         )
+    await session.flush()  # the row as it will be committed (its last update stamp included)
     push_to_audience(session, ticket, TicketCreated(ticket=ticket_out(ticket)))
     if assignee_id is not None:
         push_to_audience(session, ticket, TicketAssigned(ticket_id=ticket.id, agent_id=assignee_id))
