@@ -141,7 +141,11 @@ async def build_audience(runtime: Runtime, organization_id: uuid.UUID, campaign_
         push_campaign(
             session,
             CampaignUpdated(
-                campaign_id=campaign_id, status=campaign.status, total=campaign.total, audience=report
+                campaign_id=campaign_id,
+                status=campaign.status,
+                audience_status=status,
+                total=campaign.total,
+                audience=report,
             ),
         )
         await session.commit()

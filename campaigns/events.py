@@ -64,12 +64,13 @@ class CampaignCompleted(SocketEvent, kw_only=True):
 @socket_event
 class CampaignUpdated(SocketEvent, kw_only=True):
     """A campaign's status changed (scheduled, running, paused with its reason, cancelled), or its
-    audience was counted (`total`, `audience`)."""
+    audience was counted (`audienceStatus` ready or failed, `total`, the `audience` report)."""
 
     name: ClassVar[str] = "campaignUpdated"
     campaign_id: uuid.UUID
     status: str
     reason: str | UnsetType = UNSET  # why it paused: manual, failures, channel_unreachable, ...
     details: dict[str, Any] | UnsetType = UNSET
+    audience_status: str | UnsetType = UNSET
     total: int | UnsetType = UNSET
     audience: dict[str, Any] | UnsetType = UNSET

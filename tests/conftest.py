@@ -431,10 +431,9 @@ def captured_events() -> Iterator[list[events.Event]]:
         yield captured
 
 
-@pytest.fixture
-async def captured_pushes(hub: RunningHub, organization: Organization) -> AsyncIterator[CapturedPushes]:
-    """A socket for each person of `organization` (every role and a second agent) and for an admin
-    of another organization; what each receives, for the socket events' contract tests."""
+async def capture_pushes(hub: RunningHub, organization: Organization) -> CapturedPushes:
+    """Sockets for each person of `organization` (every role and a second agent) and for an admin
+    of another organization, recording what each receives (the socket events' contract tests)."""
     agent = organization.members["agent"]
     agent_b = await add_member(hub, organization, "agent")
     organization.members["agent"] = agent
@@ -442,6 +441,12 @@ async def captured_pushes(hub: RunningHub, organization: Organization) -> AsyncI
     people = {role: organization.members[role] for role in ("admin", "manager", "member", "agent")}
     pushes = CapturedPushes(hub, {**people, "agent_b": agent_b, "stranger": stranger.admin})
     await pushes.connect()
+    return pushes
+
+
+@pytest.fixture
+async def captured_pushes(hub: RunningHub, organization: Organization) -> AsyncIterator[CapturedPushes]:
+    pushes = await capture_pushes(hub, organization)
     yield pushes
     await pushes.close()
 

@@ -21,13 +21,10 @@ from tests.helpers.campaigns import (
     customers,
     fast_pacing,
     finished,
+    numbers,
     ready_campaign,
 )
 from tests.helpers.sockets import connect
-
-
-def numbers(prefix: str, count: int) -> list[dict[str, Any]]:
-    return [{"name": f"Customer {i}", "phone": f"+9665{prefix}{i:06d}"} for i in range(count)]
 
 
 async def campaign_for(

@@ -108,6 +108,11 @@ def poster(channel: dict[str, Any]) -> ApiChannel:
     return ApiChannel(channel["id"], channel["inbound_url"], channel["receipts_url"], channel["secret"])
 
 
+def numbers(prefix: str, count: int) -> list[dict[str, Any]]:
+    """`count` customers to create, with phone numbers starting with `prefix`."""
+    return [{"name": f"Customer {i}", "phone": f"+9665{prefix}{i:06d}"} for i in range(count)]
+
+
 async def customers(
     hub: RunningHub, organization: Organization, people: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from tests.conftest import (
     RunningHub,
     add_member,
     as_hub_login,
+    capture_pushes,
     eventually,
     make_settings,
     register,
@@ -28,6 +29,7 @@ from tests.conftest import (
 )
 from tests.faults import CuttableProxy, PrivateRedis
 from tests.helpers.channels import channel_posting_to
+from tests.helpers.pushes import EVERYONE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -250,27 +252,31 @@ async def test_sockets_are_told_when_their_process_lost_the_shared_channel(
     first, second = await start_hub(settings, kind="postgres"), await start_hub(settings, kind="postgres")
     try:
         organization = await register(first)
-        screen = await second.socket(organization.admin.token)
-        told: list[dict[str, Any]] = []
-        screen.on("resyncNeeded", told.append)
+        organization.members["admin"] = organization.admin
+        for role in ("manager", "agent", "member"):
+            await add_member(first, organization, role)
+        pushes = await capture_pushes(second, organization)  # every socket on the second process
         channel = await channel_posting_to(first, organization.admin.token, "http://127.0.0.1:9/hook")
         quiet = (await channel.send(external_id="q-1", **{"from": "+966501230400"}, text="hi")).json()
+        await pushes.expect("newMessage", to={"admin", "manager", "member"})
 
         await redis.kill()
         during = (await channel.send(external_id="d-1", **{"from": "+966501230401"}, text="hi")).json()
         await asyncio.sleep(1)
         await redis.start()
-        await eventually(lambda: told, within=30, interval=0.2)
-        assert screen.connected
-        assert told[0]["reason"] == "missed_events"
+        # Every socket of the process that lost the channel, whoever it belongs to: none knows
+        # what it missed.
+        told = await pushes.expect("resyncNeeded", to=EVERYONE, within=30)
+        assert all(events.client.connected for events in pushes.sockets.values())
+        assert told["reason"] == "missed_events"
         async with second.client(organization.admin.token) as client:
             changed = (
-                await client.get("/api/inbox/conversations", params={"changed_since": told[0]["since"]})
+                await client.get("/api/inbox/conversations", params={"changed_since": told["since"]})
             ).json()["items"]
         ids = [c["id"] for c in changed]
         assert during["conversation_id"] in ids
         assert quiet["conversation_id"] not in ids  # heard before the outage: nothing to read again
-        await screen.disconnect()
+        await pushes.close()
     finally:
         await second.stop()
         await first.stop()

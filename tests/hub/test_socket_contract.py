@@ -1,7 +1,7 @@
 """The socket events' contract: every event the hub sends is declared (a struct in its package's
-`events.py`), goes through the one typed call with its audience, and is described in the AsyncAPI
-document. Payloads are checked against their struct wherever a test reads them
-(`tests/helpers/sockets.py`)."""
+`events.py`), goes through the one typed call with its audience, is described in the AsyncAPI
+document, and has a contract test. Payloads are checked against their struct wherever a test reads
+them (`tests/helpers/sockets.py`)."""
 
 from __future__ import annotations
 
@@ -75,6 +75,27 @@ async def test_the_asyncapi_document_describes_every_event(hub: RunningHub) -> N
     # What clients send is listed too.
     received = document["channels"]["/"]["publish"]["message"]["oneOf"]
     assert {"#/components/messages/client.markAsRead"} <= {ref["$ref"] for ref in received}
+
+
+def test_every_declared_event_has_a_contract_test() -> None:
+    """Each event is expected somewhere with `CapturedPushes.expect` (`tests/helpers/pushes.py`):
+    the action that sends it, its exact recipients, its payload applied to fetched state."""
+    load_handlers_and_tasks()
+    expected = set()
+    for path in (ROOT / "tests").rglob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "expect"
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id.endswith("pushes")
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                expected.add(node.args[0].value)
+    missing = set(declared_socket_events()) - expected
+    assert not missing, f"socket events without a contract test: {sorted(missing)}"
 
 
 def test_payloads_are_camel_case_and_typed() -> None:
