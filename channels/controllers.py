@@ -29,35 +29,15 @@ from channels.schemas import (
     PairPhoneRequest,
     ProfileIn,
     ProfileOut,
-    QrOut,
 )
-from channels.whatsapp.session import ProfileSession, qr_svg, sessions_of
+from channels.views import channel_out, channel_urls, profile_out
+from channels.whatsapp.sessions import sessions_of
 from hub.auth import CurrentUser
-from hub.controllers import RuntimeDep, SessionDep, public_url
+from hub.controllers import RuntimeDep, SessionDep
 from hub.errors import Conflict, NotAuthenticated, NotFound, RequestTimeout, TooManyRequests
 from hub.i18n import N_
 from hub.permissions import requires
 from hub.throttle import client_address
-
-
-def channel_urls(request: Request[Any, Any, Any], channel: Channel) -> tuple[str, str]:
-    base = f"{public_url(request)}/api/channels/{channel.id}"
-    return f"{base}/inbound", f"{base}/receipts"
-
-
-def channel_out(request: Request[Any, Any, Any], channel: Channel) -> ChannelOut:
-    inbound, receipts = channel_urls(request, channel) if channel.kind == "api" else (None, None)
-    return ChannelOut(
-        id=channel.id,
-        type=channel.kind,
-        name=channel.name,
-        state=channel.state,
-        last_error=channel.last_error,
-        inbound_url=inbound,
-        receipts_url=receipts,
-        webhook_url=channel.config.get("webhook_url"),
-        created_at=channel.created_at,
-    )
 
 
 class ChannelController(Controller):
@@ -151,20 +131,6 @@ async def channel_post(
     except (NotFound, NotAuthenticated):
         await runtime.counters.hit(strikes, 60)
         raise
-
-
-def profile_out(profile: Channel, running: ProfileSession | None = None) -> ProfileOut:
-    code = running.qr_code if running is not None and running.state == "qr" else None
-    return ProfileOut(
-        id=profile.id,
-        name=profile.name,
-        state=running.state if running is not None else profile.state,
-        last_error=profile.last_error,
-        phone=profile.config.get("phone"),
-        paired=bool(profile.config.get("paired")),
-        qr=QrOut(code=code, svg=qr_svg(code)) if code else None,
-        state_changed_at=profile.state_changed_at,
-    )
 
 
 class WhatsAppProfileController(Controller):

@@ -6,7 +6,8 @@ import structlog
 from sqlalchemy import select
 
 from channels.models import Channel
-from channels.whatsapp.session import sessions_of, store_path
+from channels.whatsapp.session import store_path
+from channels.whatsapp.sessions import sessions_of
 from hub.runtime import Runtime
 
 log = structlog.get_logger(__name__)

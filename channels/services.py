@@ -224,7 +224,7 @@ async def connect_profile(
     runtime: Runtime, profile: Channel, *, wait_seconds: float
 ) -> ProfileSession | None:
     """Start the profile's session and wait a little for its QR code, or for it to be ready."""
-    from channels.whatsapp.session import sessions_of
+    from channels.whatsapp.sessions import sessions_of
 
     running = await sessions_of(runtime).ensure(profile)
     if running is None:
@@ -243,7 +243,7 @@ async def pair_by_phone(runtime: Runtime, profile: Channel, phone: str) -> str:
     """The code to type on the phone instead of scanning the QR."""
     from neonize.exc import NeonizeError
 
-    from channels.whatsapp.session import sessions_of
+    from channels.whatsapp.sessions import sessions_of
 
     running = sessions_of(runtime).get(profile.id)
     number = normalize_phone(phone)

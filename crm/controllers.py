@@ -15,13 +15,6 @@ from msgspec import UNSET
 
 from crm import services
 from crm.models import (
-    Activity,
-    AttributeDefinition,
-    Company,
-    CrmSettings,
-    Customer,
-    CustomerImport,
-    SalesStage,
     Segment,
 )
 from crm.schemas import (
@@ -60,7 +53,16 @@ from crm.schemas import (
     StageTotal,
     StageUpdate,
 )
-from crm.views import deal_out
+from crm.views import (
+    activity_out,
+    attribute_out,
+    company_out,
+    customer_out,
+    deal_out,
+    import_out,
+    settings_out,
+    stage_out,
+)
 from hub.auth import CurrentUser
 from hub.controllers import Cursor, Limit, RuntimeDep, SessionDep
 from hub.errors import Forbidden, InvalidInput, TooManyRequests, request_language
@@ -71,66 +73,6 @@ from hub.schemas import Page
 from hub.throttle import client_address
 
 READ, WRITE = requires("crm", "read"), requires("crm", "write")
-
-
-def customer_out(customer: Customer) -> CustomerOut:
-    return CustomerOut(
-        id=customer.id,
-        name=customer.name,
-        phone=customer.phone,
-        other_phones=[other.phone for other in customer.other_phones],
-        email=customer.email,
-        language=customer.language,
-        opted_out=customer.opted_out,
-        tags=list(customer.tags or []),
-        attributes=dict(customer.attributes or {}),
-        owner_id=customer.owner_id,
-        company_id=customer.company_id,
-        created_at=customer.created_at,
-        updated_at=customer.updated_at,
-        score=customer.score,
-        score_factors=[msgspec.convert(f, ScoreFactor) for f in customer.score_factors or []],
-    )
-
-
-def company_out(company: Company) -> CompanyOut:
-    return CompanyOut(
-        id=company.id,
-        name=company.name,
-        domain=company.domain,
-        sector=company.sector,
-        size=company.size,
-        created_at=company.created_at,
-    )
-
-
-def stage_out(stage: SalesStage) -> StageOut:
-    return StageOut(id=stage.id, name=stage.name, position=stage.position, outcome=stage.outcome)
-
-
-def activity_out(activity: Activity) -> ActivityOut:
-    return ActivityOut(
-        id=activity.id,
-        customer_id=activity.customer_id,
-        kind=activity.kind,
-        text=activity.text,
-        author_id=activity.author_id,
-        deal_id=activity.deal_id,
-        due_at=activity.due_at,
-        done_at=activity.done_at,
-        details=dict(activity.details or {}),
-        created_at=activity.created_at,
-    )
-
-
-def attribute_out(definition: AttributeDefinition) -> AttributeDefinitionOut:
-    return AttributeDefinitionOut(
-        id=definition.id,
-        key=definition.key,
-        label=definition.label,
-        kind=definition.kind,
-        choices=list(definition.choices or []),
-    )
 
 
 class CustomerController(Controller):
@@ -458,33 +400,6 @@ class SegmentController(Controller):
         return Page(items=[customer_out(c) for c in found], next_cursor=next_cursor)
 
 
-def import_out(job: CustomerImport, language: str) -> ImportOut:
-    errors = []
-    for error in job.errors or []:
-        params = dict(error.get("params") or {})
-        if "kind" in params:
-            params["kind"] = services.ATTRIBUTE_KINDS.get(params["kind"], params["kind"])
-        errors.append(
-            {
-                "row": error["row"],
-                "field": error["field"],
-                "reason": translate(language, error["reason"], **params),
-            }
-        )
-    return ImportOut(
-        id=job.id,
-        status=job.status,
-        rows=job.rows,
-        created=job.created,
-        updated=job.updated,
-        skipped=job.skipped,
-        failed=job.failed,
-        errors=errors,
-        created_at=job.created_at,
-        finished_at=job.finished_at,
-    )
-
-
 class ImportController(Controller):
     path = "/api/crm/imports"
     tags = ["crm"]  # noqa: RUF012
@@ -513,7 +428,7 @@ class CrmSettingsController(Controller):
     async def read(self, session: SessionDep) -> CrmSettingsOut:
         settings = await services.crm_settings(session)
         await session.commit()
-        return await _settings_out(session, settings)
+        return await settings_out(session, settings)
 
     @patch("/", guards=[requires("settings", "write")])
     async def update(self, session: SessionDep, data: JSONBody[CrmSettingsUpdate]) -> CrmSettingsOut:
@@ -526,15 +441,7 @@ class CrmSettingsController(Controller):
             scoring=None if data.scoring is UNSET else data.scoring,
             opt_out_keywords=None if data.opt_out_keywords is UNSET else data.opt_out_keywords,
         )
-        return await _settings_out(session, settings)
-
-
-async def _settings_out(session: SessionDep, settings: CrmSettings) -> CrmSettingsOut:
-    return CrmSettingsOut(
-        lead_origins=list(settings.lead_origins),
-        scoring=await services.scoring_rules(session),
-        opt_out_keywords=services.opt_out_keywords_of(settings),
-    )
+        return await settings_out(session, settings)
 
 
 LEADS_PER_MINUTE = 10  # per address and organization: a person fills in a form a few times at most

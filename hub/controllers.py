@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -30,7 +30,7 @@ from hub.errors import InvalidInput, NotFound, request_language
 from hub.i18n import N_, translate
 from hub.models import Invitation, Media, ModuleSetting, Organization, User
 from hub.pagination import DEFAULT_LIMIT, paginate
-from hub.permissions import AREAS, level_of, requires
+from hub.permissions import permissions_of, requires
 from hub.runtime import Runtime, runtime_of
 from hub.schemas import (
     AcceptedOut,
@@ -58,6 +58,7 @@ from hub.schemas import (
     UserOut,
 )
 from hub.throttle import client_address
+from hub.views import organization_out, session_out, user_out
 
 log = structlog.get_logger(__name__)
 
@@ -88,48 +89,9 @@ DEPENDENCIES = {
 }
 
 
-def user_out(user: User) -> UserOut:
-    return UserOut(
-        id=user.id,
-        email=user.email,
-        full_name=user.full_name,
-        role=user.role,
-        preferred_language=user.preferred_language,
-        is_active=user.is_active,
-        created_at=user.created_at,
-        last_login_at=user.last_login_at,
-    )
-
-
-def organization_out(organization: Organization) -> OrganizationOut:
-    return OrganizationOut(
-        id=organization.id,
-        name=organization.name,
-        slug=organization.slug,
-        default_language=organization.default_language,
-        time_zone=organization.time_zone,
-        default_region=organization.default_region,
-    )
-
-
-def permissions_of(role: str, switched_off: Collection[str] = ()) -> dict[str, str]:
-    return {area: "none" if area in switched_off else level_of(role, area).name for area in AREAS}
-
-
 async def switched_off_modules(session: HubAsyncSession) -> set[str]:
     return set(
         (await session.scalars(select(ModuleSetting.module).where(ModuleSetting.enabled.is_(False)))).all()
-    )
-
-
-def session_out(signed_in: services.SignedIn) -> SessionOut:
-    return SessionOut(
-        access_token=signed_in.token.token,
-        token_type="bearer",
-        expires_at=signed_in.token.expires_at,
-        user=user_out(signed_in.user),
-        organization=organization_out(signed_in.organization),
-        permissions=permissions_of(signed_in.user.role),
     )
 
 

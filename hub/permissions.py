@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from enum import IntEnum
 from typing import Any
 
@@ -115,3 +116,8 @@ def requires(area: str, level: Level | str = Level.read) -> Guard:
 
     guard.__name__ = f"requires_{area}_{wanted.name}"
     return guard
+
+
+def permissions_of(role: str, switched_off: Collection[str] = ()) -> dict[str, str]:
+    """Each area's level for a role, as the console reads it: "none" where its module is off."""
+    return {area: "none" if area in switched_off else level_of(role, area).name for area in AREAS}

@@ -20,7 +20,6 @@ from hub.pagination import DEFAULT_LIMIT
 from hub.permissions import requires
 from hub.schemas import Page
 from tickets import services
-from tickets.models import SlaPolicy, TicketChange
 from tickets.schemas import (
     AssignRequest,
     ChangeOut,
@@ -39,6 +38,7 @@ from tickets.schemas import (
     TicketUpdate,
 )
 from tickets.services import ticket_out
+from tickets.views import change_out, policy_out
 
 READ, WRITE = requires("ticketing", "read"), requires("ticketing", "write")
 
@@ -50,25 +50,6 @@ async def managers_only(connection: ASGIConnection[Any, Any, Any, Any], handler:
         await checked
     if connection.user.role not in services.ROLES_ASSIGNING:
         raise Forbidden()
-
-
-def change_out(change: TicketChange) -> ChangeOut:
-    return ChangeOut(
-        id=change.id,
-        kind=change.kind,
-        actor_id=change.actor_id,
-        details=dict(change.details or {}),
-        created_at=change.created_at,
-    )
-
-
-def policy_out(policy: SlaPolicy) -> SlaPolicyOut:
-    return SlaPolicyOut(
-        priority=policy.priority,
-        first_response_minutes=policy.first_response_minutes,
-        resolution_minutes=policy.resolution_minutes,
-        business_hours_only=policy.business_hours_only,
-    )
 
 
 class TicketController(Controller):

@@ -6,8 +6,14 @@ from __future__ import annotations
 from hub import storage
 from hub.models import Media
 from hub.runtime import current
-from tickets.models import Ticket, TicketComment
-from tickets.schemas import CommentOut, SlaTarget, TicketOut
+from tickets.models import SlaPolicy, Ticket, TicketChange, TicketComment
+from tickets.schemas import (
+    ChangeOut,
+    CommentOut,
+    SlaPolicyOut,
+    SlaTarget,
+    TicketOut,
+)
 
 
 def ticket_out(ticket: Ticket) -> TicketOut:
@@ -57,4 +63,23 @@ def comment_out(comment: TicketComment, media: list[Media]) -> CommentOut:
         mentions=list(comment.mentions or []),
         attachments=[storage.describe(settings, m) for m in media],
         created_at=comment.created_at,
+    )
+
+
+def change_out(change: TicketChange) -> ChangeOut:
+    return ChangeOut(
+        id=change.id,
+        kind=change.kind,
+        actor_id=change.actor_id,
+        details=dict(change.details or {}),
+        created_at=change.created_at,
+    )
+
+
+def policy_out(policy: SlaPolicy) -> SlaPolicyOut:
+    return SlaPolicyOut(
+        priority=policy.priority,
+        first_response_minutes=policy.first_response_minutes,
+        resolution_minutes=policy.resolution_minutes,
+        business_hours_only=policy.business_hours_only,
     )

@@ -15,7 +15,7 @@ from neonize.utils.jid import build_jid
 
 from channels.adapters import ChannelError, OutboundMessage, SendResult, SentRecord, register_adapter
 from channels.models import Channel
-from channels.whatsapp.session import sessions_of
+from channels.whatsapp.sessions import sessions_of
 from hub.runtime import current
 
 

@@ -21,7 +21,8 @@ from google.protobuf.message import Message
 from neonize.events import EVENT_TO_INT, ConnectedEv, LoggedOutEv
 from neonize.proto.Neonize_pb2 import JID, Device
 
-from channels.whatsapp.session import ProfileSession, qr_svg, sessions_of
+from channels.whatsapp.session import ProfileSession, qr_svg
+from channels.whatsapp.sessions import sessions_of
 from tests.conftest import add_member, capture_pushes, eventually, make_settings, register, start_hub
 
 MANAGERS = {"admin", "manager"}

@@ -109,7 +109,7 @@ async def test_a_profile_is_held_by_one_process_and_the_others_route_to_it(
 
     from channels.adapters import ChannelError, OutboundMessage, adapter_for
     from channels.models import Channel
-    from channels.whatsapp.session import sessions_of
+    from channels.whatsapp.sessions import sessions_of
     from hub.runtime import bind, unbind
 
     settings = make_settings(
@@ -218,7 +218,7 @@ async def test_a_lease_outlives_a_redis_outage_and_is_let_go_only_when_truly_los
 
     import msgspec
 
-    from channels.whatsapp.session import sessions_of
+    from channels.whatsapp.sessions import sessions_of
     from tests.conftest import eventually
     from tests.faults import PrivateRedis
 
