@@ -1,9 +1,10 @@
 // The signed-in person's own choices: entering after sign-in, the language switch, a new password.
 import { useState } from "preact/hooks";
 import { get, patch, post } from "./api.js";
+import { Failure, Field, Icon, Modal, toast, useForm } from "./components/ui.jsx";
 import { language, loadLanguage, t } from "./i18n.js";
+import { paths } from "./paths.js";
 import { session, signIn } from "./session.js";
-import { Failure, Field, Icon, Modal, toast, useForm } from "./ui.jsx";
 import { languageName } from "./words.js";
 
 // A password change under way in this tab: it ends every session, this tab's socket too, so the
@@ -14,7 +15,7 @@ export const languageChanged = new Set();
 
 export async function chooseLanguage(code) {
   if (session.value) {
-    await patch("/api/users/me", { preferred_language: code });
+    await patch(paths.users.me, { preferred_language: code });
   }
   await loadLanguage(code);
 }
@@ -42,11 +43,11 @@ export function LanguageSwitch() {
 // After signing in: the full session (with permissions) and the user's own language.
 export async function enter(answer) {
   signIn(answer);
-  const full = await get("/api/auth/me");
+  const full = await get(paths.auth.me);
   signIn(full);
   const preferred = full.user.preferred_language;
   if (preferred && preferred !== language) await loadLanguage(preferred);
-  else if (!preferred) await patch("/api/users/me", { preferred_language: language });
+  else if (!preferred) await patch(paths.users.me, { preferred_language: language });
 }
 
 
@@ -64,7 +65,7 @@ export function PasswordButton() {
 
 function PasswordDialog({ onClose }) {
   const form = useForm({ current_password: "", password: "" }, async (values) => {
-    passwordChange = post("/api/users/me/password", values);
+    passwordChange = post(paths.users.password, values);
     try {
       signIn(await passwordChange);
     } finally {

@@ -1,5 +1,6 @@
 // Calls to the hub's HTTP API with the signed-in user's token and language.
 import { language } from "./i18n.js";
+import { paths } from "./paths.js";
 import { session, signOut } from "./session.js";
 
 export class ApiError extends Error {
@@ -68,5 +69,5 @@ export async function all(path, params = {}, most = 1000) {
 export async function upload(file) {
   const form = new FormData();
   form.append("file", file);
-  return api("POST", "/api/media", form);
+  return api("POST", paths.media, form);
 }

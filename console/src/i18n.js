@@ -1,4 +1,6 @@
 // The console's words come from the hub's gettext catalogs; t() looks them up by their English text.
+import { paths } from "./paths.js";
+
 let messages = {};
 export let language = document.documentElement.lang || "ar";
 
@@ -16,7 +18,7 @@ function inlineWords(wanted) {
 }
 
 export async function loadLanguage(wanted) {
-  const body = inlineWords(wanted) || (await (await fetch(`/api/console/messages/${wanted}`)).json());
+  const body = inlineWords(wanted) || (await (await fetch(paths.consoleMessages(wanted))).json());
   messages = body.messages;
   language = body.language;
   document.documentElement.lang = language;

@@ -1,6 +1,7 @@
 // The Socket.IO connection: events from the hub, and a resync after every reconnection.
-import { io } from "socket.io-client";
 import { useEffect, useRef } from "preact/hooks";
+import { io } from "socket.io-client";
+import { events } from "./events.js";
 import { store } from "./store.js";
 
 let socket = null;
@@ -20,7 +21,7 @@ export function connectLive(token, onRefused, onEnded) {
   socket.on("connect", () => {
     connected.set(true);
     // What changed while we were away is fetched again by every page that listens.
-    if (lost) dispatch("resync", {});
+    if (lost) dispatch(events.resync, {});
     lost = false;
   });
   socket.on("disconnect", () => {
@@ -32,9 +33,9 @@ export function connectLive(token, onRefused, onEnded) {
     lost = true;
     if (!socket.active) onRefused?.(error);
   });
-  socket.on("sessionEnded", (data) => onEnded?.(data?.reason));
+  socket.on(events.sessionEnded, (data) => onEnded?.(data?.reason));
   // The hub lost its shared channel for a while: what the pages show may be behind.
-  socket.on("resyncNeeded", (data) => dispatch("resync", data || {}));
+  socket.on(events.resyncNeeded, (data) => dispatch(events.resync, data || {}));
   socket.onAny((event, data) => dispatch(event, data));
 }
 
@@ -55,11 +56,11 @@ export function on(event, handler) {
 }
 
 // Listen to hub events while a component is shown; the handler always sees the latest props.
-export function useLive(events, handler) {
+export function useLive(names, handler) {
   const latest = useRef(handler);
   latest.current = handler;
   useEffect(() => {
-    const offs = events.map((event) => on(event, (data) => latest.current(event, data)));
+    const offs = names.map((event) => on(event, (data) => latest.current(event, data)));
     return () => offs.forEach((off) => off());
-  }, [events.join(",")]);
+  }, [names.join(",")]);
 }

@@ -1,25 +1,26 @@
 // The console: signs people in, lays out the pages their role allows, and keeps them live.
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
+import { languageChanged, LanguageSwitch, PasswordButton, passwordChange } from "./account.jsx";
 import { get, post } from "./api.js";
+import { Icon, Link, Toasts } from "./components/ui.jsx";
 import { initialLanguage, language, loadLanguage, t } from "./i18n.js";
-import { connectLive, connected, disconnectLive } from "./live.js";
+import { connected, connectLive, disconnectLive } from "./live.js";
+import { AcceptInvitation, ForgotPassword, Login, Register, ResetPassword } from "./pages/auth.jsx";
+import { CampaignPage, Campaigns, NewCampaign } from "./pages/campaigns.jsx";
+import { Channels, ConnectWhatsapp } from "./pages/channels.jsx";
+import { CustomerPage, Customers } from "./pages/customers.jsx";
+import { Inbox } from "./pages/inbox.jsx";
+import { Overview } from "./pages/overview.jsx";
+import { Pipeline } from "./pages/pipeline.jsx";
+import { Settings } from "./pages/settings.jsx";
+import { Team } from "./pages/team.jsx";
+import { TicketPage, Tickets } from "./pages/tickets.jsx";
+import { paths } from "./paths.js";
 import { location, match, navigate, pathOf } from "./router.js";
 import { can, session, signIn, signOut } from "./session.js";
 import { useStore } from "./store.js";
-import { Icon, Link, Toasts } from "./ui.jsx";
-import { LanguageSwitch, PasswordButton, languageChanged, passwordChange } from "./account.jsx";
 import { roleName } from "./words.js";
-import { AcceptInvitation, ForgotPassword, Login, Register, ResetPassword } from "./pages/auth.jsx";
-import { Inbox } from "./pages/inbox.jsx";
-import { CustomerPage, Customers } from "./pages/customers.jsx";
-import { Pipeline } from "./pages/pipeline.jsx";
-import { TicketPage, Tickets } from "./pages/tickets.jsx";
-import { CampaignPage, Campaigns, NewCampaign } from "./pages/campaigns.jsx";
-import { Channels, ConnectWhatsapp } from "./pages/channels.jsx";
-import { Team } from "./pages/team.jsx";
-import { Settings } from "./pages/settings.jsx";
-import { Overview } from "./pages/overview.jsx";
 
 const PUBLIC = {
   "/login": Login,
@@ -100,7 +101,7 @@ function Shell({ path }) {
             onClick={async () => {
               disconnectLive(); // the hub's "session ended" for this logout is not news to us
               try {
-                await post("/api/auth/logout");
+                await post(paths.auth.logout);
               } finally {
                 signOut();
                 navigate("/login");
@@ -139,7 +140,7 @@ function App() {
     const ended = async () => {
       try {
         if (passwordChange) await passwordChange.catch(() => null); // this tab changed it: the new session comes
-        const full = await get("/api/auth/me");
+        const full = await get(paths.auth.me);
         signIn(full);
         connectLive(full.access_token, refused, ended);
       } catch {
@@ -165,7 +166,7 @@ function App() {
 
 async function start() {
   // The session is checked while the words load: neither waits for the other.
-  const checking = session.value ? get("/api/auth/me").catch(() => null) : Promise.resolve(null);
+  const checking = session.value ? get(paths.auth.me).catch(() => null) : Promise.resolve(null);
   await loadLanguage(initialLanguage());
   if (session.value) {
     try {

@@ -1,13 +1,14 @@
 // The organization's people, for names and for assignment; loaded once per page view.
 import { useEffect, useMemo, useState } from "preact/hooks";
 import { all } from "./api.js";
+import { paths } from "./paths.js";
 import { can } from "./session.js";
 
 let loading = null;
 
 export function loadTeam() {
   if (!can("users", "read")) return Promise.resolve([]);
-  loading = loading || all("/api/users").catch(() => []);
+  loading = loading || all(paths.users.list).catch(() => []);
   return loading;
 }
 

@@ -1,12 +1,13 @@
 // Register, log in, accept an invitation, forget and reset a password.
 import { useState } from "preact/hooks";
-import { post } from "../api.js";
 import { enter, LanguageSwitch } from "../account.jsx";
+import { post } from "../api.js";
+import { Failure, Field, Link, useForm } from "../components/ui.jsx";
 import { language, t } from "../i18n.js";
+import { paths } from "../paths.js";
 import { location, navigate, params } from "../router.js";
 import { notice } from "../session.js";
 import { useStore } from "../store.js";
-import { Failure, Field, Link, useForm } from "../ui.jsx";
 
 function AuthPage({ title, children, footer }) {
   const expired = useStore(notice);
@@ -36,7 +37,7 @@ function Submit({ busy, children }) {
 
 export function Login() {
   const form = useForm({ email: "", password: "" }, async (values) => {
-    const answer = await post("/api/auth/login", values);
+    const answer = await post(paths.auth.login, values);
     notice.set(null);
     await enter(answer);
     navigate("/inbox");
@@ -67,7 +68,7 @@ export function Login() {
 
 export function Register() {
   const form = useForm({ organization_name: "", full_name: "", email: "", password: "" }, async (values) => {
-    const answer = await post("/api/auth/register", { ...values, language });
+    const answer = await post(paths.auth.register, { ...values, language });
     await enter(answer);
     navigate("/channels");
   });
@@ -96,7 +97,7 @@ export function Register() {
 export function AcceptInvitation() {
   const token = params(location.value).get("token") || "";
   const form = useForm({ full_name: "", password: "" }, async (values) => {
-    const answer = await post("/api/auth/accept-invitation", { ...values, token, language });
+    const answer = await post(paths.auth.acceptInvitation, { ...values, token, language });
     await enter(answer);
     navigate("/inbox");
   });
@@ -119,7 +120,7 @@ export function AcceptInvitation() {
 export function ForgotPassword() {
   const [sent, setSent] = useState(null);
   const form = useForm({ email: "" }, async (values) => {
-    const answer = await post("/api/auth/forgot-password", values);
+    const answer = await post(paths.auth.forgotPassword, values);
     setSent(answer.detail);
   });
   return (
@@ -143,7 +144,7 @@ export function ResetPassword() {
   const token = params(location.value).get("token") || "";
   const [done, setDone] = useState(false);
   const form = useForm({ password: "" }, async (values) => {
-    await post("/api/auth/reset-password", { token, password: values.password });
+    await post(paths.auth.resetPassword, { token, password: values.password });
     setDone(true);
   });
   return (

@@ -1,37 +1,19 @@
 // Campaigns: the list, the creation flow with a live preview, and the live progress and results.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { get, patch, post, query, remove, upload } from "../api.js";
+import { Message } from "../components/conversation/message.jsx";
+import { handled, ProgressBar, useCampaignsLive } from "../components/progress.jsx";
+import { Empty, Failure, Field, Icon, Link, Loading, Modal, MoreButton, PageHeader, Tabs, useLoad, useNow, usePagedLoad } from "../components/ui.jsx";
+import { events } from "../events.js";
 import { formatDateTime, formatDuration, formatNumber, formatRelative, language, t } from "../i18n.js";
 import { useLive } from "../live.js";
+import { paths } from "../paths.js";
 import { navigate } from "../router.js";
 import { can } from "../session.js";
-import { Empty, Failure, Field, Icon, Link, Loading, Modal, MoreButton, PageHeader, Tabs, useLoad, useNow, usePagedLoad } from "../ui.jsx";
 import { campaignStatusName, channelStateName, languageName } from "../words.js";
 
-// How many recipients are behind it: live progress says so, else the campaign's own counts do.
-export const handled = (campaign) =>
-  campaign.current ?? campaign.sent + campaign.failed + campaign.skipped + campaign.unknown;
-
-// A list of campaigns that follows the hub: progress in place, anything else reloads it.
-export function useCampaignsLive(campaigns) {
-  useLive(["campaignProgress", "campaignCompleted", "campaignUpdated"], (event, data) => {
-    if (event !== "campaignProgress") return campaigns.reload();
-    campaigns.update((items) => items?.map((item) => (item.id === data.campaignId ? { ...item, ...data } : item)));
-  });
-}
-
-export function ProgressBar({ current, total }) {
-  const share = total ? Math.min(100, Math.round((current / total) * 100)) : 0;
-  return (
-    <div class="progress" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow={share} data-progress={share}>
-      <div class="progress-fill" style={{ inlineSize: `${share}%` }} />
-      <span class="progress-label">{formatNumber(share / 100, { style: "percent" })}</span>
-    </div>
-  );
-}
-
 export function Campaigns() {
-  const campaigns = usePagedLoad((cursor) => get(query("/api/campaigns", { limit: 50, cursor })), []);
+  const campaigns = usePagedLoad((cursor) => get(query(paths.campaigns.list, { limit: 50, cursor })), []);
   useCampaignsLive(campaigns);
   return (
     <div class="page">
@@ -86,9 +68,9 @@ export function NewCampaign() {
   const [errors, setErrors] = useState({});
   const [failure, setFailure] = useState(null);
   const [busy, setBusy] = useState(false);
-  const segments = useLoad(() => get("/api/crm/segments"), []);
-  const channels = useLoad(() => get("/api/channels"), []);
-  const pacing = useLoad(() => get("/api/campaigns/pacing"), []);
+  const segments = useLoad(() => get(paths.crm.segments), []);
+  const channels = useLoad(() => get(paths.channels), []);
+  const pacing = useLoad(() => get(paths.campaigns.pacing), []);
   const [editingPacing, setEditingPacing] = useState(null);
 
   const chosenSegment = segments.data?.find((segment) => segment.id === segmentId);
@@ -113,7 +95,7 @@ export function NewCampaign() {
         body.window_start = windowStart || null;
         body.window_end = windowEnd || null;
       }
-      const campaign = await post("/api/campaigns", body);
+      const campaign = await post(paths.campaigns.list, body);
       navigate(`/campaigns/${campaign.id}`);
     } catch (error) {
       setErrors(error.fields || {});
@@ -266,7 +248,7 @@ function PacingDialog({ pacing, onClose }) {
   const save = async (event) => {
     event.preventDefault();
     try {
-      await patch(`/api/campaigns/pacing/${pacing.channel_id}`, {
+      await patch(paths.campaigns.channelPacing(pacing.channel_id), {
         min_gap_seconds: Number(values.min_gap_seconds),
         jitter_seconds: Number(values.jitter_seconds),
         hourly_cap: values.hourly_cap === "" ? null : Number(values.hourly_cap),
@@ -300,7 +282,7 @@ function CustomerPicker({ picked, onChange, error }) {
   const [found, setFound] = useState([]);
   useEffect(() => {
     if (search.trim().length < 2) return setFound([]);
-    const timer = setTimeout(() => get(query("/api/crm/customers", { q: search.trim(), limit: 10 })).then((page) => setFound(page.items)), 200);
+    const timer = setTimeout(() => get(query(paths.crm.customers, { q: search.trim(), limit: 10 })).then((page) => setFound(page.items)), 200);
     return () => clearTimeout(timer);
   }, [search]);
   return (
@@ -332,7 +314,7 @@ function TemplatePreview({ template }) {
     }
     const timer = setTimeout(async () => {
       try {
-        const answer = await post("/api/campaigns/preview", { template });
+        const answer = await post(paths.campaigns.preview, { template });
         setPreview(answer.messages);
         setProblem(null);
       } catch (error) {
@@ -359,15 +341,15 @@ function TemplatePreview({ template }) {
 
 // The campaign as it runs: controls, live progress with an estimated finish, and its results.
 export function CampaignPage({ id }) {
-  const campaign = useLoad(() => get(`/api/campaigns/${id}`), [id]);
-  const results = useLoad(() => get(`/api/campaigns/${id}/results`), [id]);
+  const campaign = useLoad(() => get(paths.campaigns.campaign(id)), [id]);
+  const results = useLoad(() => get(paths.campaigns.results(id)), [id]);
   const [failure, setFailure] = useState(null);
   const samples = useRef([]);
   useNow(); // redrawn every second, so the estimated finish counts down
 
-  useLive(["campaignProgress", "campaignCompleted", "campaignUpdated"], (event, data) => {
+  useLive([events.campaignProgress, events.campaignCompleted, events.campaignUpdated], (event, data) => {
     if (data.campaignId !== id) return;
-    if (event === "campaignProgress") {
+    if (event === events.campaignProgress) {
       samples.current = [...samples.current.slice(-30), { at: Date.now(), current: data.current }];
       campaign.update((old) => old && { ...old, ...data, status: data.status || old.status });
       return;
@@ -385,7 +367,7 @@ export function CampaignPage({ id }) {
   const act = async (action) => {
     setFailure(null);
     try {
-      await post(`/api/campaigns/${id}/${action}`);
+      await post(paths.campaigns.act(id, action));
       campaign.reload();
     } catch (error) {
       setFailure(error.message);
@@ -394,7 +376,7 @@ export function CampaignPage({ id }) {
   const deleteCampaign = async () => {
     if (!confirm(t("Delete this campaign?"))) return;
     try {
-      await remove(`/api/campaigns/${id}`);
+      await remove(paths.campaigns.campaign(id));
       navigate("/campaigns");
     } catch (error) {
       setFailure(error.message);

@@ -1,11 +1,13 @@
 // Channels: API channels with their addresses and secret, WhatsApp profiles and their QR connect page.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { get, post } from "../api.js";
+import { Empty, Failure, Field, Icon, Link, Loading, Modal, PageHeader, toast, useForm, useLoad } from "../components/ui.jsx";
+import { events } from "../events.js";
 import { formatDateTime, t } from "../i18n.js";
 import { useLive } from "../live.js";
+import { paths } from "../paths.js";
 import { navigate } from "../router.js";
 import { can } from "../session.js";
-import { Empty, Failure, Field, Icon, Link, Loading, Modal, PageHeader, toast, useForm, useLoad } from "../ui.jsx";
 import { channelStateName } from "../words.js";
 
 function Copy({ value, label }) {
@@ -43,10 +45,10 @@ function curlExample(channel) {
 }
 
 export function Channels() {
-  const channels = useLoad(() => get("/api/channels"), []);
+  const channels = useLoad(() => get(paths.channels), []);
   const [creating, setCreating] = useState(null);
   const [created, setCreated] = useState(null);
-  useLive(["channelStateChanged", "clientReady", "clientDisconnected"], () => channels.reload());
+  useLive([events.channelStateChanged, events.clientReady, events.clientDisconnected], () => channels.reload());
   const manage = can("settings", "write");
   return (
     <div class="page">
@@ -115,7 +117,7 @@ export function Channels() {
 
 function NewApiChannel({ onClose }) {
   const form = useForm({ name: "", webhook_url: "" }, async (values) => {
-    const answer = await post("/api/channels", { type: "api", ...values });
+    const answer = await post(paths.channels, { type: "api", ...values });
     onClose(answer);
   });
   return (
@@ -134,7 +136,7 @@ function NewApiChannel({ onClose }) {
 
 function NewProfile({ onClose }) {
   const form = useForm({ name: "" }, async (values) => {
-    const profile = await post("/api/whatsapp/profiles", values);
+    const profile = await post(paths.whatsapp.profiles, values);
     onClose();
     navigate(`/channels/whatsapp/${profile.id}`);
   });
@@ -159,7 +161,7 @@ export function ConnectWhatsapp({ id }) {
   const connect = async () => {
     setFailure(null);
     try {
-      const answer = await post("/api/whatsapp/connect", { profile_id: id, wait_seconds: 10 });
+      const answer = await post(paths.whatsapp.connect, { profile_id: id, wait_seconds: 10 });
       setProfile(answer);
       if (answer.qr) setQr(answer.qr.svg);
     } catch (error) {
@@ -167,7 +169,7 @@ export function ConnectWhatsapp({ id }) {
     }
   };
   useEffect(() => {
-    get(`/api/whatsapp/profiles/${id}`)
+    get(paths.whatsapp.profile(id))
       .then((answer) => {
         setProfile(answer);
         if (answer.qr) setQr(answer.qr.svg);
@@ -175,17 +177,17 @@ export function ConnectWhatsapp({ id }) {
       })
       .catch((error) => setFailure(error.message));
   }, [id]);
-  useLive(["qrCode", "clientReady", "clientDisconnected", "channelStateChanged"], (event, data) => {
+  useLive([events.qrCode, events.clientReady, events.clientDisconnected, events.channelStateChanged], (event, data) => {
     if (data.profileId !== id) return;
-    if (event === "qrCode") {
+    if (event === events.qrCode) {
       setQr(data.svg);
       setProfile((old) => ({ ...old, state: "qr" }));
-    } else if (event === "clientReady") {
+    } else if (event === events.clientReady) {
       setQr(null);
       setProfile((old) => ({ ...old, state: "ready", phone: data.phone }));
-    } else if (event === "clientDisconnected") {
+    } else if (event === events.clientDisconnected) {
       setProfile((old) => ({ ...old, state: data.reason === "logged_out" ? "logged_out" : "disconnected" }));
-    } else if (event === "channelStateChanged") {
+    } else if (event === events.channelStateChanged) {
       setProfile((old) => ({ ...old, state: data.state, last_error: data.detail }));
     }
   });
@@ -193,7 +195,7 @@ export function ConnectWhatsapp({ id }) {
     event.preventDefault();
     const phone = new FormData(event.currentTarget).get("phone");
     try {
-      const answer = await post(`/api/whatsapp/profiles/${id}/pair-phone`, { phone });
+      const answer = await post(paths.whatsapp.pairPhone(id), { phone });
       setPairing(answer.code);
     } catch (error) {
       setFailure(error.message);
@@ -202,7 +204,7 @@ export function ConnectWhatsapp({ id }) {
   const logout = async () => {
     if (!confirm(t("Log this number out of the hub?"))) return;
     try {
-      setProfile(await post(`/api/whatsapp/profiles/${id}/logout`));
+      setProfile(await post(paths.whatsapp.logout(id)));
     } catch (error) {
       setFailure(error.message);
     }

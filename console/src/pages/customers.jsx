@@ -1,106 +1,16 @@
 // Customers: the list with search and segments, a customer's page, and their timeline.
 import { useState } from "preact/hooks";
 import { get, patch, post, query } from "../api.js";
-import { formatDateTime, formatMoney, formatNumber, t } from "../i18n.js";
+import { CustomerFacts, CustomerWork } from "../components/customer.jsx";
+import { Timeline } from "../components/timeline.jsx";
+import { Empty, Failure, Field, Icon, Link, Loading, Modal, MoreButton, PageHeader, Tabs, toast, useForm, useLoad, usePagedLoad, useSettled } from "../components/ui.jsx";
+import { events } from "../events.js";
+import { formatDateTime, formatNumber, t } from "../i18n.js";
 import { useLive } from "../live.js";
+import { paths } from "../paths.js";
 import { navigate } from "../router.js";
 import { can } from "../session.js";
-import { Empty, Failure, Field, Icon, Link, Loading, Modal, MoreButton, PageHeader, Tabs, toast, useForm, useLoad, usePagedLoad, useSettled } from "../ui.jsx";
-import { languageName, priorityName, ticketStatusName } from "../words.js";
-
-// One line per timeline entry, in the reader's language.
-function describe(activity) {
-  const d = activity.details || {};
-  switch (activity.kind) {
-    case "note":
-      return t("Note");
-    case "call":
-      return t("Call");
-    case "meeting":
-      return t("Meeting");
-    case "task":
-      return activity.done_at ? t("Task, done") : t("Task");
-    case "conversation_started":
-      return t("Started a conversation");
-    case "ticket_opened":
-      return t("Ticket #{number} opened: {title}", d);
-    case "ticket_closed":
-      return t("Ticket #{number} closed: {title}", d);
-    case "ticket_reopened":
-      return t("Ticket #{number} reopened: {title}", d);
-    case "deal_created":
-      return t("Deal created: {title}", d);
-    case "deal_stage_changed":
-      return t("Deal {title} moved from {from} to {to}", d);
-    case "lead_captured":
-      return t("Came in as a lead");
-    case "customers_merged":
-      return t("A duplicate was merged into this customer");
-    case "campaign_message":
-      return t("Received a campaign message");
-    case "campaign_replied":
-      return t("Replied to a campaign");
-    case "opted_out":
-      return t("Opted out of campaigns");
-    default:
-      return activity.kind;
-  }
-}
-
-export function Timeline({ customerId, compact }) {
-  const entries = useLoad(() => get(query(`/api/crm/customers/${customerId}/activity`, { limit: compact ? 15 : 100 })).then((page) => page.items), [customerId]);
-  const [text, setText] = useState("");
-  const [kind, setKind] = useState("note");
-  // What the hub writes on the timeline comes with these events.
-  useLive(["dealUpdated", "ticketCreated", "ticketUpdated", "leadCreated"], (event, data) => {
-    const about = data.deal?.customer_id || data.ticket?.customer_id || data.customerId;
-    if (about === customerId) entries.reload();
-  });
-  const add = async (event) => {
-    event.preventDefault();
-    if (!text.trim()) return;
-    try {
-      await post(`/api/crm/customers/${customerId}/activity`, { kind, text });
-      setText("");
-      entries.reload();
-    } catch (error) {
-      toast(error.message, "error");
-    }
-  };
-  return (
-    <div class="timeline">
-      {can("crm", "read") && !compact && (
-        <form class="inline-form" onSubmit={add}>
-          <select aria-label={t("Kind")} value={kind} onChange={(event) => setKind(event.currentTarget.value)}>
-            <option value="note">{t("Note")}</option>
-            <option value="call">{t("Call")}</option>
-            <option value="meeting">{t("Meeting")}</option>
-            <option value="task">{t("Task")}</option>
-          </select>
-          <input placeholder={t("What happened?")} value={text} onInput={(event) => setText(event.currentTarget.value)} />
-          <button type="submit">{t("Add")}</button>
-        </form>
-      )}
-      <Loading state={entries}>
-        {(items) =>
-          items.length ? (
-            <ol class="timeline-list">
-              {items.map((item) => (
-                <li key={item.id} data-kind={item.kind}>
-                  <span class="timeline-what">{describe(item)}</span>
-                  {item.text && <span class="timeline-text" dir="auto">{item.text}</span>}
-                  <time class="muted">{formatDateTime(item.created_at)}</time>
-                </li>
-              ))}
-            </ol>
-          ) : (
-            <Empty>{t("Nothing has happened yet.")}</Empty>
-          )
-        }
-      </Loading>
-    </div>
-  );
-}
+import { languageName } from "../words.js";
 
 export function Customers() {
   const [tab, setTab] = useState("customers");
@@ -118,8 +28,8 @@ export function Customers() {
 function CustomerList() {
   const [search, setSearch] = useState("");
   const searching = useSettled(search);
-  const list = usePagedLoad((cursor) => get(query("/api/crm/customers", { q: searching.trim(), limit: 50, cursor })), [searching]);
-  useLive(["leadCreated"], () => list.reload());
+  const list = usePagedLoad((cursor) => get(query(paths.crm.customers, { q: searching.trim(), limit: 50, cursor })), [searching]);
+  useLive([events.leadCreated], () => list.reload());
   return (
     <>
       <div class="list-filters">
@@ -168,7 +78,7 @@ function NewCustomerButton() {
   const [open, setOpen] = useState(false);
   const form = useForm({ name: "", phone: "", email: "" }, async (values) => {
     const body = { name: values.name, phone: values.phone || null, email: values.email || null };
-    const customer = await post("/api/crm/customers", body);
+    const customer = await post(paths.crm.customers, body);
     setOpen(false);
     navigate(`/customers/${customer.id}`);
   });
@@ -191,7 +101,7 @@ function NewCustomerButton() {
 }
 
 function Segments() {
-  const segments = useLoad(() => get("/api/crm/segments"), []);
+  const segments = useLoad(() => get(paths.crm.segments), []);
   const [open, setOpen] = useState(false);
   const [chosen, setChosen] = useState(null);
   return (
@@ -241,12 +151,12 @@ function SegmentDialog({ onClose }) {
     return filters;
   };
   const form = useForm({ name: "", tags: "", language: "", score_min: "" }, async (values) => {
-    await post("/api/crm/segments", { name: values.name, filters: filtersOf(values) });
+    await post(paths.crm.segments, { name: values.name, filters: filtersOf(values) });
     onClose();
   });
   const preview = async () => {
     try {
-      setCounts(await post("/api/crm/segments/preview", filtersOf(form.values)));
+      setCounts(await post(paths.crm.segmentPreview, filtersOf(form.values)));
     } catch (error) {
       toast(error.message, "error");
     }
@@ -278,7 +188,7 @@ function SegmentDialog({ onClose }) {
 }
 
 function SegmentMembers({ segment, onClose }) {
-  const members = useLoad(() => get(query(`/api/crm/segments/${segment.id}/customers`, { limit: 100 })), [segment.id]);
+  const members = useLoad(() => get(query(paths.crm.segmentCustomers(segment.id), { limit: 100 })), [segment.id]);
   return (
     <Modal title={segment.name} onClose={onClose} wide>
       <Loading state={members}>
@@ -294,95 +204,8 @@ function SegmentMembers({ segment, onClose }) {
   );
 }
 
-// What is known of a customer: contact, language, score, tags, custom fields, opt-out.
-export function CustomerFacts({ person }) {
-  return (
-    <dl class="facts">
-      <dt>{t("Phone")}</dt>
-      <dd dir="ltr">{person.phone || "—"}</dd>
-      <dt>{t("E-mail")}</dt>
-      <dd dir="ltr">{person.email || "—"}</dd>
-      <dt>{t("Language")}</dt>
-      <dd>{person.language ? languageName(person.language) : "—"}</dd>
-      <dt>{t("Lead score")}</dt>
-      <dd>{formatNumber(person.score)}</dd>
-      <dt>{t("Tags")}</dt>
-      <dd>{person.tags.length ? person.tags.map((tag) => <span class="chip">{tag}</span>) : "—"}</dd>
-      {Object.entries(person.attributes || {}).map(([key, value]) => (
-        <>
-          <dt>{key}</dt>
-          <dd>{String(value)}</dd>
-        </>
-      ))}
-      <dt>{t("Campaigns")}</dt>
-      <dd class={person.opted_out ? "warn-text" : ""}>{person.opted_out ? t("Opted out") : t("Receives campaigns")}</dd>
-    </dl>
-  );
-}
-
-// A customer's deals and tickets, kept current by the hub's events.
-export function CustomerWork({ customerId }) {
-  const deals = useLoad(
-    () =>
-      get(query("/api/crm/board", { customer: customerId })).then((columns) =>
-        columns.flatMap((column) => column.deals.map((deal) => ({ ...deal, stage: column.stage }))),
-      ),
-    [customerId],
-  );
-  const tickets = useLoad(
-    () => (can("ticketing", "read") ? get(query("/api/tickets", { customer: customerId, limit: 50 })).then((page) => page.items) : Promise.resolve([])),
-    [customerId],
-  );
-  useLive(["dealUpdated", "ticketCreated", "ticketUpdated"], (event, data) => {
-    if (data.deal?.customer_id === customerId) deals.reload();
-    if (data.ticket?.customer_id === customerId) tickets.reload();
-  });
-  return (
-    <>
-      <h3>{t("Deals")}</h3>
-      <Loading state={deals}>
-        {(items) =>
-          items.length ? (
-            <ul class="mini-list">
-              {items.map((deal) => (
-                <li key={deal.id}>
-                  <span>{deal.title}</span>
-                  <span class="muted">{deal.stage.name} · {formatMoney(Number(deal.amount), deal.currency)}</span>
-                </li>
-              ))}
-            </ul>
-          ) : (
-            <Empty>{t("No deals yet.")}</Empty>
-          )
-        }
-      </Loading>
-      {can("ticketing", "read") && (
-        <>
-          <h3>{t("Tickets")}</h3>
-          <Loading state={tickets}>
-            {(items) =>
-              items.length ? (
-                <ul class="mini-list">
-                  {items.map((ticket) => (
-                    <li key={ticket.id}>
-                      <Link href={`/tickets/${ticket.id}`}>#{ticket.number} {ticket.title}</Link>
-                      <span class="muted">{ticketStatusName(ticket.status)} · {priorityName(ticket.priority)}</span>
-                    </li>
-                  ))}
-                </ul>
-              ) : (
-                <Empty>{t("No tickets yet.")}</Empty>
-              )
-            }
-          </Loading>
-        </>
-      )}
-    </>
-  );
-}
-
 export function CustomerPage({ id }) {
-  const customer = useLoad(() => get(`/api/crm/customers/${id}`), [id]);
+  const customer = useLoad(() => get(paths.crm.customer(id)), [id]);
   const [editing, setEditing] = useState(false);
   return (
     <div class="page">
@@ -415,7 +238,7 @@ function EditCustomer({ person, onClose }) {
   const form = useForm(
     { name: person.name, phone: person.phone || "", email: person.email || "", language: person.language || "", tags: person.tags.join(", ") },
     async (values) => {
-      const updated = await patch(`/api/crm/customers/${person.id}`, {
+      const updated = await patch(paths.crm.customer(person.id), {
         name: values.name,
         phone: values.phone || null,
         email: values.email || null,

@@ -1,14 +1,16 @@
-// The shared inbox: conversations by view, with the open one beside them (conversation.jsx).
+// The shared inbox: conversations by view, with the open one beside them (components/conversation).
 import { useEffect, useRef, useState } from "preact/hooks";
 import { get, query } from "../api.js";
+import { Conversation, STATUSES } from "../components/conversation/conversation.jsx";
+import { Avatar, Empty, Link, Loading, MoreButton, Tabs, useLoad, usePagedLoad, useSettled } from "../components/ui.jsx";
+import { clientEvents, events } from "../events.js";
 import { formatNumber, formatTime, t } from "../i18n.js";
 import { emit, useLive } from "../live.js";
+import { paths } from "../paths.js";
 import { navigate } from "../router.js";
 import { role, userId } from "../session.js";
 import { useTeam } from "../team.js";
-import { Avatar, Empty, Link, Loading, MoreButton, Tabs, useLoad, usePagedLoad, useSettled } from "../ui.jsx";
 import { conversationStatusName } from "../words.js";
-import { Conversation, STATUSES } from "./conversation.jsx";
 
 function belongs(conversation, view, status) {
   if (view === "mine" && conversation.assignee_id !== userId()) return false;
@@ -26,13 +28,13 @@ export function Inbox({ id }) {
   const [search, setSearch] = useState("");
   const searching = useSettled(search);
   const [label, setLabel] = useState("");
-  const labels = useLoad(() => get("/api/inbox/labels"), []);
+  const labels = useLoad(() => get(paths.inbox.labels), []);
   const searchBox = useRef(null);
   const { team, names } = useTeam();
   const list = usePagedLoad(
     (cursor) =>
       get(
-        query("/api/inbox/conversations", {
+        query(paths.inbox.conversations, {
           assignee: view === "mine" ? "me" : view === "unassigned" ? "unassigned" : undefined,
           status,
           label,
@@ -44,19 +46,19 @@ export function Inbox({ id }) {
     [view, status, searching, label],
   );
 
-  useLive(["newMessage", "conversationUpdated", "conversationUnassigned"], (event, data) => {
+  useLive([events.newMessage, events.conversationUpdated, events.conversationUnassigned], (event, data) => {
     list.update((items) => {
       if (!items) return items;
       const rest = items.filter((item) => item.id !== data.chatId);
-      if (event === "conversationUnassigned") return rest;
+      if (event === events.conversationUnassigned) return rest;
       const conversation = { ...data.conversation };
-      if (event === "newMessage" && data.chatId === id) conversation.unread_count = 0;
+      if (event === events.newMessage && data.chatId === id) conversation.unread_count = 0;
       if (!belongs(conversation, view, status) || (label && !conversation.labels.includes(label))) return rest;
       // A search's matches come from the hub; the live list keeps only those it already shows.
       if (searching && !items.some((item) => item.id === data.chatId)) return rest;
       return [conversation, ...rest].sort(newestFirst);
     });
-    if (event === "newMessage" && data.chatId === id) emit("markAsRead", id);
+    if (event === events.newMessage && data.chatId === id) emit(clientEvents.markAsRead, id);
   });
 
   // The tab's title counts what is unread, so a waiting customer shows from another tab.

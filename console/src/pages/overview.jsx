@@ -2,13 +2,15 @@
 // days of SLA targets and this month's usage, each shown only to those whose role reads it.
 import { useEffect, useRef } from "preact/hooks";
 import { get, query } from "../api.js";
+import { handled, ProgressBar, useCampaignsLive } from "../components/progress.jsx";
+import { Empty, Link, Loading, PageHeader, useLoad } from "../components/ui.jsx";
+import { Usage } from "../components/usage.jsx";
+import { events } from "../events.js";
 import { formatNumber, t } from "../i18n.js";
 import { useLive } from "../live.js";
+import { paths } from "../paths.js";
 import { can, role } from "../session.js";
-import { Empty, Link, Loading, PageHeader, useLoad } from "../ui.jsx";
 import { campaignStatusName, priorityName } from "../words.js";
-import { handled, ProgressBar, useCampaignsLive } from "./campaigns.jsx";
-import { Usage } from "./settings.jsx";
 
 // How many a list holds, read from its pages up to 200 ("200+" beyond).
 async function count(path, params) {
@@ -21,9 +23,9 @@ function shown(total) {
 }
 
 // Reload at most once a second however many events arrive.
-function useCalmReload(events, reload) {
+function useCalmReload(names, reload) {
   const timer = useRef(null);
-  useLive(events, () => {
+  useLive(names, () => {
     if (timer.current) return;
     timer.current = setTimeout(() => {
       timer.current = null;
@@ -46,13 +48,13 @@ function InboxTiles() {
   const agent = role() === "agent";
   const counts = useLoad(async () => {
     const [mine, unassigned, open] = await Promise.all([
-      count("/api/inbox/conversations", { assignee: "me", status: "open" }),
-      agent ? null : count("/api/inbox/conversations", { assignee: "unassigned", status: "open" }),
-      agent ? null : count("/api/inbox/conversations", { status: "open" }),
+      count(paths.inbox.conversations, { assignee: "me", status: "open" }),
+      agent ? null : count(paths.inbox.conversations, { assignee: "unassigned", status: "open" }),
+      agent ? null : count(paths.inbox.conversations, { status: "open" }),
     ]);
     return { mine, unassigned, open };
   }, []);
-  useCalmReload(["newMessage", "conversationUpdated", "conversationUnassigned"], counts.reload);
+  useCalmReload([events.newMessage, events.conversationUpdated, events.conversationUnassigned], counts.reload);
   return (
     <section class="card stack">
       <h2>{t("Inbox")}</h2>
@@ -73,13 +75,13 @@ function TicketTiles() {
   const counts = useLoad(async () => {
     const working = ["open", "in_progress"];
     const [mine, breached, open] = await Promise.all([
-      count("/api/tickets", { assignee: "me", status: working }),
-      count("/api/tickets", { breached: "true", status: working }),
-      count("/api/tickets", { status: working }),
+      count(paths.tickets.list, { assignee: "me", status: working }),
+      count(paths.tickets.list, { breached: "true", status: working }),
+      count(paths.tickets.list, { status: working }),
     ]);
     return { mine, breached, open };
   }, []);
-  useCalmReload(["ticketCreated", "ticketUpdated", "ticketAssigned", "slaBreached"], counts.reload);
+  useCalmReload([events.ticketCreated, events.ticketUpdated, events.ticketAssigned, events.slaBreached], counts.reload);
   return (
     <section class="card stack">
       <h2>{t("Tickets")}</h2>
@@ -98,7 +100,7 @@ function TicketTiles() {
 
 function RunningCampaigns() {
   const campaigns = useLoad(
-    () => get(query("/api/campaigns", { status: ["running", "paused", "scheduled"], limit: 20 })).then((page) => page.items),
+    () => get(query(paths.campaigns.list, { status: ["running", "paused", "scheduled"], limit: 20 })).then((page) => page.items),
     [],
   );
   useCampaignsLive(campaigns);
@@ -129,7 +131,7 @@ function RunningCampaigns() {
 }
 
 function SlaSummary() {
-  const report = useLoad(() => get("/api/tickets/sla-report"), []);
+  const report = useLoad(() => get(paths.tickets.slaReport), []);
   const percent = (share) => (share.share_met == null ? "—" : formatNumber(share.share_met, { style: "percent" }));
   return (
     <section class="card stack">

@@ -1,18 +1,20 @@
 // The sales pipeline as a board: deals move between stages by drag and drop, totals per stage.
 import { useState } from "preact/hooks";
 import { get, patch, post, query } from "../api.js";
+import { Failure, Field, Icon, Link, Loading, Modal, PageHeader, toast, useForm, useLoad } from "../components/ui.jsx";
+import { events } from "../events.js";
 import { formatDateTime, formatMoney, formatNumber, t } from "../i18n.js";
 import { useLive } from "../live.js";
+import { paths } from "../paths.js";
 import { can } from "../session.js";
-import { Failure, Field, Icon, Link, Loading, Modal, PageHeader, toast, useForm, useLoad } from "../ui.jsx";
 
 export function Pipeline() {
   const [mine, setMine] = useState(false);
-  const board = useLoad(() => get(query("/api/crm/board", { owner: mine ? "me" : undefined })), [mine]);
+  const board = useLoad(() => get(query(paths.crm.board, { owner: mine ? "me" : undefined })), [mine]);
   const [dragging, setDragging] = useState(null);
   const [over, setOver] = useState(null);
   const [adding, setAdding] = useState(false);
-  useLive(["dealUpdated", "leadCreated"], () => board.reload());
+  useLive([events.dealUpdated, events.leadCreated], () => board.reload());
 
   const move = async (dealId, stageId) => {
     const columns = board.data;
@@ -28,7 +30,7 @@ export function Pipeline() {
       }),
     );
     try {
-      await patch(`/api/crm/deals/${dealId}`, { stage_id: stageId });
+      await patch(paths.crm.deal(dealId), { stage_id: stageId });
     } catch (error) {
       toast(error.message, "error");
     }
@@ -122,7 +124,7 @@ export function Pipeline() {
 function NewDeal({ stages, onClose }) {
   const [customers, setCustomers] = useState([]);
   const form = useForm({ title: "", customer_id: "", amount: "0", currency: "SAR", stage_id: stages[0]?.id || "", search: "" }, async (values) => {
-    await post("/api/crm/deals", {
+    await post(paths.crm.deals, {
       title: values.title,
       customer_id: values.customer_id,
       amount: values.amount || "0",
@@ -134,7 +136,7 @@ function NewDeal({ stages, onClose }) {
   const find = async (text) => {
     form.setValues((old) => ({ ...old, search: text }));
     if (text.trim().length < 2) return setCustomers([]);
-    const page = await get(query("/api/crm/customers", { q: text.trim(), limit: 10 }));
+    const page = await get(query(paths.crm.customers, { q: text.trim(), limit: 10 }));
     setCustomers(page.items);
   };
   return (

@@ -2,9 +2,11 @@
 // canned responses, the inbox's assignment and the modules in use.
 import { useState } from "preact/hooks";
 import { get, patch, post, put, remove } from "../api.js";
-import { formatDateTime, formatNumber, t } from "../i18n.js";
+import { Empty, Failure, Field, Icon, Loading, PageHeader, Tabs, toast, useForm, useLoad } from "../components/ui.jsx";
+import { Usage } from "../components/usage.jsx";
+import { formatDateTime, t } from "../i18n.js";
+import { paths } from "../paths.js";
 import { can } from "../session.js";
-import { Empty, Failure, Field, Icon, Loading, PageHeader, Tabs, toast, useForm, useLoad } from "../ui.jsx";
 import { languageName, priorityName } from "../words.js";
 
 export function Settings() {
@@ -51,13 +53,13 @@ function Saved({ form, label }) {
 }
 
 function OrganizationSettings() {
-  const organization = useLoad(() => get("/api/settings/organization"), []);
+  const organization = useLoad(() => get(paths.settings.organization), []);
   return <Loading state={organization}>{(data) => <OrganizationForm data={data} />}</Loading>;
 }
 
 function OrganizationForm({ data }) {
   const form = useForm({ name: data.name, default_language: data.default_language, time_zone: data.time_zone, default_region: data.default_region || "" }, async (values) => {
-    await patch("/api/settings/organization", { ...values, default_region: values.default_region || null });
+    await patch(paths.settings.organization, { ...values, default_region: values.default_region || null });
     toast(t("Saved."));
   });
   return (
@@ -85,7 +87,7 @@ function dayName(day) {
 }
 
 function BusinessHours() {
-  const settings = useLoad(() => get("/api/tickets/settings"), []);
+  const settings = useLoad(() => get(paths.tickets.settings), []);
   return <Loading state={settings}>{(data) => <HoursForm data={data} />}</Loading>;
 }
 
@@ -98,7 +100,7 @@ function HoursForm({ data }) {
     event.preventDefault();
     const business_hours = Object.fromEntries(DAYS.map((day) => [day, hours[day] ? [hours[day]] : []]));
     try {
-      await patch("/api/tickets/settings", {
+      await patch(paths.tickets.settings, {
         business_hours,
         holidays: holidays.split(/\s+/).filter(Boolean),
       });
@@ -145,7 +147,7 @@ function HoursForm({ data }) {
 }
 
 function SlaPolicies() {
-  const policies = useLoad(() => get("/api/tickets/sla-policies"), []);
+  const policies = useLoad(() => get(paths.tickets.slaPolicies), []);
   return (
     <Loading state={policies}>
       {(items) => (
@@ -169,9 +171,9 @@ function SlaRow({ priority, policy, onSaved }) {
     },
     async (values) => {
       if (values.first_response_minutes === "" && values.resolution_minutes === "") {
-        if (policy) await remove(`/api/tickets/sla-policies/${priority}`);
+        if (policy) await remove(paths.tickets.slaPolicy(priority));
       } else {
-        await put(`/api/tickets/sla-policies/${priority}`, {
+        await put(paths.tickets.slaPolicy(priority), {
           first_response_minutes: Number(values.first_response_minutes),
           resolution_minutes: Number(values.resolution_minutes),
           business_hours_only: values.business_hours_only,
@@ -193,13 +195,13 @@ function SlaRow({ priority, policy, onSaved }) {
 }
 
 function OptOutWords() {
-  const settings = useLoad(() => get("/api/crm/settings"), []);
+  const settings = useLoad(() => get(paths.crm.settings), []);
   return <Loading state={settings}>{(data) => <OptOutForm data={data} />}</Loading>;
 }
 
 function OptOutForm({ data }) {
   const form = useForm({ words: data.opt_out_keywords.join("\n") }, async (values) => {
-    await patch("/api/crm/settings", { opt_out_keywords: values.words.split("\n").map((word) => word.trim()).filter(Boolean) });
+    await patch(paths.crm.settings, { opt_out_keywords: values.words.split("\n").map((word) => word.trim()).filter(Boolean) });
     toast(t("Saved."));
   });
   return (
@@ -215,15 +217,15 @@ function OptOutForm({ data }) {
 }
 
 function CannedResponses() {
-  const responses = useLoad(() => get("/api/inbox/canned-responses"), []);
+  const responses = useLoad(() => get(paths.inbox.cannedResponses), []);
   const form = useForm({ shortcode: "", content: "" }, async (values, setValues) => {
-    await post("/api/inbox/canned-responses", values);
+    await post(paths.inbox.cannedResponses, values);
     setValues({ shortcode: "", content: "" });
     responses.reload();
   });
   const drop = async (item) => {
     try {
-      await remove(`/api/inbox/canned-responses/${item.id}`);
+      await remove(paths.inbox.cannedResponse(item.id));
       responses.reload();
     } catch (error) {
       toast(error.message, "error");
@@ -263,13 +265,13 @@ function CannedResponses() {
 }
 
 function InboxSettings() {
-  const settings = useLoad(() => get("/api/inbox/settings"), []);
+  const settings = useLoad(() => get(paths.inbox.settings), []);
   return <Loading state={settings}>{(data) => <InboxForm data={data} />}</Loading>;
 }
 
 function InboxForm({ data }) {
   const form = useForm({ auto_assign: data.auto_assign, agent_cap: data.agent_cap }, async (values) => {
-    await patch("/api/inbox/settings", { auto_assign: values.auto_assign, agent_cap: Number(values.agent_cap) });
+    await patch(paths.inbox.settings, { auto_assign: values.auto_assign, agent_cap: Number(values.agent_cap) });
     toast(t("Saved."));
   });
   return (
@@ -296,10 +298,10 @@ const MODULES = () => [
 ];
 
 function Modules() {
-  const modules = useLoad(() => get("/api/settings/modules"), []);
+  const modules = useLoad(() => get(paths.settings.modules), []);
   const toggle = async (key, enabled) => {
     try {
-      const updated = await patch("/api/settings/modules", { [key]: enabled });
+      const updated = await patch(paths.settings.modules, { [key]: enabled });
       modules.update(() => updated);
       toast(t("Saved. The change shows for each person at their next page load."));
     } catch (error) {
@@ -324,35 +326,16 @@ function Modules() {
   );
 }
 
-export function Usage() {
-  const usage = useLoad(() => get("/api/settings/usage"), []);
-  return (
-    <Loading state={usage}>
-      {(data) => (
-        <section class="card stack">
-          <h2>{t("Usage this month")}</h2>
-          <dl class="counters">
-            <div>
-              <dt>{t("Messages sent")}</dt>
-              <dd data-usage="messages_sent">{formatNumber(data.metrics.messages_sent || 0)}</dd>
-            </div>
-          </dl>
-        </section>
-      )}
-    </Loading>
-  );
-}
-
 function ConversationLabels() {
-  const labels = useLoad(() => get("/api/inbox/labels"), []);
+  const labels = useLoad(() => get(paths.inbox.labels), []);
   const form = useForm({ name: "", color: "#0f766e" }, async (values, setValues) => {
-    await post("/api/inbox/labels", values);
+    await post(paths.inbox.labels, values);
     setValues({ name: "", color: values.color });
     labels.reload();
   });
   const drop = async (label) => {
     try {
-      await remove(`/api/inbox/labels/${label.id}`);
+      await remove(paths.inbox.label(label.id));
       labels.reload();
     } catch (error) {
       toast(error.message, "error");

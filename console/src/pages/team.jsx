@@ -1,22 +1,23 @@
 // The team: members and their roles, and invitations with their links.
 import { useState } from "preact/hooks";
 import { all, patch, post, remove } from "../api.js";
+import { Empty, Failure, Field, Icon, Loading, Modal, PageHeader, toast, useForm, useLoad } from "../components/ui.jsx";
 import { formatDateTime, t } from "../i18n.js";
+import { paths } from "../paths.js";
 import { can, userId } from "../session.js";
 import { forgetTeam } from "../team.js";
-import { Empty, Failure, Field, Icon, Loading, Modal, PageHeader, toast, useForm, useLoad } from "../ui.jsx";
 import { roleName } from "../words.js";
 
 const ROLES = ["admin", "manager", "agent", "member"];
 
 export function Team() {
-  const users = useLoad(() => all("/api/users"), []);
+  const users = useLoad(() => all(paths.users.list), []);
   const [inviting, setInviting] = useState(false);
   const [invitation, setInvitation] = useState(null);
   const writable = can("users", "write");
   const changeRole = async (user, newRole) => {
     try {
-      await patch(`/api/users/${user.id}/role`, { role: newRole });
+      await patch(paths.users.role(user.id), { role: newRole });
       forgetTeam();
       users.reload();
     } catch (error) {
@@ -27,7 +28,7 @@ export function Team() {
   const removeUser = async (user) => {
     if (!confirm(t("Remove {name} from the organization?", { name: user.full_name }))) return;
     try {
-      await remove(`/api/users/${user.id}`);
+      await remove(paths.users.user(user.id));
       forgetTeam();
       users.reload();
     } catch (error) {
@@ -102,7 +103,7 @@ export function Team() {
 
 function InviteDialog({ onClose }) {
   const form = useForm({ email: "", role: "agent" }, async (values) => {
-    onClose(await post("/api/users/invite", values));
+    onClose(await post(paths.users.invite, values));
   });
   return (
     <Modal title={t("Invite someone")} onClose={() => onClose(null)}>
@@ -119,11 +120,11 @@ function InviteDialog({ onClose }) {
 }
 
 function PendingInvitations({ writable }) {
-  const pending = useLoad(() => all("/api/users/invitations"), []);
+  const pending = useLoad(() => all(paths.users.invitations), []);
   const revoke = async (invitation) => {
     if (!confirm(t("Revoke the invitation of {email}? Its link will stop working.", { email: invitation.email }))) return;
     try {
-      await remove(`/api/users/invitations/${invitation.id}`);
+      await remove(paths.users.invitation(invitation.id));
       pending.reload();
     } catch (error) {
       toast(error.message, "error");

@@ -1,12 +1,14 @@
 // Tickets: the list with filters, and a ticket's page with comments, timeline and live SLA clocks.
 import { useRef, useState } from "preact/hooks";
 import { get, patch, post, query, upload } from "../api.js";
+import { Empty, Failure, Field, Icon, Link, Loading, Modal, MoreButton, PageHeader, toast, useForm, useLoad, useNow, usePagedLoad, useSettled } from "../components/ui.jsx";
+import { events } from "../events.js";
 import { formatDateTime, formatDuration, formatNumber, t } from "../i18n.js";
 import { useLive } from "../live.js";
+import { paths } from "../paths.js";
 import { navigate } from "../router.js";
 import { can, role, userId } from "../session.js";
 import { useTeam } from "../team.js";
-import { Empty, Failure, Field, Icon, Link, Loading, Modal, MoreButton, PageHeader, toast, useForm, useLoad, useNow, usePagedLoad, useSettled } from "../ui.jsx";
 import { priorityName, ticketStatusName } from "../words.js";
 
 const STATUSES = ["open", "in_progress", "waiting_on_customer", "resolved", "closed"];
@@ -61,10 +63,10 @@ export function Tickets() {
   const { team, names } = useTeam();
   const now = useNow();
   const tickets = usePagedLoad(
-    (cursor) => get(query("/api/tickets", { status, priority, assignee, breached: breached ? "true" : undefined, q: searching.trim(), limit: 50, cursor })),
+    (cursor) => get(query(paths.tickets.list, { status, priority, assignee, breached: breached ? "true" : undefined, q: searching.trim(), limit: 50, cursor })),
     [status, priority, assignee, breached, searching],
   );
-  useLive(["ticketCreated", "ticketUpdated", "ticketAssigned", "slaWarning", "slaBreached"], () => tickets.reload());
+  useLive([events.ticketCreated, events.ticketUpdated, events.ticketAssigned, events.slaWarning, events.slaBreached], () => tickets.reload());
   return (
     <div class="page">
       <PageHeader title={t("Tickets")}>
@@ -131,7 +133,7 @@ export function Tickets() {
 
 function NewTicket({ team, onClose }) {
   const form = useForm({ title: "", description: "", priority: "normal", kind: "support", assignee_id: "" }, async (values) => {
-    const ticket = await post("/api/tickets", {
+    const ticket = await post(paths.tickets.list, {
       title: values.title,
       description: values.description || null,
       priority: values.priority,
@@ -208,23 +210,23 @@ function describeChange(change, names) {
 }
 
 export function TicketPage({ id }) {
-  const ticket = useLoad(() => get(`/api/tickets/${id}`), [id]);
-  const comments = useLoad(() => get(query(`/api/tickets/${id}/comments`, { limit: 200 })).then((page) => page.items), [id]);
-  const timeline = useLoad(() => get(query(`/api/tickets/${id}/timeline`, { limit: 100 })).then((page) => page.items), [id]);
+  const ticket = useLoad(() => get(paths.tickets.ticket(id)), [id]);
+  const comments = useLoad(() => get(query(paths.tickets.comments(id), { limit: 200 })).then((page) => page.items), [id]);
+  const timeline = useLoad(() => get(query(paths.tickets.timeline(id), { limit: 100 })).then((page) => page.items), [id]);
   const { team, names } = useTeam();
   const now = useNow();
-  useLive(["ticketUpdated", "ticketAssigned", "commentAdded", "slaWarning", "slaBreached"], (event, data) => {
+  useLive([events.ticketUpdated, events.ticketAssigned, events.commentAdded, events.slaWarning, events.slaBreached], (event, data) => {
     const about = data.ticket?.id || data.ticketId;
     if (about !== id) return;
     if (data.ticket) ticket.update(() => data.ticket);
     else ticket.reload();
-    if (event === "commentAdded") comments.reload();
+    if (event === events.commentAdded) comments.reload();
     timeline.reload();
   });
   const change = async (body) => {
     try {
       ticket.update(() => null);
-      const updated = await patch(`/api/tickets/${id}`, body);
+      const updated = await patch(paths.tickets.ticket(id), body);
       ticket.update(() => updated);
       timeline.reload();
     } catch (error) {
@@ -234,7 +236,7 @@ export function TicketPage({ id }) {
   };
   const assign = async (assigneeId) => {
     try {
-      const updated = await post(`/api/tickets/${id}/assign`, { assignee_id: assigneeId || null });
+      const updated = await post(paths.tickets.assign(id), { assignee_id: assigneeId || null });
       ticket.update(() => updated);
       timeline.reload();
     } catch (error) {
@@ -345,7 +347,7 @@ function CommentBox({ ticketId, hasChat, onAdded }) {
     try {
       const attachments = [];
       for (const file of files) attachments.push((await upload(file)).id);
-      await post(`/api/tickets/${ticketId}/comments`, { text: text.trim() || null, public: isPublic, attachments });
+      await post(paths.tickets.comments(ticketId), { text: text.trim() || null, public: isPublic, attachments });
       setText("");
       setFiles([]);
       setFailure(null);

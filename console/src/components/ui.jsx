@@ -1,9 +1,10 @@
 // Pieces every page uses: icons, fields with their errors, dialogs, toasts, loading lists.
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import { t } from "./i18n.js";
-import { on } from "./live.js";
-import { navigate } from "./router.js";
-import { store, useStore } from "./store.js";
+import { events } from "../events.js";
+import { t } from "../i18n.js";
+import { on } from "../live.js";
+import { navigate } from "../router.js";
+import { store, useStore } from "../store.js";
 
 // Simple line icons; the directional ones are mirrored in right-to-left pages by their class.
 const PATHS = {
@@ -161,7 +162,7 @@ export function useLoad(loader, deps) {
     setState((old) => ({ ...old, loading: true }));
     reload();
   }, [reload]);
-  useEffect(() => on("resync", reload), [reload]);
+  useEffect(() => on(events.resync, reload), [reload]);
   const update = (change) => setState((old) => ({ ...old, data: change(old.data) }));
   return { ...state, reload, update };
 }
