@@ -23,6 +23,9 @@ class SettingsError(Exception):
     """A setting is missing or malformed; the message names it."""
 
 
+# Argon2id's cost for new password hashes (a hash keeps the cost it was made with).
+PASSWORD_TIME_COST = 3
+PASSWORD_MEMORY_KIB = 65536
 LANGUAGES = ("ar", "en")
 DEFAULT_LANGUAGE = "ar"
 
@@ -46,6 +49,8 @@ class Settings:
     access_token_minutes: int = 60 * 12
     invitation_days: int = 7
     password_reset_minutes: int = 60
+    password_time_cost: int = PASSWORD_TIME_COST
+    password_memory_kib: int = PASSWORD_MEMORY_KIB
     cors_origins: tuple[str, ...] = ()
     smtp_host: str | None = None
     smtp_port: int = 587
@@ -171,6 +176,8 @@ class Settings:
             access_token_minutes=env.number("HUB_ACCESS_TOKEN_MINUTES", 60 * 12),
             invitation_days=env.number("HUB_INVITATION_DAYS", 7),
             password_reset_minutes=env.number("HUB_PASSWORD_RESET_MINUTES", 60),
+            password_time_cost=env.number("HUB_PASSWORD_TIME_COST", PASSWORD_TIME_COST),
+            password_memory_kib=env.number("HUB_PASSWORD_MEMORY_KIB", PASSWORD_MEMORY_KIB, least=1024),
             cors_origins=tuple(o.strip() for o in env.text("HUB_CORS_ORIGINS", "").split(",") if o.strip()),
             smtp_host=env.text("SMTP_HOST", "") or None,
             smtp_port=env.number("SMTP_PORT", 587),
@@ -213,7 +220,7 @@ class _Reader:
     def text(self, name: str, default: str) -> str:
         return self.environ.get(name, default).strip()
 
-    def number(self, name: str, default: int) -> int:
+    def number(self, name: str, default: int, *, least: int = 1) -> int:
         raw = self.environ.get(name, "").strip()
         if not raw:
             return default
@@ -221,8 +228,8 @@ class _Reader:
             value = int(raw)
         except ValueError:
             raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
-        if value <= 0:
-            raise SettingsError(f"{name} must be greater than zero, got {value}")
+        if value < least:
+            raise SettingsError(f"{name} must be at least {least}, got {value}")
         return value
 
     def seconds(self, name: str, default: float) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import secrets
 import uuid
@@ -13,13 +14,28 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from hub.config import Settings
+from hub.config import PASSWORD_MEMORY_KIB, PASSWORD_TIME_COST, Settings
 from hub.db import utcnow
 from hub.i18n import N_
 
-_hasher = PasswordHasher()
-# Verifying against this keeps the timing of "no such account" equal to "wrong password".
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+@functools.cache
+def _hasher_for(time_cost: int, memory_kib: int) -> tuple[PasswordHasher, str]:
+    """The hasher for a cost, and a hash made with it: verifying against that hash keeps the
+    timing of "no such account" equal to "wrong password"."""
+    hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+    return hasher, hasher.hash(secrets.token_urlsafe(16))
+
+
+def _hasher() -> tuple[PasswordHasher, str]:
+    from hub.runtime import current
+
+    try:
+        settings = current().settings
+    except RuntimeError:  # no hub running in this process (a script): the default cost
+        return _hasher_for(PASSWORD_TIME_COST, PASSWORD_MEMORY_KIB)
+    return _hasher_for(settings.password_time_cost, settings.password_memory_kib)
+
 
 _COMMON_PASSWORDS = frozenset(
     {
@@ -59,13 +75,16 @@ def password_weakness(password: str, *, email: str = "", full_name: str = "") ->
 
 
 async def hash_password(password: str) -> str:
-    return await asyncio.to_thread(_hasher.hash, password)
+    hasher, _ = _hasher()
+    return await asyncio.to_thread(hasher.hash, password)
 
 
 async def verify_password(password_hash: str | None, password: str) -> bool:
+    hasher, dummy = _hasher()
+
     def check() -> bool:
         try:
-            return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+            return hasher.verify(password_hash or dummy, password) and password_hash is not None
         except (VerificationError, InvalidHashError):
             return False
 

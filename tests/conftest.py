@@ -152,6 +152,11 @@ def as_hub_login(url: str) -> str:
 LOCAL_RECEIVERS = "127.0.0.0/8,::1/128"
 
 
+# Hashing every test user's password at the production cost would take minutes of the suite;
+# the cost is a setting, and tests/hub/test_auth.py checks the production default.
+CHEAP_PASSWORDS = {"HUB_PASSWORD_TIME_COST": "1", "HUB_PASSWORD_MEMORY_KIB": "1024"}
+
+
 def make_settings(tmp: Path, **environ: str) -> Settings:
     """Settings for a hub under test; a PostgreSQL `DATABASE_URL` is the owner's, and the hub runs
     as its own login on that database."""
@@ -162,6 +167,7 @@ def make_settings(tmp: Path, **environ: str) -> Settings:
         "HUB_LOG_JSON": "false",
         "HUB_SOCKET_PING_INTERVAL": "2",
         "HUB_OUTBOUND_ALLOW": LOCAL_RECEIVERS,
+        **CHEAP_PASSWORDS,
     }
     merged = {**base, **environ}
     database = merged.get("DATABASE_URL", "")
@@ -235,6 +241,7 @@ def child_environment(settings: Settings, **extra: str) -> dict[str, str]:
         "HUB_PUBLIC_URL": settings.public_url or "",
         "HUB_OUTBOUND_ALLOW": LOCAL_RECEIVERS,
         "HUB_LOG_JSON": "false",
+        **CHEAP_PASSWORDS,
     }
     if settings.redis_url:
         environment["REDIS_URL"] = settings.redis_url

@@ -6,13 +6,18 @@ import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import socketio
+from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
+from hub.config import Settings, SettingsError
 from hub.models import Invitation, Organization, User
+from hub.runtime import bind, unbind
+from hub.security import hash_password, verify_password
 from tests.conftest import (
     PASSWORD,
     Mailbox,
@@ -480,3 +485,24 @@ async def test_reset_link_goes_to_the_log_without_smtp(
         user = await session.scalar(select(User).where(User.email == organization.admin.email))
     assert user is not None
     assert user.password_hash not in caplog.text
+
+
+async def test_passwords_are_hashed_at_the_configured_cost(hub: RunningHub, tmp_path: Path) -> None:
+    """Production hashes with Argon2id at t=3 and 64 MiB unless told otherwise; the suite's hubs
+    are told a cheaper cost, and each hash keeps the cost it was made with, so both verify."""
+    defaults = Settings.from_env(
+        {"HUB_DATA_DIR": str(tmp_path), "HUB_SECRET_KEY": "k" * 40}, read_dotenv=False
+    )
+    assert (defaults.password_time_cost, defaults.password_memory_kib) == (3, 65536)
+    # A hash made at the production cost (before a deployment lowered it, say) still verifies.
+    strong = PasswordHasher(time_cost=3, memory_cost=65536).hash("a long passphrase")
+    with pytest.raises(SettingsError, match="HUB_PASSWORD_MEMORY_KIB"):
+        Settings.from_env({"HUB_DATA_DIR": str(tmp_path), "HUB_PASSWORD_MEMORY_KIB": "16"}, read_dotenv=False)
+    token = bind(hub.runtime)
+    try:
+        cheap = await hash_password("a long passphrase")
+        assert f"m={hub.settings.password_memory_kib},t={hub.settings.password_time_cost}" in cheap
+        assert await verify_password(strong, "a long passphrase")
+        assert not await verify_password(cheap, "another passphrase")
+    finally:
+        unbind(token)
