@@ -114,6 +114,12 @@ def postgres_database() -> Iterator[str]:
     drop_database(name)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first (in their order), so the workers start them at once instead of one
+    worker ending the run with a long test while the others wait."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if _login and _reachable(TEST_DATABASE_URL, 5432):
         with contextlib.suppress(Exception):

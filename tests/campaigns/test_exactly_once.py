@@ -90,6 +90,7 @@ async def scaled(
         await web.stop()
 
 
+@pytest.mark.slow
 async def test_a_worker_killed_mid_campaign_sends_no_one_twice_and_loses_no_one(
     scaled: tuple[RunningHub, Processes],
 ) -> None:

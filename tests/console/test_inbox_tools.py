@@ -138,6 +138,7 @@ async def test_an_agent_answers_with_every_tool_of_the_conversation(
     await agent.screenshot("agent-tools")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hub", ["sqlite"], indirect=True)
 async def test_the_conversation_list_shows_more_as_it_scrolls(
     hub: RunningHub, browser: Any, people: list[Console], organization: Organization, receiver: Receiver

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import Organization, RunningHub, eventually, register
 from tests.helpers.sockets import connect
@@ -112,6 +113,7 @@ async def test_a_csv_file_becomes_customers_and_its_bad_rows_are_reported(
         assert refused.json()["errors"][0]["field"] == "media_id"
 
 
+@pytest.mark.slow
 async def test_a_hundred_thousand_rows(hub: RunningHub, organization: Organization) -> None:
     rows = 100_000
     lines = ["name,phone,tags"] + [

@@ -171,6 +171,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@pytest.mark.slow
 async def test_a_worker_waits_out_redis_and_takes_up_an_emptied_stream_by_itself(
     tmp_path: Path, postgres_database: str
 ) -> None:
@@ -308,6 +309,7 @@ def hub_child(command: str, environment: dict[str, str]) -> subprocess.Popen[byt
     )
 
 
+@pytest.mark.slow
 async def test_a_killed_workers_task_is_taken_by_another_within_the_reclaim_time(
     tmp_path: Path, postgres_database: str, redis_url: str
 ) -> None:
@@ -358,6 +360,7 @@ async def test_a_killed_workers_task_is_taken_by_another_within_the_reclaim_time
         smtp.stop()
 
 
+@pytest.mark.slow
 async def test_a_timed_job_due_while_redis_is_away_fires_when_it_returns(
     tmp_path: Path, postgres_database: str
 ) -> None:
@@ -419,6 +422,7 @@ async def test_a_timed_job_due_while_redis_is_away_fires_when_it_returns(
         await redis.kill()
 
 
+@pytest.mark.slow
 async def test_two_web_processes_ride_out_a_redis_restart_under_load(
     tmp_path: Path, postgres_database: str
 ) -> None:

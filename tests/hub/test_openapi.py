@@ -150,6 +150,7 @@ def check_the_document(served: Served) -> None:
     assert {"403", "404", "409"} <= set(document["paths"]["/api/tickets/{ticket_id}"]["patch"]["responses"])
 
 
+@pytest.mark.slow
 def test_no_input_breaks_the_api(served: Served) -> None:
     """The document first; then a stranger, a signed-in admin, and the operations that end the
     fuzzer's own session (with an organization of their own), in one test: the hub is started

@@ -82,6 +82,7 @@ def scratch_postgres() -> Iterator[str]:
     drop_database(name)
 
 
+@pytest.mark.slow
 async def test_hub_serve_answers_health_on_the_port_it_was_given(tmp_path: Path) -> None:
     port = free_port()
     process = subprocess.Popen(  # noqa: ASYNC220 - a long-running child, stopped below
@@ -201,6 +202,7 @@ async def test_migrations_run_from_empty_and_back(
     assert await _tables(settings) >= KERNEL_TABLES
 
 
+@pytest.mark.slow
 def test_scaled_serve_refuses_an_unmigrated_database_then_migrate_and_createadmin(
     tmp_path: Path, scratch_postgres: str
 ) -> None:
@@ -246,6 +248,7 @@ def test_scaled_serve_refuses_an_unmigrated_database_then_migrate_and_createadmi
     assert "already exists" in again.stderr
 
 
+@pytest.mark.slow
 def test_serve_worker_and_scheduler_refuse_a_login_that_row_security_cannot_hold(
     tmp_path: Path, scratch_postgres: str
 ) -> None:

@@ -164,6 +164,7 @@ async def test_an_external_id_the_channel_gave_before_does_not_start_a_resend_lo
     assert len(set(external)) == 3
 
 
+@pytest.mark.slow
 async def test_a_hanging_receiver_holds_no_other_organizations_traffic(
     hub: RunningHub, misbehaving: Misbehaving, public_receiver_url: str
 ) -> None:
