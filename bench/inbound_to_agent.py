@@ -229,7 +229,9 @@ async def hub_target(settings: Settings, url: str, app: Any) -> dict[str, Any]:
         session.add_all(users)
         await session.commit()
     for user in users:
-        token = issue_access_token(settings, user_id=user.id, organization_id=org)
+        token = issue_access_token(
+            settings, user_id=user.id, organization_id=org, session_version=user.session_version
+        )
         sockets.append({"token": token.token})
     return {"url": url, "sockets": sockets, "post_url": channel["inbound_url"], "secret": channel["secret"]}
 

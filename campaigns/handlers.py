@@ -4,6 +4,7 @@ marks them replied, and a merged customer keeps their campaign history."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import update
 
@@ -15,7 +16,7 @@ from crm.hooks import on_customer_merge, timeline_entries
 from crm.models import Activity
 from hub import events
 from hub.auth import CurrentUser
-from hub.db import HubAsyncSession
+from hub.db import HubAsyncSession, moment_of
 from hub.permissions import can
 from hub.runtime import current
 from inbox.events import CustomersWrote, MessageReceived
@@ -33,16 +34,24 @@ async def follow_receipt(receipt: Receipt) -> None:
     )
 
 
-@events.hints(MessageReceived)  # every inbound message: one indexed update, no outbox row each
-async def message_received(event: MessageReceived) -> None:
-    await sending.customer_replied(current(), event.organization_id, event.customer_id)
+@events.hints(MessageReceived)  # every inbound message: no outbox row each
+async def messages_received(received: list[MessageReceived]) -> None:
+    """Customers who just wrote, a few at a time: their campaign messages were replied to."""
+    for organization_id, theirs in events.by_organization(received).items():
+        await sending.customers_replied(
+            current(), organization_id, {event.customer_id: moment_of(event.message_id) for event in theirs}
+        )
 
 
 @events.handles(CustomersWrote, name="campaigns.customers_wrote")
 async def customers_wrote(event: CustomersWrote) -> None:
     """The durable catch-up of the hint above, for replies whose hint died with its process."""
-    for wrote in event.conversations:
-        await sending.customer_replied(current(), event.organization_id, wrote.customer_id, at=wrote.last_at)
+    last_written: dict[uuid.UUID, datetime] = {}
+    for wrote in event.conversations:  # a customer may have written in several conversations
+        last_written[wrote.customer_id] = max(
+            wrote.last_at, last_written.get(wrote.customer_id, wrote.last_at)
+        )
+    await sending.customers_replied(current(), event.organization_id, last_written)
 
 
 @on_customer_merge

@@ -85,6 +85,11 @@ def id_at(moment: datetime) -> uuid.UUID:
     return uuid.UUID(int=((millis & ((1 << 48) - 1)) << 80) | (0x7 << 76) | (0b10 << 62))
 
 
+def moment_of(id_: uuid.UUID) -> datetime:
+    """When `new_id` made this id, to the millisecond."""
+    return datetime.fromtimestamp((id_.int >> 80) / 1000, UTC)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on both databases (SQLite keeps no offset of its own)."""
 

@@ -40,6 +40,11 @@ _handlers: dict[str, dict[str, Handler]] = {}
 _listeners: list[Callable[[Event], None]] = []
 _hints: dict[str, list[Callable[[Any], Awaitable[None]]]] = {}
 _running_hints: set[asyncio.Task[None]] = set()
+# Hints run for the events one runtime committed within HINT_BATCH_SECONDS, at most
+# HINT_BATCH_MOST at once: one transaction serves many messages on a busy inbox.
+HINT_BATCH_SECONDS = 0.05
+HINT_BATCH_MOST = 200
+_hint_batches: dict[tuple[int, str], list[Event]] = {}
 
 MAX_BACKOFF_SECONDS = 3600
 
@@ -66,23 +71,61 @@ def handles(
     return register
 
 
-def hints(cls: type[E]) -> Callable[[Callable[[E], Awaitable[None]]], Callable[[E], Awaitable[None]]]:
-    """Register work to start in this process once an event's transaction commits, without an
-    outbox row: for the busiest events, where what follows may be lost with the process (a
-    suggestion shown to an agent) and a durable handler's writes would cost every event."""
+HintFunction = Callable[[list[E]], Awaitable[None]]
 
-    def register(function: Callable[[E], Awaitable[None]]) -> Callable[[E], Awaitable[None]]:
+
+def hints(cls: type[E]) -> Callable[[HintFunction[E]], HintFunction[E]]:
+    """Register work to start in this process once events' transactions commit, without an
+    outbox row: for the busiest events, where what follows may be lost with the process (a
+    suggestion shown to an agent) and a durable handler's writes would cost every event. The
+    function gets the events committed in a short while (`HINT_BATCH_SECONDS`), in order."""
+
+    def register(function: HintFunction[E]) -> HintFunction[E]:
         _hints.setdefault(cls.name, []).append(function)
         return function
 
     return register
 
 
-async def _run_hint(function: Callable[[Any], Awaitable[None]], event: Event) -> None:
+def by_organization(batch: list[E]) -> dict[uuid.UUID, list[E]]:
+    """A batch's events by organization, each in order."""
+    found: dict[uuid.UUID, list[E]] = {}
+    for event in batch:
+        found.setdefault(event.organization_id, []).append(event)
+    return found
+
+
+def _hint(event: Event) -> None:
+    from hub.runtime import current
+
+    if event.name not in _hints:
+        return
+    key = (id(current()), event.name)  # a process may hold several hubs: never mix their events
+    pending = _hint_batches.get(key)
+    if pending is None:
+        pending = _hint_batches[key] = []
+        # The timer runs in this context, so the hints run with this hub's runtime bound.
+        asyncio.get_running_loop().call_later(HINT_BATCH_SECONDS, _flush_hints, key)
+    pending.append(event)
+    if len(pending) >= HINT_BATCH_MOST:
+        _flush_hints(key)
+
+
+def _flush_hints(key: tuple[int, str]) -> None:
+    batch = _hint_batches.pop(key, None)
+    if not batch:
+        return
+    for function in _hints.get(batch[0].name, ()):
+        task = asyncio.create_task(_run_hint(function, batch))
+        _running_hints.add(task)
+        task.add_done_callback(_running_hints.discard)
+
+
+async def _run_hint(function: Callable[[Any], Awaitable[None]], batch: list[Event]) -> None:
     try:
-        await function(event)
+        await function(batch)
     except Exception as error:
-        log.warning("event hint failed", event_name=event.name, error=repr(error)[:300])
+        log.warning("event hint failed", event_name=batch[0].name, events=len(batch), error=repr(error)[:300])
 
 
 async def publish(session: HubAsyncSession, event: Event) -> None:
@@ -113,10 +156,7 @@ async def publish(session: HubAsyncSession, event: Event) -> None:
     async def hand_off() -> None:
         for listener in list(_listeners):
             listener(event)
-        for function in _hints.get(event.name, ()):
-            task = asyncio.create_task(_run_hint(function, event))
-            _running_hints.add(task)
-            task.add_done_callback(_running_hints.discard)
+        _hint(event)
         if ids:
             from hub.tasks import kick
 

@@ -4,29 +4,37 @@ for one, and follow customers that the CRM merges."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from crm.hooks import on_customer_merge, timeline_entries
 from crm.models import Activity
 from hub import events
 from hub.auth import CurrentUser
-from hub.db import HubAsyncSession
+from hub.db import HubAsyncSession, moment_of
 from hub.runtime import current
 from inbox.events import CustomersWrote, MessageReceived, ReplyQueued
 from tickets import services
 
 
 @events.hints(MessageReceived)  # every inbound message: no outbox row for each; a lost hint costs little
-async def message_received(event: MessageReceived) -> None:
-    await services.customer_wrote(current(), event.organization_id, event.conversation_id)
-    await services.suggest_ticket(
-        current(),
-        organization_id=event.organization_id,
-        message_id=event.message_id,
-        conversation_id=event.conversation_id,
-        customer_id=event.customer_id,
-        assignee_id=event.assignee_id,
-        text=event.text,
-    )
+async def messages_received(received: list[MessageReceived]) -> None:
+    """Messages just stored, a few at a time: tickets waiting on their customers are open again,
+    and a message that asks for help suggests a ticket."""
+    for organization_id, theirs in events.by_organization(received).items():
+        last_written: dict[uuid.UUID, datetime] = {}
+        for event in theirs:
+            last_written[event.conversation_id] = moment_of(event.message_id)
+        await services.customers_wrote_since(current(), organization_id, last_written)
+        for event in theirs:
+            await services.suggest_ticket(
+                current(),
+                organization_id=organization_id,
+                message_id=event.message_id,
+                conversation_id=event.conversation_id,
+                customer_id=event.customer_id,
+                assignee_id=event.assignee_id,
+                text=event.text,
+            )
 
 
 @events.handles(CustomersWrote, name="tickets.customers_wrote")

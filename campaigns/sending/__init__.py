@@ -11,7 +11,7 @@ A campaign's status changes only through `campaigns.lifecycle`.
 from __future__ import annotations
 
 from campaigns.sending.outcomes import Outcome, OutcomeWriter, record_outcomes, resolve, writer_of
-from campaigns.sending.receipts import customer_replied, follow_receipt
+from campaigns.sending.receipts import customers_replied, follow_receipt
 from campaigns.sending.sender import ChannelSender, Claim, text_hash
 from campaigns.sending.sweep import settle_in_doubt, sweep
 
@@ -20,7 +20,7 @@ __all__ = [
     "Claim",
     "Outcome",
     "OutcomeWriter",
-    "customer_replied",
+    "customers_replied",
     "follow_receipt",
     "record_outcomes",
     "resolve",

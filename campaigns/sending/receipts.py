@@ -95,44 +95,44 @@ async def apply_receipt(
 REPLY_WINDOW = timedelta(days=7)
 
 
-async def customer_replied(
-    runtime: Runtime, organization_id: uuid.UUID, customer_id: uuid.UUID, *, at: datetime | None = None
+async def customers_replied(
+    runtime: Runtime, organization_id: uuid.UUID, last_written: dict[uuid.UUID, datetime]
 ) -> None:
-    """A customer who wrote (`at`, else now) within a week after a campaign message replied to it;
-    marking it again changes nothing."""
-    now = at or utcnow()
+    """Customers who wrote (each at their moment) within a week after a campaign message replied
+    to it; marking it again changes nothing. One transaction for them all."""
     r = CampaignRecipient
     async with runtime.db.session(organization_id) as session:
-        replied = (
-            await session.execute(
-                update(r)
-                .where(
-                    r.customer_id == customer_id,
-                    r.status == "sent",
-                    r.replied_at.is_(None),
-                    r.sent_at >= now - REPLY_WINDOW,
-                    r.sent_at <= now,
+        for customer_id, at in last_written.items():
+            replied = (
+                await session.execute(
+                    update(r)
+                    .where(
+                        r.customer_id == customer_id,
+                        r.status == "sent",
+                        r.replied_at.is_(None),
+                        r.sent_at >= at - REPLY_WINDOW,
+                        r.sent_at <= at,
+                    )
+                    .values(
+                        replied_at=at,
+                        delivered_at=func.coalesce(r.delivered_at, at),
+                        read_at=func.coalesce(r.read_at, at),
+                    )
+                    .returning(r.id, r.campaign_id)
+                    .execution_options(synchronize_session=False)
                 )
-                .values(
-                    replied_at=now,
-                    delivered_at=func.coalesce(r.delivered_at, now),
-                    read_at=func.coalesce(r.read_at, now),
-                )
-                .returning(r.id, r.campaign_id)
-                .execution_options(synchronize_session=False)
+            ).all()
+            await record_activities(
+                session,
+                [
+                    {
+                        "customer_id": customer_id,
+                        "kind": "campaign_replied",
+                        "details": {"campaign_id": str(campaign_id), "message_id": str(recipient_id)},
+                        "key": f"campaign_replied:{recipient_id}",
+                        "at": at,
+                    }
+                    for recipient_id, campaign_id in replied
+                ],
             )
-        ).all()
-        await record_activities(
-            session,
-            [
-                {
-                    "customer_id": customer_id,
-                    "kind": "campaign_replied",
-                    "details": {"campaign_id": str(campaign_id), "message_id": str(recipient_id)},
-                    "key": f"campaign_replied:{recipient_id}",
-                    "at": now,
-                }
-                for recipient_id, campaign_id in replied
-            ],
-        )
         await session.commit()

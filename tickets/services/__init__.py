@@ -45,7 +45,6 @@ from tickets.services.suggestions import matching_rule, suggest_ticket
 from tickets.services.tickets import (
     assign_ticket,
     create_ticket,
-    customer_wrote,
     customers_wrote_since,
     list_tickets,
     move_tickets,
@@ -72,7 +71,6 @@ __all__ = [
     "check_sla",
     "comment_out",
     "create_ticket",
-    "customer_wrote",
     "customers_wrote_since",
     "delete_policy",
     "entries_about_hidden_tickets",

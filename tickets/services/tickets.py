@@ -289,26 +289,6 @@ async def assign_ticket(
     return ticket
 
 
-async def customer_wrote(runtime: Runtime, organization_id: uuid.UUID, conversation_id: uuid.UUID) -> int:
-    """The customer answered: the conversation's tickets waiting on them are open again, and their
-    SLA clocks run on."""
-    async with runtime.db.session(organization_id) as session:
-        waiting = list(
-            await session.scalars(
-                select(Ticket).where(
-                    Ticket.conversation_id == conversation_id, Ticket.status == "waiting_on_customer"
-                )
-            )
-        )
-        now = utcnow()
-        for ticket in waiting:
-            await change_status(session, ticket, None, "open", now)
-            ticket.updated_at = now
-            push_to_audience(session, ticket, TicketUpdated(ticket=ticket_out(ticket)))
-        await session.commit()
-        return len(waiting)
-
-
 async def customers_wrote_since(
     runtime: Runtime, organization_id: uuid.UUID, last_written: dict[uuid.UUID, datetime]
 ) -> int:
