@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, case, delete, func, literal, select, update
+from sqlalchemy import and_, delete, func, select, update
 
 from campaigns.models import Campaign, CampaignRecipient, ChannelPacing, EarlyReceipt
 from crm.services import record_activities
@@ -99,53 +99,54 @@ async def customers_replied(
     runtime: Runtime, organization_id: uuid.UUID, last_written: dict[uuid.UUID, datetime]
 ) -> None:
     """Customers who wrote (each at their moment) within a week after a campaign message replied
-    to it; marking it again changes nothing. One statement for them all."""
+    to it; marking it again changes nothing. One look-up for them all (most find nothing), then
+    an update per moment only where a campaign message was answered."""
     if not last_written:
         return
     r = CampaignRecipient
-
-    def each(moment: Any) -> Any:
-        """The customer's own moment, in SQL: what `moment` makes of their time of writing."""
-        return case(
-            *[
-                (r.customer_id == customer_id, literal(moment(at), r.sent_at.type))
-                for customer_id, at in last_written.items()
-            ]
-        )
-
     async with runtime.db.session(organization_id) as session:
-        written = each(lambda at: at)
-        replied = (
+        candidates = (
             await session.execute(
-                update(r)
-                .where(
+                select(r.id, r.campaign_id, r.customer_id, r.sent_at).where(
                     one_of(session, r.customer_id, last_written),
                     r.status == "sent",
                     r.replied_at.is_(None),
-                    r.sent_at >= each(lambda at: at - REPLY_WINDOW),
-                    r.sent_at <= written,
+                    r.sent_at >= min(last_written.values()) - REPLY_WINDOW,
                 )
-                .values(
-                    replied_at=written,
-                    delivered_at=func.coalesce(r.delivered_at, written),
-                    read_at=func.coalesce(r.read_at, written),
-                )
-                .returning(r.id, r.campaign_id, r.customer_id)
-                .execution_options(synchronize_session=False)
             )
         ).all()
-        await record_activities(
-            session,
-            [
-                {
-                    "customer_id": customer_id,
-                    "kind": "campaign_replied",
-                    "details": {"campaign_id": str(campaign_id), "message_id": str(recipient_id)},
-                    "key": f"campaign_replied:{recipient_id}",
-                    "at": last_written[customer_id],
-                }
-                for recipient_id, campaign_id, customer_id in replied
-                if customer_id is not None
-            ],
-        )
+        answered: dict[datetime, list[tuple[uuid.UUID, uuid.UUID, uuid.UUID]]] = {}
+        for recipient_id, campaign_id, customer_id, sent_at in candidates:
+            if customer_id is None or sent_at is None:
+                continue
+            at = last_written[customer_id]
+            if at - REPLY_WINDOW <= sent_at <= at:
+                answered.setdefault(at, []).append((recipient_id, campaign_id, customer_id))
+        for at, rows in answered.items():
+            replied = (
+                await session.execute(
+                    update(r)
+                    .where(r.id.in_([row[0] for row in rows]), r.replied_at.is_(None))
+                    .values(
+                        replied_at=at,
+                        delivered_at=func.coalesce(r.delivered_at, at),
+                        read_at=func.coalesce(r.read_at, at),
+                    )
+                    .returning(r.id, r.campaign_id, r.customer_id)
+                    .execution_options(synchronize_session=False)
+                )
+            ).all()
+            await record_activities(
+                session,
+                [
+                    {
+                        "customer_id": customer_id,
+                        "kind": "campaign_replied",
+                        "details": {"campaign_id": str(campaign_id), "message_id": str(recipient_id)},
+                        "key": f"campaign_replied:{recipient_id}",
+                        "at": at,
+                    }
+                    for recipient_id, campaign_id, customer_id in replied
+                ],
+            )
         await session.commit()
