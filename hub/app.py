@@ -149,6 +149,7 @@ def create_app(
                 )
             if runtime.redis is not None and runtime.pusher is not None:
                 presence_task = asyncio.create_task(runtime.pusher.keep_presence())
+            runtime.loop_lag.start()
             for module in domain_modules("lifespan"):
                 await module.start(runtime)
             log.info(
@@ -161,6 +162,7 @@ def create_app(
             for module in domain_modules("lifespan"):
                 with contextlib.suppress(Exception):
                     await module.stop(runtime)
+            await runtime.loop_lag.stop()
             for task in (scheduler_task, presence_task):
                 if task is not None:
                     task.cancel()

@@ -61,6 +61,7 @@ class Settings:
     # Requests per minute one organization (or one anonymous address) may make.
     api_rate_limit: int = 1200
     inbound_max_pending: int = 64
+    inbound_max_lag: float = 0.1
     # How long a channel's post may take to send its body, and how many unsigned or unknown posts
     # one address may make a minute before it is refused.
     inbound_body_seconds: int = 30
@@ -187,6 +188,7 @@ class Settings:
             smtp_starttls=bool(env.flag("SMTP_STARTTLS", default=True)),
             api_rate_limit=env.number("HUB_API_RATE_LIMIT", 1200),
             inbound_max_pending=env.number("HUB_INBOUND_MAX_PENDING", 64),
+            inbound_max_lag=env.number("HUB_INBOUND_MAX_LAG_MS", 100) / 1000,
             inbound_body_seconds=env.number("HUB_INBOUND_BODY_SECONDS", 30),
             outbound_per_channel=env.number("HUB_OUTBOUND_PER_CHANNEL", 4),
             outbound_max=env.number("HUB_OUTBOUND_MAX", 64),

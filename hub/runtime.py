@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from hub.config import Settings
 from hub.db import Database
-from hub.throttle import Counters, Gate, KeyedGate, MemoryCounters, RedisCounters, SendSlots
+from hub.throttle import Counters, Gate, KeyedGate, LoopLag, MemoryCounters, RedisCounters, SendSlots
 
 if TYPE_CHECKING:
     from taskiq import AsyncBroker
@@ -35,7 +35,11 @@ class Runtime:
         # Posts that channels make to us (messages, receipts): how many this process works on at
         # once, and how many of one channel it reads at once (so one channel's slow bodies, or a
         # stranger's, never hold the others' posts).
-        self.inbound_gate = Gate(settings.inbound_max_pending)
+        # A web process also stops taking them while its event loop runs late (it cannot keep up).
+        self.loop_lag = LoopLag()
+        self.inbound_gate = Gate(
+            settings.inbound_max_pending, lag=self.loop_lag, max_lag=settings.inbound_max_lag
+        )
         self.channel_gates = KeyedGate(settings.inbound_max_pending)
         self.send_slots = SendSlots(settings.outbound_per_channel, settings.outbound_max)
 

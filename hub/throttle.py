@@ -149,19 +149,71 @@ class RateLimitMiddleware(ASGIMiddleware):
         await next_app(scope, receive, send)
 
 
-class Gate:
-    """At most `limit` requests of one kind in progress in this process. One more is refused at once
-    (503 with Retry-After) instead of waiting in a queue: the process keeps answering quickly and
-    keeps its sockets' heartbeats, and the sender, who got no acknowledgement, posts again later."""
+class LoopLag:
+    """How late this process's event loop runs callbacks, measured by a timer that asks to wake
+    every `TICK` seconds and notes how much later it woke. A loop that runs late is a process that
+    cannot keep up: every socket's heartbeat and every request wait by as much."""
 
-    def __init__(self, limit: int, retry_after_seconds: int = 2) -> None:
+    TICK = 0.02
+    WINDOW = 0.5  # the lag now: the worst sample of the last half second
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float]] = []  # (when, seconds late)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._watch())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            expected = loop.time() + self.TICK
+            await asyncio.sleep(self.TICK)
+            late = max(0.0, loop.time() - expected)
+            now = time.monotonic()
+            self.samples = [(at, was) for at, was in self.samples if at > now - self.WINDOW]
+            self.samples.append((now, late))
+
+    @property
+    def seconds(self) -> float:
+        """The worst lag of the last half second (0 when nothing is measured)."""
+        now = time.monotonic()
+        return max((late for at, late in self.samples if at > now - self.WINDOW), default=0.0)
+
+
+class Gate:
+    """At most `limit` requests of one kind in progress in this process, and none while its event
+    loop runs more than `max_lag` seconds late. One more is refused at once (503 with
+    Retry-After) instead of waiting in a queue: the process keeps answering quickly and keeps its
+    sockets' heartbeats, and the sender, who got no acknowledgement, posts again later."""
+
+    def __init__(
+        self,
+        limit: int,
+        retry_after_seconds: int = 2,
+        *,
+        lag: LoopLag | None = None,
+        max_lag: float = float("inf"),
+    ) -> None:
         self.limit = limit
         self.retry_after = str(retry_after_seconds)
         self.pending = 0
+        self.lag = lag
+        self.max_lag = max_lag
+        self.refused = 0
 
     @contextlib.contextmanager
     def enter(self) -> Iterator[None]:
-        if self.pending >= self.limit:
+        if self.pending >= self.limit or (self.lag is not None and self.lag.seconds > self.max_lag):
+            self.refused += 1
             raise Busy(headers={"Retry-After": self.retry_after})
         self.pending += 1
         try:

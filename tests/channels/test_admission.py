@@ -1,0 +1,51 @@
+"""A web process that cannot keep up refuses channel posts at the edge: while its event loop runs
+late, a signed post is answered 503 with Retry-After and nothing of it is kept; once the loop is
+on time again, the same post is taken, once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import eventually, make_settings, register, start_hub
+from tests.helpers.channels import ApiChannel, make_channel, webhook_receiver
+
+
+async def taken(channel: ApiChannel, external_id: str, text: str) -> httpx.Response | None:
+    answer = await channel.send(external_id=external_id, **{"from": "+966561230070"}, text=text)
+    return answer if answer.status_code == 202 else None
+
+
+async def test_a_late_event_loop_refuses_posts_until_it_catches_up(tmp_path: Path) -> None:
+    hub = await start_hub(make_settings(tmp_path, HUB_INBOUND_MAX_LAG_MS="100"), kind="sqlite")
+    try:
+        organization = await register(hub)
+        async with webhook_receiver() as receiver:
+            channel = await make_channel(hub, organization, receiver)
+            first = await eventually(lambda: taken(channel, "lag-1", "before"))
+            chat = first.json()["conversation_id"]
+
+            # The process falls behind: its event loop (this test shares it) is held for 0.3 s,
+            # as a burst of work would hold it.
+            time.sleep(0.3)  # noqa: ASYNC251 - blocking the loop is the point
+            refused = await channel.send(external_id="lag-2", **{"from": "+966561230070"}, text="during")
+            assert refused.status_code == 503, refused.text
+            assert int(refused.headers["Retry-After"]) >= 1
+            async with hub.client(organization.admin.token) as client:
+                page = (await client.get(f"/api/inbox/conversations/{chat}/messages")).json()
+            assert "during" not in [m["text"] for m in page["items"]]  # refused: nothing of it is kept
+            assert hub.runtime.inbound_gate.refused >= 1
+
+            # On time again (the lag counts for half a second): the sender posts again, it is
+            # taken, and a repeat of it is the same message.
+            await asyncio.sleep(0.6)
+            await eventually(lambda: taken(channel, "lag-2", "during"))
+            await eventually(lambda: taken(channel, "lag-2", "during"))
+            async with hub.client(organization.admin.token) as client:
+                page = (await client.get(f"/api/inbox/conversations/{chat}/messages")).json()
+            assert [m["text"] for m in page["items"]].count("during") == 1
+    finally:
+        await hub.stop()
