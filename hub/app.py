@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib
 import importlib.util
 from collections.abc import AsyncIterator, Sequence
@@ -150,6 +151,11 @@ def create_app(
             if runtime.redis is not None and runtime.pusher is not None:
                 presence_task = asyncio.create_task(runtime.pusher.keep_presence())
             runtime.loop_lag.start()
+            # What start-up made (modules, mappers, compiled routes) lives as long as the process:
+            # kept out of the collector's full passes, which would otherwise walk it every time
+            # and hold the event loop for a fifth of a second.
+            gc.collect()
+            gc.freeze()
             for module in domain_modules("lifespan"):
                 await module.start(runtime)
             log.info(
