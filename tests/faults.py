@@ -5,16 +5,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import os
 import shutil
 import socket
 import subprocess
 from dataclasses import dataclass, field
 
+_ports = itertools.count()
+
 
 def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A port for a service that goes away and comes back on it. A port the system handed out
+    would be free while the service is away, and another test process could take it then (its
+    own Redis, say), so each xdist worker draws from its own range, below the ports the system
+    hands out."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    base = 21000 + int(worker or 0) % 16 * 500
+    for _ in range(500):
+        port = base + next(_ports) % 500
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in this worker's range")
 
 
 @dataclass

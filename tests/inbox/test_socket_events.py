@@ -66,6 +66,21 @@ async def chat_held_by_agent(
     return channel, stored["conversation_id"]
 
 
+async def delivered_reply(
+    agent: httpx.AsyncClient, chat_id: str, text: str, pushes: CapturedPushes
+) -> dict[str, Any]:
+    """The agent's reply, once the channel has taken it (its `messageUpdated` to "sent")."""
+    written = await agent.post(f"/api/inbox/conversations/{chat_id}/messages", json={"text": text})
+    assert written.status_code == 201, written.text
+    reply: dict[str, Any] = written.json()
+    await pushes.expect(
+        "messageUpdated",
+        to=READERS | {"agent"},
+        where=lambda d: d["message"]["id"] == reply["id"] and d["message"]["status"] == "sent",
+    )
+    return reply
+
+
 async def test_new_message(
     hub: RunningHub, organization: Organization, receiver: Receiver, captured_pushes: CapturedPushes
 ) -> None:
@@ -115,14 +130,7 @@ async def test_message_updated(
 ) -> None:
     _channel, chat_id = await chat_held_by_agent(hub, organization, receiver)
     async with hub.client(organization.members["agent"].token) as agent:
-        written = (
-            await agent.post(f"/api/inbox/conversations/{chat_id}/messages", json={"text": "Yuor order"})
-        ).json()
-        await captured_pushes.expect(
-            "messageUpdated",
-            to=READERS | {"agent"},
-            where=lambda d: d["message"]["id"] == written["id"] and d["message"]["status"] == "sent",
-        )
+        written = await delivered_reply(agent, chat_id, "Yuor order", captured_pushes)
         messages = await messages_of(agent, chat_id)
         captured_pushes.forget()
         edited = await agent.put(
@@ -141,14 +149,7 @@ async def test_message_deleted(
 ) -> None:
     _channel, chat_id = await chat_held_by_agent(hub, organization, receiver)
     async with hub.client(organization.members["agent"].token) as agent:
-        written = (
-            await agent.post(f"/api/inbox/conversations/{chat_id}/messages", json={"text": "Wrong chat"})
-        ).json()
-        await captured_pushes.expect(
-            "messageUpdated",
-            to=READERS | {"agent"},
-            where=lambda d: d["message"]["id"] == written["id"] and d["message"]["status"] == "sent",
-        )
+        written = await delivered_reply(agent, chat_id, "Wrong chat", captured_pushes)
         messages = await messages_of(agent, chat_id)
         captured_pushes.forget()
         deleted = await agent.delete(f"/api/inbox/conversations/{chat_id}/messages/{written['id']}")
