@@ -1,6 +1,6 @@
 """From a customer's message to the agents' screens: end-to-end latency and lost deliveries.
 
-    .venv/bin/python bench/inbound_to_agent.py [--rates 50,200,500] [--seconds 5] [--postgres]
+    .venv/bin/python bench/inbound_to_agent.py [--rates 50,200,500] [--seconds 5] [--postgres] [--new-senders]
 
 200 sockets (20 managers, 180 agents) stay connected while messages arrive through the API channel
 at a constant rate, each carrying its send time. Every message reaches the 20 managers and the one
@@ -54,14 +54,20 @@ SENDERS = 900  # distinct customers, so conversations spread over the agents
 
 
 async def post_one(
-    http: httpx.AsyncClient, target: dict[str, Any], prefix: str, n: int, rate: int, begin: float
-) -> None:
-    """Post message n at its place in the constant rate; its text carries the send time."""
+    http: httpx.AsyncClient,
+    target: dict[str, Any],
+    prefix: str,
+    n: int,
+    rate: int,
+    begin: float,
+    run: int = 0,
+) -> int:
+    """Post message n at its place in the constant rate; its text carries the send time. With
+    `new_senders`, each measured message (run 1 and on) comes from a number never seen before."""
     await asyncio.sleep(max(0.0, begin + n / rate - time.perf_counter()))
     text = f"{prefix}-{n}|{time.time()}"
-    body = json.dumps(
-        {"external_id": f"{prefix}-{n}", "from": f"+96650{n % SENDERS:07d}", "text": text}
-    ).encode()
+    sender = f"+9665{run}{n:07d}" if run and target.get("new_senders") else f"+96650{n % SENDERS:07d}"
+    body = json.dumps({"external_id": f"{prefix}-{n}", "from": sender, "text": text}).encode()
     headers = {"Content-Type": "application/json"}
     if target.get("secret"):
         headers["X-Hub-Signature"] = signature(target["secret"], body, int(time.time()))
@@ -103,7 +109,7 @@ async def run_load(
 
         await asyncio.gather(*(first_contact(n) for n in range(SENDERS)))
         await asyncio.sleep(3)
-        for rate in rates:
+        for run_number, rate in enumerate(rates, start=1):
             received.clear()
             count = int(rate * seconds)
             prefix = secrets.token_hex(3)
@@ -111,7 +117,7 @@ async def run_load(
             posts = []
             marks.put(("begin", rate))
             for n in range(count):
-                posts.append(asyncio.create_task(post_one(http, target, prefix, n, rate, begin)))
+                posts.append(asyncio.create_task(post_one(http, target, prefix, n, rate, begin, run_number)))
             statuses = await asyncio.gather(*posts)
             # Let the backlog arrive: wait until nothing new has come for 3 s (at most two minutes).
             settled, last_total = time.perf_counter(), -1
@@ -295,6 +301,11 @@ async def main() -> None:
     parser.add_argument(
         "--postgres", action="store_true", help="PostgreSQL and Redis from TEST_DATABASE_URL/TEST_REDIS_URL"
     )
+    parser.add_argument(
+        "--new-senders",
+        action="store_true",
+        help="every measured message from a number never seen before (customer, conversation, assignment)",
+    )
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
 
@@ -317,7 +328,7 @@ async def main() -> None:
 
         app = create_app(settings)
         server, task, url = await serve(app)
-        target = await hub_target(settings, url, app)
+        target = {**await hub_target(settings, url, app), "new_senders": args.new_senders}
         hub_results = await load_elsewhere(target, rates, args.seconds)
         server.should_exit = True
         await task
@@ -328,7 +339,8 @@ async def main() -> None:
         await task
 
         report(
-            "PostgreSQL + Redis" if args.postgres else "embedded (SQLite)",
+            ("PostgreSQL + Redis" if args.postgres else "embedded (SQLite)")
+            + (", every message from a new sender" if args.new_senders else ""),
             rates,
             hub_results,
             bare_results,
