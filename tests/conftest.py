@@ -400,8 +400,11 @@ async def register(
     return Organization(id=admin.organization_id, slug=data["organization"]["slug"], admin=admin)
 
 
-async def add_member(hub: RunningHub, organization: Organization, role: str) -> Member:
-    """Invite and accept, the way a person joins."""
+async def add_member(
+    hub: RunningHub, organization: Organization, role: str, *, as_the_role: bool = True
+) -> Member:
+    """Invite and accept, the way a person joins; `as_the_role` keeps them as the organization's
+    member of that role (`organization.members[role]`), else they are one more of it."""
     email = unique_email(role)
     async with hub.client(organization.admin.token) as client:
         invited = await client.post("/api/users/invite", json={"email": email, "role": role})
@@ -421,7 +424,8 @@ async def add_member(hub: RunningHub, organization: Organization, role: str) -> 
         email=email,
         role=role,
     )
-    organization.members[role] = member
+    if as_the_role:
+        organization.members[role] = member
     return member
 
 
@@ -452,9 +456,7 @@ def captured_events() -> Iterator[list[events.Event]]:
 async def capture_pushes(hub: RunningHub, organization: Organization) -> CapturedPushes:
     """Sockets for each person of `organization` (every role and a second agent) and for an admin
     of another organization, recording what each receives (the socket events' contract tests)."""
-    agent = organization.members["agent"]
-    agent_b = await add_member(hub, organization, "agent")
-    organization.members["agent"] = agent
+    agent_b = await add_member(hub, organization, "agent", as_the_role=False)
     stranger = await register(hub, name="Other Trading")
     people = {role: organization.members[role] for role in ("admin", "manager", "member", "agent")}
     pushes = CapturedPushes(hub, {**people, "agent_b": agent_b, "stranger": stranger.admin})

@@ -23,7 +23,7 @@ from neonize.proto.Neonize_pb2 import JID, Device
 
 from channels.whatsapp.session import ProfileSession, qr_svg
 from channels.whatsapp.sessions import sessions_of
-from tests.conftest import add_member, capture_pushes, eventually, make_settings, register, start_hub
+from tests.conftest import add_member, capture_pushes, make_settings, register, start_hub
 
 MANAGERS = {"admin", "manager"}
 LOGGED_OUT = LoggedOutEv.DESCRIPTOR.fields_by_name["Reason"].enum_type.values_by_name["LOGGED_OUT"].number
@@ -145,8 +145,7 @@ async def test_channel_state_qr_ready_and_disconnected(tmp_path: Path) -> None:
             data = await pushes.expect("clientDisconnected", to=MANAGERS)
             assert data == {"profileId": profile["id"], "reason": "logged_out"}
             shown = apply_to_profile(shown, "clientDisconnected", data)
-            fresh = await eventually(lambda: profile_of(manager, profile["id"]))
-            assert same_but_when(shown, fresh)
+            assert same_but_when(shown, await profile_of(manager, profile["id"]))
             assert not running.store.exists()
     finally:
         if pushes is not None:
