@@ -32,9 +32,10 @@ from channels.schemas import (
 )
 from channels.views import channel_out, channel_urls, profile_out
 from channels.whatsapp.sessions import sessions_of
+from hub import metrics
 from hub.auth import CurrentUser
 from hub.controllers import RuntimeDep, SessionDep
-from hub.errors import Conflict, NotAuthenticated, NotFound, RequestTimeout, TooManyRequests
+from hub.errors import Busy, Conflict, HubError, NotAuthenticated, NotFound, RequestTimeout, TooManyRequests
 from hub.i18n import N_
 from hub.permissions import requires
 from hub.throttle import client_address
@@ -85,7 +86,7 @@ class ChannelController(Controller):
     async def inbound(
         self, request: Request[Any, Any, Any], runtime: RuntimeDep, channel_id: FromPath[uuid.UUID]
     ) -> InboundAccepted:
-        async with channel_post(request, runtime, channel_id) as (channel, body):
+        async with channel_post(request, runtime, channel_id, "message") as (channel, body):
             stored = await services.receive_api_message(runtime, channel, body)
         return InboundAccepted(message_id=stored.message_id, conversation_id=stored.conversation_id)
 
@@ -100,13 +101,13 @@ class ChannelController(Controller):
     async def receipts(
         self, request: Request[Any, Any, Any], runtime: RuntimeDep, channel_id: FromPath[uuid.UUID]
     ) -> None:
-        async with channel_post(request, runtime, channel_id) as (channel, body):
+        async with channel_post(request, runtime, channel_id, "receipt") as (channel, body):
             await services.receive_api_receipt(channel, body)
 
 
 @contextlib.asynccontextmanager
 async def channel_post(
-    request: Request[Any, Any, Any], runtime: RuntimeDep, channel_id: uuid.UUID
+    request: Request[Any, Any, Any], runtime: RuntimeDep, channel_id: uuid.UUID, kind: str
 ) -> AsyncIterator[tuple[Channel, bytes]]:
     """What every post a channel makes to the hub goes through, cheapest refusals first: an
     address that keeps naming unknown channels or signing wrongly is turned away (429); an
@@ -114,23 +115,43 @@ async def channel_post(
     per-channel gate, so slow or endless bodies hold only their own channel's slots; and only a
     signed post takes one of the process's working slots (503 when they are all busy)."""
     settings = runtime.settings
+    metrics.arrived.set(time.monotonic())  # for the inbound-to-emit histogram
+    result = "accepted"
     strikes = f"inbound-fail:{client_address(request)}:{int(time.time() // 60)}"
-    if await runtime.counters.count(strikes) >= settings.inbound_failures_per_address:
-        raise TooManyRequests(headers={"Retry-After": str(60 - int(time.time()) % 60)})
     try:
-        channel = await services.api_channel(runtime, channel_id)
-        with runtime.channel_gates.enter(channel.id):
-            try:
-                async with asyncio.timeout(settings.inbound_body_seconds):
-                    body = await request.body()
-            except TimeoutError:
-                raise RequestTimeout(field="body") from None
-            services.check_signature(channel, request.headers.get(SIGNATURE_HEADER), body)
-            with runtime.inbound_gate.enter():
-                yield channel, body
-    except (NotFound, NotAuthenticated):
-        await runtime.counters.hit(strikes, 60)
+        if await runtime.counters.count(strikes) >= settings.inbound_failures_per_address:
+            raise TooManyRequests(headers={"Retry-After": str(60 - int(time.time()) % 60)})
+        try:
+            channel = await services.api_channel(runtime, channel_id)
+            with runtime.channel_gates.enter(channel.id):
+                try:
+                    async with asyncio.timeout(settings.inbound_body_seconds):
+                        body = await request.body()
+                except TimeoutError:
+                    raise RequestTimeout(field="body") from None
+                services.check_signature(channel, request.headers.get(SIGNATURE_HEADER), body)
+                with runtime.inbound_gate.enter():
+                    yield channel, body
+        except (NotFound, NotAuthenticated):
+            await runtime.counters.hit(strikes, 60)
+            raise
+    except BaseException as error:
+        result = _result_of(error)
         raise
+    finally:
+        metrics.INBOUND_POSTS.labels(kind, result).inc()
+
+
+def _result_of(error: BaseException) -> str:
+    if isinstance(error, Busy):
+        return "refused"
+    if isinstance(error, TooManyRequests):
+        return "throttled"
+    if isinstance(error, NotFound | NotAuthenticated):
+        return "rejected"
+    if isinstance(error, RequestTimeout):
+        return "timeout"
+    return "invalid" if isinstance(error, HubError) else "failed"
 
 
 class WhatsAppProfileController(Controller):

@@ -23,7 +23,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from taskiq import InMemoryBroker
 from taskiq.api import run_scheduler_task
 
-from hub import __version__, console, controllers, errors, i18n, migrate, openapi
+from hub import __version__, console, controllers, errors, i18n, metrics, migrate, openapi
 from hub.auth import TokenAuthenticationMiddleware
 from hub.config import Settings, SettingsError
 from hub.logs import RequestContextMiddleware
@@ -135,6 +135,7 @@ def create_app(
         bound = bind(runtime)  # the scheduler task started below inherits it
         scheduler_task: asyncio.Task[None] | None = None
         presence_task: asyncio.Task[None] | None = None
+        metrics_task: asyncio.Task[None] | None = None
         try:
             if prepare_database and settings.should_migrate_on_start:
                 await asyncio.to_thread(migrate.upgrade, settings)
@@ -151,6 +152,7 @@ def create_app(
             if runtime.redis is not None and runtime.pusher is not None:
                 presence_task = asyncio.create_task(runtime.pusher.keep_presence())
             runtime.loop_lag.start()
+            metrics_task = asyncio.create_task(metrics.keep_fresh(runtime))
             # What start-up made (modules, mappers, compiled routes) lives as long as the process:
             # kept out of the collector's full passes, which would otherwise walk it every time
             # and hold the event loop for a fifth of a second.
@@ -169,7 +171,7 @@ def create_app(
                 with contextlib.suppress(Exception):
                     await module.stop(runtime)
             await runtime.loop_lag.stop()
-            for task in (scheduler_task, presence_task):
+            for task in (scheduler_task, presence_task, metrics_task):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -179,6 +181,7 @@ def create_app(
             await runtime.close()
             unbind(bound)
             deactivate(runtime)
+            metrics.process_ended()
 
     route_handlers: list[Any] = list(controllers.ROUTES)
     for module in domain_modules("controllers"):

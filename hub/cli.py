@@ -10,6 +10,7 @@ import getpass
 import os
 import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
@@ -28,6 +29,20 @@ def _settings() -> Settings:
 
     configure_logging(settings)
     return settings
+
+
+def share_metrics(settings: Settings) -> None:
+    """The processes of one machine count into one directory (see `hub.metrics`); set before
+    anything imports prometheus-client, which picks its mode then. `hub serve` on embedded defaults
+    is the only process, so what an earlier run left there is cleared."""
+    directory = Path(
+        os.environ.get("PROMETHEUS_MULTIPROC_DIR") or settings.metrics_dir or settings.data_dir / "metrics"
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    if settings.embedded:
+        for stale in directory.glob("*.db"):
+            stale.unlink(missing_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
 
 def prepare_database(settings: Settings) -> None:
@@ -69,6 +84,7 @@ def serve(args: argparse.Namespace) -> int:
     from hub.app import create_app
 
     settings = listening_defaults(_settings(), args.host, args.port)
+    share_metrics(settings)
     check_database_login(settings)
     prepare_database(settings)
     app = create_app(settings, prepare_database=False)
@@ -86,6 +102,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def _run_with_runtime(settings: Settings, body: Callable[[Any], Coroutine[Any, Any, None]]) -> int:
+    from hub import metrics
     from hub.app import build_runtime
     from hub.runtime import activate, bind, deactivate
 
@@ -96,11 +113,14 @@ def _run_with_runtime(settings: Settings, body: Callable[[Any], Coroutine[Any, A
         # As in `hub serve`: what start-up made stays out of the collector's full passes.
         gc.collect()
         gc.freeze()
+        refreshing = asyncio.create_task(metrics.keep_fresh(runtime))
         try:
             await body(runtime)
         finally:
+            refreshing.cancel()
             await runtime.close()
             deactivate(runtime)
+            metrics.process_ended()
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
@@ -114,6 +134,7 @@ def worker(_args: argparse.Namespace) -> int:
     settings = _settings()
     if not settings.redis_url:
         return _fail("hub worker needs REDIS_URL; in embedded mode `hub serve` runs the tasks itself")
+    share_metrics(settings)
     check_database_login(settings)
     asyncio.run(_check_current(settings))
 
@@ -138,6 +159,7 @@ def scheduler(_args: argparse.Namespace) -> int:
     settings = _settings()
     if not settings.redis_url:
         return _fail("hub scheduler needs REDIS_URL; in embedded mode `hub serve` fires timed work itself")
+    share_metrics(settings)
     check_database_login(settings)
     asyncio.run(_check_current(settings))
 

@@ -80,6 +80,14 @@ class Settings:
     login_failure_window_seconds: int = 900
     # Socket.IO heartbeat; lower it when a proxy closes idle connections sooner.
     socket_ping_interval: int = 25
+    # Packets one socket may have waiting before it counts as a client that stopped reading (closed),
+    # and pushes this process may have waiting for their emit (past it, channel posts are refused).
+    socket_max_queued: int = 1000
+    socket_fanout_queue: int = 5000
+    # `/metrics` answers only with this bearer token (unset: it is off). The processes of one
+    # machine keep their counts in one directory (default: metrics/ in the data directory).
+    metrics_token: str | None = field(default=None, repr=False)
+    metrics_dir: Path | None = None
     # WhatsApp reconnects: first delay and ceiling of the exponential backoff, in seconds.
     whatsapp_reconnect_base: float = 2.0
     whatsapp_reconnect_max: float = 300.0
@@ -199,6 +207,12 @@ class Settings:
             login_failures_per_address=env.number("HUB_LOGIN_FAILURES_PER_ADDRESS", 20),
             login_failure_window_seconds=env.number("HUB_LOGIN_FAILURE_WINDOW_SECONDS", 900),
             socket_ping_interval=env.number("HUB_SOCKET_PING_INTERVAL", 25),
+            socket_max_queued=env.number("HUB_SOCKET_MAX_QUEUED", 1000),
+            socket_fanout_queue=env.number("HUB_SOCKET_FANOUT_QUEUE", 5000),
+            metrics_token=env.text("HUB_METRICS_TOKEN", "") or None,
+            metrics_dir=Path(env.text("HUB_METRICS_DIR", "")).resolve()
+            if env.text("HUB_METRICS_DIR", "")
+            else None,
             whatsapp_reconnect_base=env.seconds("HUB_WHATSAPP_RECONNECT_BASE_SECONDS", 2.0),
             whatsapp_reconnect_max=env.seconds("HUB_WHATSAPP_RECONNECT_MAX_SECONDS", 300.0),
             whatsapp_lease_seconds=env.seconds("HUB_WHATSAPP_LEASE_SECONDS", 30.0),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -23,10 +24,10 @@ from litestar.status_codes import (
 )
 from sqlalchemy import select
 
-from hub import asyncapi, services, storage
+from hub import asyncapi, metrics, services, storage
 from hub.auth import CurrentUser
 from hub.db import HubAsyncSession, utcnow
-from hub.errors import InvalidInput, NotFound, request_language
+from hub.errors import InvalidInput, NotAuthenticated, NotFound, request_language
 from hub.i18n import N_, translate
 from hub.models import Invitation, Media, ModuleSetting, Organization, User
 from hub.pagination import DEFAULT_LIMIT, paginate
@@ -394,6 +395,20 @@ async def health(runtime: RuntimeDep) -> Response[HealthOut]:
     return Response(body, status_code=HTTP_503_SERVICE_UNAVAILABLE if down else HTTP_200_OK)
 
 
+@get("/metrics", exclude_from_auth=True, include_in_schema=False)
+async def metrics_endpoint(request: Request[Any, Any, Any], runtime: RuntimeDep) -> Response[bytes]:
+    """Prometheus metrics (see `hub.metrics`), with `Authorization: Bearer <HUB_METRICS_TOKEN>`;
+    without a token configured there is nothing here."""
+    token = runtime.settings.metrics_token
+    if token is None:
+        raise NotFound()
+    given = request.headers.get("authorization", "").encode()
+    if not hmac.compare_digest(given, f"Bearer {token}".encode()):
+        raise NotAuthenticated(headers={"WWW-Authenticate": "Bearer"})
+    body, content_type = await metrics.exposition(runtime)
+    return Response(body, media_type=content_type)
+
+
 class MediaController(Controller):
     path = "/api/media"
     tags = ["media"]  # noqa: RUF012
@@ -485,5 +500,6 @@ ROUTES = [
     AuditController,
     MediaController,
     health,
+    metrics_endpoint,
     asyncapi_document,
 ]

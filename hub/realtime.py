@@ -27,6 +27,7 @@ from hub.audience import Audience
 from hub.auth import CurrentUser, authenticate_token
 from hub.config import Settings
 from hub.db import HubAsyncSession, utcnow
+from hub.fanout import Fanout, LocalRooms
 from hub.runtime import Runtime
 from hub.security import InvalidToken
 
@@ -84,15 +85,18 @@ class Pusher:
         self._writer: socketio.AsyncRedisManager | None = None
         self._users: dict[str, CurrentUser] = {}  # the sockets of this process: sid -> user
         self.process_id = secrets.token_hex(6)
+        self.fanout = Fanout(self._emit_now, runtime.settings.socket_fanout_queue)
         if server is None and runtime.settings.redis_url:
             self._writer = socketio.AsyncRedisManager(
                 runtime.settings.redis_url, channel=_channel(runtime.settings), write_only=True
             )
 
-    async def emit(self, event: str, data: Any, rooms: list[str]) -> None:
-        if not rooms:
-            return
-        payload = msgspec.to_builtins(data)
+    async def emit(self, event: str, data: Any, rooms: list[str], *, wait: bool = False) -> None:
+        """Queue an event for these rooms (see `hub.fanout`); with `wait`, until it went out."""
+        if rooms:
+            await self.fanout.put(event, msgspec.to_builtins(data), rooms, wait=wait)
+
+    async def _emit_now(self, event: str, payload: Any, rooms: list[str]) -> None:
         if self.server is not None:
             await self.server.emit(event, payload, to=rooms)
         elif self._writer is not None:
@@ -113,6 +117,11 @@ class Pusher:
         rooms = [user_room(u) for u in dict.fromkeys(user_ids)]
         rooms += [role_room(organization_id, r) for r in dict.fromkeys(roles)]
         await self.emit(event, data, rooms)
+
+    @property
+    def connected(self) -> int:
+        """Sockets connected to this process."""
+        return len(self._users)
 
     async def arrived(self, sid: str, user: CurrentUser) -> None:
         """Note a connected socket, so the user counts as online in every web process."""
@@ -196,7 +205,7 @@ class Pusher:
     async def close_sockets(self, room: str, reason: str) -> None:
         """Disconnect every socket in a room (a logout, a removed user, a changed role), in every
         web process; the client may reconnect and gets rooms that fit its access now."""
-        await self.emit(SessionEnded.name, SessionEnded(reason=reason), [room])
+        await self.emit(SessionEnded.name, SessionEnded(reason=reason), [room], wait=True)
         sids: set[str] = set()
         if self.runtime.redis is not None:
             try:
@@ -331,7 +340,7 @@ def _client_event_handler(server: socketio.AsyncServer, runtime: Runtime, handle
     return on_event
 
 
-class SharedRooms(socketio.AsyncRedisManager):
+class SharedRooms(socketio.AsyncRedisManager, LocalRooms):
     """Rooms shared by every web process through Redis. While Redis is away this process's
     sockets receive nothing (every event goes through Redis, even to the process that sent it),
     and they stay connected, so they would never know: once the channel is subscribed again, each
@@ -355,7 +364,7 @@ class SharedRooms(socketio.AsyncRedisManager):
                         log.warning("shared rooms subscribed again: telling this process's sockets")
                         # Straight to this process's sockets: the base manager's emit, not Redis.
                         told = ResyncNeeded(reason="missed_events", since=last_heard)
-                        await socketio.AsyncManager.emit(self, told.name, msgspec.to_builtins(told), "/")
+                        await LocalRooms.emit(self, told.name, msgspec.to_builtins(told), "/")
                 async for message in self.pubsub.listen():
                     last_heard = utcnow()
                     yield message
@@ -369,7 +378,10 @@ class SharedRooms(socketio.AsyncRedisManager):
 
 def build_socket_server(runtime: Runtime) -> socketio.AsyncServer:
     settings = runtime.settings
-    manager = SharedRooms(settings.redis_url, channel=_channel(settings)) if settings.redis_url else None
+    manager = (
+        SharedRooms(settings.redis_url, channel=_channel(settings)) if settings.redis_url else LocalRooms()
+    )
+    manager.max_queued = settings.socket_max_queued
     server = socketio.AsyncServer(
         async_mode="asgi",
         client_manager=manager,

@@ -35,10 +35,16 @@ class Runtime:
         # Posts that channels make to us (messages, receipts): how many this process works on at
         # once, and how many of one channel it reads at once (so one channel's slow bodies, or a
         # stranger's, never hold the others' posts).
-        # A web process also stops taking them while its event loop runs late (it cannot keep up).
+        # A web process also stops taking them while its event loop runs late (it cannot keep up)
+        # or while its socket pushes pile up: past half the fan-out queue, so that what the posts
+        # already taken will push still fits.
         self.loop_lag = LoopLag()
         self.inbound_gate = Gate(
-            settings.inbound_max_pending, lag=self.loop_lag, max_lag=settings.inbound_max_lag
+            settings.inbound_max_pending,
+            lag=self.loop_lag,
+            max_lag=settings.inbound_max_lag,
+            backlog=self._fanout_backlog,
+            max_backlog=settings.socket_fanout_queue // 2,
         )
         self.channel_gates = KeyedGate(settings.inbound_max_pending)
         self.send_slots = SendSlots(settings.outbound_per_channel, settings.outbound_max)
@@ -53,7 +59,12 @@ class Runtime:
         )
         return cls(settings=settings, db=Database(settings), redis=redis, counters=counters)
 
+    def _fanout_backlog(self) -> int:
+        return self.pusher.fanout.backlog if self.pusher is not None else 0
+
     async def close(self) -> None:
+        if self.pusher is not None:
+            await self.pusher.fanout.close()  # what was committed is announced before we go
         if self.redis is not None:
             await self.redis.aclose()
         await self.db.dispose()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Protocol
 
 import structlog
@@ -191,9 +191,10 @@ class LoopLag:
 
 class Gate:
     """At most `limit` requests of one kind in progress in this process, and none while its event
-    loop runs more than `max_lag` seconds late. One more is refused at once (503 with
-    Retry-After) instead of waiting in a queue: the process keeps answering quickly and keeps its
-    sockets' heartbeats, and the sender, who got no acknowledgement, posts again later."""
+    loop runs more than `max_lag` seconds late or while work they leave behind (`backlog`, the
+    socket pushes waiting for their emit) is past `max_backlog`. One more is refused at once (503
+    with Retry-After) instead of waiting in a queue: the process keeps answering quickly and keeps
+    its sockets' heartbeats, and the sender, who got no acknowledgement, posts again later."""
 
     def __init__(
         self,
@@ -202,17 +203,28 @@ class Gate:
         *,
         lag: LoopLag | None = None,
         max_lag: float = float("inf"),
+        backlog: Callable[[], int] | None = None,
+        max_backlog: int = 0,
     ) -> None:
         self.limit = limit
         self.retry_after = str(retry_after_seconds)
         self.pending = 0
         self.lag = lag
         self.max_lag = max_lag
+        self.backlog = backlog
+        self.max_backlog = max_backlog
         self.refused = 0
+
+    def overloaded(self) -> bool:
+        return (
+            self.pending >= self.limit
+            or (self.lag is not None and self.lag.seconds > self.max_lag)
+            or (self.backlog is not None and self.backlog() > self.max_backlog)
+        )
 
     @contextlib.contextmanager
     def enter(self) -> Iterator[None]:
-        if self.pending >= self.limit or (self.lag is not None and self.lag.seconds > self.max_lag):
+        if self.overloaded():
             self.refused += 1
             raise Busy(headers={"Retry-After": self.retry_after})
         self.pending += 1

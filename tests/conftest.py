@@ -164,6 +164,8 @@ CHEAP_PASSWORDS = {"HUB_PASSWORD_TIME_COST": "1", "HUB_PASSWORD_MEMORY_KIB": "10
 # Four workers share two cores, so a hub under test often waits its turn for a tenth of a second;
 # its refusal of channel posts while late is tested on its own (tests/channels/test_admission.py).
 PATIENT_LOOP = {"HUB_INBOUND_MAX_LAG_MS": "5000"}
+# Every hub under test serves /metrics to this token (tests/hub/test_metrics.py).
+METRICS_TOKEN = secrets.token_urlsafe(24)
 
 
 def make_settings(tmp: Path, **environ: str) -> Settings:
@@ -176,6 +178,7 @@ def make_settings(tmp: Path, **environ: str) -> Settings:
         "HUB_LOG_JSON": "false",
         "HUB_SOCKET_PING_INTERVAL": "2",
         "HUB_OUTBOUND_ALLOW": LOCAL_RECEIVERS,
+        "HUB_METRICS_TOKEN": METRICS_TOKEN,
         **CHEAP_PASSWORDS,
         **PATIENT_LOOP,
     }

@@ -31,7 +31,7 @@ from campaigns.services import hold_sends, window_times
 from channels.adapters import ChannelError, OutboundAttachment, OutboundMessage, send_message
 from channels.models import Channel
 from crm.models import Company, Customer
-from hub import storage
+from hub import metrics, storage
 from hub.db import table_of, utcnow
 from hub.models import Media, Organization
 from hub.runtime import Runtime
@@ -281,6 +281,7 @@ class ChannelSender:
                 return False
             if step.until is not None:
                 delay = (step.until - utcnow()).total_seconds()
+                metrics.PACING_WAITS.observe(max(delay, 0.0))
                 if delay > LONGEST_NAP:
                     await self._wake_at(step.until)
                     return False
@@ -490,24 +491,26 @@ class ChannelSender:
             if outbound.attachments:
                 outbound = msgspec.structs.replace(outbound, kind=outbound.attachments[0].kind)
             if utcnow().timestamp() >= finish_by:  # so late that it would not finish: not sent, it waits
-                self.writer.add(self.organization_id, [outcome_of(claim, channel.id, "pending")])
+                self._settled(outcome_of(claim, channel.id, "pending"))
                 return
             try:
                 result = await send_message(channel, outbound)
             except ChannelError as error:
-                self.writer.add(self.organization_id, [await self._after_error(channel, claim, error)])
+                self._settled(await self._after_error(channel, claim, error))
                 return
             except Exception as error:  # the adapter broke: whether it sent cannot be told
                 log.warning("campaign send broke", recipient=str(claim.recipient_id), error=repr(error)[:300])
                 broke = ChannelError(repr(error)[:300], retryable=True, in_doubt=True)
-                self.writer.add(self.organization_id, [await self._after_error(channel, claim, broke)])
+                self._settled(await self._after_error(channel, claim, broke))
                 return
             self.unreachable_in_a_row = 0
-            self.writer.add(
-                self.organization_id, [outcome_of(claim, channel.id, "sent", external_id=result.external_id)]
-            )
+            self._settled(outcome_of(claim, channel.id, "sent", external_id=result.external_id))
         finally:
             self.slots.release()
+
+    def _settled(self, outcome: Outcome) -> None:
+        metrics.CAMPAIGN_SENDS.labels("retry" if outcome.status == "pending" else outcome.status).inc()
+        self.writer.add(self.organization_id, [outcome])
 
     async def _after_error(self, channel: Channel, claim: Claim, error: ChannelError) -> Outcome:
         if error.in_doubt:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from channels.events import ChannelStateChanged, ClientDisconnected, ClientReady
 from channels.hooks import apply_receipt, inbound_sink
 from channels.models import Channel
 from channels.whatsapp.translate import inbound_message, receipts
+from hub import metrics
 from hub.audience import channel_managers
 from hub.db import utcnow
 from hub.realtime import SocketEvent, push
@@ -100,6 +102,7 @@ class ProfileSession:
                 if self._stopping or self._logged_out:
                     break
                 self.attempts += 1
+                metrics.WHATSAPP_RECONNECTS.inc()
                 await self._set_state("disconnected", reason)
                 delay = reconnect_delay(
                     self.attempts,
@@ -204,6 +207,7 @@ class ProfileSession:
         )
 
     async def _on_message(self, client: NewAClient, event: Any) -> None:
+        metrics.arrived.set(time.monotonic())  # for the inbound-to-emit histogram
         inbound = await inbound_message(
             event,
             organization_id=self.organization_id,

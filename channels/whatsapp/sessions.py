@@ -7,6 +7,7 @@ import asyncio
 import math
 import time
 import uuid
+from collections import Counter
 from typing import Any, cast
 
 import msgspec
@@ -15,6 +16,7 @@ from redis.exceptions import RedisError
 
 from channels.models import Channel
 from channels.whatsapp.session import ProfileSession
+from hub import metrics
 from hub.realtime import text_of
 from hub.runtime import Runtime, bind, unbind
 
@@ -267,3 +269,17 @@ def sessions_of(runtime: Runtime) -> Sessions:
     if found is None:
         found = runtime.extras["whatsapp"] = Sessions(runtime)
     return found
+
+
+SESSION_STATES = ("connecting", "qr", "ready", "disconnected", "logged_out")
+
+
+def count_sessions(runtime: Runtime) -> None:
+    """For the metrics: the profiles this process holds, by state."""
+    held = runtime.extras.get("whatsapp")
+    states = Counter(session.state for session in held.by_channel.values()) if held is not None else Counter()
+    for state in {*SESSION_STATES, *states}:
+        metrics.WHATSAPP_SESSIONS.labels(state).set(states[state])
+
+
+metrics.on_refresh(count_sessions)
