@@ -2,7 +2,7 @@
 """Set up the hub's virtual environment when needed, then run a command in it.
 
     python3 dev.py serve [hub serve options]   start the hub on its embedded defaults
-    python3 dev.py test [pytest options]       install what the tests need (Chromium too, where it can) and run the suite
+    python3 dev.py test [pytest options]       install what the tests need (Chromium and HAProxy too, where it can) and run the suite
     python3 dev.py hub <command> ...           any other `hub` command
 
 Only the standard library is used here, so a fresh machine with Python 3.11+ is enough.
@@ -95,20 +95,28 @@ def ensure_console() -> None:
     stamp.write_text(fingerprint)
 
 
-def ensure_browser() -> None:
-    """The console's browser tests drive Debian's Chromium; install it when this machine can."""
-    chromium = Path(os.environ.get("HUB_TEST_CHROMIUM", "/usr/bin/chromium"))
-    if chromium.exists():
+# What the tests drive from Debian's packages: Chromium for the console's browser tests, HAProxy
+# in front of several web processes for the scale-out tests.
+TEST_PACKAGES = {
+    "chromium": Path(os.environ.get("HUB_TEST_CHROMIUM", "/usr/bin/chromium")),
+    "haproxy": Path("/usr/sbin/haproxy"),
+}
+
+
+def ensure_test_packages() -> None:
+    """Install the Debian packages the tests drive, when this machine can."""
+    missing = [name for name, path in TEST_PACKAGES.items() if not path.exists() and not shutil.which(name)]
+    if not missing:
         return
     apt = shutil.which("apt-get")
     if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
         print(
-            f"Chromium is not at {chromium} and cannot be installed here: the browser tests will say so",
+            f"{', '.join(missing)} not installed and cannot be installed here: the tests that need them will say so",
             flush=True,
         )
         return
-    print("installing Chromium for the console's browser tests", flush=True)
-    install = [apt, "install", "-y", "--no-install-recommends", "chromium"]
+    print(f"installing {', '.join(missing)} for the tests", flush=True)
+    install = [apt, "install", "-y", "--no-install-recommends", *missing]
     quiet = {"stdout": subprocess.DEVNULL} if not os.environ.get("CI") else {}
     if subprocess.call(install, **quiet) != 0:
         subprocess.call([apt, "update"], **quiet)
@@ -120,7 +128,7 @@ def main() -> int:
     if command == "test":
         ensure_environment("test")
         ensure_console()
-        ensure_browser()
+        ensure_test_packages()
         return subprocess.call([str(BIN / "python"), "-m", "pytest", *rest], cwd=ROOT)
     if command == "serve":
         ensure_environment("")

@@ -35,6 +35,8 @@ def share_metrics(settings: Settings) -> None:
     """The processes of one machine count into one directory (see `hub.metrics`); set before
     anything imports prometheus-client, which picks its mode then. `hub serve` on embedded defaults
     is the only process, so what an earlier run left there is cleared."""
+    if "prometheus_client" in sys.modules and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        raise RuntimeError("prometheus_client was imported before its directory was set")
     directory = Path(
         os.environ.get("PROMETHEUS_MULTIPROC_DIR") or settings.metrics_dir or settings.data_dir / "metrics"
     )
@@ -79,12 +81,13 @@ def check_database_login(settings: Settings) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
+    settings = listening_defaults(_settings(), args.host, args.port)
+    share_metrics(settings)  # before the app is imported: see share_metrics
+
     import uvicorn
 
     from hub.app import create_app
 
-    settings = listening_defaults(_settings(), args.host, args.port)
-    share_metrics(settings)
     check_database_login(settings)
     prepare_database(settings)
     app = create_app(settings, prepare_database=False)

@@ -13,9 +13,10 @@ from typing import Any, cast
 import msgspec
 import structlog
 from redis.exceptions import RedisError
+from sqlalchemy import select
 
 from channels.models import Channel
-from channels.whatsapp.session import ProfileSession
+from channels.whatsapp.session import ProfileSession, store_path
 from hub import metrics
 from hub.realtime import text_of
 from hub.runtime import Runtime, bind, unbind
@@ -66,6 +67,7 @@ class Sessions:
         self.holder = uuid.uuid4().hex
         self._renewal: asyncio.Task[None] | None = None
         self._calls: asyncio.Task[None] | None = None
+        self._adoption: asyncio.Task[None] | None = None
         self.lease_ms = int(runtime.settings.whatsapp_lease_seconds * 1000)
         self._renewed: dict[uuid.UUID, float] = {}  # when each lease was last surely ours
 
@@ -256,7 +258,53 @@ class Sessions:
         if self.runtime.redis is not None:
             await self.runtime.redis.eval(_RELEASE, 1, self._lease_key(channel_id), self.holder)
 
+    async def start_all(self) -> None:
+        """Reconnect the paired profiles nobody holds; with Redis, keep doing so every third of a
+        lease, so a number whose process died is taken up here once its lease lapses."""
+        await self.adopt_orphans()
+        if self.runtime.redis is not None and self._adoption is None:
+            self._adoption = asyncio.create_task(self._keep_adopting())
+
+    async def adopt_orphans(self) -> int:
+        async with self.runtime.db.system_session() as session:
+            profiles = [
+                profile
+                for profile in await session.scalars(select(Channel).where(Channel.kind == "whatsapp"))
+                if profile.config.get("paired")
+                and profile.id not in self.by_channel
+                and store_path(self.runtime, profile.id).exists()
+            ]
+        if not profiles:
+            return 0
+        redis = self.runtime.redis
+        holders = (
+            await redis.mget([self._lease_key(p.id) for p in profiles])
+            if redis is not None
+            else [None] * len(profiles)
+        )
+        adopted = 0
+        for profile, holder in zip(profiles, holders, strict=True):
+            if holder is None and await self.ensure(profile) is not None:
+                log.info("whatsapp profile reconnecting here", profile=str(profile.id))
+                adopted += 1
+        return adopted
+
+    async def _keep_adopting(self) -> None:
+        token = bind(self.runtime)
+        try:
+            while True:
+                await asyncio.sleep(self.lease_ms / 3000)
+                try:
+                    await self.adopt_orphans()
+                except Exception:
+                    log.warning("whatsapp profiles not looked after this time", exc_info=True)
+        finally:
+            unbind(token)
+
     async def stop_all(self) -> None:
+        if self._adoption is not None:
+            self._adoption.cancel()
+            self._adoption = None
         for channel_id in list(self.by_channel):
             await self.release(channel_id)
         for task in (self._renewal, self._calls):
