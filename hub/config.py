@@ -92,7 +92,9 @@ class Settings:
     whatsapp_reconnect_base: float = 2.0
     whatsapp_reconnect_max: float = 300.0
     # How long a process's hold on a WhatsApp number lasts unless renewed (a third of it apart).
-    whatsapp_lease_seconds: float = 30.0
+    whatsapp_lease_seconds: float = 15.0
+    # On PostgreSQL, where the WhatsApp keys live (unset: the hub's database, schema whatsapp).
+    whatsapp_store_url: str | None = field(default=None, repr=False)
     # Seconds an outbox event stays with the process that published it before the sweep retries it.
     event_claim_seconds: int = 120
     # Seconds after which a task a dead worker was running is taken by another worker.
@@ -215,7 +217,8 @@ class Settings:
             else None,
             whatsapp_reconnect_base=env.seconds("HUB_WHATSAPP_RECONNECT_BASE_SECONDS", 2.0),
             whatsapp_reconnect_max=env.seconds("HUB_WHATSAPP_RECONNECT_MAX_SECONDS", 300.0),
-            whatsapp_lease_seconds=env.seconds("HUB_WHATSAPP_LEASE_SECONDS", 30.0),
+            whatsapp_lease_seconds=env.seconds("HUB_WHATSAPP_LEASE_SECONDS", 15.0),
+            whatsapp_store_url=env.text("HUB_WHATSAPP_STORE_URL", "") or None,
             event_claim_seconds=env.number("HUB_EVENT_CLAIM_SECONDS", 120),
             timed_job_claim_seconds=env.number("HUB_TIMED_JOB_CLAIM_SECONDS", 10),
             task_reclaim_seconds=env.seconds("HUB_TASK_RECLAIM_SECONDS", 15.0),

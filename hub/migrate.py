@@ -66,6 +66,9 @@ async def grant_login(settings: Settings) -> None:
                 )
                 if not member:
                     await connection.execute(text(f'GRANT "{role}" TO "{login}"'))
+            # The WhatsApp keys (channels.whatsapp.keys): the login's own, through no role.
+            if await connection.scalar(text("SELECT 1 FROM pg_namespace WHERE nspname = 'whatsapp'")):
+                await connection.execute(text(f'GRANT USAGE, CREATE ON SCHEMA whatsapp TO "{login}"'))
             inherits = await connection.scalar(
                 text("SELECT rolinherit FROM pg_roles WHERE rolname = :r"), {"r": login}
             )

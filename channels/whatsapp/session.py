@@ -1,7 +1,7 @@
 """One WhatsApp profile's connection: its neonize client, its states, and reconnecting.
 
-Each profile has its own neonize store (a SQLite file under the data directory), so a restart
-reconnects without a new QR. A dropped connection is retried with exponential backoff and
+Each profile's keys are kept (`channels.whatsapp.keys`: a file embedded, the hub's database on
+PostgreSQL), so a restart, or another process taking it up, reconnects without a new QR. A dropped connection is retried with exponential backoff and
 jitter; a logged-out session is not retried, since only a new QR can bring it back.
 """
 
@@ -11,8 +11,6 @@ import asyncio
 import contextlib
 import random
 import time
-import uuid
-from pathlib import Path
 from typing import Any
 
 import segno
@@ -27,6 +25,7 @@ from neonize.proto.Neonize_pb2 import Message as MessageProto
 from channels.events import ChannelStateChanged, ClientDisconnected, ClientReady, QrCode
 from channels.hooks import apply_receipt, inbound_sink
 from channels.models import Channel
+from channels.whatsapp.keys import device_of, keys_of
 from channels.whatsapp.translate import inbound_message, receipts
 from hub import metrics
 from hub.audience import channel_managers
@@ -56,7 +55,7 @@ class ProfileSession:
         self.runtime = runtime
         self.channel_id = channel.id
         self.organization_id = channel.organization_id
-        self.store = store_path(runtime, channel.id)
+        self.keys = keys_of(runtime)
         self.state = channel.state
         self.qr_code: str | None = None
         self.attempts = 0
@@ -122,11 +121,10 @@ class ProfileSession:
 
     async def _connect_once(self) -> str:
         """Connect and wait until the connection ends; the reason it ended."""
-        self.store.parent.mkdir(parents=True, exist_ok=True)
         self._loop = asyncio.get_running_loop()
         # neonize dispatches events to the first loop it ever saw; make it this one.
         neonize_events.event_global_loop = self._loop
-        client = NewAClient(str(self.store), uuid=str(self.channel_id))
+        client = await self.keys.client_for(self.channel_id, await self._config())
         self._subscribe(client)
         self.client = client
         try:
@@ -174,14 +172,16 @@ class ProfileSession:
     async def _on_connected(self, client: NewAClient, _event: Any) -> None:
         self.attempts = 0
         self.qr_code = None
-        phone = None
+        phone = device = None
         if client.me is not None and getattr(client.me, "JID", None) is not None:
             phone = f"+{client.me.JID.User}" if client.me.JID.User.isdigit() else None
+            device = device_of(client.me.JID)
         await self._set_state(
             "ready",
             None,
             paired=True,
             phone=phone,
+            device=device,
             event=ClientReady(profile_id=self.channel_id, phone=phone),
         )
 
@@ -197,8 +197,7 @@ class ProfileSession:
 
     async def _logged_out_now(self, reason: str) -> None:
         self._logged_out = True
-        with contextlib.suppress(FileNotFoundError):
-            self.store.unlink()  # its keys are void: the next connect must show a new QR
+        await self.keys.forget(self.channel_id, await self._config())  # void: the next connect shows a QR
         await self._set_state(
             "logged_out",
             reason,
@@ -221,6 +220,11 @@ class ProfileSession:
         for receipt in receipts(event, organization_id=self.organization_id, channel_id=self.channel_id):
             await apply_receipt(receipt)
 
+    async def _config(self) -> dict[str, Any]:
+        async with self.runtime.db.session(self.organization_id) as session:
+            channel = await session.get(Channel, self.channel_id)
+            return dict(channel.config) if channel is not None else {}
+
     async def _set_state(
         self,
         state: str,
@@ -228,6 +232,7 @@ class ProfileSession:
         *,
         paired: bool | None = None,
         phone: str | None = None,
+        device: dict[str, Any] | None = None,
         event: SocketEvent | None = None,
     ) -> None:
         self.state = state
@@ -240,12 +245,14 @@ class ProfileSession:
             channel.state, channel.last_error = state, detail
             if changed:
                 channel.state_changed_at = utcnow()
-            if paired is not None or phone:
+            if paired is not None or phone or device:
                 config = dict(channel.config)
                 if paired is not None:
                     config["paired"] = paired
                 if phone:
                     config["phone"] = phone
+                if device:
+                    config["device"] = device
                 channel.config = config
             if changed:
                 push(
@@ -256,8 +263,3 @@ class ProfileSession:
             if event is not None:
                 push(session, event, channel_managers())
             await session.commit()
-
-
-def store_path(runtime: Runtime, channel_id: uuid.UUID) -> Path:
-    """The profile's own neonize store: its keys, so a restart needs no new QR."""
-    return runtime.settings.data_dir / "whatsapp" / f"{channel_id}.sqlite3"

@@ -16,7 +16,8 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from channels.models import Channel
-from channels.whatsapp.session import ProfileSession, store_path
+from channels.whatsapp.keys import keys_of
+from channels.whatsapp.session import ProfileSession
 from hub import metrics
 from hub.realtime import text_of
 from hub.runtime import Runtime, bind, unbind
@@ -267,13 +268,13 @@ class Sessions:
 
     async def adopt_orphans(self) -> int:
         async with self.runtime.db.system_session() as session:
-            profiles = [
+            paired = [
                 profile
                 for profile in await session.scalars(select(Channel).where(Channel.kind == "whatsapp"))
-                if profile.config.get("paired")
-                and profile.id not in self.by_channel
-                and store_path(self.runtime, profile.id).exists()
+                if profile.config.get("paired") and profile.id not in self.by_channel
             ]
+        keys = keys_of(self.runtime)
+        profiles = [profile for profile in paired if await keys.has(profile.id, profile.config)]
         if not profiles:
             return 0
         redis = self.runtime.redis

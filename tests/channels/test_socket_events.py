@@ -146,7 +146,7 @@ async def test_channel_state_qr_ready_and_disconnected(tmp_path: Path) -> None:
             assert data == {"profileId": profile["id"], "reason": "logged_out"}
             shown = apply_to_profile(shown, "clientDisconnected", data)
             assert same_but_when(shown, await profile_of(manager, profile["id"]))
-            assert not running.store.exists()
+            assert not await running.keys.has(running.channel_id, {})
     finally:
         if pushes is not None:
             await pushes.close()

@@ -178,7 +178,7 @@ async def test_a_profile_is_held_by_one_process_and_the_others_route_to_it(
 async def test_logging_out_a_profile_that_runs_nowhere_forgets_its_keys(tmp_path: Path) -> None:
     import uuid
 
-    from channels.whatsapp.session import store_path
+    from channels.whatsapp.keys import FileKeys
 
     hub = await start_hub(make_settings(tmp_path), kind="sqlite")
     try:
@@ -188,7 +188,7 @@ async def test_logging_out_a_profile_that_runs_nowhere_forgets_its_keys(tmp_path
         async with hub.client(organization.admin.token) as client:
             profile = (await client.post("/api/whatsapp/profiles", json={"name": "Old line"})).json()
             # Keys left by an earlier run of the hub: the profile is paired but not running now.
-            store = store_path(hub.runtime, uuid.UUID(profile["id"]))
+            store = FileKeys(hub.runtime).path(uuid.UUID(profile["id"]))
             store.parent.mkdir(parents=True, exist_ok=True)
             store.write_bytes(b"keys of an earlier session")
             logged_out = await client.post(f"/api/whatsapp/profiles/{profile['id']}/logout")

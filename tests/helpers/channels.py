@@ -7,11 +7,13 @@ import contextlib
 import json
 import struct
 import time
+import uuid
 import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 import httpx
 from aiohttp import web
 
@@ -137,3 +139,31 @@ def tiny_png() -> bytes:
     header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
     pixels = zlib.compress(b"\x00\xff\x00\x00")
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+async def paired_by_a_scan(database: str, profile_id: uuid.UUID) -> None:
+    """What a phone's scan leaves in a hub on PostgreSQL (`database` is the owner's address): the
+    device in the WhatsApp store (keys of the right sizes; the store's tables exist once neonize
+    opened it), and the profile paired with that device's JID."""
+    from tests.conftest import _asyncpg_dsn
+
+    connection = await asyncpg.connect(_asyncpg_dsn(database))
+    try:
+        await connection.execute(
+            "INSERT INTO whatsapp.whatsmeow_device (jid, registration_id, noise_key, identity_key,"
+            " signed_pre_key, signed_pre_key_id, signed_pre_key_sig, adv_key, adv_details,"
+            " adv_account_sig, adv_account_sig_key, adv_device_sig, push_name)"
+            " VALUES ($1, 4242, $2, $2, $2, 1, $3, $2, $4, $3, $2, $3, 'Shop line')",
+            "966500000042:7@s.whatsapp.net",
+            bytes(range(32)),
+            bytes(range(64)),
+            b"\x00",
+        )
+        await connection.execute(
+            """UPDATE channels SET config = config || jsonb_build_object('paired', true, 'device', $2::jsonb)
+            WHERE id = $1""",
+            profile_id,
+            '{"user": "966500000042", "agent": 0, "device": 7, "server": "s.whatsapp.net"}',
+        )
+    finally:
+        await connection.close()

@@ -7,7 +7,6 @@ balancer to the other and catch up, and the WhatsApp profile it held is taken up
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -31,7 +30,7 @@ from tests.conftest import (
     make_settings,
     register,
 )
-from tests.helpers.channels import make_channel, webhook_receiver
+from tests.helpers.channels import make_channel, paired_by_a_scan, webhook_receiver
 from tests.helpers.cluster import BalancedSocket, Cluster, environment_for, haproxy_available
 
 
@@ -133,7 +132,16 @@ async def test_two_web_processes_behind_haproxy(
             redis = await redis_of(cluster)
             first_holder = await redis.get(lease)
             assert first_holder is not None
-            await paired_with_stored_keys(cluster, fresh_database, uuid.UUID(profile["id"]))
+            owner = await asyncpg.connect(_asyncpg_dsn(fresh_database))
+            try:  # the store's tables are there once neonize opened it in the first process
+
+                async def store_made() -> bool:
+                    return await owner.fetchval("SELECT to_regclass('whatsapp.whatsmeow_device')") is not None
+
+                await eventually(store_made, within=20)
+            finally:
+                await owner.close()
+            await paired_by_a_scan(fresh_database, uuid.UUID(profile["id"]))
 
             # The first web process dies. Its sockets come back through the balancer to the other.
             on_web0 = [s for s in sockets if s.process == "web0" or s.transport == "websocket"]
@@ -172,21 +180,6 @@ async def redis_of(cluster: Cluster) -> object:
     from redis.asyncio import Redis
 
     return Redis.from_url(cluster.environment["REDIS_URL"])
-
-
-async def paired_with_stored_keys(cluster: Cluster, database: str, profile_id: uuid.UUID) -> None:
-    """What a phone's scan leaves: the profile marked paired, and its keys in its store."""
-    store = Path(cluster.environment["HUB_DATA_DIR"]) / "whatsapp" / f"{profile_id}.sqlite3"
-    store.parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(store) as keys:
-        keys.execute("create table if not exists kept (k text)")
-    connection = await asyncpg.connect(_asyncpg_dsn(database))
-    try:
-        await connection.execute(
-            "update channels set config = config || '{\"paired\": true}' where id = $1", profile_id
-        )
-    finally:
-        await connection.close()
 
 
 async def conversation_of(cluster: Cluster, token: str) -> str:
