@@ -1,6 +1,6 @@
 """From a customer's message to the agents' screens: end-to-end latency and lost deliveries.
 
-    .venv/bin/python bench/inbound_to_agent.py [--rates 50,200,500] [--seconds 5] [--postgres] [--new-senders]
+    .venv/bin/python bench/inbound_to_agent.py [--rates 50,100,200,500] [--seconds 5] [--postgres] [--new-senders]
 
 200 sockets (20 managers, 180 agents) stay connected while messages arrive through the API channel
 at a constant rate, each carrying its send time. Every message reaches the 20 managers and the one
@@ -8,8 +8,9 @@ agent its conversation was assigned to in turn, so 21 deliveries are expected pe
 baseline in the same run is a bare python-socketio server on the same ASGI server that receives
 the same HTTP post and emits to the same number of sockets, without checking, storing or assigning
 anything. Each of the 900 customers writes once before the measured runs, so those measure
-conversations in progress. The load (posts and sockets) runs in a separate process. Prints the server's CPU time per message, p50/p99/p99.9 latency
-and lost deliveries for both, and the ratios.
+conversations in progress. The load (posts and sockets) runs in a separate process. Prints, for
+both and their ratios: the server's CPU time per message, p50/p99/p99.9 latency of accepted
+messages, lost deliveries, sockets the server dropped, and posts refused (503) with their share.
 """
 
 from __future__ import annotations
@@ -82,9 +83,14 @@ async def run_load(
     target: dict[str, Any], rates: list[int], seconds: float, marks: Any
 ) -> dict[int, dict[str, float]]:
     received: dict[str, list[float]] = {}
+    dropped = [0]  # sockets the server let go of (a busy server must keep them all)
     clients = []
     for auth in target["sockets"]:
         client = socketio.AsyncClient(reconnection=False)
+
+        @client.on("disconnect")
+        async def on_disconnect(*_reason: Any) -> None:
+            dropped[0] += 1
 
         @client.on("newMessage")
         async def on_message(data: Any) -> None:
@@ -111,6 +117,7 @@ async def run_load(
         await asyncio.sleep(3)
         for run_number, rate in enumerate(rates, start=1):
             received.clear()
+            dropped[0] = 0
             count = int(rate * seconds)
             prefix = secrets.token_hex(3)
             begin = time.perf_counter() + 0.2
@@ -139,6 +146,8 @@ async def run_load(
                 "lost": expected - len(latencies),
                 "expected": expected,
                 "refused": sum(1 for status in statuses if status != 202),
+                "posts": count,
+                "dropped": dropped[0],
             }
     for client in clients:
         await client.disconnect()
@@ -158,7 +167,7 @@ def cpu_seconds() -> float:
 
 
 async def load_elsewhere(
-    target: dict[str, Any], rates: list[int], seconds: float
+    target: dict[str, Any], rates: list[int], seconds: float, cpu: Any = cpu_seconds
 ) -> dict[int, dict[str, float]]:
     """The figures per rate, with the server's CPU milliseconds per message while that rate ran.
 
@@ -176,9 +185,9 @@ async def load_elsewhere(
             while len(used) < len(rates):
                 kind, rate = await loop.run_in_executor(None, marks.get)
                 if kind == "begin":
-                    started[rate] = cpu_seconds()
+                    started[rate] = cpu()
                 else:
-                    used[rate] = cpu_seconds() - started[rate]
+                    used[rate] = cpu() - started[rate]
 
         watcher = asyncio.create_task(watch())
         results = await loop.run_in_executor(pool, load_in_child, target, rates, seconds, marks)
@@ -277,26 +286,36 @@ def report(
     bare: dict[int, dict[str, float]],
 ) -> None:
     print(f"\n{title}: {MANAGERS} managers + {AGENTS} agents, {MANAGERS + 1} deliveries per message")
+    print_table(rates, [("hub", hub), ("bare", bare)])
+
+
+def print_table(rates: list[int], rows: list[tuple[str, dict[int, dict[str, float]]]]) -> None:
+    """p50/p99/p99.9 of accepted messages, deliveries lost, sockets dropped, posts refused (their
+    share) and CPU per message, for each rate and row; the first row against the second."""
     print(
-        f"{'rate':>6} {'':8}{'p50 ms':>10}{'p99 ms':>10}{'p99.9 ms':>10}{'lost':>8}{'of':>8}{'posts refused':>14}{'CPU ms/msg':>12}"
+        f"{'rate':>6} {'':8}{'p50 ms':>10}{'p99 ms':>10}{'p99.9 ms':>10}{'lost':>8}{'of':>8}"
+        f"{'dropped':>9}{'refused':>9}{'share':>7}{'CPU ms/msg':>12}"
     )
     for rate in rates:
-        for name, figures in (("hub", hub[rate]), ("bare", bare[rate])):
+        for name, results in rows:
+            figures = results[rate]
+            share = figures["refused"] / figures["posts"] if figures["posts"] else 0.0
             print(
                 f"{rate:>6} {name:8}{figures['p50']:10.1f}{figures['p99']:10.1f}{figures['p999']:10.1f}"
-                f"{figures['lost']:8.0f}{figures['expected']:8.0f}{figures['refused']:14.0f}"
-                f"{figures['cpu']:12.2f}"
+                f"{figures['lost']:8.0f}{figures['expected']:8.0f}{figures['dropped']:9.0f}"
+                f"{figures['refused']:9.0f}{share:7.0%}{figures['cpu']:12.2f}"
             )
+        first, second = rows[0][1][rate], rows[1][1][rate]
         print(
-            f"{rate:>6} {'ratio':8}{hub[rate]['p50'] / bare[rate]['p50']:10.2f}"
-            f"{hub[rate]['p99'] / bare[rate]['p99']:10.2f}{hub[rate]['p999'] / bare[rate]['p999']:10.2f}"
-            f"{'':38}{hub[rate]['cpu'] / bare[rate]['cpu']:12.2f}"
+            f"{rate:>6} {'ratio':8}{first['p50'] / second['p50']:10.2f}"
+            f"{first['p99'] / second['p99']:10.2f}{first['p999'] / second['p999']:10.2f}"
+            f"{'':41}{first['cpu'] / second['cpu']:12.2f}"
         )
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rates", default="50,200,500")
+    parser.add_argument("--rates", default="50,100,200,500")
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument(
         "--postgres", action="store_true", help="PostgreSQL and Redis from TEST_DATABASE_URL/TEST_REDIS_URL"

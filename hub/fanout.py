@@ -94,16 +94,19 @@ class LocalRooms(socketio.AsyncManager):
         closing.add_done_callback(lambda _: self._closing.pop(socket.sid, None))
 
 
-Emit = Callable[[str, Any, list[str]], Awaitable[None]]
+Emission = tuple[str, Any, list[str]]  # event, data, rooms
+EmitMany = Callable[[list[Emission]], Awaitable[None]]
+BATCH = 100
 
 
 class Fanout:
     """This process's pushes waiting for their emit, at most `limit` of them. A full queue makes
     the next push wait (nothing committed goes unannounced) and tells the inbound gate the process
-    is past what it can take."""
+    is past what it can take. What has piled up is emitted together (`emit_many`: with Redis, one
+    round trip for all of it), in the order it was put."""
 
-    def __init__(self, emit: Emit, limit: int) -> None:
-        self._emit = emit
+    def __init__(self, emit_many: EmitMany, limit: int) -> None:
+        self._emit_many = emit_many
         self.limit = limit
         # (event, data, rooms, a future to tell, when the inbound message it announces arrived)
         self._queue: (
@@ -131,17 +134,22 @@ class Fanout:
         assert self._queue is not None
         queue = self._queue
         while True:
-            event, data, rooms, done, arrived = await queue.get()
+            batch = [await queue.get()]
+            while len(batch) < BATCH and not queue.empty():
+                batch.append(queue.get_nowait())
             try:
-                await self._emit(event, data, rooms)
-                if arrived is not None:
-                    metrics.INBOUND_TO_EMIT.observe(time.monotonic() - arrived)
+                await self._emit_many([(event, data, rooms) for event, data, rooms, _, _ in batch])
+                now = time.monotonic()
+                for *_, arrived in batch:
+                    if arrived is not None:
+                        metrics.INBOUND_TO_EMIT.observe(now - arrived)
             except Exception:
-                log.exception("socket event not emitted", socket_event=event)
+                log.exception("socket events not emitted", socket_events=len(batch))
             finally:
-                queue.task_done()
-                if done is not None and not done.done():
-                    done.set_result(None)
+                for _, _, _, done, _ in batch:
+                    queue.task_done()
+                    if done is not None and not done.done():
+                        done.set_result(None)
             # Let the sockets' writers run between emits: a burst is written as it goes, and only a
             # client that does not read lets its queue fill.
             await asyncio.sleep(0)

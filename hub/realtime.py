@@ -27,7 +27,7 @@ from hub.audience import Audience
 from hub.auth import CurrentUser, authenticate_token
 from hub.config import Settings
 from hub.db import HubAsyncSession, utcnow
-from hub.fanout import Fanout, LocalRooms
+from hub.fanout import Emission, Fanout, LocalRooms
 from hub.runtime import Runtime
 from hub.security import InvalidToken
 
@@ -82,12 +82,12 @@ class Pusher:
     def __init__(self, runtime: Runtime, server: socketio.AsyncServer | None) -> None:
         self.runtime = runtime
         self.server = server
-        self._writer: socketio.AsyncRedisManager | None = None
+        self._writer: SharedWriter | None = None
         self._users: dict[str, CurrentUser] = {}  # the sockets of this process: sid -> user
         self.process_id = secrets.token_hex(6)
-        self.fanout = Fanout(self._emit_now, runtime.settings.socket_fanout_queue)
+        self.fanout = Fanout(self._emit_many, runtime.settings.socket_fanout_queue)
         if server is None and runtime.settings.redis_url:
-            self._writer = socketio.AsyncRedisManager(
+            self._writer = SharedWriter(
                 runtime.settings.redis_url, channel=_channel(runtime.settings), write_only=True
             )
 
@@ -96,13 +96,15 @@ class Pusher:
         if rooms:
             await self.fanout.put(event, msgspec.to_builtins(data), rooms, wait=wait)
 
-    async def _emit_now(self, event: str, payload: Any, rooms: list[str]) -> None:
-        if self.server is not None:
-            await self.server.emit(event, payload, to=rooms)
-        elif self._writer is not None:
-            await self._writer.emit(event, payload, namespace="/", room=rooms)
+    async def _emit_many(self, emissions: list[Emission]) -> None:
+        manager = self.server.manager if self.server is not None else self._writer
+        if isinstance(manager, SharedWriter):
+            await manager.emit_many(emissions)
+        elif self.server is not None:
+            for event, payload, rooms in emissions:
+                await self.server.emit(event, payload, to=rooms)
         else:
-            log.debug("no socket server in this process; event not pushed", socket_event=event)
+            log.debug("no socket server in this process; events not pushed", socket_events=len(emissions))
 
     async def push(
         self,
@@ -340,7 +342,44 @@ def _client_event_handler(server: socketio.AsyncServer, runtime: Runtime, handle
     return on_event
 
 
-class SharedRooms(socketio.AsyncRedisManager, LocalRooms):
+class SharedWriter(socketio.AsyncRedisManager):
+    """Emits through Redis to every web process's sockets (this one's too, when it has any)."""
+
+    async def emit_many(self, emissions: list[Emission]) -> None:
+        """Several emits in one round trip: delivered here first, then published in one pipeline."""
+        messages = [
+            {
+                "method": "emit",
+                "event": event,
+                "data": [payload],
+                "binary": False,
+                "namespace": "/",
+                "room": rooms,
+                "skip_sid": None,
+                "callback": None,
+                "host_id": self.host_id,
+            }
+            for event, payload, rooms in emissions
+        ]
+        if not self.write_only:
+            for message in messages:
+                await self._handle_emit(message)
+        for retries_left in (1, 0):  # as the library's own publish: one retry on a new connection
+            try:
+                if not getattr(self, "connected", False):
+                    self._redis_connect()
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for message in messages:
+                        pipe.publish(self.channel, self.json.dumps(message))
+                    await pipe.execute()
+                return
+            except Exception:
+                if not retries_left:
+                    log.error("socket events not shared: Redis is unavailable", exc_info=True)
+                self.connected = False
+
+
+class SharedRooms(SharedWriter, LocalRooms):
     """Rooms shared by every web process through Redis. While Redis is away this process's
     sockets receive nothing (every event goes through Redis, even to the process that sent it),
     and they stay connected, so they would never know: once the channel is subscribed again, each

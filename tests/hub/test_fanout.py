@@ -117,16 +117,18 @@ async def test_pushes_waiting_for_their_emit_are_bounded_and_close_the_gate() ->
     emitted: list[int] = []
     released = asyncio.Event()
 
-    async def emit(_event: str, data: Any, _rooms: list[str]) -> None:
+    async def emit_many(emissions: list[tuple[str, Any, list[str]]]) -> None:
         await released.wait()  # a process too busy to emit
-        emitted.append(data)
+        emitted.extend(data for _event, data, _rooms in emissions)
 
-    fanout = Fanout(emit, limit=4)
+    fanout = Fanout(emit_many, limit=4)
     gate = Gate(64, backlog=lambda: fanout.backlog, max_backlog=2)
     with gate.enter():
         pass  # nothing waits: posts are taken
 
-    for number in range(5):  # one in the emit, four waiting: the queue is full
+    await fanout.put("probe", 0, ["room"])
+    await asyncio.sleep(0.05)  # taken: in the emit, which does not come back
+    for number in range(1, 5):  # four waiting: the queue is full
         await fanout.put("probe", number, ["room"])
     assert fanout.backlog == 4
     with pytest.raises(Busy), gate.enter():
