@@ -19,5 +19,5 @@ async def conversation_started(event: ConversationStarted) -> None:
             key=f"conversation:{event.conversation_id}",
             at=event.at,
         )
-        await services.rescore_by_id(session, event.customer_id)  # a message now: recency counts
+        await services.note_recent_message(session, event.customer_id)
         await session.commit()

@@ -205,12 +205,16 @@ def _scope_statement(state: ORMExecuteState) -> None:
     org = _tenant_of(state.session)
     if org is None:
         return
-    from hub.models import Organization  # the tenant root is scoped by its own id
+    # Made once per session (one organization): building them is a fair part of a small query.
+    options = state.session.info.get("tenant_options")
+    if options is None:
+        from hub.models import Organization  # the tenant root is scoped by its own id
 
-    state.statement = state.statement.options(
-        with_loader_criteria(TenantMixin, lambda cls: cls.organization_id == org, include_aliases=True),
-        with_loader_criteria(Organization, lambda cls: cls.id == org, include_aliases=True),
-    )
+        options = state.session.info["tenant_options"] = (
+            with_loader_criteria(TenantMixin, lambda cls: cls.organization_id == org, include_aliases=True),
+            with_loader_criteria(Organization, lambda cls: cls.id == org, include_aliases=True),
+        )
+    state.statement = state.statement.options(*options)
 
 
 @event.listens_for(HubSession, "before_flush")

@@ -191,8 +191,10 @@ class LoopLag:
 
 class Gate:
     """At most `limit` requests of one kind in progress in this process, and none while its event
-    loop runs more than `max_lag` seconds late or while work they leave behind (`backlog`, the
-    socket pushes waiting for their emit) is past `max_backlog`. One more is refused at once (503
+    loop runs more than `max_lag` seconds late, while the oldest request in progress has waited
+    more than `max_wait` seconds (they queue for the database: the process is behind), or while
+    work they leave behind (`backlog`, the socket pushes waiting for their emit) is past
+    `max_backlog`. One more is refused at once (503
     with Retry-After) instead of waiting in a queue: the process keeps answering quickly and keeps
     its sockets' heartbeats, and the sender, who got no acknowledgement, posts again later."""
 
@@ -203,10 +205,13 @@ class Gate:
         *,
         lag: LoopLag | None = None,
         max_lag: float = float("inf"),
+        max_wait: float = float("inf"),
         backlog: Callable[[], int] | None = None,
         max_backlog: int = 0,
     ) -> None:
         self.limit = limit
+        self.max_wait = max_wait
+        self._since: dict[int, float] = {}  # the requests in progress: when each came in
         self.retry_after = str(retry_after_seconds)
         self.pending = 0
         self.lag = lag
@@ -219,19 +224,25 @@ class Gate:
         return (
             self.pending >= self.limit
             or (self.lag is not None and self.lag.seconds > self.max_lag)
+            or (bool(self._since) and time.monotonic() - min(self._since.values()) > self.max_wait)
             or (self.backlog is not None and self.backlog() > self.max_backlog)
         )
 
     @contextlib.contextmanager
-    def enter(self) -> Iterator[None]:
-        if self.overloaded():
+    def enter(self, waited: float = 0.0) -> Iterator[None]:
+        """Take a slot; `waited` is how long this request already waited in the process (for the
+        database, say): past `max_wait` it is refused like one that would wait that long."""
+        if waited > self.max_wait or self.overloaded():
             self.refused += 1
             raise Busy(headers={"Retry-After": self.retry_after})
         self.pending += 1
+        token = object()
+        self._since[id(token)] = time.monotonic()
         try:
             yield
         finally:
             self.pending -= 1
+            del self._since[id(token)]
 
 
 class KeyedGate:

@@ -162,8 +162,8 @@ LOCAL_RECEIVERS = "127.0.0.0/8,::1/128"
 # the cost is a setting, and tests/hub/test_auth.py checks the production default.
 CHEAP_PASSWORDS = {"HUB_PASSWORD_TIME_COST": "1", "HUB_PASSWORD_MEMORY_KIB": "1024"}
 # Four workers share two cores, so a hub under test often waits its turn for a tenth of a second;
-# its refusal of channel posts while late is tested on its own (tests/channels/test_admission.py).
-PATIENT_LOOP = {"HUB_INBOUND_MAX_LAG_MS": "5000"}
+# its refusal of channel posts while late or behind is tested on its own (tests/channels/test_admission.py).
+PATIENT_LOOP = {"HUB_INBOUND_MAX_LAG_MS": "5000", "HUB_INBOUND_MAX_WAIT_MS": "30000"}
 # Every hub under test serves /metrics to this token (tests/hub/test_metrics.py).
 METRICS_TOKEN = secrets.token_urlsafe(24)
 

@@ -65,6 +65,7 @@ from crm.services.pipeline import (
 from crm.services.scoring import (
     RESCORE_BATCH,
     TEAM_ACTIVITIES,
+    note_recent_message,
     rescore,
     rescore_by_id,
     rescore_organization,
@@ -142,6 +143,7 @@ __all__ = [
     "list_segments",
     "list_stages",
     "merge_customers",
+    "note_recent_message",
     "opt_out_customer",
     "opt_out_keywords_of",
     "organization_by_slug",

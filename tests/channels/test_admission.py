@@ -49,3 +49,34 @@ async def test_a_late_event_loop_refuses_posts_until_it_catches_up(tmp_path: Pat
             assert [m["text"] for m in page["items"]].count("during") == 1
     finally:
         await hub.stop()
+
+
+async def test_a_process_behind_on_its_database_refuses_posts_that_waited_too_long(tmp_path: Path) -> None:
+    hub = await start_hub(
+        make_settings(tmp_path, HUB_INBOUND_MAX_WAIT_MS="200", HUB_INBOUND_MAX_LAG_MS="5000"), kind="sqlite"
+    )
+    try:
+        organization = await register(hub)
+        async with webhook_receiver() as receiver:
+            channel = await make_channel(hub, organization, receiver)
+            first = await eventually(lambda: taken(channel, "wait-1", "before"))
+            chat = first.json()["conversation_id"]
+
+            # The embedded database's one connection is busy for half a second (as a burst of
+            # work would keep it): a post that came meanwhile has waited too long by its turn.
+            async with hub.runtime.db.engine.connect():
+                waiting = asyncio.create_task(
+                    channel.send(external_id="wait-2", **{"from": "+966561230070"}, text="during")
+                )
+                await asyncio.sleep(0.5)
+            refused = await waiting
+            assert refused.status_code == 503, refused.text
+            assert int(refused.headers["Retry-After"]) >= 1
+
+            # Caught up: the sender posts again and it is taken, once.
+            await eventually(lambda: taken(channel, "wait-2", "during"))
+            async with hub.client(organization.admin.token) as client:
+                page = (await client.get(f"/api/inbox/conversations/{chat}/messages")).json()
+            assert [m["text"] for m in page["items"]].count("during") == 1
+    finally:
+        await hub.stop()
