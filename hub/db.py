@@ -37,9 +37,11 @@ from sqlalchemy.orm import (
     mapped_column,
     with_loader_criteria,
 )
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.types import TypeDecorator
 
 from hub.config import Settings
+from hub.throttle import RecentWorst
 
 log = structlog.get_logger(__name__)
 
@@ -282,6 +284,12 @@ class Database:
             info={"system": True, "db_role": self.settings.db_system_role if self.is_postgres else None}
         )
 
+    @property
+    def recent_wait(self) -> float:
+        """The longest a checkout waited for a connection in the last half second."""
+        pool = self.engine.pool
+        return pool.waits.value if isinstance(pool, TimedPool) else 0.0
+
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
@@ -295,12 +303,29 @@ class Database:
 _json_text = json.JSONEncoder(ensure_ascii=False).encode
 
 
+class TimedPool(AsyncAdaptedQueuePool):
+    """The engine's pool, noting how long each checkout waited for a connection: work queued for
+    the database is a process behind, whatever the work is (the inbound gate reads it)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.waits = RecentWorst()
+
+    def _do_get(self) -> Any:
+        started = time.monotonic()
+        try:
+            return super()._do_get()
+        finally:
+            self.waits.note(time.monotonic() - started)
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     if settings.is_postgres:
         # No pre-ping: it costs a round trip per checkout; a dropped connection is invalidated on
         # its first error, and recycling retires idle ones before a server or proxy times them out.
         return create_async_engine(
             settings.database_url,
+            poolclass=TimedPool,
             pool_size=10,
             max_overflow=20,
             pool_recycle=1800,
@@ -314,6 +339,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
     # download); it commits first, and what runs after a commit has let go of the connection.
     engine = create_async_engine(
         settings.database_url,
+        poolclass=TimedPool,
         connect_args={"timeout": 30},
         pool_size=1,
         max_overflow=0,

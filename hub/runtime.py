@@ -44,6 +44,7 @@ class Runtime:
             lag=self.loop_lag,
             max_lag=settings.inbound_max_lag,
             max_wait=settings.inbound_max_wait,
+            database_wait=lambda: db.recent_wait,
             backlog=self._fanout_backlog,
             max_backlog=settings.socket_fanout_queue // 2,
         )

@@ -8,6 +8,7 @@ this process's memory.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -149,16 +150,37 @@ class RateLimitMiddleware(ASGIMiddleware):
         await next_app(scope, receive, send)
 
 
+class RecentWorst:
+    """The worst of what was noted in the last `window` seconds (0 when nothing was)."""
+
+    def __init__(self, window: float = 0.5) -> None:
+        self.window = window
+        self.samples: collections.deque[tuple[float, float]] = collections.deque()  # (when, value)
+
+    def _forget_old(self, now: float) -> None:
+        while self.samples and self.samples[0][0] <= now - self.window:
+            self.samples.popleft()
+
+    def note(self, value: float) -> None:
+        now = time.monotonic()
+        self._forget_old(now)
+        self.samples.append((now, value))
+
+    @property
+    def value(self) -> float:
+        self._forget_old(time.monotonic())
+        return max((value for _, value in self.samples), default=0.0)
+
+
 class LoopLag:
     """How late this process's event loop runs callbacks, measured by a timer that asks to wake
     every `TICK` seconds and notes how much later it woke. A loop that runs late is a process that
     cannot keep up: every socket's heartbeat and every request wait by as much."""
 
     TICK = 0.02
-    WINDOW = 0.5  # the lag now: the worst sample of the last half second
 
     def __init__(self) -> None:
-        self.samples: list[tuple[float, float]] = []  # (when, seconds late)
+        self.recent = RecentWorst()  # the lag now: the worst sample of the last half second
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -177,22 +199,18 @@ class LoopLag:
         while True:
             expected = loop.time() + self.TICK
             await asyncio.sleep(self.TICK)
-            late = max(0.0, loop.time() - expected)
-            now = time.monotonic()
-            self.samples = [(at, was) for at, was in self.samples if at > now - self.WINDOW]
-            self.samples.append((now, late))
+            self.recent.note(max(0.0, loop.time() - expected))
 
     @property
     def seconds(self) -> float:
-        """The worst lag of the last half second (0 when nothing is measured)."""
-        now = time.monotonic()
-        return max((late for at, late in self.samples if at > now - self.WINDOW), default=0.0)
+        return self.recent.value
 
 
 class Gate:
     """At most `limit` requests of one kind in progress in this process, and none while its event
     loop runs more than `max_lag` seconds late, while the oldest request in progress has waited
-    more than `max_wait` seconds (they queue for the database: the process is behind), or while
+    more than `max_wait` seconds or its work waited that long for a database connection lately
+    (posts, and the work they leave behind, queue for the database: the process is behind), or while
     work they leave behind (`backlog`, the socket pushes waiting for their emit) is past
     `max_backlog`. One more is refused at once (503
     with Retry-After) instead of waiting in a queue: the process keeps answering quickly and keeps
@@ -206,11 +224,13 @@ class Gate:
         lag: LoopLag | None = None,
         max_lag: float = float("inf"),
         max_wait: float = float("inf"),
+        database_wait: Callable[[], float] | None = None,
         backlog: Callable[[], int] | None = None,
         max_backlog: int = 0,
     ) -> None:
         self.limit = limit
         self.max_wait = max_wait
+        self.database_wait = database_wait
         self._since: dict[int, float] = {}  # the requests in progress: when each came in
         self.retry_after = str(retry_after_seconds)
         self.pending = 0
@@ -225,6 +245,7 @@ class Gate:
             self.pending >= self.limit
             or (self.lag is not None and self.lag.seconds > self.max_lag)
             or (bool(self._since) and time.monotonic() - min(self._since.values()) > self.max_wait)
+            or (self.database_wait is not None and self.database_wait() > self.max_wait)
             or (self.backlog is not None and self.backlog() > self.max_backlog)
         )
 
