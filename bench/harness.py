@@ -80,3 +80,48 @@ async def register(client: Any, name: str = "Bench") -> dict[str, Any]:
         },
     )
     return dict(answer.json())
+
+
+async def organization_with_channel(client: Any) -> tuple[dict[str, Any], dict[str, str], dict[str, Any]]:
+    """A new organization (the register answer), its admin's headers, and an API channel of it
+    whose replies go nowhere (`inbound_url`, `secret`)."""
+    registered = await register(client)
+    admin = {"Authorization": f"Bearer {registered['access_token']}"}
+    channel = (
+        await client.post(
+            "/api/channels",
+            headers=admin,
+            json={"type": "api", "name": "Bench", "webhook_url": "http://127.0.0.1:9/hook"},
+        )
+    ).json()
+    return registered, admin, dict(channel)
+
+
+async def people(runtime: Any, organization_id: Any, roles: list[tuple[str, int]]) -> list[str]:
+    """Many people of these roles, written straight to the database (inviting them one by one
+    measures nothing here); their access tokens, in the same order."""
+    from hub.models import User
+    from hub.security import issue_access_token
+
+    async with runtime.db.session(organization_id) as session:
+        users = [
+            User(
+                email=f"{role}-{n}-{secrets.token_hex(3)}@x.test",
+                full_name=f"{role} {n}",
+                password_hash="-",
+                role=role,
+            )
+            for role, many in roles
+            for n in range(many)
+        ]
+        session.add_all(users)
+        await session.commit()
+    return [
+        issue_access_token(
+            runtime.settings,
+            user_id=user.id,
+            organization_id=organization_id,
+            session_version=user.session_version,
+        ).token
+        for user in users
+    ]

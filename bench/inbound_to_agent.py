@@ -27,6 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -38,14 +39,12 @@ from litestar import Litestar, Request, post
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import fresh_database, local_hub, run, serve
+from harness import fresh_database, local_hub, organization_with_channel, people, run, serve
 
 from channels.api import signature
 from hub.app import create_app
 from hub.config import Settings
 from hub.logs import configure_logging
-from hub.models import User
-from hub.security import issue_access_token
 
 MANAGERS, AGENTS = 20, 180
 SENDERS = 900  # distinct customers, so conversations spread over the agents
@@ -200,55 +199,20 @@ async def load_elsewhere(
 # The hub
 
 
-async def hub_target(settings: Settings, url: str, app: Any) -> dict[str, Any]:
+async def hub_target(url: str, app: Any) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-        registered = (
-            await client.post(
-                "/api/auth/register",
-                json={
-                    "organization_name": "Bench",
-                    "full_name": "Admin",
-                    "email": f"a-{secrets.token_hex(4)}@x.test",
-                    "password": "a long bench passphrase",
-                },
-            )
-        ).json()
-        admin = {"Authorization": f"Bearer {registered['access_token']}"}
-        organization_id = registered["organization"]["id"]
-        channel = (
-            await client.post(
-                "/api/channels",
-                headers=admin,
-                json={"type": "api", "name": "Bench", "webhook_url": "http://127.0.0.1:9/hook"},
-            )
-        ).json()
+        registered, admin, channel = await organization_with_channel(client)
         await client.patch(
             "/api/inbox/settings", headers=admin, json={"auto_assign": True, "agent_cap": 1000}
         )
-    runtime = app.runtime
-    import uuid
-
-    org = uuid.UUID(organization_id)
-    sockets = []
-    async with runtime.db.session(org) as session:
-        users = [
-            User(
-                email=f"{role}-{n}-{secrets.token_hex(3)}@x.test",
-                full_name=f"{role} {n}",
-                password_hash="-",
-                role=role,
-            )
-            for role, many in (("manager", MANAGERS), ("agent", AGENTS))
-            for n in range(many)
-        ]
-        session.add_all(users)
-        await session.commit()
-    for user in users:
-        token = issue_access_token(
-            settings, user_id=user.id, organization_id=org, session_version=user.session_version
-        )
-        sockets.append({"token": token.token})
-    return {"url": url, "sockets": sockets, "post_url": channel["inbound_url"], "secret": channel["secret"]}
+    organization = uuid.UUID(registered["organization"]["id"])
+    tokens = await people(app.runtime, organization, [("manager", MANAGERS), ("agent", AGENTS)])
+    return {
+        "url": url,
+        "sockets": [{"token": token} for token in tokens],
+        "post_url": channel["inbound_url"],
+        "secret": channel["secret"],
+    }
 
 
 # The baseline: a bare Socket.IO server, no checks, no storage
@@ -347,7 +311,7 @@ async def main() -> None:
 
         app = create_app(settings)
         server, task, url = await serve(app)
-        target = {**await hub_target(settings, url, app), "new_senders": args.new_senders}
+        target = {**await hub_target(url, app), "new_senders": args.new_senders}
         hub_results = await load_elsewhere(target, rates, args.seconds)
         server.should_exit = True
         await task

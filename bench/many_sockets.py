@@ -31,15 +31,13 @@ from typing import Any
 
 import httpx
 import socketio
-from harness import local_hub, run, serve
+from harness import local_hub, organization_with_channel, people, run, serve
 from litestar import Litestar, Request, post
 
 from channels.api import signature
 from hub.app import create_app
 from hub.config import Settings
 from hub.logs import configure_logging
-from hub.models import User
-from hub.security import issue_access_token
 
 
 def rss_mb() -> float:
@@ -201,46 +199,10 @@ async def measure(
     return figures
 
 
-async def hub_people(app: Any, settings: Settings, url: str, count: int) -> tuple[list[str], str, str]:
+async def hub_people(app: Any, url: str, count: int) -> tuple[list[str], str, str]:
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-        registered = (
-            await client.post(
-                "/api/auth/register",
-                json={
-                    "organization_name": "Bench",
-                    "full_name": "Admin",
-                    "email": f"a-{secrets.token_hex(4)}@x.test",
-                    "password": "a long bench passphrase",
-                },
-            )
-        ).json()
-        admin = {"Authorization": f"Bearer {registered['access_token']}"}
-        channel = (
-            await client.post(
-                "/api/channels",
-                headers=admin,
-                json={"type": "api", "name": "Bench", "webhook_url": "http://127.0.0.1:9/hook"},
-            )
-        ).json()
-    organization = uuid.UUID(registered["organization"]["id"])
-    async with app.runtime.db.session(organization) as session:
-        users = [
-            User(
-                email=f"m-{n}-{secrets.token_hex(3)}@x.test",
-                full_name=f"Manager {n}",
-                password_hash="-",
-                role="manager",
-            )
-            for n in range(count)
-        ]
-        session.add_all(users)
-        await session.commit()
-    tokens = [
-        issue_access_token(
-            settings, user_id=user.id, organization_id=organization, session_version=user.session_version
-        ).token
-        for user in users
-    ]
+        registered, _admin, channel = await organization_with_channel(client)
+    tokens = await people(app.runtime, uuid.UUID(registered["organization"]["id"]), [("manager", count)])
     return tokens, channel["inbound_url"], channel["secret"]
 
 
@@ -310,7 +272,7 @@ async def main() -> None:
     configure_logging(settings)
     app = create_app(settings)
     server, task, url = await serve(app)
-    tokens, post_url, secret = await hub_people(app, settings, url, args.sockets + args.idle)
+    tokens, post_url, secret = await hub_people(app, url, args.sockets + args.idle)
     hub = await measure(url, tokens[: args.sockets], post_url, secret, args, tokens[args.sockets :])
     server.should_exit = True
     await task

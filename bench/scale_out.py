@@ -27,13 +27,11 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests.helpers
 
-from harness import fresh_database, run
+from harness import fresh_database, organization_with_channel, people, run
 from inbound_to_agent import AGENTS, MANAGERS, load_elsewhere, print_table
 
 from hub.config import Settings
-from hub.models import User
 from hub.runtime import Runtime
-from hub.security import issue_access_token
 from tests.helpers.cluster import Cluster, environment_for, haproxy_available
 
 
@@ -56,60 +54,22 @@ def cpu_of(pids: list[int]) -> float:
 
 
 async def cluster_target(cluster: Cluster, settings: Settings) -> dict[str, Any]:
-    """An organization with its channel, made through the balancer; 200 people made straight in
-    the database (inviting them one by one measures nothing here) with their tokens."""
+    """An organization with its channel, made through the balancer, and 200 people."""
     async with httpx.AsyncClient(base_url=cluster.url, timeout=60) as client:
-        registered = (
-            await client.post(
-                "/api/auth/register",
-                json={
-                    "organization_name": "Bench",
-                    "full_name": "Admin",
-                    "email": f"a-{secrets.token_hex(4)}@x.test",
-                    "password": "a long bench passphrase",
-                },
-            )
-        ).json()
-        admin = {"Authorization": f"Bearer {registered['access_token']}"}
-        channel = (
-            await client.post(
-                "/api/channels",
-                headers=admin,
-                json={"type": "api", "name": "Bench", "webhook_url": "http://127.0.0.1:9/hook"},
-            )
-        ).json()
+        registered, admin, channel = await organization_with_channel(client)
         await client.patch(
             "/api/inbox/settings", headers=admin, json={"auto_assign": True, "agent_cap": 1000}
         )
-    organization = uuid.UUID(registered["organization"]["id"])
     runtime = Runtime.build(settings)
     try:
-        async with runtime.db.session(organization) as session:
-            users = [
-                User(
-                    email=f"{role}-{n}-{secrets.token_hex(3)}@x.test",
-                    full_name=f"{role} {n}",
-                    password_hash="-",
-                    role=role,
-                )
-                for role, many in (("manager", MANAGERS), ("agent", AGENTS))
-                for n in range(many)
-            ]
-            session.add_all(users)
-            await session.commit()
+        tokens = await people(
+            runtime, uuid.UUID(registered["organization"]["id"]), [("manager", MANAGERS), ("agent", AGENTS)]
+        )
     finally:
         await runtime.close()
-    sockets = [
-        {
-            "token": issue_access_token(
-                settings, user_id=user.id, organization_id=organization, session_version=user.session_version
-            ).token
-        }
-        for user in users
-    ]
     return {
         "url": cluster.url,
-        "sockets": sockets,
+        "sockets": [{"token": token} for token in tokens],
         "post_url": channel["inbound_url"],
         "secret": channel["secret"],
     }

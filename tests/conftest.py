@@ -114,6 +114,15 @@ def postgres_database() -> Iterator[str]:
     drop_database(name)
 
 
+@pytest.fixture
+def fresh_database(postgres_database: str) -> Iterator[str]:
+    """A PostgreSQL database of its own for one test (the owner's address): no other test's hub
+    sweeps or takes up what it holds."""
+    name = create_database()
+    yield _with_database(TEST_DATABASE_URL, name)
+    drop_database(name)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The slow tests first (in their order), so the workers start them at once instead of one
     worker ending the run with a long test while the others wait."""

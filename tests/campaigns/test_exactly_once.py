@@ -7,19 +7,15 @@ import asyncio
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import (
-    TEST_DATABASE_URL,
     RunningHub,
-    _with_database,
     child_environment,
-    create_database,
-    drop_database,
     eventually,
     make_settings,
     register,
@@ -35,14 +31,6 @@ from tests.helpers.campaigns import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def fresh_database(postgres_database: str) -> Iterator[str]:
-    """A database of its own: no other test's hub sweeps these campaigns."""
-    name = create_database()
-    yield _with_database(TEST_DATABASE_URL, name)
-    drop_database(name)
 
 
 class Processes:

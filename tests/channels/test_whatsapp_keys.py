@@ -7,33 +7,20 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
-import pytest
 
 from channels.whatsapp.keys import store_url
 from channels.whatsapp.sessions import sessions_of
 from tests.conftest import (
-    TEST_DATABASE_URL,
     _asyncpg_dsn,
-    _with_database,
-    create_database,
-    drop_database,
     eventually,
     make_settings,
     register,
     start_hub,
 )
 from tests.helpers.channels import paired_by_a_scan
-
-
-@pytest.fixture
-def fresh_database(postgres_database: str) -> Iterator[str]:
-    name = create_database()
-    yield _with_database(TEST_DATABASE_URL, name)
-    drop_database(name)
 
 
 async def test_a_profile_resumes_its_device_from_the_database_in_another_process(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -18,13 +18,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import (
     IN_CI,
     METRICS_TOKEN,
-    TEST_DATABASE_URL,
     _asyncpg_dsn,
-    _with_database,
     add_member,
     child_environment,
-    create_database,
-    drop_database,
     eventually,
     free_port,
     make_settings,
@@ -32,13 +28,6 @@ from tests.conftest import (
 )
 from tests.helpers.channels import make_channel, paired_by_a_scan, webhook_receiver
 from tests.helpers.cluster import BalancedSocket, Cluster, environment_for, haproxy_available
-
-
-@pytest.fixture
-def fresh_database(postgres_database: str) -> Iterator[str]:
-    name = create_database()
-    yield _with_database(TEST_DATABASE_URL, name)
-    drop_database(name)
 
 
 @pytest.fixture
