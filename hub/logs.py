@@ -60,7 +60,8 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
-    for noisy in ("uvicorn.access", "aiosqlite", "asyncio", "taskiq", "alembic"):
+    # hub.db.TimedPool: SQLAlchemy's pool chatter under our pool's name (its own pools' is quiet).
+    for noisy in ("uvicorn.access", "aiosqlite", "asyncio", "taskiq", "alembic", "hub.db.TimedPool"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
