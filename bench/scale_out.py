@@ -85,6 +85,7 @@ async def measure(webs: int, rates: list[int], seconds: float) -> dict[int, dict
             "HUB_DATA_DIR": str(workdir / "data"),
             "HUB_SECRET_KEY": secrets.token_urlsafe(40),
             "HUB_TASK_QUEUE": f"hubbench{secrets.token_hex(3)}",
+            "HUB_SOCKET_MAX_QUEUED": str(10**6),  # as in bench/inbound_to_agent.py
             "HUB_PUBLIC_URL": f"http://127.0.0.1:{port}",
             "HUB_ALLOWED_HOSTS": "127.0.0.1,localhost",
             "HUB_OUTBOUND_ALLOW": "127.0.0.0/8",
