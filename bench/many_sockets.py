@@ -22,6 +22,8 @@ import multiprocessing
 import os
 import secrets
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -170,6 +172,8 @@ async def measure(
         results = [await future for future in held]
         latencies = sorted(v for result in results for v in result["latencies"])
         connect_times = sorted(v for result in results for v in result["connect_times"])
+        figures["posts"] = int(args.rate * args.seconds)
+        figures["accepted"] = accepted
         figures["expected"] = accepted * len(tokens)
         figures["delivered"] = len(latencies)
         figures["p50_ms"] = statistics.median(latencies) * 1000 if latencies else float("nan")
@@ -234,6 +238,8 @@ def report(args: argparse.Namespace, hub: dict[str, Any], bare: dict[str, Any]) 
         ("RSS (MB)", "rss_mb", "{:.0f}"),
         ("RSS per socket (KB)", "rss_per_socket_kb", "{:.1f}"),
         ("sockets dropped", "dropped", "{:.0f}"),
+        ("posts accepted", "accepted", "{:.0f}"),
+        ("  of", "posts", "{:.0f}"),
         ("deliveries", "delivered", "{:.0f}"),
         ("  of", "expected", "{:.0f}"),
         ("newMessage p50 (ms)", "p50_ms", "{:.1f}"),
@@ -249,7 +255,33 @@ def report(args: argparse.Namespace, hub: dict[str, Any], bare: dict[str, Any]) 
         print(f"{label:34}{form.format(hub[key]):>10}{form.format(bare[key]):>10}{ratio:8.2f}")
 
 
-async def main() -> None:
+async def one_server(args: argparse.Namespace) -> dict[str, Any]:
+    """Serve one of the two in this process and measure it (so each has its own memory)."""
+    if args.server == "bare":
+        server, task, url = await serve(bare_app())
+        figures = await measure(url, ["-"] * args.sockets, f"{url}/inbound", None, args, ["-"] * args.idle)
+    else:
+        environ = {
+            "HUB_DATA_DIR": tempfile.mkdtemp(prefix="hub-bench-"),
+            "HUB_SECRET_KEY": secrets.token_urlsafe(40),
+            **local_hub(),
+            "HUB_API_RATE_LIMIT": str(10**9),
+            "HUB_LOG_LEVEL": "WARNING",
+            "HUB_LOG_JSON": "true",
+            "HUB_TASK_QUEUE": f"hubbench{secrets.token_hex(3)}",
+        }
+        settings = Settings.from_env(environ, read_dotenv=False)
+        configure_logging(settings)
+        app = create_app(settings)
+        server, task, url = await serve(app)
+        tokens, post_url, secret = await hub_people(app, url, args.sockets + args.idle)
+        figures = await measure(url, tokens[: args.sockets], post_url, secret, args, tokens[args.sockets :])
+    server.should_exit = True
+    await task
+    return figures
+
+
+def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sockets", type=int, default=2000)
     parser.add_argument("--minutes", type=float, default=10)
@@ -257,33 +289,22 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--idle", type=int, default=10000)
     parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--server", choices=["hub", "bare"], help="measure only this one and print JSON")
     args = parser.parse_args()
-
-    environ = {
-        "HUB_DATA_DIR": tempfile.mkdtemp(prefix="hub-bench-"),
-        "HUB_SECRET_KEY": secrets.token_urlsafe(40),
-        **local_hub(),
-        "HUB_API_RATE_LIMIT": str(10**9),
-        "HUB_LOG_LEVEL": "WARNING",
-        "HUB_LOG_JSON": "true",
-        "HUB_TASK_QUEUE": f"hubbench{secrets.token_hex(3)}",
-    }
-    settings = Settings.from_env(environ, read_dotenv=False)
-    configure_logging(settings)
-    app = create_app(settings)
-    server, task, url = await serve(app)
-    tokens, post_url, secret = await hub_people(app, url, args.sockets + args.idle)
-    hub = await measure(url, tokens[: args.sockets], post_url, secret, args, tokens[args.sockets :])
-    server.should_exit = True
-    await task
-
-    server, task, url = await serve(bare_app())
-    bare = await measure(url, ["-"] * args.sockets, f"{url}/inbound", None, args, ["-"] * args.idle)
-    server.should_exit = True
-    await task
-    report(args, hub, bare)
-    os._exit(0)  # the client processes' pool is done; nothing more to wait for
+    if args.server:
+        print(json.dumps(run(one_server(args))), flush=True)
+        os._exit(0)  # the client processes' pool is done; nothing more to wait for
+    figures = {}
+    for name in ("hub", "bare"):  # each in a process of its own, from the same start
+        answer = subprocess.run(
+            [sys.executable, __file__, *sys.argv[1:], "--server", name],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        figures[name] = json.loads(answer.stdout.strip().splitlines()[-1])
+    report(args, figures["hub"], figures["bare"])
 
 
 if __name__ == "__main__":
-    run(main())
+    main()
