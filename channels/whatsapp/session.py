@@ -1,8 +1,9 @@
 """One WhatsApp profile's connection: its neonize client, its states, and reconnecting.
 
 Each profile's keys are kept (`channels.whatsapp.keys`: a file embedded, the hub's database on
-PostgreSQL), so a restart, or another process taking it up, reconnects without a new QR. A dropped connection is retried with exponential backoff and
-jitter; a logged-out session is not retried, since only a new QR can bring it back.
+PostgreSQL), so a restart, or another process taking it up, reconnects without a new QR. A
+dropped connection is retried with exponential backoff and jitter; a logged-out session is not
+retried, since only a new QR can bring it back.
 """
 
 from __future__ import annotations
