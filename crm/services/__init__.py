@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from crm.services.activities import (
     add_activity,
+    conversation_started,
     record_activities,
     record_activity,
     timeline,
@@ -116,6 +117,7 @@ __all__ = [
     "asks_to_opt_out",
     "board",
     "capture_lead",
+    "conversation_started",
     "count_segment",
     "create_attribute_definition",
     "create_company",

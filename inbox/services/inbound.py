@@ -17,6 +17,7 @@ from sqlalchemy.orm import Mapper
 from channels.adapters import InboundMessage, Receipt, StoredInbound
 from crm.models import Customer, CustomerIdentity
 from crm.services import asks_to_opt_out, customer_for_sender, opt_out_customer, phone_owner
+from crm.services import conversation_started as crm_conversation_started
 from hub import events, storage
 from hub.db import Base, HubAsyncSession, id_at, insert_for, new_id, table_of, utcnow
 from hub.i18n import N_, translate
@@ -181,6 +182,13 @@ async def store_inbound(runtime: Runtime, inbound: InboundMessage) -> StoredInbo
                 ),
             )
             if conversation_created:
+                await crm_conversation_started(
+                    session,
+                    customer.id,
+                    conversation_id=conversation.id,
+                    channel_id=inbound.channel_id,
+                    at=now,
+                )
                 await events.publish(
                     session,
                     ConversationStarted(
