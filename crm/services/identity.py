@@ -22,16 +22,21 @@ async def customer_for_sender(
     sender: str,
     sender_is_phone: bool,
     display_name: str | None,
+    looked_up: bool = False,
 ) -> Customer:
     """The customer behind an inbound sender, created on first contact.
 
     By phone number when there is one, so one person writing to two of the organization's
-    numbers is one customer; otherwise by the channel's own id of the sender.
+    numbers is one customer; otherwise by the channel's own id of the sender. `looked_up`: the
+    caller just looked for them and found nobody, so the first look is skipped.
     """
-    for _attempt in range(2):
-        found = await _find(session, channel_id=channel_id, sender=sender, sender_is_phone=sender_is_phone)
-        if found is not None:
-            return found
+    for attempt in range(2):
+        if attempt or not looked_up:
+            found = await _find(
+                session, channel_id=channel_id, sender=sender, sender_is_phone=sender_is_phone
+            )
+            if found is not None:
+                return found
         try:
             async with session.begin_nested():
                 customer = Customer(

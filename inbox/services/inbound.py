@@ -81,6 +81,7 @@ async def store_inbound(runtime: Runtime, inbound: InboundMessage) -> StoredInbo
                     sender=inbound.sender,
                     sender_is_phone=inbound.sender_is_phone,
                     display_name=inbound.sender_name,
+                    looked_up=True,  # _sender_and_conversation found nobody
                 )
             conversation_created = conversation is None
             if conversation is None:
