@@ -17,26 +17,32 @@ function dispatch(event, data) {
 export function connectLive(token, onRefused, onEnded) {
   disconnectLive();
   let lost = false;
-  socket = io({ auth: { token }, reconnectionDelayMax: 5000 });
-  socket.on("connect", () => {
+  const own = io({ auth: { token }, reconnectionDelayMax: 5000 });
+  socket = own;
+  own.on("connect", () => {
     connected.set(true);
     // What changed while we were away is fetched again by every page that listens.
     if (lost) dispatch(events.resync, {});
     lost = false;
   });
-  socket.on("disconnect", () => {
+  own.on("disconnect", () => {
     connected.set(false);
     lost = true;
   });
-  socket.on("connect_error", (error) => {
+  own.on("connect_error", (error) => {
     connected.set(false);
     lost = true;
-    if (!socket.active) onRefused?.(error);
+    if (!own.active && own === socket) onRefused?.(error);
   });
-  socket.on(events.sessionEnded, (data) => onEnded?.(data?.reason));
+  own.on(events.sessionEnded, (data) => {
+    // Its token is void now: it must not reconnect with it, since a refused reconnection would
+    // sign out a tab that is about to get its new session (onEnded connects again).
+    disconnectLive();
+    onEnded?.(data?.reason);
+  });
   // The hub lost its shared channel for a while: what the pages show may be behind.
-  socket.on(events.resyncNeeded, (data) => dispatch(events.resync, data || {}));
-  socket.onAny((event, data) => dispatch(event, data));
+  own.on(events.resyncNeeded, (data) => dispatch(events.resync, data || {}));
+  own.onAny((event, data) => dispatch(event, data));
 }
 
 export function disconnectLive() {
