@@ -208,9 +208,9 @@ class LoopLag:
 
 class Gate:
     """At most `limit` requests of one kind in progress in this process, and none while its event
-    loop runs more than `max_lag` seconds late, while the oldest request in progress has waited
-    more than `max_wait` seconds or its work waited that long for a database connection lately
-    (posts, and the work they leave behind, queue for the database: the process is behind), or while
+    loop runs more than `max_lag` seconds late, when the request itself or any work of the process
+    waited more than `max_wait` seconds for the database lately (posts, and the work they leave
+    behind, queue for it: the process is behind), or while
     work they leave behind (`backlog`, the socket pushes waiting for their emit) is past
     `max_backlog`. One more is refused at once (503
     with Retry-After) instead of waiting in a queue: the process keeps answering quickly and keeps
@@ -231,7 +231,6 @@ class Gate:
         self.limit = limit
         self.max_wait = max_wait
         self.database_wait = database_wait
-        self._since: dict[int, float] = {}  # the requests in progress: when each came in
         self.retry_after = str(retry_after_seconds)
         self.pending = 0
         self.lag = lag
@@ -244,7 +243,6 @@ class Gate:
         return (
             self.pending >= self.limit
             or (self.lag is not None and self.lag.seconds > self.max_lag)
-            or (bool(self._since) and time.monotonic() - min(self._since.values()) > self.max_wait)
             or (self.database_wait is not None and self.database_wait() > self.max_wait)
             or (self.backlog is not None and self.backlog() > self.max_backlog)
         )
@@ -257,13 +255,10 @@ class Gate:
             self.refused += 1
             raise Busy(headers={"Retry-After": self.retry_after})
         self.pending += 1
-        token = object()
-        self._since[id(token)] = time.monotonic()
         try:
             yield
         finally:
             self.pending -= 1
-            del self._since[id(token)]
 
 
 class KeyedGate:
