@@ -8,6 +8,7 @@ import contextlib
 import os
 import secrets
 import socket
+import tempfile
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -22,6 +23,21 @@ T = TypeVar("T")
 def run(main: Coroutine[Any, Any, T]) -> T:
     """asyncio.run on uvloop: what the hub's server runs on, so the figures are the ones it gets."""
     return uvloop.run(main)
+
+
+def bench_hub(**extra: str) -> dict[str, str]:
+    """An embedded benchmark hub's settings: a fresh data directory, key and queue, the limits that
+    would throttle the load lifted, quiet logs; `local_hub()` and `extra` on top."""
+    return {
+        "HUB_DATA_DIR": tempfile.mkdtemp(prefix="hub-bench-"),
+        "HUB_SECRET_KEY": secrets.token_urlsafe(40),
+        **local_hub(),
+        "HUB_API_RATE_LIMIT": str(10**9),
+        "HUB_LOG_LEVEL": "WARNING",
+        "HUB_LOG_JSON": "true",
+        "HUB_TASK_QUEUE": f"hubbench{secrets.token_hex(3)}",
+        **extra,
+    }
 
 
 def local_hub() -> dict[str, str]:

@@ -25,7 +25,6 @@ import resource
 import secrets
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
@@ -39,7 +38,7 @@ from litestar import Litestar, Request, post
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import fresh_database, local_hub, organization_with_channel, people, run, serve
+from harness import bench_hub, fresh_database, organization_with_channel, people, run, serve
 
 from channels.api import signature
 from hub.app import create_app
@@ -297,18 +296,9 @@ async def main() -> None:
     args = parser.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
 
-    environ = {
-        "HUB_DATA_DIR": tempfile.mkdtemp(prefix="hub-bench-"),
-        "HUB_SECRET_KEY": secrets.token_urlsafe(40),
-        **local_hub(),
-        "HUB_API_RATE_LIMIT": str(10**9),
-        "HUB_LOG_LEVEL": "WARNING",
-        "HUB_LOG_JSON": "true",
-        "HUB_TASK_QUEUE": f"hubbench{secrets.token_hex(3)}",
-        # The load's one client process falls seconds behind reading 4,000+ events a second at the
-        # higher rates; its sockets may lag instead of being closed as clients that stopped reading.
-        "HUB_SOCKET_MAX_QUEUED": str(10**6),
-    }
+    # The load's one client process falls seconds behind reading 4,000+ events a second at the
+    # higher rates; its sockets may lag instead of being closed as clients that stopped reading.
+    environ = bench_hub(HUB_SOCKET_MAX_QUEUED=str(10**6))
     async with contextlib.AsyncExitStack() as stack:  # a fresh database, dropped at the end
         if args.postgres:
             environ["DATABASE_URL"] = await stack.enter_async_context(fresh_database())

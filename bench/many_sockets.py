@@ -24,7 +24,6 @@ import secrets
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
@@ -33,7 +32,7 @@ from typing import Any
 
 import httpx
 import socketio
-from harness import local_hub, organization_with_channel, people, run, serve
+from harness import bench_hub, organization_with_channel, people, run, serve
 from litestar import Litestar, Request, post
 
 from channels.api import signature
@@ -261,15 +260,7 @@ async def one_server(args: argparse.Namespace) -> dict[str, Any]:
         server, task, url = await serve(bare_app())
         figures = await measure(url, ["-"] * args.sockets, f"{url}/inbound", None, args, ["-"] * args.idle)
     else:
-        environ = {
-            "HUB_DATA_DIR": tempfile.mkdtemp(prefix="hub-bench-"),
-            "HUB_SECRET_KEY": secrets.token_urlsafe(40),
-            **local_hub(),
-            "HUB_API_RATE_LIMIT": str(10**9),
-            "HUB_LOG_LEVEL": "WARNING",
-            "HUB_LOG_JSON": "true",
-            "HUB_TASK_QUEUE": f"hubbench{secrets.token_hex(3)}",
-        }
+        environ = bench_hub()
         settings = Settings.from_env(environ, read_dotenv=False)
         configure_logging(settings)
         app = create_app(settings)
