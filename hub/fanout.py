@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -120,9 +121,13 @@ class Fanout:
 
     async def put(self, event: str, data: Any, rooms: list[str], *, wait: bool = False) -> None:
         """Queue an emit; with `wait`, return once it went out (a logout's notice before its close)."""
-        if self._task is None or self._task.done():
+        if self._queue is None:
             self._queue = asyncio.Queue(self.limit)
-            self._task = asyncio.create_task(self._run())
+        if self._task is None or self._task.done():
+            if self._task is not None and not self._task.cancelled():
+                log.error("socket fan-out stopped; started again", error=repr(self._task.exception()))
+            # A context of its own: not the first caller's (its request id, its bound hub).
+            self._task = asyncio.create_task(self._run(), context=contextvars.Context())
         assert self._queue is not None
         done = asyncio.get_running_loop().create_future() if wait else None
         arrived = metrics.arrived.get() if event == "newMessage" else None

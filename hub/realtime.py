@@ -23,7 +23,6 @@ import socketio
 import structlog
 from redis.exceptions import RedisError
 
-from hub import metrics
 from hub.audience import Audience
 from hub.auth import CurrentUser, authenticate_token
 from hub.config import Settings
@@ -93,14 +92,9 @@ class Pusher:
             )
 
     async def emit(self, event: str, data: Any, rooms: list[str], *, wait: bool = False) -> None:
-        """Emit an event to these rooms (one encode for all their sockets, see `hub.fanout`). The
-        per-process queue (`self.fanout`) is not used for now: in the suite a process's queue
-        stopped draining now and then, and pushes must not wait on it until that is understood."""
+        """Queue an event for these rooms (see `hub.fanout`); with `wait`, until it went out."""
         if rooms:
-            arrived = metrics.arrived.get() if event == "newMessage" else None
-            await self._emit_many([(event, msgspec.to_builtins(data), rooms)])
-            if arrived is not None:
-                metrics.INBOUND_TO_EMIT.observe(time.monotonic() - arrived)
+            await self.fanout.put(event, msgspec.to_builtins(data), rooms, wait=wait)
 
     async def _emit_many(self, emissions: list[Emission]) -> None:
         manager = self.server.manager if self.server is not None else self._writer

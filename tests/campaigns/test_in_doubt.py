@@ -37,7 +37,7 @@ async def quick_hub(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
     environment = {"HUB_SEND_SECONDS": "2"}
     if request.param == "postgres":
         environment |= {
-            "DATABASE_URL": request.getfixturevalue("postgres_database"),
+            "DATABASE_URL": request.getfixturevalue("fresh_database"),
             "REDIS_URL": request.getfixturevalue("redis_url"),
             "HUB_MIGRATE_ON_START": "true",
         }

@@ -99,7 +99,7 @@ async def test_profiles_are_per_organization_and_admin_made(tmp_path: Path) -> N
 
 
 async def test_a_profile_is_held_by_one_process_and_the_others_route_to_it(
-    tmp_path: Path, postgres_database: str, redis_url: str
+    tmp_path: Path, fresh_database: str, redis_url: str
 ) -> None:
     """Two web processes of one installation (same database, same Redis): the first to connect a
     profile holds its lease; an operation asked of the other is carried out by the holder."""
@@ -114,7 +114,7 @@ async def test_a_profile_is_held_by_one_process_and_the_others_route_to_it(
 
     settings = make_settings(
         tmp_path,
-        DATABASE_URL=postgres_database,
+        DATABASE_URL=fresh_database,
         REDIS_URL=redis_url,
         HUB_MIGRATE_ON_START="true",
         HUB_WHATSAPP_RECONNECT_BASE_SECONDS="5",
@@ -209,7 +209,7 @@ async def test_logging_out_a_profile_that_runs_nowhere_forgets_its_keys(tmp_path
 
 
 async def test_a_lease_outlives_a_redis_outage_and_is_let_go_only_when_truly_lost(
-    tmp_path: Path, postgres_database: str
+    tmp_path: Path, fresh_database: str
 ) -> None:
     """Redis goes away and comes back empty: the holder renews again (retaking the lease nobody
     else took) and keeps its session. When another process holds the lease, the session stops.
@@ -225,7 +225,7 @@ async def test_a_lease_outlives_a_redis_outage_and_is_let_go_only_when_truly_los
     redis = await PrivateRedis().start()
     settings = make_settings(
         tmp_path,
-        DATABASE_URL=postgres_database,
+        DATABASE_URL=fresh_database,
         REDIS_URL=redis.url,
         HUB_MIGRATE_ON_START="true",
         HUB_WHATSAPP_LEASE_SECONDS="3",

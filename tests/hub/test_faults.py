@@ -41,14 +41,14 @@ def through(url: str, proxy: CuttableProxy) -> str:
 
 @pytest.fixture
 async def hub_behind_a_cuttable_database(
-    tmp_path: Path, postgres_database: str, redis_url: str
+    tmp_path: Path, fresh_database: str, redis_url: str
 ) -> AsyncIterator[tuple[RunningHub, CuttableProxy]]:
-    target = urlsplit(postgres_database)
+    target = urlsplit(fresh_database)
     proxy = await CuttableProxy(target.hostname or "127.0.0.1", target.port or 5432).start()
     settings = make_settings(
         tmp_path,
-        DATABASE_URL=through(as_hub_login(postgres_database), proxy),
-        HUB_DATABASE_OWNER_URL=postgres_database,
+        DATABASE_URL=through(as_hub_login(fresh_database), proxy),
+        HUB_DATABASE_OWNER_URL=fresh_database,
         REDIS_URL=redis_url,
         HUB_MIGRATE_ON_START="true",
     )
@@ -106,11 +106,11 @@ async def test_a_database_outage_is_503_with_retry_after_and_keeps_nothing(
 
 @pytest.fixture
 async def hub_on_a_private_redis(
-    tmp_path: Path, postgres_database: str
+    tmp_path: Path, fresh_database: str
 ) -> AsyncIterator[tuple[RunningHub, PrivateRedis]]:
     redis = await PrivateRedis().start()
     settings = make_settings(
-        tmp_path, DATABASE_URL=postgres_database, REDIS_URL=redis.url, HUB_MIGRATE_ON_START="true"
+        tmp_path, DATABASE_URL=fresh_database, REDIS_URL=redis.url, HUB_MIGRATE_ON_START="true"
     )
     hub = await start_hub(settings, kind="postgres")
     try:
@@ -173,7 +173,7 @@ def cpu_seconds(pid: int) -> float:
 
 @pytest.mark.slow
 async def test_a_worker_waits_out_redis_and_takes_up_an_emptied_stream_by_itself(
-    tmp_path: Path, postgres_database: str
+    tmp_path: Path, fresh_database: str
 ) -> None:
     """A real `hub worker`: while Redis is away it waits (no busy loop); when Redis comes back
     empty it makes its consumer group again and runs what is sent from then on, unrestarted."""
@@ -192,7 +192,7 @@ async def test_a_worker_waits_out_redis_and_takes_up_an_emptied_stream_by_itself
     runner, address = await serve_web_app(one_route_app("/hook", hook))
     redis = await PrivateRedis().start()
     settings = make_settings(
-        tmp_path, DATABASE_URL=postgres_database, REDIS_URL=redis.url, HUB_MIGRATE_ON_START="true"
+        tmp_path, DATABASE_URL=fresh_database, REDIS_URL=redis.url, HUB_MIGRATE_ON_START="true"
     )
     web_hub = await start_hub(settings, kind="postgres")  # HTTP only: the worker runs the tasks
     worker = subprocess.Popen(  # noqa: ASYNC220 - runs for the whole test
@@ -241,14 +241,14 @@ async def eventually_or_none(check: Any, *, within: float) -> Any:
 
 
 async def test_sockets_are_told_when_their_process_lost_the_shared_channel(
-    tmp_path: Path, postgres_database: str
+    tmp_path: Path, fresh_database: str
 ) -> None:
     """Two web processes share rooms through Redis. Redis goes away and comes back: the sockets
     stayed connected, missed what was sent meanwhile, and are told so (`resyncNeeded`), with the
     moment to read again from; one listing (`changed_since`) then gives what changed."""
     redis = await PrivateRedis().start()
     settings = make_settings(
-        tmp_path, DATABASE_URL=postgres_database, REDIS_URL=redis.url, HUB_MIGRATE_ON_START="true"
+        tmp_path, DATABASE_URL=fresh_database, REDIS_URL=redis.url, HUB_MIGRATE_ON_START="true"
     )
     first, second = await start_hub(settings, kind="postgres"), await start_hub(settings, kind="postgres")
     try:
@@ -311,7 +311,7 @@ def hub_child(command: str, environment: dict[str, str]) -> subprocess.Popen[byt
 
 @pytest.mark.slow
 async def test_a_killed_workers_task_is_taken_by_another_within_the_reclaim_time(
-    tmp_path: Path, postgres_database: str, redis_url: str
+    tmp_path: Path, fresh_database: str, redis_url: str
 ) -> None:
     """A real `hub worker` is killed in the middle of a task (an e-mail stuck in its sending);
     another worker takes the task within HUB_TASK_RECLAIM_SECONDS, long before the outbox's own
@@ -325,7 +325,7 @@ async def test_a_killed_workers_task_is_taken_by_another_within_the_reclaim_time
     smtp = Controller(mailbox, hostname="127.0.0.1", port=port)
     smtp.start()
     settings = make_settings(
-        tmp_path, DATABASE_URL=postgres_database, REDIS_URL=redis_url, HUB_MIGRATE_ON_START="true"
+        tmp_path, DATABASE_URL=fresh_database, REDIS_URL=redis_url, HUB_MIGRATE_ON_START="true"
     )
     web_hub = await start_hub(settings, kind="postgres")  # HTTP only: the workers run the tasks
     environment = child_environment(
@@ -362,7 +362,7 @@ async def test_a_killed_workers_task_is_taken_by_another_within_the_reclaim_time
 
 @pytest.mark.slow
 async def test_a_timed_job_due_while_redis_is_away_fires_when_it_returns(
-    tmp_path: Path, postgres_database: str
+    tmp_path: Path, fresh_database: str
 ) -> None:
     """Real `hub scheduler` and `hub worker`, started while Redis is away, come up when it
     returns; then a snoozed conversation falls due while Redis is away again, Redis comes back
@@ -373,7 +373,7 @@ async def test_a_timed_job_due_while_redis_is_away_fires_when_it_returns(
 
     redis = await PrivateRedis().start()
     settings = make_settings(
-        tmp_path, DATABASE_URL=postgres_database, REDIS_URL=redis.url, HUB_MIGRATE_ON_START="true"
+        tmp_path, DATABASE_URL=fresh_database, REDIS_URL=redis.url, HUB_MIGRATE_ON_START="true"
     )
     web_hub = await start_hub(settings, kind="postgres")
     environment = child_environment(web_hub.settings, HUB_TIMED_JOB_CLAIM_SECONDS="3")
@@ -426,7 +426,7 @@ async def test_a_timed_job_due_while_redis_is_away_fires_when_it_returns(
 
 @pytest.mark.slow
 async def test_two_web_processes_ride_out_a_redis_restart_under_load(
-    tmp_path: Path, postgres_database: str
+    tmp_path: Path, fresh_database: str
 ) -> None:
     """Two web processes take signed posts at about 20 a second, half each, while Redis is killed
     and comes back empty: no post is answered 5xx, every acknowledged one is stored once, the
@@ -438,7 +438,7 @@ async def test_two_web_processes_ride_out_a_redis_restart_under_load(
 
     redis = await PrivateRedis().start()
     settings = make_settings(
-        tmp_path, DATABASE_URL=postgres_database, REDIS_URL=redis.url, HUB_MIGRATE_ON_START="true"
+        tmp_path, DATABASE_URL=fresh_database, REDIS_URL=redis.url, HUB_MIGRATE_ON_START="true"
     )
     first, second = await start_hub(settings, kind="postgres"), await start_hub(settings, kind="postgres")
     try:

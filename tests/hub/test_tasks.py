@@ -137,17 +137,17 @@ async def test_timed_work_survives_a_restart(tmp_path: Path) -> None:
 
 
 async def test_hub_worker_processes_run_the_tasks_of_a_scaled_hub(
-    tmp_path: Path, postgres_database: str, redis_url: str
+    tmp_path: Path, fresh_database: str, redis_url: str
 ) -> None:
     """Web here, tasks in a real `hub worker` process, over PostgreSQL and a Redis stream."""
     settings = make_settings(
-        tmp_path, DATABASE_URL=postgres_database, REDIS_URL=redis_url, HUB_MIGRATE_ON_START="true"
+        tmp_path, DATABASE_URL=fresh_database, REDIS_URL=redis_url, HUB_MIGRATE_ON_START="true"
     )
     web = await start_hub(settings, kind="postgres")  # no in-process worker: only the subprocess consumes
     # Another installation in this process, with a worker on its own queue, started last: its
     # runtime must not take over the web hub's tasks.
     neighbour = await start_hub(
-        make_settings(tmp_path / "neighbour", DATABASE_URL=postgres_database, REDIS_URL=redis_url),
+        make_settings(tmp_path / "neighbour", DATABASE_URL=fresh_database, REDIS_URL=redis_url),
         kind="postgres",
         in_process_worker=True,
     )

@@ -31,9 +31,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-async def scaled_hub(tmp_path: Path, postgres_database: str, redis_url: str) -> AsyncIterator[RunningHub]:
+async def scaled_hub(tmp_path: Path, fresh_database: str, redis_url: str) -> AsyncIterator[RunningHub]:
     settings = make_settings(
-        tmp_path, DATABASE_URL=postgres_database, REDIS_URL=redis_url, HUB_MIGRATE_ON_START="true"
+        tmp_path, DATABASE_URL=fresh_database, REDIS_URL=redis_url, HUB_MIGRATE_ON_START="true"
     )
     hub = await start_hub(settings, kind="postgres", in_process_worker=True)
     yield hub
