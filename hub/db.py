@@ -21,7 +21,19 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 import structlog
-from sqlalchemy import DateTime, ForeignKey, MetaData, Table, Uuid, any_, bindparam, event, select, text
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    MetaData,
+    Table,
+    Uuid,
+    any_,
+    bindparam,
+    event,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -31,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
+    Mapper,
     ORMExecuteState,
     Session,
     SessionTransaction,
@@ -382,6 +395,24 @@ async def organization_row(session: AsyncSession, model: type[R], **defaults: An
 def table_of(model: type[Base]) -> Table:
     """A model's table, for the plain statements of the busiest paths (typed as the Table it is)."""
     return cast(Table, model.__table__)
+
+
+class _Columns(dict[type, list[tuple[Any, Any]]]):
+    """Per mapped class, its (attribute, column) pairs; worked out once, on first use."""
+
+    def __missing__(self, cls: type) -> list[tuple[Any, Any]]:
+        mapper: Mapper[Any] = inspect(cls)
+        found = self[cls] = [(attribute, attribute.columns[0]) for attribute in mapper.column_attrs]
+        return found
+
+
+COLUMNS = _Columns()
+
+
+def row_values(row: Base) -> dict[str, Any]:
+    """The column values of a new object, for a plain INSERT of it (every column set by hand:
+    the models' defaults apply only in a flush)."""
+    return {column.name: getattr(row, attribute.key) for attribute, column in COLUMNS[type(row)]}
 
 
 def on_postgres(session: AsyncSession) -> bool:

@@ -17,9 +17,9 @@ from typing import Any, ClassVar, TypeVar
 
 import msgspec
 import structlog
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 
-from hub.db import HubAsyncSession, new_id, utcnow
+from hub.db import HubAsyncSession, new_id, table_of, utcnow
 from hub.models import OutboxEntry
 
 log = structlog.get_logger(__name__)
@@ -45,6 +45,7 @@ _running_hints: set[asyncio.Task[None]] = set()
 HINT_BATCH_SECONDS = 0.05
 HINT_BATCH_MOST = 200
 _hint_batches: dict[tuple[int, str], list[Event]] = {}
+_INSERT_ENTRIES = insert(table_of(OutboxEntry))
 
 MAX_BACKOFF_SECONDS = 3600
 
@@ -137,21 +138,29 @@ async def publish(session: HubAsyncSession, event: Event) -> None:
     payload = msgspec.to_builtins(event)
     claim = timedelta(seconds=current().settings.event_claim_seconds)
     now = utcnow()
-    entries = [
-        OutboxEntry(
-            id=new_id(),
-            organization_id=event.organization_id,
-            event_name=event.name,
-            handler=handler_name,
-            payload=payload,
-            available_at=now + claim,
-        )
-        for handler_name in _handlers.get(event.name, {})
-    ]
-    session.add_all(entries)
     # The rows start claimed by this process: the hand-off below runs them at once, and if this
     # process dies first the claim lapses and the sweep picks them up.
-    ids = [entry.id for entry in entries]
+    ids = [new_id() for _ in _handlers.get(event.name, {})]
+    if ids:
+        # One plain INSERT in the session's transaction (no unit of work: every inbound message
+        # publishes, and the flush machinery would cost more than the rows).
+        await (await session.connection()).execute(
+            _INSERT_ENTRIES,
+            [
+                {
+                    "id": entry_id,
+                    "organization_id": event.organization_id,
+                    "event_name": event.name,
+                    "handler": handler_name,
+                    "payload": payload,
+                    "attempts": 0,
+                    "available_at": now + claim,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for entry_id, handler_name in zip(ids, _handlers[event.name], strict=True)
+            ],
+        )
 
     async def hand_off() -> None:
         for listener in list(_listeners):

@@ -34,7 +34,7 @@ from crm.services.customers import (
     list_customers,
     update_customer,
 )
-from crm.services.identity import customer_for_sender, phone_owner, sender_query
+from crm.services.identity import customer_for_sender, new_customer_for_sender, phone_owner, sender_query
 from crm.services.imports import (
     ANALYZE_AFTER_BATCHES,
     FALSE,
@@ -145,6 +145,7 @@ __all__ = [
     "list_segments",
     "list_stages",
     "merge_customers",
+    "new_customer_for_sender",
     "note_recent_message",
     "opt_out_customer",
     "opt_out_keywords_of",

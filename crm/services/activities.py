@@ -16,7 +16,7 @@ from crm.schemas import ActivityIn, ActivityUpdate
 from crm.services.customers import get_customer
 from crm.services.scoring import note_recent_message, rescore_by_id
 from hub.auth import CurrentUser
-from hub.db import HubAsyncSession, insert_for, new_id, table_of, utcnow
+from hub.db import HubAsyncSession, insert_for, new_id, on_postgres, table_of, utcnow
 from hub.errors import Forbidden, InvalidInput, NotFound
 from hub.i18n import N_
 from hub.pagination import paginate
@@ -137,10 +137,15 @@ async def record_activities(session: HubAsyncSession, entries: list[dict[str, An
         }
         for entry in entries
     ]
-    await session.execute(
-        insert_for(session, table).on_conflict_do_nothing(index_elements=["organization_id", "source_key"]),
-        rows,
-    )
+    statement = _INSERT_ONCE.get(on_postgres(session))
+    if statement is None:
+        statement = _INSERT_ONCE[on_postgres(session)] = insert_for(session, table).on_conflict_do_nothing(
+            index_elements=["organization_id", "source_key"]
+        )
+    await (await session.connection()).execute(statement, rows)
+
+
+_INSERT_ONCE: dict[bool, Any] = {}  # per database kind (on PostgreSQL or not), built once
 
 
 async def conversation_started(
@@ -150,10 +155,12 @@ async def conversation_started(
     conversation_id: uuid.UUID,
     channel_id: uuid.UUID,
     at: datetime,
+    scored: bool = False,
 ) -> None:
     """The CRM's part of a conversation a customer opened, in the transaction that opens it: the
-    entry on their timeline and the score's recent-message factor. Done here rather than through
-    the event's outbox, which cost a first contact three more transactions."""
+    entry on their timeline and the score's recent-message factor (`scored`: the customer was
+    made just now with it). Done here rather than through the event's outbox, which cost a first
+    contact three more transactions."""
     await record_activities(
         session,
         [
@@ -166,4 +173,5 @@ async def conversation_started(
             }
         ],
     )
-    await note_recent_message(session, customer_id)
+    if not scored:
+        await note_recent_message(session, customer_id)

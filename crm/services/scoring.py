@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import msgspec
-from sqlalchemy import String, cast, func, or_, select
+from sqlalchemy import String, bindparam, cast, func, or_, select
 
 from crm.hooks import customer_facts, segment_condition_builders
 from crm.models import Activity, CrmSettings, Customer, Deal, SalesStage
@@ -19,6 +19,24 @@ from hub.db import HubAsyncSession, utcnow
 async def scoring_rules(session: HubAsyncSession) -> ScoringRules:
     stored = await session.scalar(select(CrmSettings.scoring))
     return msgspec.convert(stored or {}, ScoringRules)
+
+
+_STORED_RULES = (
+    select(CrmSettings.__table__.c.scoring)
+    .where(CrmSettings.__table__.c.organization_id == bindparam("org"))
+    .limit(1)
+)
+
+
+async def recent_message_factor(session: HubAsyncSession) -> dict[str, Any] | None:
+    """The score factor of a customer who wrote just now, by the organization's rules; one plain
+    read (a first contact's score is this factor alone)."""
+    connection = await session.connection()
+    stored = await connection.scalar(_STORED_RULES, {"org": session.organization_id})
+    rules = msgspec.convert(stored or {}, ScoringRules)
+    if rules.recent_points <= 0:
+        return None
+    return {"factor": "recent_message", "points": rules.recent_points, "detail": {"days": 0.0}}
 
 
 async def rescore(session: HubAsyncSession, customer: Customer, rules: ScoringRules | None = None) -> None:

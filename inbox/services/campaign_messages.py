@@ -10,12 +10,11 @@ from sqlalchemy import bindparam, insert, or_, select, update
 
 from campaigns.events import CampaignMessagesSent
 from hub.audience import chat_readers
-from hub.db import HubAsyncSession, new_id, one_of, table_of, utcnow
+from hub.db import HubAsyncSession, new_id, one_of, row_values, table_of, utcnow
 from hub.models import Media
 from hub.realtime import push
 from inbox.events import MessageSent
 from inbox.models import Conversation, Message, MessageAttachment
-from inbox.services.inbound import row_values
 from inbox.views import message_out, message_preview
 
 log = structlog.get_logger(__name__)

@@ -6,20 +6,36 @@ from __future__ import annotations
 import functools
 import uuid
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, bindparam, insert, inspect, select, update
+from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Mapper
 
 from channels.adapters import InboundMessage, Receipt, StoredInbound
 from crm.models import Customer, CustomerIdentity
-from crm.services import asks_to_opt_out, customer_for_sender, opt_out_customer, phone_owner
+from crm.services import (
+    asks_to_opt_out,
+    customer_for_sender,
+    new_customer_for_sender,
+    opt_out_customer,
+    phone_owner,
+)
 from crm.services import conversation_started as crm_conversation_started
 from hub import events, storage
-from hub.db import Base, HubAsyncSession, id_at, insert_for, new_id, table_of, utcnow
+from hub.db import (
+    COLUMNS,
+    HubAsyncSession,
+    id_at,
+    insert_for,
+    new_id,
+    on_postgres,
+    row_values,
+    table_of,
+    utcnow,
+)
 from hub.i18n import N_, translate
 from hub.models import Organization, Watermark
 from hub.runtime import Runtime
@@ -46,18 +62,6 @@ from inbox.views import (
 log = structlog.get_logger(__name__)
 
 
-class _Columns(dict[type, list[tuple[Any, Any]]]):
-    """Per mapped class, its (attribute, column) pairs; worked out once, on first use."""
-
-    def __missing__(self, cls: type) -> list[tuple[Any, Any]]:
-        mapper: Mapper[Any] = inspect(cls)
-        found = self[cls] = [(attribute, attribute.columns[0]) for attribute in mapper.column_attrs]
-        return found
-
-
-_COLUMNS = _Columns()
-
-
 async def store_inbound(runtime: Runtime, inbound: InboundMessage) -> StoredInbound:
     """Commit an inbound message before anyone acknowledges it; a repeated delivery is stored once.
 
@@ -73,22 +77,25 @@ async def store_inbound(runtime: Runtime, inbound: InboundMessage) -> StoredInbo
                 stored = await _stored_already(session, inbound)
                 if stored is not None:
                     return stored
+            now = utcnow()
             customer, conversation, labels = await _sender_and_conversation(session, inbound)
+            new_customer = False
             if customer is None:
-                customer = await customer_for_sender(
-                    session,
-                    channel_id=inbound.channel_id,
-                    sender=inbound.sender,
-                    sender_is_phone=inbound.sender_is_phone,
-                    display_name=inbound.sender_name,
-                    looked_up=True,  # _sender_and_conversation found nobody
-                )
+                sender: dict[str, Any] = {
+                    "channel_id": inbound.channel_id,
+                    "sender": inbound.sender,
+                    "sender_is_phone": inbound.sender_is_phone,
+                    "display_name": inbound.sender_name,
+                }
+                customer = await new_customer_for_sender(session, **sender, at=now)
+                new_customer = customer is not None
+                if customer is None:  # a concurrent first message made them: read them back
+                    customer = await customer_for_sender(session, **sender)
             conversation_created = conversation is None
             if conversation is None:
                 conversation, conversation_created = await _start_conversation(
-                    session, customer.id, inbound.channel_id
+                    session, customer.id, inbound.channel_id, at=now
                 )
-                session.expunge(conversation)  # from here on it changes through the statement below
             reply_to_id = None
             if inbound.reply_to_external_id:
                 reply_to_id = await session.scalar(
@@ -116,7 +123,6 @@ async def store_inbound(runtime: Runtime, inbound: InboundMessage) -> StoredInbo
                 await assign_in_turn(runtime, session, conversation)
                 if conversation.assignee_id is not None:
                     changes["assignee_id"] = conversation.assignee_id
-            now = utcnow()
             message = Message(
                 id=new_id(),
                 organization_id=inbound.organization_id,
@@ -189,6 +195,7 @@ async def store_inbound(runtime: Runtime, inbound: InboundMessage) -> StoredInbo
                     conversation_id=conversation.id,
                     channel_id=inbound.channel_id,
                     at=now,
+                    scored=new_customer,
                 )
                 await events.publish(
                     session,
@@ -247,11 +254,6 @@ async def _opt_out(
         )
 
     session.after_commit(hand_to_channel)
-
-
-def row_values(row: Base) -> dict[str, Any]:
-    """The column values of a new object, for a plain INSERT of it."""
-    return {column.name: getattr(row, attribute.key) for attribute, column in _COLUMNS[type(row)]}
 
 
 async def _stored_already(session: HubAsyncSession, inbound: InboundMessage) -> StoredInbound | None:
@@ -338,33 +340,58 @@ async def _sender_and_conversation(
     if not rows:
         return None, None, []
     first = rows[0]._mapping
-    customer = Customer(**{attribute.key: first[column] for attribute, column in _COLUMNS[Customer]})
+    customer = Customer(**{attribute.key: first[column] for attribute, column in COLUMNS[Customer]})
     conversation = None
     if first["v_id"] is not None:
         conversation = Conversation(
-            **{attribute.key: first[f"v_{column.name}"] for attribute, column in _COLUMNS[Conversation]}
+            **{attribute.key: first[f"v_{column.name}"] for attribute, column in COLUMNS[Conversation]}
         )
     return customer, conversation, [row.label for row in rows if row.label is not None]
 
 
 async def _start_conversation(
-    session: HubAsyncSession, customer_id: uuid.UUID, channel_id: uuid.UUID
+    session: HubAsyncSession, customer_id: uuid.UUID, channel_id: uuid.UUID, *, at: datetime
 ) -> tuple[Conversation, bool]:
-    """A new conversation, or the one a concurrent first message has just started."""
-    try:
-        async with session.begin_nested():
-            conversation = Conversation(customer_id=customer_id, channel_id=channel_id, status="open")
-            session.add(conversation)
-            await session.flush()
+    """A new conversation (a plain INSERT), or the one a concurrent first message has just
+    started. The object returned is a snapshot, not in the session: it changes by statements."""
+    organization_id = session.organization_id
+    conversation = Conversation(
+        id=new_id(),
+        organization_id=organization_id,
+        customer_id=customer_id,
+        channel_id=channel_id,
+        status="open",
+        snoozed_until=None,
+        assignee_id=None,
+        last_message_at=None,
+        last_message_preview=None,
+        unread_count=0,
+        created_at=at,
+        updated_at=at,
+    )
+    connection = await session.connection()
+    statement = _start_statement("postgresql" if on_postgres(session) else "sqlite")
+    if (await connection.execute(statement, row_values(conversation))).first() is not None:
         return conversation, True
-    except IntegrityError:
-        found = await session.scalar(
-            select(Conversation).where(
-                Conversation.customer_id == customer_id, Conversation.channel_id == channel_id
-            )
+    found = await session.scalar(
+        select(Conversation).where(
+            Conversation.customer_id == customer_id, Conversation.channel_id == channel_id
         )
-        assert found is not None
-        return found, False
+    )
+    assert found is not None
+    session.expunge(found)
+    return found, False
+
+
+@functools.cache
+def _start_statement(dialect: str) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    conversations = table_of(Conversation)
+    return (
+        insert(conversations)
+        .on_conflict_do_nothing(index_elements=["organization_id", "customer_id", "channel_id"])
+        .returning(conversations.c.id)
+    )
 
 
 async def apply_receipt(runtime: Runtime, receipt: Receipt) -> bool:

@@ -3,12 +3,14 @@ agent's cap, by the organization's inbox settings."""
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import structlog
-from sqlalchemy import and_, func, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import and_, bindparam, func, select, update
 
 from hub import events
-from hub.db import HubAsyncSession, organization_row
+from hub.db import HubAsyncSession, organization_row, table_of
 from hub.models import User
 from hub.runtime import Runtime
 from inbox.events import ConversationAssigned
@@ -34,15 +36,54 @@ async def update_inbox_settings(
 
 
 ASSIGN_BATCH = 8
-_BUSY = aliased(Conversation, name="busy")  # an agent's open conversations; built once, it is costly
+
+
+@functools.cache
+def _statements() -> dict[str, Any]:
+    """The round's plain statements, built once (building them costs more than running them).
+    Each names the organization; on PostgreSQL row security applies as well."""
+    settings, users = table_of(InboxSettings), table_of(User)
+    busy = table_of(Conversation).alias("busy")  # an agent's open conversations
+    org = bindparam("org", type_=settings.c.organization_id.type)
+    return {
+        "settings": select(settings.c.auto_assign, settings.c.agent_cap, settings.c.last_assignee_id)
+        .where(settings.c.organization_id == org)
+        .limit(1),
+        "with_room": select(users.c.id)
+        .select_from(
+            users.outerjoin(
+                busy,
+                and_(
+                    busy.c.assignee_id == users.c.id,
+                    busy.c.organization_id == org,
+                    busy.c.status.in_(("open", "pending")),
+                ),
+            )
+        )
+        .where(
+            users.c.id.in_(bindparam("batch", expanding=True)),
+            users.c.organization_id == org,
+            users.c.role == "agent",
+            users.c.is_active.is_(True),
+        )
+        .group_by(users.c.id)
+        .having(func.count(busy.c.id) < bindparam("cap")),
+        "turn_taken": update(settings)
+        .where(settings.c.organization_id == org)
+        .values(last_assignee_id=bindparam("chosen", type_=settings.c.last_assignee_id.type)),
+    }
 
 
 async def assign_in_turn(runtime: Runtime, session: HubAsyncSession, conversation: Conversation) -> None:
-    """Round-robin among the agents online now who have room under the cap; none, and it waits."""
-    settings = await session.scalar(select(InboxSettings))
+    """Round-robin among the agents online now who have room under the cap; none, and it waits.
+    The conversation's new assignee is set on the object, for the caller to write."""
+    statements = _statements()
+    connection = await session.connection()
+    org = conversation.organization_id
+    settings = (await connection.execute(statements["settings"], {"org": org})).first()
     if settings is None or not settings.auto_assign or runtime.pusher is None:
         return
-    online = sorted(await runtime.pusher.online_in_role(conversation.organization_id, "agent"))
+    online = sorted(await runtime.pusher.online_in_role(org, "agent"))
     if not online:
         return
     # Their turn order: those after the last one chosen, then from the start. Asked about a few at
@@ -50,17 +91,12 @@ async def assign_in_turn(runtime: Runtime, session: HubAsyncSession, conversatio
     last = settings.last_assignee_id
     turn = [agent for agent in online if last is not None and agent > last]
     turn += [agent for agent in online if last is None or agent <= last]
-    busy = _BUSY
     chosen = None
     for start in range(0, len(turn), ASSIGN_BATCH):
         batch = turn[start : start + ASSIGN_BATCH]
         with_room = set(
-            await session.scalars(
-                select(User.id)
-                .outerjoin(busy, and_(busy.assignee_id == User.id, busy.status.in_(("open", "pending"))))
-                .where(User.id.in_(batch), User.role == "agent", User.is_active.is_(True))
-                .group_by(User.id)
-                .having(func.count(busy.id) < settings.agent_cap)
+            await connection.scalars(
+                statements["with_room"], {"org": org, "batch": batch, "cap": settings.agent_cap}
             )
         )
         chosen = next((agent for agent in batch if agent in with_room), None)
@@ -68,7 +104,7 @@ async def assign_in_turn(runtime: Runtime, session: HubAsyncSession, conversatio
             break
     if chosen is None:
         return
-    settings.last_assignee_id = chosen
+    await connection.execute(statements["turn_taken"], {"org": org, "chosen": chosen})
     conversation.assignee_id = chosen
     await events.publish(
         session,
