@@ -23,8 +23,10 @@ async def messages_received(received: list[MessageReceived]) -> None:
     for organization_id, theirs in events.by_organization(received).items():
         last_written: dict[uuid.UUID, datetime] = {}
         for event in theirs:
-            last_written[event.conversation_id] = moment_of(event.message_id)
-        await services.customers_wrote_since(current(), organization_id, last_written)
+            if not event.conversation_created:  # a conversation that just began has no tickets
+                last_written[event.conversation_id] = moment_of(event.message_id)
+        if last_written:
+            await services.customers_wrote_since(current(), organization_id, last_written)
         for event in theirs:
             await services.suggest_ticket(
                 current(),

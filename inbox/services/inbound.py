@@ -152,20 +152,13 @@ async def store_inbound(runtime: Runtime, inbound: InboundMessage) -> StoredInbo
                 continue
             for position, item in enumerate(media):
                 session.add(MessageAttachment(message_id=message.id, media_id=item.id, position=position))
-            if changes:  # seldom: a reopened or newly assigned conversation
-                conversations = table_of(Conversation)
-                await connection.execute(
-                    update(conversations)
-                    .where(
-                        conversations.c.id == conversation.id,
-                        conversations.c.organization_id == inbound.organization_id,
-                    )
-                    .values(**changes)
-                )
             conversation.last_message_at = now
             conversation.last_message_preview = message_preview(inbound.text, message.kind)
+            touch = statements["touch_conversation"]
+            if changes:  # a reopened or newly assigned conversation: in the same statement
+                touch = touch.values(**changes)
             conversation.unread_count = await connection.scalar(
-                statements["touch_conversation"],
+                touch,
                 {
                     "conversation": conversation.id,
                     "org": inbound.organization_id,
