@@ -140,6 +140,8 @@ async def channel_post(
             raise
     except BaseException as error:
         result = _result_of(error)
+        if isinstance(error, Busy):
+            metrics.inbound_refused(error.reason)
         raise
     finally:
         metrics.INBOUND_POSTS.labels(kind, result).inc()

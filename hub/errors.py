@@ -80,6 +80,7 @@ class TooManyRequests(HubError):
 class Busy(HubError):
     status_code = 503
     default_message = N_("The hub is busy. Try again shortly.")
+    reason = "busy"  # what was past its bound (hub.throttle.Gate)
 
 
 _STATUS_MESSAGES = {

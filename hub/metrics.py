@@ -11,11 +11,14 @@ What lives in the shared stores (the outbox, the task queue) is read when scrape
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
+import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
+import structlog
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -33,6 +36,8 @@ from hub.db import moment_of, utcnow
 if TYPE_CHECKING:
     from hub.runtime import Runtime
 
+log = structlog.get_logger(__name__)
+
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 INBOUND_POSTS = Counter(
@@ -41,6 +46,12 @@ INBOUND_POSTS = Counter(
     "the process was busy, throttled: too many failures from one address, rejected: unknown "
     "channel or bad signature, invalid, timeout)",
     ["kind", "result"],
+)
+INBOUND_REFUSALS = Counter(
+    "hub_inbound_refusals_total",
+    "Channel posts refused because the process was past a bound, by the bound: in_progress "
+    "(HUB_INBOUND_MAX_PENDING), loop_lag, waited (the post itself), database_wait, fanout_backlog",
+    ["reason"],
 )
 INBOUND_TO_EMIT = Histogram(
     "hub_inbound_to_emit_seconds",
@@ -162,3 +173,20 @@ async def exposition(runtime: Runtime) -> tuple[bytes, str]:
     else:
         processes = PROCESS_REGISTRY
     return generate_latest(processes) + generate_latest(await _shared(runtime)), CONTENT_TYPE_LATEST
+
+
+REFUSALS_LOGGED_EVERY = 10.0  # seconds: an overloaded process refuses many, and says so once
+_refusals: collections.Counter[str] = collections.Counter()
+_refusals_logged_at = 0.0
+
+
+def inbound_refused(reason: str) -> None:
+    """Count a refused post by what was past its bound, and log the counts now and then."""
+    global _refusals_logged_at
+    INBOUND_REFUSALS.labels(reason).inc()
+    _refusals[reason] += 1
+    now = time.monotonic()
+    if now - _refusals_logged_at >= REFUSALS_LOGGED_EVERY:
+        log.warning("channel posts refused: this process is past a bound", **dict(_refusals))
+        _refusals.clear()
+        _refusals_logged_at = now

@@ -239,21 +239,29 @@ class Gate:
         self.max_backlog = max_backlog
         self.refused = 0
 
-    def overloaded(self) -> bool:
-        return (
-            self.pending >= self.limit
-            or (self.lag is not None and self.lag.seconds > self.max_lag)
-            or (self.database_wait is not None and self.database_wait() > self.max_wait)
-            or (self.backlog is not None and self.backlog() > self.max_backlog)
-        )
+    def overloaded(self) -> str | None:
+        """Why the process takes no more now (None: it does)."""
+        if self.pending >= self.limit:
+            return "in_progress"
+        if self.lag is not None and self.lag.seconds > self.max_lag:
+            return "loop_lag"
+        if self.database_wait is not None and self.database_wait() > self.max_wait:
+            return "database_wait"
+        if self.backlog is not None and self.backlog() > self.max_backlog:
+            return "fanout_backlog"
+        return None
 
     @contextlib.contextmanager
     def enter(self, waited: float = 0.0) -> Iterator[None]:
         """Take a slot; `waited` is how long this request already waited in the process (for the
-        database, say): past `max_wait` it is refused like one that would wait that long."""
-        if waited > self.max_wait or self.overloaded():
+        database, say): past `max_wait` it is refused like one that would wait that long. A
+        refusal says why (`Busy.reason`), for the operators' metrics and log."""
+        reason = "waited" if waited > self.max_wait else self.overloaded()
+        if reason is not None:
             self.refused += 1
-            raise Busy(headers={"Retry-After": self.retry_after})
+            refusal = Busy(headers={"Retry-After": self.retry_after})
+            refusal.reason = reason
+            raise refusal
         self.pending += 1
         try:
             yield
@@ -273,7 +281,9 @@ class KeyedGate:
     def enter(self, key: Any) -> Iterator[None]:
         taken = self.pending.get(key, 0)
         if taken >= self.limit:
-            raise Busy(headers={"Retry-After": self.retry_after})
+            refusal = Busy(headers={"Retry-After": self.retry_after})
+            refusal.reason = "channel_in_progress"
+            raise refusal
         self.pending[key] = taken + 1
         try:
             yield

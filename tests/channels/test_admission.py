@@ -12,6 +12,9 @@ import httpx
 
 from tests.conftest import eventually, make_settings, register, start_hub
 from tests.helpers.channels import ApiChannel, make_channel, webhook_receiver
+from tests.hub.test_metrics import scrape, value
+
+REFUSALS = "hub_inbound_refusals_total"
 
 
 async def taken(channel: ApiChannel, external_id: str, text: str) -> httpx.Response | None:
@@ -30,9 +33,12 @@ async def test_a_late_event_loop_refuses_posts_until_it_catches_up(tmp_path: Pat
 
             # The process falls behind: its event loop (this test shares it) is held for 0.3 s,
             # as a burst of work would hold it.
+            before = value(await scrape(hub), REFUSALS, reason="loop_lag")
             time.sleep(0.3)  # noqa: ASYNC251 - blocking the loop is the point
             refused = await channel.send(external_id="lag-2", **{"from": "+966561230070"}, text="during")
             assert refused.status_code == 503, refused.text
+            # The operators see why: the loop's lag, counted by its name.
+            assert value(await scrape(hub), REFUSALS, reason="loop_lag") == before + 1
             assert int(refused.headers["Retry-After"]) >= 1
             async with hub.client(organization.admin.token) as client:
                 page = (await client.get(f"/api/inbox/conversations/{chat}/messages")).json()
@@ -64,6 +70,8 @@ async def test_a_process_behind_on_its_database_refuses_posts_that_waited_too_lo
 
             # The embedded database's one connection is busy for half a second (as a burst of
             # work would keep it): a post that came meanwhile has waited too long by its turn.
+            samples = await scrape(hub)
+            before = sum(value(samples, REFUSALS, reason=r) for r in ("waited", "database_wait"))
             async with hub.runtime.db.engine.connect():
                 waiting = asyncio.create_task(
                     channel.send(external_id="wait-2", **{"from": "+966561230070"}, text="during")
@@ -72,6 +80,9 @@ async def test_a_process_behind_on_its_database_refuses_posts_that_waited_too_lo
             refused = await waiting
             assert refused.status_code == 503, refused.text
             assert int(refused.headers["Retry-After"]) >= 1
+            samples = await scrape(hub)
+            after = sum(value(samples, REFUSALS, reason=r) for r in ("waited", "database_wait"))
+            assert after == before + 1
 
             # Caught up: the sender posts again and it is taken, once.
             await eventually(lambda: taken(channel, "wait-2", "during"))
