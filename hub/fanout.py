@@ -10,6 +10,7 @@ reads again what it shows) instead of growing without bound.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import contextvars
 import time
@@ -114,10 +115,16 @@ class Fanout:
             asyncio.Queue[tuple[str, Any, list[str], asyncio.Future[None] | None, float | None]] | None
         ) = None
         self._task: asyncio.Task[None] | None = None
+        self._queued_at: collections.deque[float] = collections.deque()  # beside the queue, in order
 
     @property
     def backlog(self) -> int:
         return self._queue.qsize() if self._queue is not None else 0
+
+    @property
+    def oldest_wait(self) -> float:
+        """How long the oldest push still queued has waited, in seconds (0 when none waits)."""
+        return time.monotonic() - self._queued_at[0] if self._queued_at else 0.0
 
     async def put(self, event: str, data: Any, rooms: list[str], *, wait: bool = False) -> None:
         """Queue an emit; with `wait`, return once it went out (a logout's notice before its close)."""
@@ -132,6 +139,7 @@ class Fanout:
         done = asyncio.get_running_loop().create_future() if wait else None
         arrived = metrics.arrived.get() if event == "newMessage" else None
         await self._queue.put((event, data, rooms, done, arrived))
+        self._queued_at.append(time.monotonic())  # no other task ran since the put: same order
         if done is not None:
             await done
 
@@ -142,6 +150,9 @@ class Fanout:
             batch = [await queue.get()]
             while len(batch) < BATCH and not queue.empty():
                 batch.append(queue.get_nowait())
+            for _ in batch:
+                if self._queued_at:
+                    self._queued_at.popleft()
             try:
                 await self._emit_many([(event, data, rooms) for event, data, rooms, _, _ in batch])
                 now = time.monotonic()

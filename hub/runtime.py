@@ -45,8 +45,7 @@ class Runtime:
             max_lag=settings.inbound_max_lag,
             max_wait=settings.inbound_max_wait,
             database_wait=lambda: db.recent_wait,
-            backlog=self._fanout_backlog,
-            max_backlog=settings.socket_fanout_queue // 2,
+            backlog=self._fanout_wait,
         )
         self.channel_gates = KeyedGate(settings.inbound_max_pending)
         self.send_slots = SendSlots(settings.outbound_per_channel, settings.outbound_max)
@@ -61,8 +60,8 @@ class Runtime:
         )
         return cls(settings=settings, db=Database(settings), redis=redis, counters=counters)
 
-    def _fanout_backlog(self) -> int:
-        return self.pusher.fanout.backlog if self.pusher is not None else 0
+    def _fanout_wait(self) -> float:
+        return self.pusher.fanout.oldest_wait if self.pusher is not None else 0.0
 
     async def close(self) -> None:
         if self.pusher is not None:

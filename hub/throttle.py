@@ -208,11 +208,9 @@ class LoopLag:
 
 class Gate:
     """At most `limit` requests of one kind in progress in this process, and none while its event
-    loop runs more than `max_lag` seconds late, when the request itself or any work of the process
-    waited more than `max_wait` seconds for the database lately (posts, and the work they leave
-    behind, queue for it: the process is behind), or while
-    work they leave behind (`backlog`, the socket pushes waiting for their emit) is past
-    `max_backlog`. One more is refused at once (503
+    loop runs more than `max_lag` seconds late, or while something waits longer than `max_wait`
+    seconds: the request itself, any checkout of a database connection lately, or the oldest of
+    the socket pushes the process has yet to emit (`backlog`). One more is refused at once (503
     with Retry-After) instead of waiting in a queue: the process keeps answering quickly and keeps
     its sockets' heartbeats, and the sender, who got no acknowledgement, posts again later."""
 
@@ -225,8 +223,7 @@ class Gate:
         max_lag: float = float("inf"),
         max_wait: float = float("inf"),
         database_wait: Callable[[], float] | None = None,
-        backlog: Callable[[], int] | None = None,
-        max_backlog: int = 0,
+        backlog: Callable[[], float] | None = None,
     ) -> None:
         self.limit = limit
         self.max_wait = max_wait
@@ -236,7 +233,6 @@ class Gate:
         self.lag = lag
         self.max_lag = max_lag
         self.backlog = backlog
-        self.max_backlog = max_backlog
         self.refused = 0
 
     def overloaded(self) -> str | None:
@@ -247,7 +243,7 @@ class Gate:
             return "loop_lag"
         if self.database_wait is not None and self.database_wait() > self.max_wait:
             return "database_wait"
-        if self.backlog is not None and self.backlog() > self.max_backlog:
+        if self.backlog is not None and self.backlog() > self.max_wait:
             return "fanout_backlog"
         return None
 

@@ -122,7 +122,7 @@ async def test_pushes_waiting_for_their_emit_are_bounded_and_close_the_gate() ->
         emitted.extend(data for _event, data, _rooms in emissions)
 
     fanout = Fanout(emit_many, limit=4)
-    gate = Gate(64, backlog=lambda: fanout.backlog, max_backlog=2)
+    gate = Gate(64, backlog=lambda: fanout.oldest_wait, max_wait=0.1)
     with gate.enter():
         pass  # nothing waits: posts are taken
 
@@ -131,8 +131,13 @@ async def test_pushes_waiting_for_their_emit_are_bounded_and_close_the_gate() ->
     for number in range(1, 5):  # four waiting: the queue is full
         await fanout.put("probe", number, ["room"])
     assert fanout.backlog == 4
-    with pytest.raises(Busy), gate.enter():
+    with gate.enter():
+        pass  # they have not waited long yet
+    await asyncio.sleep(0.15)  # the oldest has waited longer than the gate allows
+    assert fanout.oldest_wait >= 0.15
+    with pytest.raises(Busy) as refused, gate.enter():
         pass
+    assert refused.value.reason == "fanout_backlog"
     assert gate.refused == 1
 
     sixth = asyncio.create_task(fanout.put("probe", 5, ["room"]))
@@ -144,6 +149,7 @@ async def test_pushes_waiting_for_their_emit_are_bounded_and_close_the_gate() ->
     await fanout.put("probe", 6, ["room"], wait=True)
     assert emitted == list(range(7))  # all of them, in the order they were put
     assert fanout.backlog == 0
+    assert fanout.oldest_wait == 0
     with gate.enter():
         pass  # emptied: posts are taken again
     await fanout.close()
