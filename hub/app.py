@@ -35,7 +35,7 @@ from hub.throttle import RateLimitMiddleware
 log = structlog.get_logger(__name__)
 
 # Domain packages plug in by having these modules; the kernel imports nothing else of theirs.
-DOMAIN_PACKAGES = ("channels", "crm", "inbox", "tickets", "campaigns")
+DOMAIN_PACKAGES = ("hub.billing", "channels", "crm", "inbox", "tickets", "campaigns")
 
 
 def domain_modules(role: str) -> list[Any]:

@@ -1,4 +1,4 @@
-"""The `hub` command: serve, worker, scheduler, migrate, createadmin."""
+"""The `hub` command: serve, worker, scheduler, migrate, createadmin, billing."""
 
 from __future__ import annotations
 
@@ -230,6 +230,41 @@ def createadmin(args: argparse.Namespace) -> int:
     return 0
 
 
+def sync_plans(args: argparse.Namespace) -> int:
+    """Make Stripe's products and prices and the hub's plans match a plans file."""
+    import stripe
+
+    from hub import migrate
+    from hub.billing import services
+    from hub.runtime import Runtime, activate, deactivate
+
+    settings = _settings()
+    if not settings.stripe_secret_key:
+        return _fail("billing is not configured: set STRIPE_SECRET_KEY")
+    try:
+        specs = services.read_plans(Path(args.file))
+    except services.PlansFileError as error:
+        return _fail(str(error))
+    if settings.should_migrate_on_start:
+        migrate.upgrade(settings)
+
+    async def sync() -> None:
+        runtime = Runtime.build(settings)
+        activate(runtime)
+        try:
+            for plan in await services.sync_plans(runtime, specs):
+                print(f"hub: plan {plan.code}: {plan.stripe_monthly_price_id}, {plan.stripe_yearly_price_id}")
+        finally:
+            await runtime.close()
+            deactivate(runtime)
+
+    try:
+        asyncio.run(sync())
+    except stripe.StripeError as error:
+        return _fail(f"Stripe refused: {error.user_message or error}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="hub", description="Real-time omnichannel messaging hub")
     commands = root.add_subparsers(dest="command", required=True)
@@ -252,6 +287,14 @@ def parser() -> argparse.ArgumentParser:
     admin_parser.add_argument("--name", required=True)
     admin_parser.add_argument("--language", choices=LANGUAGES, default="ar")
     admin_parser.set_defaults(handler=createadmin)
+
+    billing_parser = commands.add_parser("billing", help="billing through Stripe")
+    billing_commands = billing_parser.add_subparsers(dest="billing_command", required=True)
+    plans_parser = billing_commands.add_parser(
+        "sync-plans", help="make Stripe's products and prices and the hub's plans match a plans file"
+    )
+    plans_parser.add_argument("file", help="a plans file (TOML; hub/billing/plans.toml is an example)")
+    plans_parser.set_defaults(handler=sync_plans)
     return root
 
 

@@ -96,6 +96,10 @@ class Settings:
     whatsapp_lease_seconds: float = 15.0
     # On PostgreSQL, where the WhatsApp keys live (unset: the hub's database, schema whatsapp).
     whatsapp_store_url: str | None = field(default=None, repr=False)
+    # Billing through Stripe: off without a secret key (self-hosting has no limits); the API base
+    # is Stripe's unless a test or a proxy says otherwise.
+    stripe_secret_key: str | None = field(default=None, repr=False)
+    stripe_api_base: str | None = None
     # Seconds an outbox event stays with the process that published it before the sweep retries it.
     event_claim_seconds: int = 120
     # Seconds after which a task a dead worker was running is taken by another worker.
@@ -221,6 +225,8 @@ class Settings:
             whatsapp_reconnect_max=env.seconds("HUB_WHATSAPP_RECONNECT_MAX_SECONDS", 300.0),
             whatsapp_lease_seconds=env.seconds("HUB_WHATSAPP_LEASE_SECONDS", 15.0),
             whatsapp_store_url=env.text("HUB_WHATSAPP_STORE_URL", "") or None,
+            stripe_secret_key=env.text("STRIPE_SECRET_KEY", "") or None,
+            stripe_api_base=env.text("STRIPE_API_BASE", "") or None,
             event_claim_seconds=env.number("HUB_EVENT_CLAIM_SECONDS", 120),
             timed_job_claim_seconds=env.number("HUB_TIMED_JOB_CLAIM_SECONDS", 10),
             task_reclaim_seconds=env.seconds("HUB_TASK_RECLAIM_SECONDS", 15.0),

@@ -11,6 +11,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from datetime import date, datetime
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from babel.dates import format_datetime as _format_datetime
 from babel.dates import get_timezone
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_decimal
+from babel.numbers import format_currency, format_decimal, get_currency_precision
 from babel.support import Translations
 
 from hub.config import DEFAULT_LANGUAGE, LANGUAGES
@@ -126,6 +127,13 @@ def text_direction(language: str) -> str:
 
 def format_number(value: float | int, language: str) -> str:
     return format_decimal(value, locale=language)
+
+
+def format_money(minor_units: int, currency: str, language: str) -> str:
+    """An amount in the currency's smallest unit (cents), as the language writes money."""
+    code = currency.upper()
+    digits = get_currency_precision(code)
+    return format_currency(Decimal(minor_units).scaleb(-digits), code, locale=language)
 
 
 def format_date(value: date, language: str, *, style: str = "medium") -> str:
