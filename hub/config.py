@@ -99,6 +99,7 @@ class Settings:
     # Billing through Stripe: off without a secret key (self-hosting has no limits); the API base
     # is Stripe's unless a test or a proxy says otherwise.
     stripe_secret_key: str | None = field(default=None, repr=False)
+    stripe_webhook_secret: str | None = field(default=None, repr=False)
     stripe_api_base: str | None = None
     # Seconds an outbox event stays with the process that published it before the sweep retries it.
     event_claim_seconds: int = 120
@@ -226,6 +227,7 @@ class Settings:
             whatsapp_lease_seconds=env.seconds("HUB_WHATSAPP_LEASE_SECONDS", 15.0),
             whatsapp_store_url=env.text("HUB_WHATSAPP_STORE_URL", "") or None,
             stripe_secret_key=env.text("STRIPE_SECRET_KEY", "") or None,
+            stripe_webhook_secret=env.text("STRIPE_WEBHOOK_SECRET", "") or None,
             stripe_api_base=env.text("STRIPE_API_BASE", "") or None,
             event_claim_seconds=env.number("HUB_EVENT_CLAIM_SECONDS", 120),
             timed_job_claim_seconds=env.number("HUB_TIMED_JOB_CLAIM_SECONDS", 10),

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, get
+from litestar import Controller, Request, get, post
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
+from litestar.params import JSONBody
+from sqlalchemy import select
 
 from hub.auth import CurrentUser
 from hub.billing import services
-from hub.billing.schemas import PlanOut
-from hub.billing.views import plan_out
-from hub.controllers import SessionDep
+from hub.billing.models import BillingPlan
+from hub.billing.schemas import PlanOut, SubscribeIn, SubscriptionOut, WebhookAnswer
+from hub.billing.views import plan_out, subscription_out
+from hub.controllers import RuntimeDep, SessionDep
+from hub.db import HubAsyncSession
 from hub.errors import NotFound, request_language
 from hub.i18n import N_
 from hub.permissions import requires
@@ -36,6 +40,46 @@ class BillingController(Controller):
     async def plans(self, request: Request[CurrentUser, Any, Any], session: SessionDep) -> list[PlanOut]:
         language = request_language(request)
         return [plan_out(plan, language) for plan in await services.offered_plans(session)]
+
+    @get("/subscription", guards=[requires("billing", "read")], errors=(404,))
+    async def subscription(
+        self, request: Request[CurrentUser, Any, Any], session: SessionDep
+    ) -> SubscriptionOut:
+        return await _subscription_view(session, request_language(request))
+
+    @post("/subscribe", guards=[requires("billing", "write")], status_code=201, errors=(404, 409))
+    async def subscribe(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        runtime: RuntimeDep,
+        session: SessionDep,
+        data: JSONBody[SubscribeIn],
+    ) -> SubscriptionOut:
+        await services.subscribe(
+            runtime, session, plan_code=data.plan, interval=data.interval, billing_email=data.billing_email
+        )
+        return await _subscription_view(session, request_language(request))
+
+    @post(
+        "/webhooks/stripe",
+        exclude_from_auth=True,
+        status_code=200,
+        request_max_body_size=1024 * 1024,
+        errors=(404,),
+    )
+    async def stripe_webhook(self, request: Request[Any, Any, Any], runtime: RuntimeDep) -> WebhookAnswer:
+        applied = await services.receive(
+            runtime, await request.body(), request.headers.get(services.SIGNATURE_HEADER)
+        )
+        return WebhookAnswer(received=True, duplicate=not applied)
+
+
+async def _subscription_view(session: HubAsyncSession, language: str) -> SubscriptionOut:
+    current = await services.subscription_of(session)
+    plan = None
+    if current is not None and current.plan_code:
+        plan = await session.scalar(select(BillingPlan).where(BillingPlan.code == current.plan_code))
+    return subscription_out(current, plan, await services.usage_now(session), language)
 
 
 ROUTES = [BillingController]

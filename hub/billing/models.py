@@ -1,14 +1,15 @@
 """Billing's tables: the installation's plans (readable by every organization, written by
-`hub billing sync-plans`)."""
+`hub billing sync-plans`), each organization's subscription, and the Stripe events applied."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, String
+from sqlalchemy import JSON, BigInteger, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hub.db import Base
+from hub.db import Base, TenantMixin
 
 
 class BillingPlan(Base):
@@ -31,3 +32,32 @@ class BillingPlan(Base):
     stripe_product_id: Mapped[str | None] = mapped_column(String(100))
     stripe_monthly_price_id: Mapped[str | None] = mapped_column(String(100))
     stripe_yearly_price_id: Mapped[str | None] = mapped_column(String(100))
+
+
+class Subscription(Base, TenantMixin):
+    """An organization's subscription, as Stripe last told it (one per organization)."""
+
+    __tablename__ = "billing_subscriptions"
+    __table_args__ = (UniqueConstraint("organization_id"),)
+
+    stripe_customer_id: Mapped[str] = mapped_column(String(100))
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(100), unique=True)
+    plan_code: Mapped[str | None] = mapped_column(String(32))
+    interval: Mapped[str | None] = mapped_column(String(8))  # month, year
+    # Stripe's: trialing, active, past_due, unpaid, canceled, incomplete, incomplete_expired.
+    status: Mapped[str] = mapped_column(String(24), default="none")
+    current_period_end: Mapped[datetime | None]
+    trial_end: Mapped[datetime | None]
+    cancel_at_period_end: Mapped[bool] = mapped_column(default=False)
+    billing_email: Mapped[str | None] = mapped_column(String(254))
+    # When Stripe's object that gave this state was read: an older one never rolls it back.
+    stripe_seen_at: Mapped[datetime | None]
+
+
+class BillingEvent(Base):
+    """A Stripe event the hub has applied: each is applied once, however often it is sent."""
+
+    __tablename__ = "billing_events"
+
+    stripe_event_id: Mapped[str] = mapped_column(String(100), unique=True)
+    event_type: Mapped[str] = mapped_column(String(100))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Annotated
+
 import msgspec
 
 
@@ -25,3 +28,33 @@ class PlanOut(msgspec.Struct, kw_only=True):
     trial_days: int
     modules: list[str]
     limits: list[LimitOut]
+
+
+class SubscribeIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    plan: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    interval: Annotated[str, msgspec.Meta(min_length=1, max_length=8)] = "month"
+    billing_email: Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
+
+
+class UsageOut(msgspec.Struct, kw_only=True):
+    limit: str
+    name: str  # in the reader's language
+    used: int | None  # None: not counted here
+    value: int | None  # the plan's limit; None: unlimited
+
+
+class SubscriptionOut(msgspec.Struct, kw_only=True):
+    plan: str | None
+    plan_name: str | None
+    interval: str | None
+    status: str  # none, trialing, active, past_due, unpaid, canceled, incomplete
+    current_period_end: datetime | None
+    trial_end: datetime | None
+    cancel_at_period_end: bool
+    billing_email: str | None
+    usage: list[UsageOut]
+
+
+class WebhookAnswer(msgspec.Struct, kw_only=True):
+    received: bool
+    duplicate: bool

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hub.billing.models import BillingPlan
-from hub.billing.schemas import LimitOut, PlanOut, PriceOut
+from hub.billing.models import BillingPlan, Subscription
+from hub.billing.schemas import LimitOut, PlanOut, PriceOut, SubscriptionOut, UsageOut
 from hub.billing.services import LIMITS, limit_of
 from hub.i18n import N_, format_money, translate
 
@@ -36,6 +36,30 @@ def plan_out(plan: BillingPlan, language: str) -> PlanOut:
         modules=list(plan.modules or []),
         limits=[
             LimitOut(limit=limit, name=translate(language, LIMIT_NAMES[limit]), value=limit_of(plan, limit))
+            for limit in LIMITS
+        ],
+    )
+
+
+def subscription_out(
+    subscription: Subscription | None, plan: BillingPlan | None, used: dict[str, int | None], language: str
+) -> SubscriptionOut:
+    return SubscriptionOut(
+        plan=plan.code if plan is not None else None,
+        plan_name=plan_out(plan, language).name if plan is not None else None,
+        interval=subscription.interval if subscription is not None else None,
+        status=subscription.status if subscription is not None else "none",
+        current_period_end=subscription.current_period_end if subscription is not None else None,
+        trial_end=subscription.trial_end if subscription is not None else None,
+        cancel_at_period_end=subscription.cancel_at_period_end if subscription is not None else False,
+        billing_email=subscription.billing_email if subscription is not None else None,
+        usage=[
+            UsageOut(
+                limit=limit,
+                name=translate(language, LIMIT_NAMES[limit]),
+                used=used.get(limit),
+                value=limit_of(plan, limit) if plan is not None else None,
+            )
             for limit in LIMITS
         ],
     )

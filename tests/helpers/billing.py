@@ -1,17 +1,26 @@
-"""A local Stripe for billing tests: localstripe (a stateful server that speaks Stripe's API), in a
-process of its own on a free port, empty at start."""
+"""A local Stripe for billing tests: localstripe (a stateful server that speaks Stripe's API, with
+the trials of `tests.helpers.stripe_server`), in a process of its own on a free port, empty at
+start."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
+import json
 import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import httpx
 import stripe
+
+ROOT = Path(__file__).resolve().parents[2]  # where `tests` is a package
 
 
 def _free_port() -> int:
@@ -31,16 +40,39 @@ class LocalStripe:
             self.secret_key, base_addresses={"api": self.url}, http_client=stripe.HTTPXClient()
         )
 
+    webhook_secret: str = "whsec_hub_tests"
+
     def settings(self) -> dict[str, str]:
         """The environment a hub needs to bill through this server."""
-        return {"STRIPE_SECRET_KEY": self.secret_key, "STRIPE_API_BASE": self.url}
+        return {
+            "STRIPE_SECRET_KEY": self.secret_key,
+            "STRIPE_API_BASE": self.url,
+            "STRIPE_WEBHOOK_SECRET": self.webhook_secret,
+        }
+
+    async def send_webhooks_to(self, url: str) -> None:
+        """Have this server sign and post its events to `url`, as Stripe does."""
+        async with httpx.AsyncClient() as client:
+            answer = await client.post(
+                f"{self.url}/_config/webhooks/hub", data={"url": url, "secret": self.webhook_secret}
+            )
+        answer.raise_for_status()
+
+
+def signed(payload: dict[str, Any], secret: str, *, at: int) -> tuple[bytes, str]:
+    """An event's body and its `Stripe-Signature`, made as Stripe makes them (for events a test
+    sends itself)."""
+    body = json.dumps(payload).encode()
+    mac = hmac.new(secret.encode(), f"{at}.".encode() + body, hashlib.sha256).hexdigest()
+    return body, f"t={at},v1={mac}"
 
 
 @contextlib.asynccontextmanager
 async def local_stripe() -> AsyncIterator[LocalStripe]:
     port = _free_port()
     process = subprocess.Popen(  # noqa: ASYNC220 - started at once, not waited on
-        [sys.executable, "-m", "localstripe", "--port", str(port), "--from-scratch"],
+        [sys.executable, "-m", "tests.helpers.stripe_server", "--port", str(port), "--from-scratch"],
+        cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
