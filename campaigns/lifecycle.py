@@ -18,10 +18,12 @@ from campaigns.views import STATUS_NAMES, progress_of, push_campaign
 from channels.adapters import STATE_NAMES
 from channels.models import Channel
 from hub.auth import CurrentUser
+from hub.billing.services.limits import require_room
 from hub.db import HubAsyncSession, utcnow
 from hub.errors import Conflict, InvalidInput
 from hub.i18n import N_, Term
 from hub.runtime import Runtime
+from hub.services import count_usage
 from hub.tasks import schedule
 
 log = structlog.get_logger(__name__)
@@ -69,6 +71,10 @@ async def start_campaign(
     if campaign.audience_status == "failed" or campaign.total == 0:
         raise InvalidInput(N_("No one would receive this campaign."), field="audience")
     given = await check_start(session, starts_at, "starts_at")
+    if campaign.status == "draft":  # counted once, when first started or scheduled
+        # What is left of the month's recipients must hold the whole audience, before any send.
+        await require_room(session, "campaign_recipients_per_month", adding=campaign.total)
+        await count_usage(session, "campaign_recipients", campaign.total)
     begin_at = given or campaign.starts_at
     channel_ids = await _ready_channels(session, campaign)
     if begin_at is not None and begin_at > utcnow():

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 from channels.phones import normalize_phone
 from channels.schemas import ApiAttachment, ApiInbound, ApiReceipt
 from hub.auth import CurrentUser
+from hub.billing.services.limits import require_room
 from hub.db import COLUMNS, HubAsyncSession, table_of, utcnow
 from hub.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from hub.i18n import N_, Term
@@ -125,6 +126,7 @@ async def create_api_channel(
             N_("The hub does not call this address: it must be a public http or https address."),
             field="webhook_url",
         ) from None
+    await require_room(session, "api_channels")
     channel = Channel(kind="api", name=name.strip(), state="ready", config={"webhook_url": webhook_url})
     return await _create_channel(session, actor, channel)
 
@@ -215,6 +217,7 @@ async def receive_api_receipt(channel: Channel, body: bytes) -> None:
 
 
 async def create_whatsapp_profile(session: HubAsyncSession, actor: CurrentUser, *, name: str) -> Channel:
+    await require_room(session, "whatsapp_profiles")
     profile = Channel(kind="whatsapp", name=name.strip(), state="disconnected", config={})
     return await _create_channel(session, actor, profile)
 

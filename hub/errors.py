@@ -62,6 +62,13 @@ class NotFound(HubError):
     default_message = N_("Not found.")
 
 
+class PaymentRequired(HubError):
+    """The organization's plan does not allow this (billing's limits and modules)."""
+
+    status_code = 402
+    default_message = N_("Your plan does not allow this.")
+
+
 class Conflict(HubError):
     status_code = 409
     default_message = N_("This conflicts with the current state.")
@@ -87,6 +94,7 @@ _STATUS_MESSAGES = {
     400: HubError.default_message,
     401: NotAuthenticated.default_message,
     403: Forbidden.default_message,
+    402: PaymentRequired.default_message,
     404: NotFound.default_message,
     405: N_("This method is not allowed here."),
     408: RequestTimeout.default_message,

@@ -40,6 +40,10 @@ class Term(str):
     __slots__ = ()
 
 
+class Names(dict[str, str]):
+    """A parameter given a name in each language (a plan's, from the operator's plans file)."""
+
+
 @cache
 def catalog(language: str) -> Translations:
     path = LOCALE_DIR / language / "LC_MESSAGES" / "messages.po"
@@ -75,7 +79,15 @@ def translate(language: str, message: str, **params: object) -> str:
     text = translations.gettext(message)
     if not params:
         return text
-    words = {k: translations.gettext(v) if isinstance(v, Term) else v for k, v in params.items()}
+    chosen = language if language in LANGUAGES else DEFAULT_LANGUAGE
+    words = {
+        k: translations.gettext(v)
+        if isinstance(v, Term)
+        else (v.get(chosen) or next(iter(v.values()), ""))
+        if isinstance(v, Names)
+        else v
+        for k, v in params.items()
+    }
     return text.format(**words)
 
 

@@ -97,6 +97,21 @@ async def module_enabled(connection: ASGIConnection[Any, Any, Any, Any], module:
     return enabled is not False  # modules are on unless switched off
 
 
+# The areas a billing plan includes or not (billing's own page is always there).
+PLAN_MODULES = ("whatsapp", "crm", "ticketing", "campaigns")
+
+
+async def _module_in_plan(connection: ASGIConnection[Any, Any, Any, Any], area: str) -> None:
+    """Work in a module the organization's plan leaves out is 402 (reading it never is)."""
+    from hub.billing.services.limits import billing_on, require_module
+    from hub.runtime import runtime_of
+
+    if not billing_on():
+        return
+    async with runtime_of(connection).db.session(connection.user.organization_id) as session:
+        await require_module(session, area, MODULE_NAMES[area])
+
+
 def requires(area: str, level: Level | str = Level.read) -> Guard:
     """A guard: the caller's role reaches `level` in `area`, and the area's module is switched on."""
     if area not in AREAS:
@@ -113,6 +128,8 @@ def requires(area: str, level: Level | str = Level.read) -> Guard:
             raise Forbidden(
                 N_("The {module} module is switched off for this organization."), module=MODULE_NAMES[area]
             )
+        if wanted >= Level.write and area in PLAN_MODULES:
+            await _module_in_plan(connection, area)
 
     guard.__name__ = f"requires_{area}_{wanted.name}"
     return guard

@@ -5,17 +5,8 @@ from __future__ import annotations
 from hub.billing.models import BillingPlan, Subscription
 from hub.billing.schemas import LimitOut, PlanOut, PriceOut, SubscriptionOut, UsageOut
 from hub.billing.services import LIMITS, limit_of
-from hub.i18n import N_, format_money, translate
-
-LIMIT_NAMES = {
-    "agents": N_("Agents"),
-    "whatsapp_profiles": N_("WhatsApp numbers"),
-    "api_channels": N_("API channels"),
-    "messages_per_month": N_("Messages sent a month"),
-    "campaign_recipients_per_month": N_("Campaign recipients a month"),
-    "ai_credits_per_month": N_("AI credits a month"),
-    "storage_mb": N_("Storage (MB)"),
-}
+from hub.billing.services.limits import LIMIT_TERMS
+from hub.i18n import format_money, translate
 
 
 def plan_out(plan: BillingPlan, language: str) -> PlanOut:
@@ -35,7 +26,7 @@ def plan_out(plan: BillingPlan, language: str) -> PlanOut:
         trial_days=plan.trial_days,
         modules=list(plan.modules or []),
         limits=[
-            LimitOut(limit=limit, name=translate(language, LIMIT_NAMES[limit]), value=limit_of(plan, limit))
+            LimitOut(limit=limit, name=translate(language, LIMIT_TERMS[limit]), value=limit_of(plan, limit))
             for limit in LIMITS
         ],
     )
@@ -56,7 +47,7 @@ def subscription_out(
         usage=[
             UsageOut(
                 limit=limit,
-                name=translate(language, LIMIT_NAMES[limit]),
+                name=translate(language, LIMIT_TERMS[limit]),
                 used=used.get(limit),
                 value=limit_of(plan, limit) if plan is not None else None,
             )

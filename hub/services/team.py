@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hub import events
 from hub.auth import CurrentUser
+from hub.billing.services.limits import require_room
 from hub.db import HubAsyncSession, utcnow
 from hub.errors import Conflict, InvalidInput, NotFound
 from hub.i18n import N_, translate
@@ -108,6 +109,7 @@ async def invite_user(
     email = normalize_email(email)
     if await email_taken(runtime, email):
         raise Conflict(N_("An account with this e-mail already exists."), field="email")
+    await require_room(session, "agents")  # a seat of the plan (402 when they are all taken)
     token = new_secret_token()
     invitation = Invitation(
         email=email,

@@ -29,6 +29,7 @@ from channels.models import Channel
 from crm.models import Customer
 from hub import events, storage
 from hub.auth import CurrentUser
+from hub.billing.services.limits import require_room
 from hub.db import HubAsyncSession, new_id, utcnow
 from hub.errors import Conflict, InvalidInput
 from hub.i18n import N_, Term
@@ -63,6 +64,8 @@ async def reply(
     media = await storage.media_in_order(session, attachment_ids or [])
     if not text and not media:
         raise InvalidInput(N_("A message needs text or attachments."), field="text")
+    if not private:  # a note stays in the hub: only what is sent counts
+        await require_room(session, "messages_per_month")
     if reply_to is not None:
         quoted = await session.get(Message, reply_to)
         if quoted is None or quoted.conversation_id != conversation.id:

@@ -90,3 +90,28 @@ async def local_stripe() -> AsyncIterator[LocalStripe]:
     finally:
         process.terminate()
         await asyncio.to_thread(process.wait)
+
+
+@contextlib.asynccontextmanager
+async def billed_hub(
+    request: Any, tmp_path: Path, plans: Path | None = None
+) -> AsyncIterator[tuple[Any, LocalStripe]]:
+    """A hub billing through a local Stripe of its own, on the database `request.param` names
+    (sqlite, postgres); with `plans`, those plans synced to it first."""
+    from hub.billing.services import read_plans, sync_plans
+    from tests.conftest import make_settings, start_hub
+
+    async with local_stripe() as server:
+        environ = server.settings()
+        if request.param == "postgres":
+            environ |= {
+                "DATABASE_URL": request.getfixturevalue("fresh_database"),
+                "HUB_MIGRATE_ON_START": "true",
+            }
+        hub = await start_hub(make_settings(tmp_path, **environ), kind=request.param)
+        try:
+            if plans is not None:
+                await sync_plans(hub.runtime, read_plans(plans))
+            yield hub, server
+        finally:
+            await hub.stop()

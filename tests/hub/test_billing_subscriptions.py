@@ -16,17 +16,15 @@ import pytest
 from sqlalchemy import func, select
 
 from hub.billing.models import BillingEvent
-from hub.billing.services import SHIPPED_PLANS, read_plans, sync_plans
+from hub.billing.services import SHIPPED_PLANS
 from tests.conftest import (
     Organization,
     RunningHub,
     add_member,
     eventually,
-    make_settings,
     register,
-    start_hub,
 )
-from tests.helpers.billing import LocalStripe, local_stripe, signed
+from tests.helpers.billing import LocalStripe, billed_hub, signed
 
 WEBHOOK = "/api/billing/webhooks/stripe"
 
@@ -35,20 +33,9 @@ WEBHOOK = "/api/billing/webhooks/stripe"
 async def billed(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[RunningHub, LocalStripe]]:
-    async with local_stripe() as server:
-        environ = server.settings()
-        if request.param == "postgres":
-            environ |= {
-                "DATABASE_URL": request.getfixturevalue("fresh_database"),
-                "HUB_MIGRATE_ON_START": "true",
-            }
-        hub = await start_hub(make_settings(tmp_path, **environ), kind=request.param)
-        try:
-            await sync_plans(hub.runtime, read_plans(SHIPPED_PLANS))
-            await server.send_webhooks_to(f"{hub.url}{WEBHOOK}")
-            yield hub, server
-        finally:
-            await hub.stop()
+    async with billed_hub(request, tmp_path, SHIPPED_PLANS) as (hub, server):
+        await server.send_webhooks_to(f"{hub.url}{WEBHOOK}")
+        yield hub, server
 
 
 async def subscription(hub: RunningHub, token: str, language: str = "en") -> dict[str, Any]:

@@ -8,7 +8,6 @@ from sqlalchemy import func, select
 from hub.billing.hooks import held_counts
 from hub.db import HubAsyncSession, utcnow
 from hub.models import User
-from hub.services.usage import usage_month, usage_of
 
 # The monthly limits and the usage counter each reads.
 MONTHLY_COUNTERS = {
@@ -20,6 +19,10 @@ MONTHLY_COUNTERS = {
 
 async def usage_now(session: HubAsyncSession) -> dict[str, int | None]:
     """Per limit, what the organization uses now (None: not counted on this installation)."""
+    # Imported here: hub.services (the team's invitations) asks billing for room, so billing
+    # cannot import hub.services while it loads.
+    from hub.services.usage import usage_month, usage_of
+
     month = await usage_of(session, usage_month(utcnow()))
     used: dict[str, int | None] = {
         limit: month.get(counter, 0) for limit, counter in MONTHLY_COUNTERS.items()

@@ -1,0 +1,112 @@
+"""The plan in force and its limits, enforced where the work happens: going past one is 402,
+naming the limit, its value and the plan that lifts it. With billing off there are none.
+Inbound messages are never counted against anything here."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from hub.billing.models import BillingPlan
+from hub.billing.services.plans import limit_of
+from hub.billing.services.subscriptions import subscription_of
+from hub.billing.services.usage import usage_now
+from hub.db import HubAsyncSession
+from hub.errors import PaymentRequired
+from hub.i18n import N_, Names, Term
+from hub.runtime import current
+
+# A subscription in these states gives its plan (past_due: during the grace Stripe's retries
+# give; then Stripe moves it to unpaid or canceled).
+IN_FORCE = ("trialing", "active", "past_due")
+LIMIT_TERMS = {
+    "agents": Term(N_("Agents")),
+    "whatsapp_profiles": Term(N_("WhatsApp numbers")),
+    "api_channels": Term(N_("API channels")),
+    "messages_per_month": Term(N_("Messages sent a month")),
+    "campaign_recipients_per_month": Term(N_("Campaign recipients a month")),
+    "ai_credits_per_month": Term(N_("AI credits a month")),
+    "storage_mb": Term(N_("Storage (MB)")),
+}
+
+
+def billing_on() -> bool:
+    return bool(current().settings.stripe_secret_key)
+
+
+async def plan_in_force(session: HubAsyncSession) -> BillingPlan | None:
+    """The plan whose limits apply: the subscription's while it is in force, else the free plan
+    of the plans file (a plan that costs nothing), else none (nothing beyond reading)."""
+    subscription = await subscription_of(session)
+    if subscription is not None and subscription.status in IN_FORCE and subscription.plan_code:
+        plan = await session.scalar(select(BillingPlan).where(BillingPlan.code == subscription.plan_code))
+        if plan is not None:
+            return plan
+    return await session.scalar(
+        select(BillingPlan)
+        .where(BillingPlan.active.is_(True), BillingPlan.monthly_amount == 0, BillingPlan.yearly_amount == 0)
+        .order_by(BillingPlan.position)
+        .limit(1)
+    )
+
+
+async def require_room(session: HubAsyncSession, limit: str, adding: int = 1) -> None:
+    """402 unless the plan in force leaves room for `adding` more of this limit."""
+    if not billing_on():
+        return
+    plan = await plan_in_force(session)
+    value = limit_of(plan, limit) if plan is not None else 0
+    if value is None:
+        return
+    used = (await usage_now(session)).get(limit)
+    if used is None:
+        return  # not counted on this installation
+    if used + adding <= value:
+        return
+    lifting = await _plan_lifting(session, limit, used + adding)
+    extra = {"limit": limit, "value": value, "used": used, "plan": lifting.code if lifting else None}
+    if lifting is None:
+        raise PaymentRequired(
+            N_("{limit}: your plan allows {value}, and no plan allows more."),
+            extra=extra,
+            limit=LIMIT_TERMS[limit],
+            value=value,
+        )
+    raise PaymentRequired(
+        N_("{limit}: your plan allows {value}. The {plan} plan allows more."),
+        extra=extra,
+        limit=LIMIT_TERMS[limit],
+        value=value,
+        plan=Names(lifting.names or {"en": lifting.code}),
+    )
+
+
+async def _plan_lifting(session: HubAsyncSession, limit: str, needed: int) -> BillingPlan | None:
+    for plan in await session.scalars(
+        select(BillingPlan).where(BillingPlan.active.is_(True)).order_by(BillingPlan.position)
+    ):
+        value = limit_of(plan, limit)
+        if value is None or value >= needed:
+            return plan
+    return None
+
+
+async def require_module(session: HubAsyncSession, module: str, name: Term) -> None:
+    """402 unless the plan in force includes this module (work in it; reading is never refused)."""
+    if not billing_on():
+        return
+    plan = await plan_in_force(session)
+    if plan is not None and module in (plan.modules or []):
+        return
+    offered = await session.scalars(
+        select(BillingPlan).where(BillingPlan.active.is_(True)).order_by(BillingPlan.position)
+    )
+    including = next((candidate for candidate in offered if module in (candidate.modules or [])), None)
+    extra = {"module": module, "plan": including.code if including else None}
+    if including is None:
+        raise PaymentRequired(N_("No plan includes the {module} module."), extra=extra, module=name)
+    raise PaymentRequired(
+        N_("The {module} module is not in your plan. The {plan} plan includes it."),
+        extra=extra,
+        module=name,
+        plan=Names(including.names or {"en": including.code}),
+    )

@@ -1,0 +1,166 @@
+"""Limits of the plan in force, enforced where the work happens with 402 naming the limit, its
+value and the plan that lifts it (in the caller's language): seats, channels, messages sent,
+campaign recipients (before any send), and modules (work in one; reading is never refused).
+Inbound messages are never refused for billing: over every limit, customers' words still land."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import (
+    Organization,
+    RunningHub,
+    add_member,
+    eventually,
+    register,
+)
+from tests.helpers.billing import billed_hub
+from tests.helpers.campaigns import (
+    CountingReceiver,
+    api_channel,
+    customers,
+    poster,
+    ready_campaign,
+    serve_receiver,
+)
+
+# A free plan with room for very little, and a paid one without limits.
+PLANS = """
+currency = "usd"
+
+[plans.tiny]
+name = { en = "Tiny", ar = "الصغيرة" }
+monthly = 0
+yearly = 0
+modules = ["whatsapp", "crm", "campaigns"]
+[plans.tiny.limits]
+agents = 2
+whatsapp_profiles = 1
+api_channels = 1
+messages_per_month = 2
+campaign_recipients_per_month = 1
+
+[plans.roomy]
+name = { en = "Roomy", ar = "الواسعة" }
+monthly = 5000
+yearly = 50000
+modules = ["whatsapp", "crm", "campaigns", "ticketing"]
+"""
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def limited(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RunningHub]:
+    plans = tmp_path / "plans.toml"
+    plans.write_text(PLANS, encoding="utf-8")
+    async with billed_hub(request, tmp_path, plans) as (hub, _server):
+        yield hub
+
+
+def refused_for(answer: Any, limit: str, value: int, plan: str | None) -> str:
+    assert answer.status_code == 402, answer.text
+    body = answer.json()
+    assert (body["limit"], body["value"], body["plan"]) == (limit, value, plan)
+    return str(body["detail"])
+
+
+async def test_each_limit_of_the_free_plan_is_402_where_the_work_happens(limited: RunningHub) -> None:
+    hub = limited
+    organization: Organization = await register(hub)
+    admin = organization.admin.token
+
+    # Seats: the admin and one more; the third is refused, naming the plan that lifts it.
+    await add_member(hub, organization, "manager")
+    async with hub.client(admin, language="en") as client:
+        third = await client.post("/api/users/invite", json={"email": "third@acme.example", "role": "agent"})
+    assert "Roomy" in refused_for(third, "agents", 2, "roomy")
+    async with hub.client(admin, language="ar") as client:
+        third = await client.post("/api/users/invite", json={"email": "third@acme.example", "role": "agent"})
+    assert "الواسعة" in refused_for(third, "agents", 2, "roomy")
+
+    # Channels: one API channel and one WhatsApp number.
+    box = CountingReceiver()
+    runner = await serve_receiver(box)
+    try:
+        channel = await api_channel(hub, organization, box)
+        async with hub.client(admin) as client:
+            second = await client.post(
+                "/api/channels", json={"type": "api", "name": "Shop", "webhook_url": box.url}
+            )
+            refused_for(second, "api_channels", 1, "roomy")
+            assert (await client.post("/api/whatsapp/profiles", json={"name": "Sales"})).status_code == 201
+            refused_for(
+                await client.post("/api/whatsapp/profiles", json={"name": "Support"}),
+                "whatsapp_profiles",
+                1,
+                "roomy",
+            )
+
+        # Messages sent: two replies a month; the third is refused, a private note never is.
+        sent = await poster(channel).send(external_id="in-1", **{"from": "+966500000301"}, text="hello")
+        assert sent.status_code == 202, sent.text
+        chat = sent.json()["conversation_id"]
+        async with hub.client(admin) as client:
+            for number in range(2):
+                reply = await client.post(
+                    f"/api/inbox/conversations/{chat}/messages", json={"text": f"r{number}"}
+                )
+                assert reply.status_code == 201, reply.text
+            await eventually(lambda: len(box.messages) >= 2, within=20)
+
+            async def refused_reply() -> Any:
+                answer = await client.post(
+                    f"/api/inbox/conversations/{chat}/messages", json={"text": "third"}
+                )
+                return answer if answer.status_code == 402 else None
+
+            refused_for(await eventually(refused_reply, within=20), "messages_per_month", 2, "roomy")
+            note = await client.post(
+                f"/api/inbox/conversations/{chat}/messages", json={"text": "a note", "private": True}
+            )
+            assert note.status_code == 201, note.text
+
+        # Over every limit, the customer's words still land and are shown.
+        later = await poster(channel).send(
+            external_id="in-2", **{"from": "+966500000301"}, text="still there?"
+        )
+        assert later.status_code == 202, later.text
+        async with hub.client(admin) as client:
+            page = (await client.get(f"/api/inbox/conversations/{chat}/messages")).json()
+        assert "still there?" in [m["text"] for m in page["items"]]
+
+        # Campaign recipients: the month holds one; an audience of two is refused before any send.
+        people = await customers(
+            hub,
+            organization,
+            [{"name": "Huda", "phone": "+966500000311"}, {"name": "Omar", "phone": "+966500000312"}],
+        )
+        campaign = await ready_campaign(
+            hub,
+            admin,
+            {
+                "name": "Offer",
+                "channel_ids": [channel["id"]],
+                "template": {"ar": "عرض", "en": "Offer"},
+                "audience": {"customer_ids": [p["id"] for p in people]},
+            },
+        )
+        async with hub.client(admin) as client:
+            started = await client.post(f"/api/campaigns/{campaign['id']}/start")
+            refused_for(started, "campaign_recipients_per_month", 1, "roomy")
+            assert (await client.get(f"/api/campaigns/{campaign['id']}")).json()["status"] == "draft"
+        assert not [m for m in box.messages if m.get("text") == "Offer"]
+
+        # A module the plan leaves out: reading it is fine, working in it is 402.
+        async with hub.client(admin, language="en") as client:
+            assert (await client.get("/api/tickets")).status_code == 200
+            opened = await client.post("/api/tickets", json={"title": "Broken bottle"})
+        assert opened.status_code == 402, opened.text
+        assert opened.json()["module"] == "ticketing"
+        assert opened.json()["plan"] == "roomy"
+        assert "Roomy" in opened.json()["detail"]
+    finally:
+        await runner.cleanup()
