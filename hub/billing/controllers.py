@@ -3,25 +3,34 @@ endpoint answers that billing is not configured here."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
-from litestar.params import JSONBody
+from litestar.params import JSONBody, QueryParameter
 from sqlalchemy import select
 
 from hub.auth import CurrentUser
 from hub.billing import services
 from hub.billing.models import BillingPlan
-from hub.billing.schemas import PlanOut, SubscribeIn, SubscriptionOut, WebhookAnswer
-from hub.billing.views import plan_out, subscription_out
-from hub.controllers import RuntimeDep, SessionDep
+from hub.billing.schemas import (
+    CancelIn,
+    ChangePlanIn,
+    InvoiceOut,
+    PlanOut,
+    SubscribeIn,
+    SubscriptionOut,
+    WebhookAnswer,
+)
+from hub.billing.views import invoice_out, plan_out, subscription_out
+from hub.controllers import Cursor, RuntimeDep, SessionDep
 from hub.db import HubAsyncSession
 from hub.errors import NotFound, request_language
 from hub.i18n import N_
 from hub.permissions import requires
 from hub.runtime import runtime_of
+from hub.schemas import Page
 
 
 async def billing_configured(
@@ -59,6 +68,41 @@ class BillingController(Controller):
             runtime, session, plan_code=data.plan, interval=data.interval, billing_email=data.billing_email
         )
         return await _subscription_view(session, request_language(request))
+
+    @post("/change-plan", guards=[requires("billing", "write")], status_code=200, errors=(404, 409))
+    async def change_plan(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        runtime: RuntimeDep,
+        session: SessionDep,
+        data: JSONBody[ChangePlanIn],
+    ) -> SubscriptionOut:
+        await services.change_plan(runtime, session, plan_code=data.plan, interval=data.interval)
+        return await _subscription_view(session, request_language(request))
+
+    @post("/cancel", guards=[requires("billing", "write")], status_code=200, errors=(404, 409))
+    async def cancel(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        runtime: RuntimeDep,
+        session: SessionDep,
+        data: JSONBody[CancelIn],
+    ) -> SubscriptionOut:
+        await services.cancel(runtime, session, at_period_end=data.at_period_end)
+        return await _subscription_view(session, request_language(request))
+
+    @get("/invoices", guards=[requires("billing", "read")], errors=(404,))
+    async def invoices(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        runtime: RuntimeDep,
+        session: SessionDep,
+        cursor: Cursor = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+    ) -> Page[InvoiceOut]:
+        language = request_language(request)
+        rows, next_cursor = await services.invoices_page(runtime, session, cursor=cursor, limit=limit)
+        return Page(items=[invoice_out(row, language) for row in rows], next_cursor=next_cursor)
 
     @post(
         "/webhooks/stripe",

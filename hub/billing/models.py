@@ -50,6 +50,9 @@ class Subscription(Base, TenantMixin):
     trial_end: Mapped[datetime | None]
     cancel_at_period_end: Mapped[bool] = mapped_column(default=False)
     billing_email: Mapped[str | None] = mapped_column(String(254))
+    # A downgrade waits for the end of the period paid for: the plan and interval it goes to.
+    pending_plan_code: Mapped[str | None] = mapped_column(String(32))
+    pending_interval: Mapped[str | None] = mapped_column(String(8))
     # When Stripe's object that gave this state was read: an older one never rolls it back.
     stripe_seen_at: Mapped[datetime | None]
 

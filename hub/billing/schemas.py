@@ -52,9 +52,33 @@ class SubscriptionOut(msgspec.Struct, kw_only=True):
     trial_end: datetime | None
     cancel_at_period_end: bool
     billing_email: str | None
+    pending_plan: str | None  # a downgrade waiting for the period's end
+    pending_interval: str | None
     usage: list[UsageOut]
 
 
 class WebhookAnswer(msgspec.Struct, kw_only=True):
     received: bool
     duplicate: bool
+
+
+class ChangePlanIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    plan: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    interval: Annotated[str, msgspec.Meta(min_length=1, max_length=8)] = "month"
+
+
+class CancelIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    at_period_end: bool = True  # False: now
+
+
+class InvoiceOut(msgspec.Struct, kw_only=True):
+    id: str
+    number: str | None
+    status: str | None  # draft, open, paid, uncollectible, void
+    amount_due: int
+    amount_paid: int
+    currency: str
+    display: str  # the amount due, as the reader's language writes money
+    created: datetime
+    hosted_invoice_url: str | None
+    invoice_pdf: str | None

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from hub.billing.models import BillingPlan, Subscription
-from hub.billing.schemas import LimitOut, PlanOut, PriceOut, SubscriptionOut, UsageOut
+from hub.billing.schemas import InvoiceOut, LimitOut, PlanOut, PriceOut, SubscriptionOut, UsageOut
 from hub.billing.services import LIMITS, limit_of
 from hub.billing.services.limits import LIMIT_TERMS
 from hub.i18n import format_money, translate
@@ -44,6 +47,8 @@ def subscription_out(
         trial_end=subscription.trial_end if subscription is not None else None,
         cancel_at_period_end=subscription.cancel_at_period_end if subscription is not None else False,
         billing_email=subscription.billing_email if subscription is not None else None,
+        pending_plan=subscription.pending_plan_code if subscription is not None else None,
+        pending_interval=subscription.pending_interval if subscription is not None else None,
         usage=[
             UsageOut(
                 limit=limit,
@@ -53,4 +58,20 @@ def subscription_out(
             )
             for limit in LIMITS
         ],
+    )
+
+
+def invoice_out(invoice: dict[str, Any], language: str) -> InvoiceOut:
+    currency = invoice.get("currency") or "usd"
+    return InvoiceOut(
+        id=invoice["id"],
+        number=invoice.get("number"),
+        status=invoice.get("status"),
+        amount_due=int(invoice.get("amount_due") or 0),
+        amount_paid=int(invoice.get("amount_paid") or 0),
+        currency=currency,
+        display=format_money(int(invoice.get("amount_due") or 0), currency, language),
+        created=datetime.fromtimestamp(int(invoice.get("created") or 0), UTC),
+        hosted_invoice_url=invoice.get("hosted_invoice_url"),
+        invoice_pdf=invoice.get("invoice_pdf"),
     )

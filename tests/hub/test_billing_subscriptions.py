@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from hub.billing.models import BillingEvent
-from hub.billing.services import SHIPPED_PLANS
+from hub.billing.models import BillingEvent, Subscription
+from hub.billing.services import SHIPPED_PLANS, apply_pending_change
+from hub.models import ScheduledJob
 from tests.conftest import (
     Organization,
     RunningHub,
@@ -211,3 +212,100 @@ async def test_billing_endpoints_answer_that_billing_is_off(
             assert "Billing is not configured" in answer.text
     async with hub.client() as client:
         assert (await client.post(WEBHOOK, content=b"{}")).status_code == 404
+
+
+async def test_plans_change_at_once_up_and_at_the_periods_end_down_and_subscriptions_cancel(
+    billed: tuple[RunningHub, LocalStripe],
+) -> None:
+    hub, server = billed
+    organization = await register(hub)
+    admin = organization.admin.token
+    stripe = server.client()
+    async with hub.client(admin, language="en") as client:
+        nothing = await client.post("/api/billing/change-plan", json={"plan": "pro", "interval": "month"})
+        assert nothing.status_code == 409
+        started = await client.post(
+            "/api/billing/subscribe",
+            json={"plan": "starter", "interval": "month", "billing_email": "b@acme.example"},
+        )
+        assert started.status_code == 201, started.text
+
+        # Up: at once, on Stripe's subscription too.
+        up = await client.post("/api/billing/change-plan", json={"plan": "pro", "interval": "month"})
+        assert up.status_code == 200, up.text
+        assert (up.json()["plan"], up.json()["pending_plan"]) == ("pro", None)
+        subscription_id = (await stripe.v1.subscriptions.list_async({"limit": 10})).data[0].id
+        found = (await stripe.v1.subscriptions.retrieve_async(subscription_id)).to_dict()
+        assert found["items"]["data"][0]["plan"]["id"] == "hub-pro-month-usd-9900"
+        same = await client.post("/api/billing/change-plan", json={"plan": "pro", "interval": "month"})
+        assert same.status_code == 409
+
+        # Down to Free while three people hold seats Free has two of: refused, naming the seats.
+        await add_member(hub, organization, "manager")
+        await add_member(hub, organization, "agent")
+        over = await client.post("/api/billing/change-plan", json={"plan": "free", "interval": "month"})
+        assert over.status_code == 409, over.text
+        assert over.json()["over"] == [{"limit": "agents", "used": 3, "value": 2}]
+        assert "Agents" in over.json()["detail"]
+        assert "Free" in over.json()["detail"]
+
+        # Down to Starter: waits for the period's end; Pro stays until then.
+        down = await client.post("/api/billing/change-plan", json={"plan": "starter", "interval": "month"})
+        assert down.status_code == 200, down.text
+        assert (down.json()["plan"], down.json()["pending_plan"]) == ("pro", "starter")
+    found = (await stripe.v1.subscriptions.retrieve_async(subscription_id)).to_dict()
+    assert found["items"]["data"][0]["plan"]["id"] == "hub-pro-month-usd-9900"
+    async with hub.runtime.db.session(organization.id) as session:
+        job = await session.scalar(
+            select(ScheduledJob).where(ScheduledJob.key == f"billing.plan_change:{organization.id}")
+        )
+        assert job is not None
+        assert job.task_name == "billing.apply_plan_change"
+        # The period ends (as the scheduler would find it, once its time came).
+        row = await session.scalar(select(Subscription))
+        assert row is not None
+        row.current_period_end = datetime.now(UTC) - timedelta(seconds=1)
+        await session.commit()
+    await apply_pending_change(hub.runtime, organization.id)
+    after = await subscription(hub, admin)
+    assert (after["plan"], after["pending_plan"]) == ("starter", None)
+    found = (await stripe.v1.subscriptions.retrieve_async(subscription_id)).to_dict()
+    assert found["items"]["data"][0]["plan"]["id"] == "hub-starter-month-usd-2900"
+
+    # Cancelled at the period's end: still on until then; then cancelled now.
+    async with hub.client(admin) as client:
+        later = await client.post("/api/billing/cancel", json={"at_period_end": True})
+        assert later.status_code == 200, later.text
+        assert later.json()["cancel_at_period_end"] is True
+        assert later.json()["status"] == "trialing"
+        now = await client.post("/api/billing/cancel", json={"at_period_end": False})
+        assert now.status_code == 200, now.text
+        assert now.json()["status"] == "canceled"
+        again = await client.post("/api/billing/cancel", json={"at_period_end": False})
+        assert again.status_code == 409
+
+
+async def test_invoices_are_read_from_stripe_page_by_page(billed: tuple[RunningHub, LocalStripe]) -> None:
+    hub, _server = billed
+    organization = await register(hub)
+    async with hub.client(organization.admin.token, language="en") as client:
+        assert (await client.get("/api/billing/invoices")).json() == {"items": [], "next_cursor": None}
+        started = await client.post(
+            "/api/billing/subscribe",
+            json={"plan": "free", "interval": "month", "billing_email": "b@acme.example"},
+        )
+        assert started.status_code == 201, started.text
+        assert started.json()["status"] == "active"  # nothing to pay, no trial
+        page = (await client.get("/api/billing/invoices")).json()
+        assert len(page["items"]) == 1
+        invoice = page["items"][0]
+        assert (invoice["status"], invoice["amount_due"], invoice["currency"], invoice["display"]) == (
+            "paid",
+            0,
+            "usd",
+            "$0.00",
+        )
+        for cursor in ("not-a-cursor", "WyJ4Il0"):  # the second is a cursor naming no invoice id
+            refused = await client.get("/api/billing/invoices", params={"cursor": cursor})
+            assert refused.status_code == 400
+            assert refused.json()["errors"][0]["field"] == "cursor"

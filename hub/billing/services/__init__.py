@@ -1,7 +1,10 @@
 """Billing's rules, one module per noun: `plans` (the plans file, Stripe's products and prices,
-what is offered), `subscriptions` (starting one, keeping Stripe's state), `webhooks` (Stripe's
+what is offered), `subscriptions` (starting, changing and cancelling one, keeping Stripe's
+state), `invoices` (read from Stripe), `limits` (the plan in force, 402 and 409), `webhooks` (Stripe's
 signed events, once each), `usage` (what an organization uses of each limit)."""
 
+from hub.billing.services.invoices import invoices_page
+from hub.billing.services.limits import over_limits, plan_in_force, require_module, require_room
 from hub.billing.services.plans import (
     INTERVALS,
     LIMITS,
@@ -15,7 +18,10 @@ from hub.billing.services.plans import (
     sync_plans,
 )
 from hub.billing.services.subscriptions import (
+    apply_pending_change,
     apply_subscription,
+    cancel,
+    change_plan,
     fetch_subscription,
     plan_named,
     subscribe,
@@ -32,13 +38,21 @@ __all__ = [
     "SIGNATURE_HEADER",
     "PlanSpec",
     "PlansFileError",
+    "apply_pending_change",
     "apply_subscription",
+    "cancel",
+    "change_plan",
     "fetch_subscription",
+    "invoices_page",
     "limit_of",
     "offered_plans",
+    "over_limits",
+    "plan_in_force",
     "plan_named",
     "read_plans",
     "receive",
+    "require_module",
+    "require_room",
     "subscribe",
     "subscription_of",
     "sync_plans",

@@ -10,9 +10,10 @@ from hub.billing.models import BillingPlan
 from hub.billing.services.plans import limit_of
 from hub.billing.services.subscriptions import subscription_of
 from hub.billing.services.usage import usage_now
+from hub.config import LANGUAGES
 from hub.db import HubAsyncSession
-from hub.errors import PaymentRequired
-from hub.i18n import N_, Names, Term
+from hub.errors import Conflict, PaymentRequired
+from hub.i18n import N_, Names, Term, translate
 from hub.runtime import current
 
 # A subscription in these states gives its plan (past_due: during the grace Stripe's retries
@@ -109,4 +110,32 @@ async def require_module(session: HubAsyncSession, module: str, name: Term) -> N
         extra=extra,
         module=name,
         plan=Names(including.names or {"en": including.code}),
+    )
+
+
+async def over_limits(session: HubAsyncSession, plan: BillingPlan) -> None:
+    """409 naming each limit the organization uses more of than `plan` allows (a plan it cannot
+    move to until it uses less)."""
+    used = await usage_now(session)
+    over = [
+        (limit, used[limit], value)
+        for limit in LIMIT_TERMS
+        if (value := limit_of(plan, limit)) is not None and (used.get(limit) or 0) > value
+    ]
+    if not over:
+        return
+    names = Names(
+        {
+            language: "، ".join(translate(language, LIMIT_TERMS[limit]) for limit, _, _ in over)
+            if language == "ar"
+            else ", ".join(translate(language, LIMIT_TERMS[limit]) for limit, _, _ in over)
+            for language in LANGUAGES
+        }
+    )
+    raise Conflict(
+        N_("The organization uses more than the {plan} plan allows of: {limits}."),
+        field="plan",
+        extra={"over": [{"limit": limit, "used": count, "value": value} for limit, count, value in over]},
+        plan=Names(plan.names or {"en": plan.code}),
+        limits=names,
     )

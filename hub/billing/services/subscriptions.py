@@ -20,6 +20,7 @@ from hub.errors import Conflict, InvalidInput
 from hub.i18n import N_
 from hub.models import Organization
 from hub.runtime import Runtime
+from hub.tasks import schedule
 
 log = structlog.get_logger(__name__)
 
@@ -106,7 +107,9 @@ def apply_subscription(row: Subscription, found: Any, *, seen_at: datetime) -> b
     price = items[0].get("plan") or {} if items else {}
     row.stripe_subscription_id = data["id"]
     row.status = data["status"]
-    row.plan_code = (data.get("metadata") or {}).get("hub_plan") or (price.get("metadata") or {}).get(
+    # The price billed says the plan (each price is made for one plan); the subscription's own
+    # note of it is the fallback.
+    row.plan_code = (price.get("metadata") or {}).get("hub_plan") or (data.get("metadata") or {}).get(
         "hub_plan"
     )
     row.interval = price.get("interval")
@@ -126,3 +129,114 @@ async def fetch_subscription(runtime: Runtime, subscription_id: str) -> Any | No
         if error.http_status == 404:
             return None
         raise
+
+
+def _live(current: Subscription | None) -> Subscription:
+    if current is None or current.status not in LIVE or not current.stripe_subscription_id:
+        raise Conflict(N_("This organization has no subscription."))
+    return current
+
+
+async def cancel(runtime: Runtime, session: HubAsyncSession, *, at_period_end: bool) -> Subscription:
+    """End the subscription at the end of the period paid for (it can be taken back until then
+    by changing plan), or now."""
+    current = _live(await subscription_of(session))
+    client = gateway.client(runtime.settings)
+    subscription_id = current.stripe_subscription_id
+    assert subscription_id is not None
+    if at_period_end:
+        changed = await client.v1.subscriptions.update_async(subscription_id, {"cancel_at_period_end": True})
+    else:
+        changed = await client.v1.subscriptions.cancel_async(subscription_id)
+    current.pending_plan_code = current.pending_interval = None
+    apply_subscription(current, changed, seen_at=utcnow())
+    await session.commit()
+    log.info("subscription cancelled", at_period_end=at_period_end)
+    return current
+
+
+def monthly_cost(plan: BillingPlan, interval: str) -> float:
+    return plan.monthly_amount if interval == "month" else plan.yearly_amount / 12
+
+
+async def change_plan(
+    runtime: Runtime, session: HubAsyncSession, *, plan_code: str, interval: str
+) -> Subscription:
+    """An upgrade applies at once (Stripe prorates what is left of the period); a downgrade at
+    the end of the period paid for. Refused (409) while the organization uses more of a limit
+    than the new plan allows, naming each."""
+    from hub.billing.services.limits import over_limits  # limits reads subscriptions
+
+    current = _live(await subscription_of(session))
+    plan = await plan_named(session, plan_code)
+    price = price_of(plan, interval)
+    if current.plan_code == plan.code and current.interval == interval and not current.cancel_at_period_end:
+        raise Conflict(N_("The organization is on this plan already."), field="plan")
+    await over_limits(session, plan)
+    before = await session.scalar(select(BillingPlan).where(BillingPlan.code == current.plan_code))
+    client = gateway.client(runtime.settings)
+    subscription_id = current.stripe_subscription_id
+    assert subscription_id is not None
+    upgrade = before is None or monthly_cost(plan, interval) >= monthly_cost(
+        before, current.interval or "month"
+    )
+    if upgrade:
+        found = await client.v1.subscriptions.retrieve_async(subscription_id)
+        item = found.to_dict()["items"]["data"][0]["id"]
+        changed = await client.v1.subscriptions.update_async(
+            subscription_id,
+            {
+                "items": [{"id": item, "plan": price}],
+                "cancel_at_period_end": False,
+                "metadata": {"hub_organization": str(session.organization_id), "hub_plan": plan.code},
+            },
+        )
+        current.pending_plan_code = current.pending_interval = None
+        apply_subscription(current, changed, seen_at=utcnow())
+    else:
+        current.pending_plan_code, current.pending_interval = plan.code, interval
+        if current.cancel_at_period_end:
+            changed = await client.v1.subscriptions.update_async(
+                subscription_id, {"cancel_at_period_end": False}
+            )
+            apply_subscription(current, changed, seen_at=utcnow())
+        await schedule(
+            session,
+            "billing.apply_plan_change",
+            current.current_period_end or utcnow(),
+            key=f"billing.plan_change:{session.organization_id}",
+            organization_id=str(session.organization_id),
+        )
+    await session.commit()
+    log.info("plan changed", plan=plan.code, interval=interval, at_once=upgrade)
+    return current
+
+
+async def apply_pending_change(runtime: Runtime, organization_id: uuid.UUID) -> None:
+    """The period a downgrade waited for has ended: the subscription moves to its plan (Stripe
+    bills the new plan from now on)."""
+    async with runtime.db.session(organization_id) as session:
+        current = await subscription_of(session)
+        if current is None or not current.pending_plan_code or not current.stripe_subscription_id:
+            return
+        if current.current_period_end is not None and current.current_period_end > utcnow():
+            return  # moved meanwhile; its own job will come
+        plan = await session.scalar(select(BillingPlan).where(BillingPlan.code == current.pending_plan_code))
+        if plan is None or current.status not in LIVE:
+            current.pending_plan_code = current.pending_interval = None
+            await session.commit()
+            return
+        price = price_of(plan, current.pending_interval or "month")
+        client = gateway.client(runtime.settings)
+        found = await client.v1.subscriptions.retrieve_async(current.stripe_subscription_id)
+        item = found.to_dict()["items"]["data"][0]["id"]
+        changed = await client.v1.subscriptions.update_async(
+            current.stripe_subscription_id,
+            {
+                "items": [{"id": item, "plan": price}],
+                "metadata": {"hub_organization": str(organization_id), "hub_plan": plan.code},
+            },
+        )
+        current.pending_plan_code = current.pending_interval = None
+        apply_subscription(current, changed, seen_at=utcnow())
+        await session.commit()
