@@ -101,6 +101,8 @@ class Settings:
     stripe_secret_key: str | None = field(default=None, repr=False)
     stripe_webhook_secret: str | None = field(default=None, repr=False)
     stripe_api_base: str | None = None
+    # Days an organization whose payment failed keeps its plan before it is restricted.
+    billing_grace_days: int = 7
     # Seconds an outbox event stays with the process that published it before the sweep retries it.
     event_claim_seconds: int = 120
     # Seconds after which a task a dead worker was running is taken by another worker.
@@ -229,6 +231,7 @@ class Settings:
             stripe_secret_key=env.text("STRIPE_SECRET_KEY", "") or None,
             stripe_webhook_secret=env.text("STRIPE_WEBHOOK_SECRET", "") or None,
             stripe_api_base=env.text("STRIPE_API_BASE", "") or None,
+            billing_grace_days=env.number("HUB_BILLING_GRACE_DAYS", 7, least=0),
             event_claim_seconds=env.number("HUB_EVENT_CLAIM_SECONDS", 120),
             timed_job_claim_seconds=env.number("HUB_TIMED_JOB_CLAIM_SECONDS", 10),
             task_reclaim_seconds=env.seconds("HUB_TASK_RECLAIM_SECONDS", 15.0),

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get, post
+import stripe
+import structlog
+from litestar import Controller, Request, Response, get, post
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import JSONBody, QueryParameter
+from litestar.status_codes import HTTP_502_BAD_GATEWAY
 from sqlalchemy import select
 
 from hub.auth import CurrentUser
@@ -26,11 +29,20 @@ from hub.billing.schemas import (
 from hub.billing.views import invoice_out, plan_out, subscription_out
 from hub.controllers import Cursor, RuntimeDep, SessionDep
 from hub.db import HubAsyncSession
-from hub.errors import NotFound, request_language
+from hub.errors import (
+    HubError,
+    NotFound,
+    PaymentRequired,
+    hub_error_handler,
+    request_language,
+    service_error_handler,
+)
 from hub.i18n import N_
 from hub.permissions import requires
 from hub.runtime import runtime_of
 from hub.schemas import Page
+
+log = structlog.get_logger(__name__)
 
 
 async def billing_configured(
@@ -40,10 +52,34 @@ async def billing_configured(
         raise NotFound(N_("Billing is not configured on this installation."))
 
 
+def stripe_error_handler(request: Request[Any, Any, Any], error: stripe.StripeError) -> Response[Any]:
+    """What Stripe refused, said to the admin: a card needed or declined is theirs to fix (402);
+    Stripe unreachable is a service away (503); anything else is logged and 502."""
+    if isinstance(error, stripe.APIConnectionError):
+        return service_error_handler(request, ConnectionError(str(error)))
+    if isinstance(error, stripe.CardError) or (
+        isinstance(error, stripe.InvalidRequestError)
+        and "payment" in str(error.user_message or error).lower()
+    ):
+        return hub_error_handler(
+            request,
+            PaymentRequired(
+                N_("This plan needs a card: add a payment method first."), field="payment_method"
+            ),
+        )
+    log.error(
+        "stripe refused a request", error=type(error).__name__, code=error.code, status=error.http_status
+    )
+    return hub_error_handler(
+        request, HubError(N_("The payment service refused the request."), status_code=HTTP_502_BAD_GATEWAY)
+    )
+
+
 class BillingController(Controller):
     path = "/api/billing"
     tags = ["billing"]  # noqa: RUF012
     guards = [billing_configured]  # noqa: RUF012
+    exception_handlers = {stripe.StripeError: stripe_error_handler}  # noqa: RUF012
 
     @get("/plans", guards=[requires("billing", "read")], errors=(404,))
     async def plans(self, request: Request[CurrentUser, Any, Any], session: SessionDep) -> list[PlanOut]:

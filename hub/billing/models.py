@@ -53,6 +53,9 @@ class Subscription(Base, TenantMixin):
     # A downgrade waits for the end of the period paid for: the plan and interval it goes to.
     pending_plan_code: Mapped[str | None] = mapped_column(String(32))
     pending_interval: Mapped[str | None] = mapped_column(String(8))
+    # Since when a payment has been due (past_due): after the grace period, the organization is
+    # restricted until it pays.
+    past_due_since: Mapped[datetime | None]
     # When Stripe's object that gave this state was read: an older one never rolls it back.
     stripe_seen_at: Mapped[datetime | None]
 

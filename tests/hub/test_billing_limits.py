@@ -6,11 +6,15 @@ Inbound messages are never refused for billing: over every limit, customers' wor
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from hub.billing.models import Subscription
+from hub.billing.services import apply_subscription
 from tests.conftest import (
     Organization,
     RunningHub,
@@ -48,7 +52,14 @@ campaign_recipients_per_month = 1
 name = { en = "Roomy", ar = "الواسعة" }
 monthly = 5000
 yearly = 50000
+trial_days = 7
 modules = ["whatsapp", "crm", "campaigns", "ticketing"]
+
+[plans.steady]
+name = { en = "Steady", ar = "الثابتة" }
+monthly = 1000
+yearly = 10000
+modules = ["whatsapp"]
 """
 
 
@@ -164,3 +175,79 @@ async def test_each_limit_of_the_free_plan_is_402_where_the_work_happens(limited
         assert "Roomy" in opened.json()["detail"]
     finally:
         await runner.cleanup()
+
+
+async def test_a_payment_due_past_the_grace_period_restricts_until_it_is_paid(limited: RunningHub) -> None:
+    hub = limited
+    organization = await register(hub)
+    admin = organization.admin.token
+    box = CountingReceiver()
+    runner = await serve_receiver(box)
+    try:
+        channel = await api_channel(hub, organization, box)
+        async with hub.client(admin) as client:
+            subscribed = await client.post(
+                "/api/billing/subscribe",
+                json={"plan": "roomy", "interval": "month", "billing_email": "p@acme.example"},
+            )
+        assert subscribed.status_code == 201, subscribed.text
+
+        async def due_since(days: float, status: str = "past_due") -> None:
+            # What Stripe's past_due subscription leaves in the hub (apply_subscription notes when).
+            async with hub.runtime.db.session(organization.id) as session:
+                row = await session.scalar(select(Subscription))
+                assert row is not None
+                apply_subscription(row, {**_stripe_state(row), "status": status}, seen_at=datetime.now(UTC))
+                if status == "past_due":
+                    row.past_due_since = datetime.now(UTC) - timedelta(days=days)
+                await session.commit()
+
+        invite = {"email": "new@acme.example", "role": "agent"}
+        await due_since(3)  # within the week of grace: the plan holds
+        async with hub.client(admin) as client:
+            assert (await client.post("/api/users/invite", json=invite)).status_code == 201
+        await due_since(8)  # past it: restricted
+        async with hub.client(admin, language="en") as client:
+            refused = await client.post("/api/users/invite", json={**invite, "email": "other@acme.example"})
+            assert refused.status_code == 402, refused.text
+            assert refused.json()["restricted"] is True
+            assert "payment is due" in refused.json()["detail"]
+            ticket = await client.post("/api/tickets", json={"title": "Broken bottle"})
+            assert ticket.status_code == 402
+            assert (await client.get("/api/billing/subscription")).status_code == 200  # reads
+        # Customers still write in, and are read.
+        landed = await poster(channel).send(external_id="due-1", **{"from": "+966500000401"}, text="hello?")
+        assert landed.status_code == 202, landed.text
+        await due_since(0, status="active")  # paid: lifted at once
+        async with hub.client(admin) as client:
+            assert (
+                await client.post("/api/users/invite", json={**invite, "email": "other@acme.example"})
+            ).status_code == 201
+    finally:
+        await runner.cleanup()
+
+
+def _stripe_state(row: Subscription) -> dict[str, Any]:
+    """The subscription as Stripe would send it, from what the hub keeps."""
+    return {
+        "id": row.stripe_subscription_id,
+        "customer": row.stripe_customer_id,
+        "status": row.status,
+        "metadata": {"hub_plan": row.plan_code},
+        "items": {"data": [{"plan": {"interval": row.interval, "metadata": {"hub_plan": row.plan_code}}}]},
+        "cancel_at_period_end": False,
+    }
+
+
+async def test_a_plan_without_a_trial_needs_a_card_first(limited: RunningHub) -> None:
+    hub = limited
+    organization = await register(hub)
+    async with hub.client(organization.admin.token, language="en") as client:
+        refused = await client.post(
+            "/api/billing/subscribe",
+            json={"plan": "steady", "interval": "month", "billing_email": "p@acme.example"},
+        )
+        assert refused.status_code == 402, refused.text
+        assert refused.json()["errors"][0]["field"] == "payment_method"
+        assert "card" in refused.json()["detail"]
+        assert (await client.get("/api/billing/subscription")).json()["status"] == "none"  # nothing kept

@@ -4,14 +4,16 @@ Inbound messages are never counted against anything here."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select
 
-from hub.billing.models import BillingPlan
+from hub.billing.models import BillingPlan, Subscription
 from hub.billing.services.plans import limit_of
 from hub.billing.services.subscriptions import subscription_of
 from hub.billing.services.usage import usage_now
 from hub.config import LANGUAGES
-from hub.db import HubAsyncSession
+from hub.db import HubAsyncSession, utcnow
 from hub.errors import Conflict, PaymentRequired
 from hub.i18n import N_, Names, Term, translate
 from hub.runtime import current
@@ -34,10 +36,18 @@ def billing_on() -> bool:
     return bool(current().settings.stripe_secret_key)
 
 
+# A subscription left unpaid: the organization is restricted (it reads and receives, and counts
+# nothing more: no sending, no campaigns, no invitations) until it pays.
+UNPAID = ("unpaid", "incomplete_expired")
+
+
 async def plan_in_force(session: HubAsyncSession) -> BillingPlan | None:
-    """The plan whose limits apply: the subscription's while it is in force, else the free plan
-    of the plans file (a plan that costs nothing), else none (nothing beyond reading)."""
+    """The plan whose limits apply: the subscription's while it is in force (a payment due for
+    longer than the grace period restricts), else the free plan of the plans file (a plan that
+    costs nothing), else none (nothing beyond reading)."""
     subscription = await subscription_of(session)
+    if subscription is not None and restricted(subscription):
+        return None
     if subscription is not None and subscription.status in IN_FORCE and subscription.plan_code:
         plan = await session.scalar(select(BillingPlan).where(BillingPlan.code == subscription.plan_code))
         if plan is not None:
@@ -50,10 +60,31 @@ async def plan_in_force(session: HubAsyncSession) -> BillingPlan | None:
     )
 
 
+def restricted(subscription: Subscription) -> bool:
+    if subscription.status in UNPAID:
+        return True
+    grace = timedelta(days=current().settings.billing_grace_days)
+    since = subscription.past_due_since
+    return subscription.status == "past_due" and since is not None and utcnow() - since > grace
+
+
+async def _not_restricted(session: HubAsyncSession) -> None:
+    subscription = await subscription_of(session)
+    if subscription is not None and restricted(subscription):
+        raise PaymentRequired(
+            N_(
+                "A payment is due. Until it is paid, the organization reads and receives messages "
+                "but cannot send, start campaigns or invite."
+            ),
+            extra={"restricted": True, "status": subscription.status},
+        )
+
+
 async def require_room(session: HubAsyncSession, limit: str, adding: int = 1) -> None:
     """402 unless the plan in force leaves room for `adding` more of this limit."""
     if not billing_on():
         return
+    await _not_restricted(session)
     plan = await plan_in_force(session)
     value = limit_of(plan, limit) if plan is not None else 0
     if value is None:
@@ -95,6 +126,7 @@ async def require_module(session: HubAsyncSession, module: str, name: Term) -> N
     """402 unless the plan in force includes this module (work in it; reading is never refused)."""
     if not billing_on():
         return
+    await _not_restricted(session)
     plan = await plan_in_force(session)
     if plan is not None and module in (plan.modules or []):
         return

@@ -107,6 +107,10 @@ def apply_subscription(row: Subscription, found: Any, *, seen_at: datetime) -> b
     price = items[0].get("plan") or {} if items else {}
     row.stripe_subscription_id = data["id"]
     row.status = data["status"]
+    if row.status != "past_due":
+        row.past_due_since = None
+    elif row.past_due_since is None:
+        row.past_due_since = seen_at
     # The price billed says the plan (each price is made for one plan); the subscription's own
     # note of it is the fallback.
     row.plan_code = (price.get("metadata") or {}).get("hub_plan") or (data.get("metadata") or {}).get(

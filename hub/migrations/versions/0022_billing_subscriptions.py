@@ -38,6 +38,7 @@ def upgrade(app_role: str = "hub_app") -> None:
         sa.Column("billing_email", sa.String(length=254), nullable=True),
         sa.Column("pending_plan_code", sa.String(length=32), nullable=True),
         sa.Column("pending_interval", sa.String(length=8), nullable=True),
+        sa.Column("past_due_since", hub.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("stripe_seen_at", hub.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("created_at", hub.db.UTCDateTime(timezone=True), nullable=False),
