@@ -19,6 +19,9 @@ from hub.billing import services
 from hub.billing.models import BillingPlan
 from hub.billing.schemas import (
     CancelIn,
+    CardConfirmIn,
+    CardSetupIn,
+    CardSetupOut,
     ChangePlanIn,
     InvoiceOut,
     PlanOut,
@@ -125,6 +128,26 @@ class BillingController(Controller):
         data: JSONBody[CancelIn],
     ) -> SubscriptionOut:
         await services.cancel(runtime, session, at_period_end=data.at_period_end)
+        return await _subscription_view(session, request_language(request))
+
+    @post("/payment-method", guards=[requires("billing", "write")], status_code=201, errors=(404,))
+    async def start_card_setup(
+        self, runtime: RuntimeDep, session: SessionDep, data: JSONBody[CardSetupIn]
+    ) -> CardSetupOut:
+        intent = await services.start_card_setup(runtime, session, data.billing_email)
+        return CardSetupOut(setup_intent=intent.id, client_secret=intent.client_secret or "")
+
+    @post(
+        "/payment-method/confirm", guards=[requires("billing", "write")], status_code=200, errors=(404, 409)
+    )
+    async def use_confirmed_card(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        runtime: RuntimeDep,
+        session: SessionDep,
+        data: JSONBody[CardConfirmIn],
+    ) -> SubscriptionOut:
+        await services.use_confirmed_card(runtime, session, services.check_setup_intent_id(data.setup_intent))
         return await _subscription_view(session, request_language(request))
 
     @get("/invoices", guards=[requires("billing", "read")], errors=(404,))

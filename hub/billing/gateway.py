@@ -4,6 +4,7 @@ whose objects this code reads, with an idempotency key on every call that create
 from __future__ import annotations
 
 import functools
+import uuid
 from typing import Any
 
 import stripe
@@ -34,6 +35,11 @@ def _client(secret_key: str, api_base: str | None) -> stripe.StripeClient:
         http_client=stripe.HTTPXClient(),
         max_network_retries=2,  # safe: every creating call carries its idempotency key
     )
+
+
+def new_key() -> str:
+    """A fresh part of an idempotency key: one per request (the library's retries reuse it)."""
+    return uuid.uuid4().hex
 
 
 def product_id(code: str) -> str:

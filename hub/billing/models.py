@@ -50,6 +50,10 @@ class Subscription(Base, TenantMixin):
     trial_end: Mapped[datetime | None]
     cancel_at_period_end: Mapped[bool] = mapped_column(default=False)
     billing_email: Mapped[str | None] = mapped_column(String(254))
+    # The card invoices are charged to (what may be shown of it).
+    card_brand: Mapped[str | None] = mapped_column(String(20))
+    card_last4: Mapped[str | None] = mapped_column(String(4))
+    card_expires: Mapped[str | None] = mapped_column(String(7))  # 2029-04
     # A downgrade waits for the end of the period paid for: the plan and interval it goes to.
     pending_plan_code: Mapped[str | None] = mapped_column(String(32))
     pending_interval: Mapped[str | None] = mapped_column(String(8))

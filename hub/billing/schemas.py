@@ -43,6 +43,12 @@ class UsageOut(msgspec.Struct, kw_only=True):
     value: int | None  # the plan's limit; None: unlimited
 
 
+class CardOut(msgspec.Struct, kw_only=True):
+    brand: str | None
+    last4: str | None
+    expires: str | None  # 2029-04
+
+
 class SubscriptionOut(msgspec.Struct, kw_only=True):
     plan: str | None
     plan_name: str | None
@@ -52,6 +58,7 @@ class SubscriptionOut(msgspec.Struct, kw_only=True):
     trial_end: datetime | None
     cancel_at_period_end: bool
     billing_email: str | None
+    card: CardOut | None  # the card invoices are charged to
     pending_plan: str | None  # a downgrade waiting for the period's end
     pending_interval: str | None
     usage: list[UsageOut]
@@ -82,3 +89,19 @@ class InvoiceOut(msgspec.Struct, kw_only=True):
     created: datetime
     hosted_invoice_url: str | None
     invoice_pdf: str | None
+
+
+class CardSetupIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    # Needed when the organization has no billing account yet.
+    billing_email: (
+        Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")] | None
+    ) = None
+
+
+class CardSetupOut(msgspec.Struct, kw_only=True):
+    setup_intent: str
+    client_secret: str  # for Stripe.js, in the browser
+
+
+class CardConfirmIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    setup_intent: Annotated[str, msgspec.Meta(min_length=6, max_length=200)]

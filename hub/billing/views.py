@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hub.billing.models import BillingPlan, Subscription
-from hub.billing.schemas import InvoiceOut, LimitOut, PlanOut, PriceOut, SubscriptionOut, UsageOut
+from hub.billing.schemas import CardOut, InvoiceOut, LimitOut, PlanOut, PriceOut, SubscriptionOut, UsageOut
 from hub.billing.services import LIMITS, limit_of
 from hub.billing.services.limits import LIMIT_TERMS
 from hub.i18n import format_money, translate
@@ -47,6 +47,11 @@ def subscription_out(
         trial_end=subscription.trial_end if subscription is not None else None,
         cancel_at_period_end=subscription.cancel_at_period_end if subscription is not None else False,
         billing_email=subscription.billing_email if subscription is not None else None,
+        card=CardOut(
+            brand=subscription.card_brand, last4=subscription.card_last4, expires=subscription.card_expires
+        )
+        if subscription is not None and subscription.card_last4
+        else None,
         pending_plan=subscription.pending_plan_code if subscription is not None else None,
         pending_interval=subscription.pending_interval if subscription is not None else None,
         usage=[

@@ -22,7 +22,7 @@ from tests.conftest import (
     eventually,
     register,
 )
-from tests.helpers.billing import billed_hub
+from tests.helpers.billing import LocalStripe, billed_hub
 from tests.helpers.campaigns import (
     CountingReceiver,
     api_channel,
@@ -69,6 +69,16 @@ async def limited(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     plans.write_text(PLANS, encoding="utf-8")
     async with billed_hub(request, tmp_path, plans) as (hub, _server):
         yield hub
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def limited_with_stripe(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[RunningHub, LocalStripe]]:
+    plans = tmp_path / "plans.toml"
+    plans.write_text(PLANS, encoding="utf-8")
+    async with billed_hub(request, tmp_path, plans) as (hub, server):
+        yield hub, server
 
 
 def refused_for(answer: Any, limit: str, value: int, plan: str | None) -> str:
@@ -251,3 +261,58 @@ async def test_a_plan_without_a_trial_needs_a_card_first(limited: RunningHub) ->
         assert refused.json()["errors"][0]["field"] == "payment_method"
         assert "card" in refused.json()["detail"]
         assert (await client.get("/api/billing/subscription")).json()["status"] == "none"  # nothing kept
+
+
+async def test_a_card_confirmed_in_the_browser_becomes_the_default_and_pays_a_plan_without_trial(
+    limited_with_stripe: tuple[RunningHub, LocalStripe],
+) -> None:
+    hub, server = limited_with_stripe
+    stripe = server.client()
+    organization = await register(hub)
+    neighbour = await register(hub, name="Neighbour")
+    async with hub.client(organization.admin.token, language="en") as client:
+        nameless = await client.post("/api/billing/payment-method", json={})
+        assert nameless.status_code == 400
+        assert nameless.json()["errors"][0]["field"] == "billing_email"
+        setup = await client.post("/api/billing/payment-method", json={"billing_email": "pay@acme.example"})
+        assert setup.status_code == 201, setup.text
+        intent = setup.json()["setup_intent"]
+        assert setup.json()["client_secret"]
+        early = await client.post("/api/billing/payment-method/confirm", json={"setup_intent": intent})
+        assert early.status_code == 409, early.text
+
+        # The browser: Stripe.js saves the card with Stripe and confirms the SetupIntent.
+        card = await stripe.v1.payment_methods.create_async(
+            {
+                "type": "card",
+                "card": {"number": "4242424242424242", "exp_month": 4, "exp_year": 2030, "cvc": "123"},
+            }
+        )
+        await stripe.v1.setup_intents.confirm_async(intent, {"payment_method": card.id})
+
+        # Another organization cannot take this card by naming its SetupIntent.
+        async with hub.client(neighbour.admin.token) as other:
+            await other.post("/api/billing/payment-method", json={"billing_email": "n@neighbour.example"})
+            stolen = await other.post("/api/billing/payment-method/confirm", json={"setup_intent": intent})
+            assert stolen.status_code == 404
+            forged = await other.post(
+                "/api/billing/payment-method/confirm", json={"setup_intent": "seti_../../x"}
+            )
+            assert forged.status_code == 400
+
+        confirmed = await client.post("/api/billing/payment-method/confirm", json={"setup_intent": intent})
+        assert confirmed.status_code == 200, confirmed.text
+        assert confirmed.json()["card"] == {"brand": "visa", "last4": "4242", "expires": "2030-04"}
+        customer = (await stripe.v1.customers.list_async({"limit": 10})).data
+        mine = next(c for c in customer if c.email == "pay@acme.example").to_dict()
+        assert mine["invoice_settings"]["default_payment_method"] == card.id
+
+        # Now a plan without a trial is paid at once.
+        started = await client.post(
+            "/api/billing/subscribe",
+            json={"plan": "steady", "interval": "month", "billing_email": "pay@acme.example"},
+        )
+        assert started.status_code == 201, started.text
+        assert started.json()["status"] == "active"
+        invoices = (await client.get("/api/billing/invoices")).json()["items"]
+        assert [(i["status"], i["amount_paid"], i["display"]) for i in invoices] == [("paid", 1000, "$10.00")]

@@ -1,10 +1,11 @@
 """Billing's rules, one module per noun: `plans` (the plans file, Stripe's products and prices,
 what is offered), `subscriptions` (starting, changing and cancelling one, keeping Stripe's
-state), `invoices` (read from Stripe), `limits` (the plan in force, 402 and 409), `webhooks` (Stripe's
+state), `invoices` (read from Stripe), `payment_methods` (the card), `limits` (the plan in force, 402 and 409), `webhooks` (Stripe's
 signed events, once each), `usage` (what an organization uses of each limit)."""
 
 from hub.billing.services.invoices import invoices_page
 from hub.billing.services.limits import over_limits, plan_in_force, require_module, require_room
+from hub.billing.services.payment_methods import check_setup_intent_id, start_card_setup, use_confirmed_card
 from hub.billing.services.plans import (
     INTERVALS,
     LIMITS,
@@ -42,6 +43,7 @@ __all__ = [
     "apply_subscription",
     "cancel",
     "change_plan",
+    "check_setup_intent_id",
     "fetch_subscription",
     "invoices_page",
     "limit_of",
@@ -53,8 +55,10 @@ __all__ = [
     "receive",
     "require_module",
     "require_room",
+    "start_card_setup",
     "subscribe",
     "subscription_of",
     "sync_plans",
     "usage_now",
+    "use_confirmed_card",
 ]

@@ -60,9 +60,38 @@ async def subscribe(
     current = await subscription_of(session)
     if current is not None and current.status in LIVE:
         raise Conflict(N_("This organization already has a subscription: change its plan instead."))
-    organization = await session.get_one(Organization, session.organization_id)
+    current = await billing_account(runtime, session, billing_email)
+    organization_id = session.organization_id
+    client = gateway.client(runtime.settings)
+    params: dict[str, Any] = {
+        "customer": current.stripe_customer_id,
+        "items": [{"plan": price}],
+        "metadata": {"hub_organization": str(organization_id), "hub_plan": plan.code},
+    }
+    if plan.trial_days and current.trial_end is None:  # one trial per organization
+        params["trial_period_days"] = plan.trial_days
+    # One key per request: the library's retries of it are one subscription, a later request
+    # (after a cancellation, say) is another.
+    created = await client.v1.subscriptions.create_async(
+        cast(Any, params), {"idempotency_key": f"hub-subscribe-{organization_id}-{uuid.uuid4()}"}
+    )
+    apply_subscription(current, created, seen_at=utcnow())
+    await session.commit()
+    log.info("subscribed", plan=plan.code, interval=interval, status=current.status)
+    return current
+
+
+async def billing_account(
+    runtime: Runtime, session: HubAsyncSession, billing_email: str | None
+) -> Subscription:
+    """The organization's row and its Stripe customer, made once (with the organization's name
+    and billing e-mail; the same idempotency key for every try)."""
+    current = await subscription_of(session)
     client = gateway.client(runtime.settings)
     if current is None:
+        if not billing_email:
+            raise InvalidInput(N_("A billing e-mail is needed."), field="billing_email")
+        organization = await session.get_one(Organization, session.organization_id)
         customer = await client.v1.customers.create_async(
             {
                 "email": billing_email,
@@ -71,26 +100,12 @@ async def subscribe(
             },
             {"idempotency_key": f"hub-customer-{organization.id}"},
         )
-        current = Subscription(stripe_customer_id=customer.id, status="none")
+        current = Subscription(stripe_customer_id=customer.id, status="none", billing_email=billing_email)
         session.add(current)
-    elif current.billing_email != billing_email:
+        await session.flush()
+    elif billing_email and current.billing_email != billing_email:
         await client.v1.customers.update_async(current.stripe_customer_id, {"email": billing_email})
-    current.billing_email = billing_email
-    params: dict[str, Any] = {
-        "customer": current.stripe_customer_id,
-        "items": [{"plan": price}],
-        "metadata": {"hub_organization": str(organization.id), "hub_plan": plan.code},
-    }
-    if plan.trial_days and current.trial_end is None:  # one trial per organization
-        params["trial_period_days"] = plan.trial_days
-    # One key per request: the library's retries of it are one subscription, a later request
-    # (after a cancellation, say) is another.
-    created = await client.v1.subscriptions.create_async(
-        cast(Any, params), {"idempotency_key": f"hub-subscribe-{organization.id}-{uuid.uuid4()}"}
-    )
-    apply_subscription(current, created, seen_at=utcnow())
-    await session.commit()
-    log.info("subscribed", plan=plan.code, interval=interval, status=current.status)
+        current.billing_email = billing_email
     return current
 
 
