@@ -30,6 +30,8 @@ export const events = {
   campaignProgress: "campaignProgress",
   campaignCompleted: "campaignCompleted",
   campaignUpdated: "campaignUpdated",
+  // billing
+  usageUpdated: "usageUpdated",
   // the kernel
   sessionEnded: "sessionEnded",
   resyncNeeded: "resyncNeeded",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import structlog
@@ -11,6 +12,11 @@ from hub.db import HubAsyncSession, insert_for, new_id, table_of, utcnow
 from hub.models import UsageCounter
 
 log = structlog.get_logger(__name__)
+
+
+# Told of every count, in its transaction, with the figure before and after (billing's marks).
+UsageListener = Callable[[HubAsyncSession, str, int, int], Awaitable[None]]
+usage_listeners: list[UsageListener] = []
 
 
 def usage_month(moment: datetime) -> str:
@@ -33,12 +39,14 @@ async def count_usage(session: HubAsyncSession, metric: str, quantity: int = 1) 
         created_at=now,
         updated_at=now,
     )
-    await session.execute(
+    counted = await session.scalar(
         statement.on_conflict_do_update(
             index_elements=["organization_id", "month", "metric"],
             set_={"quantity": table.c.quantity + statement.excluded.quantity, "updated_at": now},
-        )
+        ).returning(table.c.quantity)
     )
+    for listener in usage_listeners:
+        await listener(session, metric, int(counted or 0) - quantity, int(counted or 0))
 
 
 async def usage_of(session: HubAsyncSession, month: str) -> dict[str, int]:

@@ -19,6 +19,7 @@ from tests.conftest import (
     Organization,
     RunningHub,
     add_member,
+    capture_pushes,
     eventually,
     register,
 )
@@ -54,6 +55,16 @@ monthly = 5000
 yearly = 50000
 trial_days = 7
 modules = ["whatsapp", "crm", "campaigns", "ticketing"]
+
+[plans.team]
+name = { en = "Team", ar = "الفريق" }
+monthly = 2000
+yearly = 20000
+trial_days = 7
+modules = ["whatsapp", "crm", "campaigns", "ticketing"]
+[plans.team.limits]
+agents = 10
+messages_per_month = 5
 
 [plans.steady]
 name = { en = "Steady", ar = "الثابتة" }
@@ -316,3 +327,40 @@ async def test_a_card_confirmed_in_the_browser_becomes_the_default_and_pays_a_pl
         assert started.json()["status"] == "active"
         invoices = (await client.get("/api/billing/invoices")).json()["items"]
         assert [(i["status"], i["amount_paid"], i["display"]) for i in invoices] == [("paid", 1000, "$10.00")]
+
+
+async def test_admins_are_told_when_the_months_messages_cross_80_and_100_percent(limited: RunningHub) -> None:
+    hub = limited
+    organization = await register(hub)
+    admin = organization.admin.token
+    async with hub.client(admin) as client:
+        subscribed = await client.post(
+            "/api/billing/subscribe",
+            json={"plan": "team", "interval": "month", "billing_email": "p@acme.example"},
+        )
+    assert subscribed.status_code == 201, subscribed.text
+    organization.members["admin"] = organization.admin
+    for role in ("manager", "member", "agent"):
+        await add_member(hub, organization, role)
+    box = CountingReceiver()
+    runner = await serve_receiver(box)
+    pushes = await capture_pushes(hub, organization)
+    try:
+        channel = await api_channel(hub, organization, box)
+        sent = await poster(channel).send(external_id="u-1", **{"from": "+966500000501"}, text="hi")
+        chat = sent.json()["conversation_id"]
+        async with hub.client(admin) as client:
+            for number in range(4):  # 4 of 5: past 80%
+                answer = await client.post(
+                    f"/api/inbox/conversations/{chat}/messages", json={"text": f"r{number}"}
+                )
+                assert answer.status_code == 201, answer.text
+            told = await pushes.expect("usageUpdated", to={"admin"}, where=lambda p: p["percent"] == 80)
+            assert told == {"limit": "messages_per_month", "used": 4, "value": 5, "percent": 80}
+            answer = await client.post(f"/api/inbox/conversations/{chat}/messages", json={"text": "r4"})
+            assert answer.status_code == 201, answer.text
+            told = await pushes.expect("usageUpdated", to={"admin"}, where=lambda p: p["percent"] == 100)
+            assert told == {"limit": "messages_per_month", "used": 5, "value": 5, "percent": 100}
+    finally:
+        await pushes.close()
+        await runner.cleanup()

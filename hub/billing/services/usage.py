@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from hub.audience import writers_of
+from hub.billing.events import UsageUpdated
 from hub.billing.hooks import held_counts
 from hub.db import HubAsyncSession, utcnow
 from hub.models import User
+from hub.realtime import push
 
 # The monthly limits and the usage counter each reads.
 MONTHLY_COUNTERS = {
@@ -35,3 +38,28 @@ async def usage_now(session: HubAsyncSession) -> dict[str, int | None]:
         used[limit] = await count(session) if count is not None else None
     used["storage_mb"] = None  # counted with the media store's accounting, not yet kept
     return used
+
+
+MARKS = (80, 100)  # percent of a limit at which admins are told
+
+
+async def note_count(session: HubAsyncSession, counter: str, before: int, after: int) -> None:
+    """A monthly counter moved: when it crossed 80% or 100% of the plan's limit, the admins are
+    told (`usageUpdated`, after the commit), once per mark."""
+    from hub.billing.services.limits import billing_on, plan_in_force  # limits reads usage
+    from hub.billing.services.plans import limit_of
+
+    limit = next((name for name, kept in MONTHLY_COUNTERS.items() if kept == counter), None)
+    if limit is None or not billing_on():
+        return
+    plan = await plan_in_force(session)
+    value = limit_of(plan, limit) if plan is not None else None
+    if not value:
+        return
+    crossed = [mark for mark in MARKS if before * 100 < mark * value <= after * 100]
+    if crossed:
+        push(
+            session,
+            UsageUpdated(limit=limit, used=after, value=value, percent=crossed[-1]),
+            writers_of("billing"),  # the admins
+        )
