@@ -148,13 +148,21 @@ export function Toasts() {
 export function useLoad(loader, deps) {
   const [state, setState] = useState({ data: null, error: null, loading: true });
   const latest = useRef(0);
+  const underWay = useRef(false);
   const reload = useCallback(async () => {
     const ticket = ++latest.current;
+    underWay.current = true;
     try {
       const data = await loader();
-      if (ticket === latest.current) setState({ data, error: null, loading: false });
+      if (ticket === latest.current) {
+        underWay.current = false;
+        setState({ data, error: null, loading: false });
+      }
     } catch (error) {
-      if (ticket === latest.current) setState((old) => ({ ...old, error, loading: false }));
+      if (ticket === latest.current) {
+        underWay.current = false;
+        setState((old) => ({ ...old, error, loading: false }));
+      }
     }
   }, deps);
   // Started as soon as the component is on the page, not a frame later.
@@ -163,7 +171,12 @@ export function useLoad(loader, deps) {
     reload();
   }, [reload]);
   useEffect(() => on(events.resync, reload), [reload]);
-  const update = (change) => setState((old) => ({ ...old, data: change(old.data) }));
+  // A change heard while a load is under way may be newer than what that load brings back (a
+  // message that came in while the list was being read): read again instead.
+  const update = (change) => {
+    if (underWay.current) reload();
+    else setState((old) => ({ ...old, data: change(old.data) }));
+  };
   return { ...state, reload, update };
 }
 
