@@ -46,6 +46,10 @@ async def plan_in_force(session: HubAsyncSession) -> BillingPlan | None:
     longer than the grace period restricts), else the free plan of the plans file (a plan that
     costs nothing), else none (nothing beyond reading)."""
     subscription = await subscription_of(session)
+    return await _plan_of(session, subscription)
+
+
+async def _plan_of(session: HubAsyncSession, subscription: Subscription | None) -> BillingPlan | None:
     if subscription is not None and restricted(subscription):
         return None
     if subscription is not None and subscription.status in IN_FORCE and subscription.plan_code:
@@ -68,7 +72,8 @@ def restricted(subscription: Subscription) -> bool:
     return subscription.status == "past_due" and since is not None and utcnow() - since > grace
 
 
-async def _not_restricted(session: HubAsyncSession) -> None:
+async def _plan_if_not_restricted(session: HubAsyncSession) -> BillingPlan | None:
+    """The plan in force; 402 while the organization is restricted (one read of the subscription)."""
     subscription = await subscription_of(session)
     if subscription is not None and restricted(subscription):
         raise PaymentRequired(
@@ -78,14 +83,14 @@ async def _not_restricted(session: HubAsyncSession) -> None:
             ),
             extra={"restricted": True, "status": subscription.status},
         )
+    return await _plan_of(session, subscription)
 
 
 async def require_room(session: HubAsyncSession, limit: str, adding: int = 1) -> None:
     """402 unless the plan in force leaves room for `adding` more of this limit."""
     if not billing_on():
         return
-    await _not_restricted(session)
-    plan = await plan_in_force(session)
+    plan = await _plan_if_not_restricted(session)
     value = limit_of(plan, limit) if plan is not None else 0
     if value is None:
         return
@@ -126,8 +131,7 @@ async def require_module(session: HubAsyncSession, module: str, name: Term) -> N
     """402 unless the plan in force includes this module (work in it; reading is never refused)."""
     if not billing_on():
         return
-    await _not_restricted(session)
-    plan = await plan_in_force(session)
+    plan = await _plan_if_not_restricted(session)
     if plan is not None and module in (plan.modules or []):
         return
     offered = await session.scalars(

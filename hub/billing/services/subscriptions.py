@@ -200,18 +200,7 @@ async def change_plan(
         before, current.interval or "month"
     )
     if upgrade:
-        found = await client.v1.subscriptions.retrieve_async(subscription_id)
-        item = found.to_dict()["items"]["data"][0]["id"]
-        changed = await client.v1.subscriptions.update_async(
-            subscription_id,
-            {
-                "items": [{"id": item, "plan": price}],
-                "cancel_at_period_end": False,
-                "metadata": {"hub_organization": str(session.organization_id), "hub_plan": plan.code},
-            },
-        )
-        current.pending_plan_code = current.pending_interval = None
-        apply_subscription(current, changed, seen_at=utcnow())
+        await _move(client, current, plan, price)
     else:
         current.pending_plan_code, current.pending_interval = plan.code, interval
         if current.cancel_at_period_end:
@@ -231,6 +220,25 @@ async def change_plan(
     return current
 
 
+async def _move(client: stripe.StripeClient, current: Subscription, plan: BillingPlan, price: str) -> None:
+    """Stripe's subscription onto this plan's price now (a cancellation at the period's end is
+    taken back), and the hub's row as Stripe answers."""
+    subscription_id = current.stripe_subscription_id
+    assert subscription_id is not None
+    found = await client.v1.subscriptions.retrieve_async(subscription_id)
+    item = found.to_dict()["items"]["data"][0]["id"]
+    changed = await client.v1.subscriptions.update_async(
+        subscription_id,
+        {
+            "items": [{"id": item, "plan": price}],
+            "cancel_at_period_end": False,
+            "metadata": {"hub_organization": str(current.organization_id), "hub_plan": plan.code},
+        },
+    )
+    current.pending_plan_code = current.pending_interval = None
+    apply_subscription(current, changed, seen_at=utcnow())
+
+
 async def apply_pending_change(runtime: Runtime, organization_id: uuid.UUID) -> None:
     """The period a downgrade waited for has ended: the subscription moves to its plan (Stripe
     bills the new plan from now on)."""
@@ -246,16 +254,5 @@ async def apply_pending_change(runtime: Runtime, organization_id: uuid.UUID) -> 
             await session.commit()
             return
         price = price_of(plan, current.pending_interval or "month")
-        client = gateway.client(runtime.settings)
-        found = await client.v1.subscriptions.retrieve_async(current.stripe_subscription_id)
-        item = found.to_dict()["items"]["data"][0]["id"]
-        changed = await client.v1.subscriptions.update_async(
-            current.stripe_subscription_id,
-            {
-                "items": [{"id": item, "plan": price}],
-                "metadata": {"hub_organization": str(organization_id), "hub_plan": plan.code},
-            },
-        )
-        current.pending_plan_code = current.pending_interval = None
-        apply_subscription(current, changed, seen_at=utcnow())
+        await _move(gateway.client(runtime.settings), current, plan, price)
         await session.commit()
