@@ -19,19 +19,24 @@ export function Composer({ id, inputRef, replyTo, editing, onDone }) {
     if (editing) inputRef.current?.focus();
   }, []);
 
-  // A leading "/" looks up canned responses by their shortcode.
+  // A leading "/" looks up canned responses by their shortcode; an answer that arrives after
+  // the text changed is dropped, so a picked response is never offered again.
   useEffect(() => {
     const match = /^\/([\w-]*)$/.exec(text);
     if (!match) {
       setCanned([]);
       return;
     }
+    let current = true;
     const timer = setTimeout(() => {
       get(query(paths.inbox.cannedResponses, { q: match[1] || undefined }))
-        .then((items) => setCanned(items.slice(0, 8)))
-        .catch(() => setCanned([]));
+        .then((items) => current && setCanned(items.slice(0, 8)))
+        .catch(() => current && setCanned([]));
     }, 150);
-    return () => clearTimeout(timer);
+    return () => {
+      current = false;
+      clearTimeout(timer);
+    };
   }, [text]);
 
   const send = async (event) => {
@@ -62,7 +67,9 @@ export function Composer({ id, inputRef, replyTo, editing, onDone }) {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       if (canned.length) {
         event.preventDefault();
+        // Cleared here, not by the effect after the next paint: an Enter pressed at once sends.
         setText(canned[0].content);
+        setCanned([]);
         return;
       }
       send(event);
@@ -87,7 +94,7 @@ export function Composer({ id, inputRef, replyTo, editing, onDone }) {
         <ul class="canned" role="listbox" aria-label={t("Canned responses")}>
           {canned.map((item) => (
             <li key={item.id}>
-              <button type="button" onClick={() => { setText(item.content); inputRef.current?.focus(); }}>
+              <button type="button" onClick={() => { setText(item.content); setCanned([]); inputRef.current?.focus(); }}>
                 <strong>/{item.shortcode}</strong> <span>{item.content}</span>
               </button>
             </li>
