@@ -45,7 +45,7 @@ class ChannelController(Controller):
     path = "/api/channels"
     tags = ["channels"]  # noqa: RUF012
 
-    @post("/", guards=[requires("settings", "write")], status_code=201)
+    @post("/", guards=[requires("settings", "write")], status_code=201, errors=(402,))
     async def create(
         self,
         request: Request[CurrentUser, Any, Any],
@@ -172,7 +172,7 @@ class WhatsAppProfileController(Controller):
             profile_out(p, held.get(p.id)) for p in await services.list_channels(session, kind="whatsapp")
         ]
 
-    @post("/profiles", guards=[requires("settings", "write")], status_code=201)
+    @post("/profiles", guards=[requires("settings", "write")], status_code=201, errors=(402,))
     async def create_profile(
         self, request: Request[CurrentUser, Any, Any], session: SessionDep, data: JSONBody[ProfileIn]
     ) -> ProfileOut:

@@ -101,6 +101,10 @@ class Settings:
     stripe_secret_key: str | None = field(default=None, repr=False)
     stripe_webhook_secret: str | None = field(default=None, repr=False)
     stripe_api_base: str | None = None
+    # For the console's card form: the publishable key and where Stripe.js is loaded from (the
+    # billing page's Content Security Policy allows exactly that script's origin).
+    stripe_publishable_key: str | None = None
+    stripe_js_url: str = "https://js.stripe.com/v3/"
     # Days an organization whose payment failed keeps its plan before it is restricted.
     billing_grace_days: int = 7
     # Seconds an outbox event stays with the process that published it before the sweep retries it.
@@ -231,6 +235,8 @@ class Settings:
             stripe_secret_key=env.text("STRIPE_SECRET_KEY", "") or None,
             stripe_webhook_secret=env.text("STRIPE_WEBHOOK_SECRET", "") or None,
             stripe_api_base=env.text("STRIPE_API_BASE", "") or None,
+            stripe_publishable_key=env.text("STRIPE_PUBLISHABLE_KEY", "") or None,
+            stripe_js_url=_stripe_js_url(env.text("STRIPE_JS_URL", "") or "https://js.stripe.com/v3/"),
             billing_grace_days=env.number("HUB_BILLING_GRACE_DAYS", 7, least=0),
             event_claim_seconds=env.number("HUB_EVENT_CLAIM_SECONDS", 120),
             timed_job_claim_seconds=env.number("HUB_TIMED_JOB_CLAIM_SECONDS", 10),
@@ -295,6 +301,13 @@ def _async_driver(url: str) -> str:
     ):
         if url.startswith(plain):
             return driver + url[len(plain) :]
+    return url
+
+
+def _stripe_js_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise SettingsError(f"STRIPE_JS_URL must be an http(s) address, got {url!r}")
     return url
 
 

@@ -15,14 +15,16 @@ import os
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import File
 
-from hub.config import LANGUAGES
+from hub.config import LANGUAGES, Settings
 from hub.i18n import N_, choose_language, messages_of, supported, text_direction, translate
+from hub.runtime import runtime_of
 
 CONSOLE_DIR = Path(
     os.environ.get("HUB_CONSOLE_DIR") or Path(__file__).resolve().parent.parent / "console" / "dist"
@@ -52,7 +54,10 @@ PAGES = [
     "/team",
     "/settings",
     "/settings/{rest:path}",
+    "/billing",
 ]
+# The one page that loads a script from elsewhere: Stripe.js, for the card form.
+BILLING_PAGE = "/billing"
 
 # Only the hub's own script runs, and the page talks only to the hub: a message's text can never
 # become code that reads the signed-in person's token.
@@ -61,6 +66,25 @@ CONTENT_SECURITY_POLICY = (
     "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
+
+
+def billing_policy(settings: Settings) -> str:
+    """The billing page's policy: the console's, plus exactly what Stripe.js needs (its script,
+    its frames and the 3-D Secure frame, Stripe's API)."""
+    script = _origin(settings.stripe_js_url)
+    api = _origin(settings.stripe_api_base or "https://api.stripe.com")
+    return (
+        f"default-src 'self'; script-src 'self' {script}; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data: blob:; media-src 'self' blob:; "
+        f"connect-src 'self' {api}; frame-src {script} https://hooks.stripe.com; object-src 'none'; "
+        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
 
 ASSET_TYPES = {
     ".js": "text/javascript; charset=utf-8",
@@ -134,11 +158,15 @@ def packed_shell(language: str, stamp: int) -> bytes:
 @get(PAGES, exclude_from_auth=True, include_in_schema=False, sync_to_thread=False)
 def console_page(request: Request[Any, Any, Any]) -> Response[bytes]:
     language, stamp = page_language(request), build_stamp()
+    settings = runtime_of(request).settings
+    policy = CONTENT_SECURITY_POLICY
+    if request.url.path == BILLING_PAGE and settings.stripe_secret_key:
+        policy = billing_policy(settings)
     headers = {
         "cache-control": "no-cache",
         "x-frame-options": "DENY",
         "vary": "accept-encoding, cookie",
-        "content-security-policy": CONTENT_SECURITY_POLICY,
+        "content-security-policy": policy,
         "x-content-type-options": "nosniff",
         "referrer-policy": "same-origin",
     }

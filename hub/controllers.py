@@ -26,6 +26,7 @@ from sqlalchemy import select
 
 from hub import asyncapi, metrics, services, storage
 from hub.auth import CurrentUser
+from hub.billing.services.limits import require_storage
 from hub.db import HubAsyncSession, utcnow
 from hub.errors import InvalidInput, NotAuthenticated, NotFound, request_language
 from hub.i18n import N_, translate
@@ -181,7 +182,7 @@ class UserController(Controller):
         users, next_cursor = await services.list_users(session, cursor=cursor, limit=limit)
         return Page(items=[user_out(u) for u in users], next_cursor=next_cursor)
 
-    @post("/invite", guards=[requires("users", "write")], status_code=201)
+    @post("/invite", guards=[requires("users", "write")], status_code=201, errors=(402,))
     async def invite(
         self,
         request: Request[CurrentUser, Any, Any],
@@ -413,7 +414,9 @@ class MediaController(Controller):
     path = "/api/media"
     tags = ["media"]  # noqa: RUF012
 
-    @post("/", status_code=201, request_max_body_size=storage.MAX_MEDIA_BYTES + 1024 * 1024, errors=(415,))
+    @post(
+        "/", status_code=201, request_max_body_size=storage.MAX_MEDIA_BYTES + 1024 * 1024, errors=(402, 415)
+    )
     async def upload(
         self,
         request: Request[CurrentUser, Any, Any],
@@ -434,6 +437,7 @@ class MediaController(Controller):
 
         incoming = await storage.receive_stream(runtime.settings, chunks())
         try:
+            await require_storage(session, incoming.size)  # the plan's storage (402 when full)
             media = await storage.save_media(
                 session,
                 runtime.settings,

@@ -50,6 +50,8 @@ ERROR_SCHEMA: dict[str, Any] = {
 MEANINGS = {
     400: "The request is not valid (its Host, its parameters or its body); `errors` names the fields",
     401: "No valid access token (or, for a signed post, no valid signature)",
+    402: "The organization's plan does not allow it (a limit reached, a module not in the plan, or a "
+    "payment due); `limit`, `value` and `plan` say which and what lifts it",
     403: "The role may not do this, or the module is switched off",
     404: "There is no such object in the caller's organization",
     408: "The body did not arrive in time",
@@ -77,8 +79,11 @@ def error_codes(path: str, method: str, handler: HTTPRouteHandler) -> set[int]:
     codes = {400, 503} if path.startswith(UNMETERED) else {400, 429, 503}
     if not anonymous:
         codes.add(401)
-    if handler.resolve_guards():
+    guards = handler.resolve_guards()
+    if guards:
         codes.add(403)
+    if any(getattr(guard, "plan_gated", False) for guard in guards):
+        codes.add(402)
     if "{" in path:
         codes.add(404)
     if method.upper() in WRITES:

@@ -132,6 +132,8 @@ def requires(area: str, level: Level | str = Level.read) -> Guard:
             await _module_in_plan(connection, area)
 
     guard.__name__ = f"requires_{area}_{wanted.name}"
+    # Said in the API's description: work in a module the plan may leave out can be 402.
+    guard.plan_gated = wanted >= Level.write and area in PLAN_MODULES  # type: ignore[attr-defined]
     return guard
 
 

@@ -18,19 +18,22 @@ from hub.auth import CurrentUser
 from hub.billing import services
 from hub.billing.models import BillingPlan
 from hub.billing.schemas import (
+    AccountIn,
     CancelIn,
     CardConfirmIn,
     CardSetupIn,
     CardSetupOut,
     ChangePlanIn,
+    CheckoutIn,
     InvoiceOut,
     PlanOut,
+    StripePageOut,
     SubscribeIn,
     SubscriptionOut,
     WebhookAnswer,
 )
 from hub.billing.views import invoice_out, plan_out, subscription_out
-from hub.controllers import Cursor, RuntimeDep, SessionDep
+from hub.controllers import Cursor, RuntimeDep, SessionDep, public_url
 from hub.db import HubAsyncSession
 from hub.errors import (
     HubError,
@@ -95,7 +98,7 @@ class BillingController(Controller):
     ) -> SubscriptionOut:
         return await _subscription_view(session, request_language(request))
 
-    @post("/subscribe", guards=[requires("billing", "write")], status_code=201, errors=(404, 409))
+    @post("/subscribe", guards=[requires("billing", "write")], status_code=201, errors=(402, 404, 409))
     async def subscribe(
         self,
         request: Request[CurrentUser, Any, Any],
@@ -104,11 +107,57 @@ class BillingController(Controller):
         data: JSONBody[SubscribeIn],
     ) -> SubscriptionOut:
         await services.subscribe(
-            runtime, session, plan_code=data.plan, interval=data.interval, billing_email=data.billing_email
+            runtime,
+            session,
+            plan_code=data.plan,
+            interval=data.interval,
+            billing_email=data.billing_email,
+            tax_id=data.tax_id,
         )
         return await _subscription_view(session, request_language(request))
 
-    @post("/change-plan", guards=[requires("billing", "write")], status_code=200, errors=(404, 409))
+    @post("/checkout", guards=[requires("billing", "write")], status_code=201, errors=(404, 409))
+    async def checkout(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        runtime: RuntimeDep,
+        session: SessionDep,
+        data: JSONBody[CheckoutIn],
+    ) -> StripePageOut:
+        """Stripe's Checkout page for a first subscription (the card typed there); the webhooks
+        keep the subscription it starts."""
+        url = await services.start_checkout(
+            runtime,
+            session,
+            plan_code=data.plan,
+            interval=data.interval,
+            billing_email=data.billing_email,
+            tax_id=data.tax_id,
+            base_url=public_url(request),
+        )
+        return StripePageOut(url=url)
+
+    @post("/portal", guards=[requires("billing", "write")], status_code=201, errors=(404, 409))
+    async def portal(
+        self, request: Request[CurrentUser, Any, Any], runtime: RuntimeDep, session: SessionDep
+    ) -> StripePageOut:
+        """Stripe's Billing Portal for the organization's customer: card, invoices, plan."""
+        return StripePageOut(url=await services.open_portal(runtime, session, base_url=public_url(request)))
+
+    @post("/account", guards=[requires("billing", "write")], status_code=200, errors=(404,))
+    async def account(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        runtime: RuntimeDep,
+        session: SessionDep,
+        data: JSONBody[AccountIn],
+    ) -> SubscriptionOut:
+        """The billing e-mail and tax id Stripe prints on the invoices."""
+        await services.billing_account(runtime, session, data.billing_email, data.tax_id)
+        await session.commit()
+        return await _subscription_view(session, request_language(request))
+
+    @post("/change-plan", guards=[requires("billing", "write")], status_code=200, errors=(402, 404, 409))
     async def change_plan(
         self,
         request: Request[CurrentUser, Any, Any],
@@ -135,7 +184,12 @@ class BillingController(Controller):
         self, runtime: RuntimeDep, session: SessionDep, data: JSONBody[CardSetupIn]
     ) -> CardSetupOut:
         intent = await services.start_card_setup(runtime, session, data.billing_email)
-        return CardSetupOut(setup_intent=intent.id, client_secret=intent.client_secret or "")
+        return CardSetupOut(
+            setup_intent=intent.id,
+            client_secret=intent.client_secret or "",
+            publishable_key=runtime.settings.stripe_publishable_key,
+            stripe_js=runtime.settings.stripe_js_url,
+        )
 
     @post(
         "/payment-method/confirm", guards=[requires("billing", "write")], status_code=200, errors=(404, 409)
@@ -182,7 +236,8 @@ async def _subscription_view(session: HubAsyncSession, language: str) -> Subscri
     plan = None
     if current is not None and current.plan_code:
         plan = await session.scalar(select(BillingPlan).where(BillingPlan.code == current.plan_code))
-    return subscription_out(current, plan, await services.usage_now(session), language)
+    in_force = await services.plan_in_force(session)
+    return subscription_out(current, plan, in_force, await services.usage_now(session), language)
 
 
 ROUTES = [BillingController]

@@ -1,10 +1,25 @@
-"""Billing's socket events: its public contract."""
+"""Billing's events, its public contract: what admins are told by e-mail (a domain event, so
+the mail is sent after the commit and at least once) and what their sockets hear."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+from hub.events import Event, event_type
 from hub.realtime import SocketEvent, socket_event
+
+# What admins are e-mailed about.
+NOTICES = ("trial_ending", "payment_failed", "card_expiring", "plan_changed")
+
+
+@event_type
+class AdminsToldOfBilling(Event, frozen=True, kw_only=True):
+    name: ClassVar[str] = "billing.admins_told"
+    notice: str  # one of NOTICES
+    plan: str | None = None  # the plan's code (plan_changed)
+    when: str | None = None  # an ISO date: the trial's end, the next payment try, the card's expiry
+    amount: int | None = None  # in the currency's smallest unit (payment_failed)
+    currency: str | None = None
 
 
 @socket_event

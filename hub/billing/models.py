@@ -50,10 +50,14 @@ class Subscription(Base, TenantMixin):
     trial_end: Mapped[datetime | None]
     cancel_at_period_end: Mapped[bool] = mapped_column(default=False)
     billing_email: Mapped[str | None] = mapped_column(String(254))
+    # The organization's tax id, printed on its invoices (Stripe's type: sa_vat, eu_vat, ...).
+    tax_id_type: Mapped[str | None] = mapped_column(String(16))
+    tax_id_value: Mapped[str | None] = mapped_column(String(64))
     # The card invoices are charged to (what may be shown of it).
     card_brand: Mapped[str | None] = mapped_column(String(20))
     card_last4: Mapped[str | None] = mapped_column(String(4))
     card_expires: Mapped[str | None] = mapped_column(String(7))  # 2029-04
+    card_warned_for: Mapped[str | None] = mapped_column(String(7))  # the expiry admins were told of
     # A downgrade waits for the end of the period paid for: the plan and interval it goes to.
     pending_plan_code: Mapped[str | None] = mapped_column(String(32))
     pending_interval: Mapped[str | None] = mapped_column(String(8))

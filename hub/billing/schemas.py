@@ -30,23 +30,56 @@ class PlanOut(msgspec.Struct, kw_only=True):
     limits: list[LimitOut]
 
 
+Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
+
+
+class TaxId(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A tax id as Stripe types it: sa_vat, ae_trn, eg_tin, eu_vat, gb_vat, us_ein, ..."""
+
+    type: Annotated[str, msgspec.Meta(pattern=r"^[a-z]{2}_[a-z]{2,8}$")]
+    value: Annotated[str, msgspec.Meta(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9 .\-/]+$")]
+
+
 class SubscribeIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     plan: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
     interval: Annotated[str, msgspec.Meta(min_length=1, max_length=8)] = "month"
-    billing_email: Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")]
+    billing_email: Email
+    tax_id: TaxId | None = None
+
+
+class CheckoutIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    plan: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    interval: Annotated[str, msgspec.Meta(min_length=1, max_length=8)] = "month"
+    # Needed when the organization has no billing account yet.
+    billing_email: Email | None = None
+    tax_id: TaxId | None = None
+
+
+class AccountIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    billing_email: Email | None = None
+    tax_id: TaxId | None = None
+
+
+class StripePageOut(msgspec.Struct, kw_only=True):
+    url: str  # Stripe's page to open: Checkout or the Billing Portal
 
 
 class UsageOut(msgspec.Struct, kw_only=True):
     limit: str
     name: str  # in the reader's language
     used: int | None  # None: not counted here
-    value: int | None  # the plan's limit; None: unlimited
+    value: int | None  # the limit of the plan in force; None: unlimited
 
 
 class CardOut(msgspec.Struct, kw_only=True):
     brand: str | None
     last4: str | None
     expires: str | None  # 2029-04
+
+
+class TaxIdOut(msgspec.Struct, kw_only=True):
+    type: str
+    value: str
 
 
 class SubscriptionOut(msgspec.Struct, kw_only=True):
@@ -58,6 +91,9 @@ class SubscriptionOut(msgspec.Struct, kw_only=True):
     trial_end: datetime | None
     cancel_at_period_end: bool
     billing_email: str | None
+    tax_id: TaxIdOut | None
+    in_force_plan: str | None  # whose limits apply now (the free plan without a subscription)
+    restricted: bool  # a payment due too long: reading and receiving only
     card: CardOut | None  # the card invoices are charged to
     pending_plan: str | None  # a downgrade waiting for the period's end
     pending_interval: str | None
@@ -93,14 +129,14 @@ class InvoiceOut(msgspec.Struct, kw_only=True):
 
 class CardSetupIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Needed when the organization has no billing account yet.
-    billing_email: (
-        Annotated[str, msgspec.Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")] | None
-    ) = None
+    billing_email: Email | None = None
 
 
 class CardSetupOut(msgspec.Struct, kw_only=True):
     setup_intent: str
     client_secret: str  # for Stripe.js, in the browser
+    publishable_key: str | None  # Stripe.js's key; None: the installation takes no cards here
+    stripe_js: str  # where Stripe.js is loaded from
 
 
 class CardConfirmIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

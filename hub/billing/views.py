@@ -6,9 +6,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hub.billing.models import BillingPlan, Subscription
-from hub.billing.schemas import CardOut, InvoiceOut, LimitOut, PlanOut, PriceOut, SubscriptionOut, UsageOut
+from hub.billing.schemas import (
+    CardOut,
+    InvoiceOut,
+    LimitOut,
+    PlanOut,
+    PriceOut,
+    SubscriptionOut,
+    TaxIdOut,
+    UsageOut,
+)
 from hub.billing.services import LIMITS, limit_of
-from hub.billing.services.limits import LIMIT_TERMS
+from hub.billing.services.limits import LIMIT_TERMS, restricted
 from hub.i18n import format_money, translate
 
 
@@ -36,8 +45,14 @@ def plan_out(plan: BillingPlan, language: str) -> PlanOut:
 
 
 def subscription_out(
-    subscription: Subscription | None, plan: BillingPlan | None, used: dict[str, int | None], language: str
+    subscription: Subscription | None,
+    plan: BillingPlan | None,
+    in_force: BillingPlan | None,
+    used: dict[str, int | None],
+    language: str,
 ) -> SubscriptionOut:
+    """The subscription as Stripe has it, and usage against the plan in force (the free plan
+    without a subscription; none while restricted)."""
     return SubscriptionOut(
         plan=plan.code if plan is not None else None,
         plan_name=plan_out(plan, language).name if plan is not None else None,
@@ -47,6 +62,11 @@ def subscription_out(
         trial_end=subscription.trial_end if subscription is not None else None,
         cancel_at_period_end=subscription.cancel_at_period_end if subscription is not None else False,
         billing_email=subscription.billing_email if subscription is not None else None,
+        tax_id=TaxIdOut(type=subscription.tax_id_type, value=subscription.tax_id_value)
+        if subscription is not None and subscription.tax_id_type and subscription.tax_id_value
+        else None,
+        in_force_plan=in_force.code if in_force is not None else None,
+        restricted=subscription is not None and restricted(subscription),
         card=CardOut(
             brand=subscription.card_brand, last4=subscription.card_last4, expires=subscription.card_expires
         )
@@ -59,7 +79,7 @@ def subscription_out(
                 limit=limit,
                 name=translate(language, LIMIT_TERMS[limit]),
                 used=used.get(limit),
-                value=limit_of(plan, limit) if plan is not None else None,
+                value=limit_of(in_force, limit) if in_force is not None else 0,
             )
             for limit in LIMITS
         ],

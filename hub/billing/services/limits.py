@@ -4,6 +4,7 @@ Inbound messages are never counted against anything here."""
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -11,7 +12,14 @@ from sqlalchemy import select
 from hub.billing.models import BillingPlan, Subscription
 from hub.billing.services.plans import limit_of
 from hub.billing.services.subscriptions import subscription_of
-from hub.billing.services.usage import usage_now
+from hub.billing.services.usage import (
+    MB,
+    MONTHLY_COUNTERS,
+    stored_bytes,
+    tell_if_crossed,
+    usage_now,
+    used_of,
+)
 from hub.config import LANGUAGES
 from hub.db import HubAsyncSession, utcnow
 from hub.errors import Conflict, PaymentRequired
@@ -87,19 +95,44 @@ async def _plan_if_not_restricted(session: HubAsyncSession) -> BillingPlan | Non
 
 
 async def require_room(session: HubAsyncSession, limit: str, adding: int = 1) -> None:
-    """402 unless the plan in force leaves room for `adding` more of this limit."""
+    """402 unless the plan in force leaves room for `adding` more of this limit. What is held
+    (seats, numbers, channels) crossing 80% or 100% is told to the admins once the caller
+    commits; the monthly counters tell it themselves when they count."""
     if not billing_on():
         return
     plan = await _plan_if_not_restricted(session)
     value = limit_of(plan, limit) if plan is not None else 0
     if value is None:
         return
-    used = (await usage_now(session)).get(limit)
+    used = await used_of(session, limit)
     if used is None:
         return  # not counted on this installation
     if used + adding <= value:
+        if limit not in MONTHLY_COUNTERS:
+            tell_if_crossed(session, limit, value, used, used + adding)
         return
-    lifting = await _plan_lifting(session, limit, used + adding)
+    await _refuse(session, limit, value, used, used + adding)
+
+
+async def require_storage(session: HubAsyncSession, size: int) -> None:
+    """402 unless the plan's storage has room for a file of `size` bytes (a file the team sends;
+    what customers send is always kept)."""
+    if not billing_on():
+        return
+    plan = await _plan_if_not_restricted(session)
+    value = limit_of(plan, "storage_mb") if plan is not None else 0
+    if value is None:
+        return
+    held = await stored_bytes(session)
+    before, after = math.ceil(held / MB), math.ceil((held + size) / MB)
+    if held + size <= value * MB:
+        tell_if_crossed(session, "storage_mb", value, before, after)
+        return
+    await _refuse(session, "storage_mb", value, before, after)
+
+
+async def _refuse(session: HubAsyncSession, limit: str, value: int, used: int, needed: int) -> None:
+    lifting = await _plan_lifting(session, limit, needed)
     extra = {"limit": limit, "value": value, "used": used, "plan": lifting.code if lifting else None}
     if lifting is None:
         raise PaymentRequired(

@@ -4,7 +4,10 @@ object, and an object read earlier never overwrites one read later."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -13,10 +16,13 @@ import structlog
 from sqlalchemy import select
 
 from hub.billing import gateway
+from hub.billing.events import AdminsToldOfBilling
 from hub.billing.models import BillingPlan, Subscription
+from hub.billing.schemas import TaxId
 from hub.billing.services.plans import INTERVALS
 from hub.db import HubAsyncSession, utcnow
 from hub.errors import Conflict, InvalidInput
+from hub.events import publish
 from hub.i18n import N_
 from hub.models import Organization
 from hub.runtime import Runtime
@@ -51,7 +57,13 @@ def price_of(plan: BillingPlan, interval: str) -> str:
 
 
 async def subscribe(
-    runtime: Runtime, session: HubAsyncSession, *, plan_code: str, interval: str, billing_email: str
+    runtime: Runtime,
+    session: HubAsyncSession,
+    *,
+    plan_code: str,
+    interval: str,
+    billing_email: str,
+    tax_id: TaxId | None = None,
 ) -> Subscription:
     """Start the organization's subscription: its Stripe customer is made once (with the
     organization's name and billing e-mail), and the plan's trial is given the first time."""
@@ -60,7 +72,7 @@ async def subscribe(
     current = await subscription_of(session)
     if current is not None and current.status in LIVE:
         raise Conflict(N_("This organization already has a subscription: change its plan instead."))
-    current = await billing_account(runtime, session, billing_email)
+    current = await billing_account(runtime, session, billing_email, tax_id)
     organization_id = session.organization_id
     client = gateway.client(runtime.settings)
     params: dict[str, Any] = {
@@ -82,31 +94,67 @@ async def subscribe(
 
 
 async def billing_account(
-    runtime: Runtime, session: HubAsyncSession, billing_email: str | None
+    runtime: Runtime,
+    session: HubAsyncSession,
+    billing_email: str | None,
+    tax_id: TaxId | None = None,
 ) -> Subscription:
-    """The organization's row and its Stripe customer, made once (with the organization's name
-    and billing e-mail; the same idempotency key for every try)."""
+    """The organization's row and its Stripe customer, made once (with the organization's name,
+    billing e-mail and tax id; the same idempotency key for every try); later calls change the
+    e-mail or tax id Stripe prints on the invoices."""
     current = await subscription_of(session)
     client = gateway.client(runtime.settings)
     if current is None:
         if not billing_email:
             raise InvalidInput(N_("A billing e-mail is needed."), field="billing_email")
         organization = await session.get_one(Organization, session.organization_id)
-        customer = await client.v1.customers.create_async(
-            {
-                "email": billing_email,
-                "name": organization.name,
-                "metadata": {"hub_organization": str(organization.id)},
-            },
-            {"idempotency_key": f"hub-customer-{organization.id}"},
-        )
+        params: dict[str, Any] = {
+            "email": billing_email,
+            "name": organization.name,
+            "metadata": {"hub_organization": str(organization.id)},
+        }
+        if tax_id is not None:
+            params["tax_id_data"] = [{"type": tax_id.type, "value": tax_id.value}]
+        async with _tax_id_checked():
+            customer = await client.v1.customers.create_async(
+                cast(Any, params),
+                {"idempotency_key": f"hub-customer-{organization.id}-{_tax_key(tax_id)}"},
+            )
         current = Subscription(stripe_customer_id=customer.id, status="none", billing_email=billing_email)
+        if tax_id is not None:
+            current.tax_id_type, current.tax_id_value = tax_id.type, tax_id.value
         session.add(current)
         await session.flush()
-    elif billing_email and current.billing_email != billing_email:
+        return current
+    if billing_email and current.billing_email != billing_email:
         await client.v1.customers.update_async(current.stripe_customer_id, {"email": billing_email})
         current.billing_email = billing_email
+    if tax_id is not None and (current.tax_id_type, current.tax_id_value) != (tax_id.type, tax_id.value):
+        async with _tax_id_checked():
+            await client.v1.customers.tax_ids.create_async(
+                current.stripe_customer_id,
+                cast(Any, {"type": tax_id.type, "value": tax_id.value}),
+                {"idempotency_key": f"hub-tax-id-{session.organization_id}-{_tax_key(tax_id)}"},
+            )
+        current.tax_id_type, current.tax_id_value = tax_id.type, tax_id.value
     return current
+
+
+def _tax_key(tax_id: TaxId | None) -> str:
+    if tax_id is None:
+        return "none"
+    return hashlib.sha256(f"{tax_id.type}:{tax_id.value}".encode()).hexdigest()[:16]
+
+
+@contextlib.asynccontextmanager
+async def _tax_id_checked() -> AsyncIterator[None]:
+    """Stripe judges a tax id by its country's rules: one it refuses is the admin's to fix."""
+    try:
+        yield
+    except stripe.InvalidRequestError as error:
+        if "tax" in (error.param or "") or "tax" in str(error.user_message or error).lower():
+            raise InvalidInput(N_("This tax id is not valid for its type."), field="tax_id") from None
+        raise
 
 
 def _moment(value: Any) -> datetime | None:
@@ -139,6 +187,21 @@ def apply_subscription(row: Subscription, found: Any, *, seen_at: datetime) -> b
     return True
 
 
+async def keep_state(session: HubAsyncSession, row: Subscription, found: Any, *, seen_at: datetime) -> bool:
+    """`apply_subscription`, and the admins told (by e-mail, after the commit) when the plan
+    changed, whoever changed it: the hub, the Billing Portal or Stripe's dashboard."""
+    before = row.plan_code
+    applied = apply_subscription(row, found, seen_at=seen_at)
+    if applied and before and row.plan_code and before != row.plan_code:
+        await publish(
+            session,
+            AdminsToldOfBilling(
+                organization_id=row.organization_id, notice="plan_changed", plan=row.plan_code
+            ),
+        )
+    return applied
+
+
 async def fetch_subscription(runtime: Runtime, subscription_id: str) -> Any | None:
     """Stripe's subscription as it is now (None: Stripe no longer has it)."""
     client = gateway.client(runtime.settings)
@@ -168,7 +231,7 @@ async def cancel(runtime: Runtime, session: HubAsyncSession, *, at_period_end: b
     else:
         changed = await client.v1.subscriptions.cancel_async(subscription_id)
     current.pending_plan_code = current.pending_interval = None
-    apply_subscription(current, changed, seen_at=utcnow())
+    await keep_state(session, current, changed, seen_at=utcnow())
     await session.commit()
     log.info("subscription cancelled", at_period_end=at_period_end)
     return current
@@ -200,7 +263,7 @@ async def change_plan(
         before, current.interval or "month"
     )
     if upgrade:
-        await _move(client, current, plan, price)
+        await _move(session, client, current, plan, price)
     else:
         current.pending_plan_code, current.pending_interval = plan.code, interval
         if current.cancel_at_period_end:
@@ -220,7 +283,13 @@ async def change_plan(
     return current
 
 
-async def _move(client: stripe.StripeClient, current: Subscription, plan: BillingPlan, price: str) -> None:
+async def _move(
+    session: HubAsyncSession,
+    client: stripe.StripeClient,
+    current: Subscription,
+    plan: BillingPlan,
+    price: str,
+) -> None:
     """Stripe's subscription onto this plan's price now (a cancellation at the period's end is
     taken back), and the hub's row as Stripe answers."""
     subscription_id = current.stripe_subscription_id
@@ -236,7 +305,7 @@ async def _move(client: stripe.StripeClient, current: Subscription, plan: Billin
         },
     )
     current.pending_plan_code = current.pending_interval = None
-    apply_subscription(current, changed, seen_at=utcnow())
+    await keep_state(session, current, changed, seen_at=utcnow())
 
 
 async def apply_pending_change(runtime: Runtime, organization_id: uuid.UUID) -> None:
@@ -254,5 +323,5 @@ async def apply_pending_change(runtime: Runtime, organization_id: uuid.UUID) -> 
             await session.commit()
             return
         price = price_of(plan, current.pending_interval or "month")
-        await _move(gateway.client(runtime.settings), current, plan, price)
+        await _move(session, gateway.client(runtime.settings), current, plan, price)
         await session.commit()

@@ -5,16 +5,19 @@ that come late, twice or out of order never roll the state back."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import stripe
 import structlog
 from sqlalchemy import select
 
+from hub.billing.events import AdminsToldOfBilling
 from hub.billing.models import BillingEvent, Subscription
-from hub.billing.services.subscriptions import apply_subscription, fetch_subscription
+from hub.billing.services.subscriptions import fetch_subscription, keep_state
 from hub.db import insert_for, new_id, utcnow
 from hub.errors import InvalidInput
+from hub.events import publish
 from hub.i18n import N_
 from hub.runtime import Runtime
 
@@ -59,7 +62,10 @@ async def receive(runtime: Runtime, body: bytes, signature: str | None) -> bool:
         subscription_id = found.get(SUBSCRIPTION_EVENTS[kind])
         if subscription_id:
             await _follow(
-                runtime, subscription_id, found if kind.startswith("customer.subscription") else None
+                runtime,
+                subscription_id,
+                found if kind.startswith("customer.subscription") else None,
+                _notice_of(kind, found),
             )
     else:
         log.info("stripe event acknowledged, nothing to do", event_type=kind)
@@ -76,9 +82,29 @@ async def receive(runtime: Runtime, body: bytes, signature: str | None) -> bool:
     return True
 
 
-async def _follow(runtime: Runtime, subscription_id: str, sent: dict[str, Any] | None) -> None:
+def _notice_of(kind: str, found: dict[str, Any]) -> dict[str, Any] | None:
+    """What the admins are e-mailed about this event, if anything."""
+    if kind == "customer.subscription.trial_will_end" and found.get("trial_end"):
+        return {"notice": "trial_ending", "when": _day(found["trial_end"])}
+    if kind == "invoice.payment_failed":
+        return {
+            "notice": "payment_failed",
+            "amount": int(found.get("amount_due") or 0),
+            "currency": found.get("currency") or "usd",
+            "when": _day(found["next_payment_attempt"]) if found.get("next_payment_attempt") else None,
+        }
+    return None
+
+
+def _day(timestamp: Any) -> str:
+    return datetime.fromtimestamp(int(timestamp), UTC).date().isoformat()
+
+
+async def _follow(
+    runtime: Runtime, subscription_id: str, sent: dict[str, Any] | None, notice: dict[str, Any] | None
+) -> None:
     """Keep the subscription as Stripe has it now (or as the event had it, if Stripe has it no
-    more: a deleted subscription)."""
+    more: a deleted subscription), and tell the admins what the event says they must know."""
     seen_at = utcnow()
     fresh = await fetch_subscription(runtime, subscription_id)
     state = fresh if fresh is not None else sent
@@ -94,9 +120,11 @@ async def _follow(runtime: Runtime, subscription_id: str, sent: dict[str, Any] |
         if row is None:  # started outside the hub (Checkout): the customer is the organization's
             row = Subscription(stripe_customer_id=data["customer"], status="none")
             session.add(row)
-        if apply_subscription(row, data, seen_at=seen_at):
-            await session.commit()
+        if await keep_state(session, row, data, seen_at=seen_at):
             log.info("subscription updated from stripe", status=row.status, plan=row.plan_code)
+        if notice is not None:
+            await publish(session, AdminsToldOfBilling(organization_id=organization_id, **notice))
+        await session.commit()
 
 
 async def _organization_of(runtime: Runtime, data: dict[str, Any]) -> uuid.UUID | None:
