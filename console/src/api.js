@@ -7,9 +7,14 @@ export class ApiError extends Error {
   constructor(status, body) {
     super(body?.detail || String(status));
     this.status = status;
+    this.body = body || {};
     this.fields = Object.fromEntries((body?.errors || []).map((error) => [error.field, error.message]));
   }
 }
+
+// Told of every answer the plan refused (402), wherever it came from: the console shows the
+// limit hit and the way to the billing page (main.jsx listens).
+export const planRefusals = new Set();
 
 export async function api(method, path, body, { raw = false } = {}) {
   const headers = { "accept-language": language };
@@ -29,7 +34,9 @@ export async function api(method, path, body, { raw = false } = {}) {
     try {
       error = await answer.json();
     } catch {}
-    throw new ApiError(answer.status, error);
+    const failure = new ApiError(answer.status, error);
+    if (answer.status === 402) planRefusals.forEach((listener) => listener(failure));
+    throw failure;
   }
   if (raw) return answer;
   if (answer.status === 204) return null;

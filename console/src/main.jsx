@@ -2,11 +2,13 @@
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { languageChanged, LanguageSwitch, PasswordButton, passwordChange } from "./account.jsx";
-import { get, post } from "./api.js";
-import { Icon, Link, Toasts } from "./components/ui.jsx";
+import { get, planRefusals, post } from "./api.js";
+import { Icon, Link, toast, Toasts } from "./components/ui.jsx";
 import { initialLanguage, language, loadLanguage, t } from "./i18n.js";
-import { connected, connectLive, disconnectLive } from "./live.js";
+import { events } from "./events.js";
+import { connected, connectLive, disconnectLive, on } from "./live.js";
 import { AcceptInvitation, ForgotPassword, Login, Register, ResetPassword } from "./pages/auth.jsx";
+import { Billing } from "./pages/billing.jsx";
 import { CampaignPage, Campaigns, NewCampaign } from "./pages/campaigns.jsx";
 import { Channels, ConnectWhatsapp } from "./pages/channels.jsx";
 import { CustomerPage, Customers } from "./pages/customers.jsx";
@@ -47,7 +49,18 @@ const PAGES = [
   { path: "/channels/whatsapp/:id", page: ConnectWhatsapp, area: "settings" },
   { path: "/team", page: Team, area: "users", icon: "team", label: () => t("Team") },
   { path: "/settings", page: Settings, area: "settings", icon: "settings", label: () => t("Settings") },
+  { path: "/billing", page: Billing, area: "billing", icon: "billing", label: () => t("Billing") },
 ];
+
+// Whatever the plan refused (402), wherever it was asked: what limit was hit, and for those who
+// read billing the way to the billing page.
+const toBilling = () => (can("billing", "read") ? { href: "/billing", label: t("See plans and billing") } : null);
+planRefusals.add((failure) => toast(failure.message, "error", toBilling()));
+// Admins hear when a limit of the plan is 80% used, and when it is used up.
+on(events.usageUpdated, (data) => {
+  const used = data.percent >= 100 ? t("A limit of your plan is used up.") : t("80% of a limit of your plan is used.");
+  toast(used, data.percent >= 100 ? "error" : "info", toBilling());
+});
 
 function allowed(entry) {
   return entry.everyone || can(entry.area, entry.level || "read");

@@ -3,8 +3,16 @@ import { store } from "./store.js";
 
 export const location = store(window.location.pathname + window.location.search);
 
+// The billing page is a document of its own: it alone may load Stripe's script, so its Content
+// Security Policy differs, and going to it or from it loads the page afresh.
+export const OWN_DOCUMENT = "/billing";
+
 export function navigate(to, { replace = false } = {}) {
   if (to === location.value) return;
+  if ((pathOf(to) === OWN_DOCUMENT) !== (pathOf(location.value) === OWN_DOCUMENT)) {
+    window.location[replace ? "replace" : "assign"](to);
+    return;
+  }
   history[replace ? "replaceState" : "pushState"](null, "", to);
   location.set(to);
 }

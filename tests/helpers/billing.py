@@ -48,6 +48,9 @@ class LocalStripe:
             "STRIPE_SECRET_KEY": self.secret_key,
             "STRIPE_API_BASE": self.url,
             "STRIPE_WEBHOOK_SECRET": self.webhook_secret,
+            # The card form: localstripe serves a Stripe.js of its own that talks to it.
+            "STRIPE_PUBLISHABLE_KEY": "pk_test_hub",
+            "STRIPE_JS_URL": f"{self.url}/js.stripe.com/v3/",
         }
 
     async def send_webhooks_to(self, url: str) -> None:

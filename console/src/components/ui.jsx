@@ -35,6 +35,7 @@ const PATHS = {
   plus: "M12 5v14M5 12h14",
   search: "M11 18a7 7 0 1 0 0-14 7 7 0 0 0 0 14zM21 21l-5-5",
   note: "M5 4h10l4 4v12H5zM14 4v5h5",
+  billing: "M3 6h18v12H3zM3 10h18M7 15h4",
 };
 const DIRECTIONAL = new Set(["back", "forward", "reply", "send", "share", "logout"]);
 
@@ -125,10 +126,11 @@ export function Modal({ title, onClose, children, wide }) {
 const toasts = store([]);
 let toastId = 0;
 
-export function toast(text, kind = "info") {
+// A short message; `link` ({href, label}) adds where to go about it.
+export function toast(text, kind = "info", link = null) {
   const id = ++toastId;
-  toasts.set([...toasts.value, { id, text, kind }]);
-  setTimeout(() => toasts.set(toasts.value.filter((item) => item.id !== id)), 5000);
+  toasts.set([...toasts.value, { id, text, kind, link }]);
+  setTimeout(() => toasts.set(toasts.value.filter((item) => item.id !== id)), link ? 10000 : 5000);
 }
 
 export function Toasts() {
@@ -136,8 +138,16 @@ export function Toasts() {
   return (
     <div class="toasts" aria-live="polite">
       {items.map((item) => (
-        <div key={item.id} class={`toast ${item.kind}`}>
+        <div key={item.id} class={`toast ${item.kind}`} data-toast={item.kind}>
           {item.text}
+          {item.link && (
+            <>
+              {" "}
+              <Link href={item.link.href} data-toast-link>
+                {item.link.label}
+              </Link>
+            </>
+          )}
         </div>
       ))}
     </div>

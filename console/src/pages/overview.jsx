@@ -4,7 +4,7 @@ import { useEffect, useRef } from "preact/hooks";
 import { get, query } from "../api.js";
 import { handled, ProgressBar, useCampaignsLive } from "../components/progress.jsx";
 import { Empty, Link, Loading, PageHeader, useLoad } from "../components/ui.jsx";
-import { Usage } from "../components/usage.jsx";
+import { PlanUsage, Usage } from "../components/usage.jsx";
 import { events } from "../events.js";
 import { formatNumber, t } from "../i18n.js";
 import { useLive } from "../live.js";
@@ -173,7 +173,8 @@ export function Overview() {
         {can("ticketing", "read") && <TicketTiles />}
         {can("campaigns", "read") && <RunningCampaigns />}
         {managing && <SlaSummary />}
-        {can("billing", "read") && <Usage />}
+        {can("settings", "read") && <Usage />}
+        {can("billing", "read") && <PlanUsage />}
       </div>
     </div>
   );
