@@ -111,3 +111,31 @@ async def test_an_admin_chooses_a_plan_saves_a_card_and_is_shown_the_way_when_a_
     await refused.locator("[data-toast-link]").click()
     await page.wait_for_url(f"{hub.url}/billing")
     await page.locator("[data-meter=agents][data-level=full]").wait_for()
+
+
+async def test_a_manager_reads_billing_in_arabic_and_an_installation_without_billing_has_no_page(
+    billed: tuple[RunningHub, LocalStripe], hub: RunningHub, browser: Any, people: list[Console]
+) -> None:
+    from tests.conftest import add_member
+
+    billed_hub, _server = billed
+    organization = await register(billed_hub, language="ar", name="عطور نور")
+    manager = await add_member(billed_hub, organization, "manager")
+    reader = await sign_in(browser, billed_hub, manager, language="ar")
+    people.append(reader)
+    await reader.goto("/billing")
+    page = reader.page
+    await page.locator("[data-meter=agents]").wait_for()
+    assert await page.evaluate("document.documentElement.dir") == "rtl"
+    assert "الخطة المجانية" in await page.locator("[data-billing-status=none] h2").inner_text()
+    assert "غير محدود" in await page.locator("[data-plan=enterprise]").inner_text()
+    assert await page.locator("[data-action=choose-plan]").count() == 0  # managers read
+    await reader.screenshot("billing")
+
+    # The session hub bills nobody: no billing in the navigation, and its page leads elsewhere.
+    other = await register(hub)
+    admin = await sign_in(browser, hub, other.admin)
+    people.append(admin)
+    assert await admin.page.locator("[data-nav=billing]").count() == 0
+    await admin.goto("/billing")
+    await admin.page.wait_for_url(f"{hub.url}/overview")

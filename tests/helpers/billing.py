@@ -99,8 +99,9 @@ async def local_stripe() -> AsyncIterator[LocalStripe]:
 async def billed_hub(
     request: Any, tmp_path: Path, plans: Path | None = None
 ) -> AsyncIterator[tuple[Any, LocalStripe]]:
-    """A hub billing through a local Stripe of its own, on the database `request.param` names
-    (sqlite, postgres); with `plans`, those plans synced to it first."""
+    """A hub billing through a local Stripe of its own, embedded (`request.param` sqlite) or on
+    PostgreSQL + Redis with its worker and scheduler (postgres); with `plans`, those plans synced
+    to it first."""
     from hub.billing.services import read_plans, sync_plans
     from tests.conftest import make_settings, start_hub
 
@@ -109,9 +110,14 @@ async def billed_hub(
         if request.param == "postgres":
             environ |= {
                 "DATABASE_URL": request.getfixturevalue("fresh_database"),
+                "REDIS_URL": request.getfixturevalue("redis_url"),
                 "HUB_MIGRATE_ON_START": "true",
             }
-        hub = await start_hub(make_settings(tmp_path, **environ), kind=request.param)
+        hub = await start_hub(
+            make_settings(tmp_path, **environ),
+            kind=request.param,
+            in_process_worker=request.param == "postgres",
+        )
         try:
             if plans is not None:
                 await sync_plans(hub.runtime, read_plans(plans))
