@@ -168,6 +168,7 @@ class AuthController(Controller):
             user=user_out(user),
             organization=organization_out(organization),
             permissions=permissions_of(user.role, await switched_off_modules(session)),
+            billing=bool(runtime_of(request).settings.stripe_secret_key),
         )
 
 

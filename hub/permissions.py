@@ -138,9 +138,5 @@ def requires(area: str, level: Level | str = Level.read) -> Guard:
 
 
 def permissions_of(role: str, switched_off: Collection[str] = ()) -> dict[str, str]:
-    """Each area's level for a role, as the console reads it: "none" where its module is off,
-    and billing "none" on an installation that does not bill."""
-    from hub.billing.services.limits import billing_on
-
-    off = set(switched_off) if billing_on() else {*switched_off, "billing"}
-    return {area: "none" if area in off else level_of(role, area).name for area in AREAS}
+    """Each area's level for a role, as the console reads it: "none" where its module is off."""
+    return {area: "none" if area in switched_off else level_of(role, area).name for area in AREAS}

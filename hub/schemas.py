@@ -93,6 +93,8 @@ class SessionOut(Struct):
     # What the user's role may do per area ("none", "read" or "write"; /me also puts switched-off
     # modules at "none"): the console shows only what this allows; the API enforces it on every call.
     permissions: dict[str, str] = {}
+    # Whether this installation bills (Stripe configured): without it there is no billing page.
+    billing: bool = False
 
 
 class AcceptedOut(Struct):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hub import services
+from hub.billing.services.limits import billing_on
 from hub.models import Organization, User
 from hub.permissions import permissions_of
 from hub.schemas import (
@@ -44,4 +45,5 @@ def session_out(signed_in: services.SignedIn) -> SessionOut:
         user=user_out(signed_in.user),
         organization=organization_out(signed_in.organization),
         permissions=permissions_of(signed_in.user.role),
+        billing=billing_on(),
     )

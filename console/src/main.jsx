@@ -20,7 +20,7 @@ import { Team } from "./pages/team.jsx";
 import { TicketPage, Tickets } from "./pages/tickets.jsx";
 import { paths } from "./paths.js";
 import { location, match, navigate, pathOf } from "./router.js";
-import { can, session, signIn, signOut } from "./session.js";
+import { can, canBilling, session, signIn, signOut } from "./session.js";
 import { useStore } from "./store.js";
 import { roleName } from "./words.js";
 
@@ -49,12 +49,12 @@ const PAGES = [
   { path: "/channels/whatsapp/:id", page: ConnectWhatsapp, area: "settings" },
   { path: "/team", page: Team, area: "users", icon: "team", label: () => t("Team") },
   { path: "/settings", page: Settings, area: "settings", icon: "settings", label: () => t("Settings") },
-  { path: "/billing", page: Billing, area: "billing", icon: "billing", label: () => t("Billing") },
+  { path: "/billing", page: Billing, area: "billing", billed: true, icon: "billing", label: () => t("Billing") },
 ];
 
 // Whatever the plan refused (402), wherever it was asked: what limit was hit, and for those who
 // read billing the way to the billing page.
-const toBilling = () => (can("billing", "read") ? { href: "/billing", label: t("See plans and billing") } : null);
+const toBilling = () => (canBilling() ? { href: "/billing", label: t("See plans and billing") } : null);
 planRefusals.add((failure) => toast(failure.message, "error", toBilling()));
 // Admins hear when a limit of the plan is 80% used, and when it is used up.
 on(events.usageUpdated, (data) => {
@@ -63,6 +63,7 @@ on(events.usageUpdated, (data) => {
 });
 
 function allowed(entry) {
+  if (entry.billed) return canBilling(entry.level || "read");
   return entry.everyone || can(entry.area, entry.level || "read");
 }
 

@@ -22,5 +22,8 @@ export function can(area, level = "read") {
   return order[granted] >= order[level];
 }
 
+// Billing exists where the installation bills; then its role levels apply.
+export const canBilling = (level = "read") => !!session.value?.billing && can("billing", level);
+
 export const role = () => session.value?.user?.role;
 export const userId = () => session.value?.user?.id;

@@ -51,8 +51,9 @@ async def test_a_manager_builds_a_campaign_and_watches_it_reach_100_percent(
 ) -> None:
     token = organization.admin.token
     channel = await make_channel(hub, organization, receiver)
-    # Slow enough to pause it on the way, quick enough for a test: 12 messages in about 4 s.
-    await fast_pacing(hub, token, channel.id, min_gap_seconds=0.3, jitter_seconds=0)
+    # Slow enough to pause it on the way even on a loaded machine, quick enough for a test: 12
+    # messages in about 6 s.
+    await fast_pacing(hub, token, channel.id, min_gap_seconds=0.5, jitter_seconds=0)
     await vip_customers(hub, token, 12)
     await api(
         hub,

@@ -10,7 +10,7 @@ import { formatDateTime, formatNumber, language, t } from "../i18n.js";
 import { useLive } from "../live.js";
 import { paths } from "../paths.js";
 import { location, params } from "../router.js";
-import { can } from "../session.js";
+import { canBilling } from "../session.js";
 import { useStore } from "../store.js";
 
 const STATUS = {
@@ -36,7 +36,7 @@ export function Billing() {
   const state = useLoad(() => get(paths.billing.subscription), []);
   const plans = useLoad(() => get(paths.billing.plans), []);
   const here = useStore(location);
-  const writable = can("billing", "write");
+  const writable = canBilling("write");
   useLive([events.usageUpdated], () => state.reload());
   useEffect(() => {
     if (params(here).get("checkout") === "done") toast(t("Thank you: your subscription starts as soon as Stripe confirms the payment."));

@@ -9,7 +9,7 @@ import { events } from "../events.js";
 import { formatNumber, t } from "../i18n.js";
 import { useLive } from "../live.js";
 import { paths } from "../paths.js";
-import { can, role } from "../session.js";
+import { can, canBilling, role } from "../session.js";
 import { campaignStatusName, priorityName } from "../words.js";
 
 // How many a list holds, read from its pages up to 200 ("200+" beyond).
@@ -174,7 +174,7 @@ export function Overview() {
         {can("campaigns", "read") && <RunningCampaigns />}
         {managing && <SlaSummary />}
         {can("settings", "read") && <Usage />}
-        {can("billing", "read") && <PlanUsage />}
+        {canBilling() && <PlanUsage />}
       </div>
     </div>
   );

@@ -36,7 +36,7 @@ export function Settings() {
         <>
           <InboxSettings />
           <Modules />
-          {can("billing", "read") && <Usage />}
+          {can("settings", "read") && <Usage />}
         </>
       )}
     </div>
