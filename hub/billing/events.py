@@ -9,7 +9,7 @@ from hub.events import Event, event_type
 from hub.realtime import SocketEvent, socket_event
 
 # What admins are e-mailed about.
-NOTICES = ("trial_ending", "payment_failed", "card_expiring", "plan_changed")
+NOTICES = ("trial_ending", "payment_failed", "payment_action_required", "card_expiring", "plan_changed")
 
 
 @event_type
@@ -20,6 +20,7 @@ class AdminsToldOfBilling(Event, frozen=True, kw_only=True):
     when: str | None = None  # an ISO date: the trial's end, the next payment try, the card's expiry
     amount: int | None = None  # in the currency's smallest unit (payment_failed)
     currency: str | None = None
+    link: str | None = None  # Stripe's page of the invoice to confirm (payment_action_required)
 
 
 @socket_event

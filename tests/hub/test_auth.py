@@ -195,7 +195,15 @@ async def test_login_and_logout_revokes_the_token_at_once(hub: RunningHub) -> No
         )
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"access_token", "token_type", "expires_at", "user", "organization", "permissions", "billing"}
+    assert set(body) == {
+        "access_token",
+        "token_type",
+        "expires_at",
+        "user",
+        "organization",
+        "permissions",
+        "billing",
+    }
     assert set(body["permissions"].values()) == {"write"}  # an admin may do everything
     token = body["access_token"]
     async with hub.client(token) as client:

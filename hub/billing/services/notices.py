@@ -23,6 +23,7 @@ log = structlog.get_logger(__name__)
 SUBJECTS = {
     "trial_ending": N_("Your trial of {organization} ends on {when}"),
     "payment_failed": N_("A payment for {organization} failed"),
+    "payment_action_required": N_("A payment for {organization} needs your confirmation"),
     "card_expiring": N_("The card {organization} pays with expires soon"),
     "plan_changed": N_("{organization} is now on the {plan} plan"),
 }
@@ -35,6 +36,10 @@ BODIES = {
         "We could not charge {amount} for {organization}. Stripe will try again; if it is still "
         "unpaid after {grace} days the organization can only read and receive messages. Check "
         "the card on the billing page."
+    ),
+    "payment_action_required": N_(
+        "Your bank asks you to confirm the payment of {amount} for {organization}. Open the "
+        "invoice to confirm it:\n\n{link}"
     ),
     "card_expiring": N_(
         "The card ending {last4} that pays for {organization} expires at the end of {when}. "
@@ -74,6 +79,7 @@ async def mail_admins(runtime: Runtime, notice: AdminsToldOfBilling) -> None:
             "amount": format_money(notice.amount or 0, notice.currency or "usd", language),
             "grace": runtime.settings.billing_grace_days,
             "last4": (account.card_last4 if account is not None else None) or "",
+            "link": notice.link or "",
         }
         await send_mail(
             runtime.settings,

@@ -56,13 +56,39 @@ async def use_confirmed_card(
     await client.v1.customers.update_async(
         account.stripe_customer_id, {"invoice_settings": {"default_payment_method": method_id}}
     )
+    keep_card(account, method)
+    await session.commit()
+    return account
+
+
+def keep_card(account: Subscription, method: dict[str, Any]) -> None:
+    """What may be shown of the card: brand, last four digits, expiry."""
     card = method.get("card") or {}
     account.card_brand = card.get("brand")
     account.card_last4 = card.get("last4")
     if card.get("exp_year") and card.get("exp_month"):
         account.card_expires = f"{int(card['exp_year']):04d}-{int(card['exp_month']):02d}"
-    await session.commit()
-    return account
+
+
+async def follow_card(runtime: Runtime, session: HubAsyncSession, subscription_id: str | None = None) -> None:
+    """The card invoices are charged to, as Stripe has it now, after it changed outside the hub
+    (the Billing Portal, Checkout): the customer's default, else the subscription's own."""
+    account = await subscription_of(session)
+    if account is None:
+        return
+    client = gateway.client(runtime.settings)
+    customer = (await client.v1.customers.retrieve_async(account.stripe_customer_id)).to_dict()
+    method_id = (customer.get("invoice_settings") or {}).get("default_payment_method")
+    if not method_id and subscription_id:
+        found = (await client.v1.subscriptions.retrieve_async(subscription_id)).to_dict()
+        method_id = found.get("default_payment_method")
+    if isinstance(method_id, dict):  # expanded
+        method_id = method_id.get("id")
+    if not method_id:
+        return
+    method = (await client.v1.payment_methods.retrieve_async(method_id)).to_dict()
+    if method.get("customer") == account.stripe_customer_id:
+        keep_card(account, method)
 
 
 def check_setup_intent_id(value: str) -> str:

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from hub.billing.events import AdminsToldOfBilling
 from hub.billing.models import BillingEvent, Subscription
+from hub.billing.services.payment_methods import follow_card
 from hub.billing.services.subscriptions import fetch_subscription, keep_state
 from hub.db import insert_for, new_id, utcnow
 from hub.errors import InvalidInput
@@ -37,6 +38,10 @@ SUBSCRIPTION_EVENTS = {
     "invoice.upcoming": "subscription",
     "checkout.session.completed": "subscription",
 }
+
+
+# Events after which the card invoices are charged to may be another (changed on Stripe's pages).
+CARD_EVENTS = ("payment_method.attached", "checkout.session.completed", "customer.updated")
 
 
 def verified_event(secret: str | None, body: bytes, signature: str | None) -> Any:
@@ -67,8 +72,11 @@ async def receive(runtime: Runtime, body: bytes, signature: str | None) -> bool:
                 found if kind.startswith("customer.subscription") else None,
                 _notice_of(kind, found),
             )
-    else:
+    elif kind not in CARD_EVENTS:
         log.info("stripe event acknowledged, nothing to do", event_type=kind)
+    if kind in CARD_EVENTS:
+        found = event["data"]["object"].to_dict()
+        await _follow_card(runtime, found.get("customer"), found.get("subscription"))
     # Noted once applied: if the process dies first, Stripe sends it again and it applies again
     # (applying Stripe's state as it is now is the same the second time).
     async with runtime.db.system_session() as session:
@@ -92,6 +100,14 @@ def _notice_of(kind: str, found: dict[str, Any]) -> dict[str, Any] | None:
             "amount": int(found.get("amount_due") or 0),
             "currency": found.get("currency") or "usd",
             "when": _day(found["next_payment_attempt"]) if found.get("next_payment_attempt") else None,
+        }
+    if kind == "invoice.payment_action_required":
+        link = found.get("hosted_invoice_url")
+        return {
+            "notice": "payment_action_required",
+            "amount": int(found.get("amount_due") or 0),
+            "currency": found.get("currency") or "usd",
+            "link": link if isinstance(link, str) and link.startswith("https://") else None,
         }
     return None
 
@@ -124,6 +140,17 @@ async def _follow(
             log.info("subscription updated from stripe", status=row.status, plan=row.plan_code)
         if notice is not None:
             await publish(session, AdminsToldOfBilling(organization_id=organization_id, **notice))
+        await session.commit()
+
+
+async def _follow_card(runtime: Runtime, customer_id: Any, subscription_id: Any) -> None:
+    if not isinstance(customer_id, str):
+        return
+    organization_id = await _organization_of(runtime, {"customer": customer_id})
+    if organization_id is None:
+        return
+    async with runtime.db.session(organization_id) as session:
+        await follow_card(runtime, session, subscription_id if isinstance(subscription_id, str) else None)
         await session.commit()
 
 
