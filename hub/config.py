@@ -105,6 +105,15 @@ class Settings:
     # billing page's Content Security Policy allows exactly that script's origin).
     stripe_publishable_key: str | None = None
     stripe_js_url: str = "https://js.stripe.com/v3/"
+    # AI assistance through any OpenAI-compatible server: off without a base URL or a model.
+    ai_base_url: str | None = None
+    ai_api_key: str | None = field(default=None, repr=False)
+    ai_model: str | None = None
+    ai_embeddings_model: str | None = None
+    # Seconds one AI request may take before the agent is told the service is not answering.
+    ai_timeout_seconds: float = 30.0
+    # AI requests one organization may make a minute (so one tenant cannot starve the others).
+    ai_requests_per_minute: int = 60
     # Days an organization whose payment failed keeps its plan before it is restricted.
     billing_grace_days: int = 7
     # Seconds an outbox event stays with the process that published it before the sweep retries it.
@@ -238,6 +247,12 @@ class Settings:
             stripe_publishable_key=env.text("STRIPE_PUBLISHABLE_KEY", "") or None,
             stripe_js_url=_stripe_js_url(env.text("STRIPE_JS_URL", "") or "https://js.stripe.com/v3/"),
             billing_grace_days=env.number("HUB_BILLING_GRACE_DAYS", 7, least=0),
+            ai_base_url=_optional_url("HUB_AI_BASE_URL", env.text("HUB_AI_BASE_URL", "")),
+            ai_api_key=env.text("HUB_AI_API_KEY", "") or None,
+            ai_model=env.text("HUB_AI_MODEL", "") or None,
+            ai_embeddings_model=env.text("HUB_AI_EMBEDDINGS_MODEL", "") or None,
+            ai_timeout_seconds=env.seconds("HUB_AI_TIMEOUT_SECONDS", 30.0),
+            ai_requests_per_minute=env.number("HUB_AI_REQUESTS_PER_MINUTE", 60, least=1),
             event_claim_seconds=env.number("HUB_EVENT_CLAIM_SECONDS", 120),
             timed_job_claim_seconds=env.number("HUB_TIMED_JOB_CLAIM_SECONDS", 10),
             task_reclaim_seconds=env.seconds("HUB_TASK_RECLAIM_SECONDS", 15.0),
@@ -305,10 +320,17 @@ def _async_driver(url: str) -> str:
 
 
 def _stripe_js_url(url: str) -> str:
+    _optional_url("STRIPE_JS_URL", url)
+    return url  # as given: Stripe's address ends in a slash
+
+
+def _optional_url(name: str, url: str) -> str | None:
+    if not url:
+        return None
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise SettingsError(f"STRIPE_JS_URL must be an http(s) address, got {url!r}")
-    return url
+        raise SettingsError(f"{name} must be an http(s) address, got {url!r}")
+    return url.rstrip("/")
 
 
 def _kept_secret(data_dir: Path) -> str:

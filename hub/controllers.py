@@ -24,7 +24,7 @@ from litestar.status_codes import (
 )
 from sqlalchemy import select
 
-from hub import asyncapi, metrics, services, storage
+from hub import ai, asyncapi, metrics, services, storage
 from hub.auth import CurrentUser
 from hub.billing.services.limits import require_storage
 from hub.db import HubAsyncSession, utcnow
@@ -498,7 +498,19 @@ async def asyncapi_document() -> dict[str, Any]:
     return asyncapi.document()
 
 
+class AIController(Controller):
+    path = "/api/ai"
+    tags = ["ai"]  # noqa: RUF012
+
+    @delete("/requests/{request_id:str}", status_code=204)
+    async def cancel(self, request: Request[CurrentUser, Any, Any], request_id: FromPath[str]) -> None:
+        """Stop an AI answer being written (its asker only; it ends with `aiFailed`, cancelled)."""
+        if not ai.cancel(request_id, user_id=request.user.id):
+            raise NotFound()
+
+
 ROUTES = [
+    AIController,
     AuthController,
     UserController,
     SettingsController,

@@ -23,13 +23,14 @@ ROLE_NAMES = {
 }
 AREAS = ("users", "crm", "ticketing", "whatsapp", "campaigns", "billing", "settings")
 # Areas an organization may switch off; users and settings are the kernel and always on.
-MODULES = ("whatsapp", "crm", "ticketing", "campaigns", "billing")
+MODULES = ("whatsapp", "crm", "ticketing", "campaigns", "billing", "ai")
 MODULE_NAMES = {
     "whatsapp": Term(N_("WhatsApp")),
     "crm": Term(N_("CRM")),
     "ticketing": Term(N_("Ticketing")),
     "campaigns": Term(N_("Campaigns")),
     "billing": Term(N_("Billing")),
+    "ai": Term(N_("AI assistance")),
 }
 
 

@@ -276,6 +276,37 @@ class ResyncNeeded(SocketEvent, kw_only=True):
     since: datetime
 
 
+# AI answers (`hub.ai`), written to the person who asked and to nobody else.
+@socket_event
+class AIChunk(SocketEvent, kw_only=True):
+    """The next piece of an AI answer being written, to the person who asked (only them)."""
+
+    name: ClassVar[str] = "aiChunk"
+    request_id: str
+    text: str
+
+
+@socket_event
+class AIDone(SocketEvent, kw_only=True):
+    """An AI answer is whole: its full text, what it rests on, and the credits it used."""
+
+    name: ClassVar[str] = "aiDone"
+    request_id: str
+    text: str
+    sources: list[dict[str, Any]]  # the articles it cites: {id, title}
+    credits: int
+
+
+@socket_event
+class AIFailed(SocketEvent, kw_only=True):
+    """An AI answer could not be written (or was cancelled): what to tell the person."""
+
+    name: ClassVar[str] = "aiFailed"
+    request_id: str
+    detail: str
+    cancelled: bool
+
+
 def push_after_commit(
     session: HubAsyncSession,
     event: str,

@@ -148,6 +148,7 @@ class ModuleSettings(Struct, forbid_unknown_fields=True, kw_only=True):
     ticketing: bool | UnsetType = UNSET
     campaigns: bool | UnsetType = UNSET
     billing: bool | UnsetType = UNSET
+    ai: bool | UnsetType = UNSET
 
     def changes(self) -> dict[str, bool]:
         return {k: v for k, v in msgspec.structs.asdict(self).items() if v is not UNSET}

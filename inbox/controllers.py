@@ -12,7 +12,7 @@ from msgspec import UNSET
 from sqlalchemy import select
 
 from hub.auth import CurrentUser
-from hub.controllers import Cursor, Limit, SessionDep
+from hub.controllers import Cursor, Limit, RuntimeDep, SessionDep
 from hub.errors import NotFound
 from hub.pagination import DEFAULT_LIMIT, paginate
 from hub.permissions import requires
@@ -20,6 +20,7 @@ from hub.schemas import Page
 from inbox import services
 from inbox.models import CannedResponse, Label, Message
 from inbox.schemas import (
+    AIRequestOut,
     AssignRequest,
     CannedResponseIn,
     CannedResponseOut,
@@ -29,6 +30,7 @@ from inbox.schemas import (
     ConversationUpdate,
     EditRequest,
     ForwardRequest,
+    ImproveRequest,
     InboxSettingsOut,
     InboxSettingsUpdate,
     LabelIn,
@@ -39,6 +41,7 @@ from inbox.schemas import (
     SeedForwardRequest,
     SendRequest,
     Status,
+    TranslateRequest,
 )
 
 
@@ -232,6 +235,92 @@ class ConversationController(Controller):
             session, request.user, conversation_id, data.labels
         )
         return await services.conversation_view(session, conversation, customer)
+
+    # AI help: each answers a request id at once; the answer is written to the asker's sockets.
+    @post(
+        "/{conversation_id:uuid}/ai/suggest-reply",
+        guards=[requires("whatsapp", "write")],
+        status_code=202,
+        errors=(402, 429),
+    )
+    async def suggest_reply(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        runtime: RuntimeDep,
+        session: SessionDep,
+        conversation_id: FromPath[uuid.UUID],
+    ) -> AIRequestOut:
+        """A reply suggested from the conversation and the customer's facts, in the customer's
+        language; nothing is sent to the customer."""
+        return AIRequestOut(
+            request_id=await services.suggest_reply(runtime, session, request.user, conversation_id)
+        )
+
+    @post(
+        "/{conversation_id:uuid}/ai/improve",
+        guards=[requires("whatsapp", "write")],
+        status_code=202,
+        errors=(402, 429),
+    )
+    async def improve_draft(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        runtime: RuntimeDep,
+        session: SessionDep,
+        conversation_id: FromPath[uuid.UUID],
+        data: JSONBody[ImproveRequest],
+    ) -> AIRequestOut:
+        """The agent's draft rewritten: grammar, friendly, formal, shorter or expand."""
+        return AIRequestOut(
+            request_id=await services.improve_draft(
+                runtime, session, request.user, conversation_id, text=data.text, tone=data.tone
+            )
+        )
+
+    @post(
+        "/{conversation_id:uuid}/ai/translate",
+        guards=[requires("whatsapp", "read")],
+        status_code=202,
+        errors=(402, 429),
+    )
+    async def translate(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        runtime: RuntimeDep,
+        session: SessionDep,
+        conversation_id: FromPath[uuid.UUID],
+        data: JSONBody[TranslateRequest],
+    ) -> AIRequestOut:
+        """A message into the reader's language, or the agent's draft into the customer's."""
+        return AIRequestOut(
+            request_id=await services.translate_text(
+                runtime,
+                session,
+                request.user,
+                conversation_id,
+                text=data.text,
+                message_id=data.message_id,
+                to=data.to,
+            )
+        )
+
+    @post(
+        "/{conversation_id:uuid}/ai/summarize",
+        guards=[requires("whatsapp", "read")],
+        status_code=202,
+        errors=(402, 429),
+    )
+    async def summarize(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        runtime: RuntimeDep,
+        session: SessionDep,
+        conversation_id: FromPath[uuid.UUID],
+    ) -> AIRequestOut:
+        """The conversation in a few lines, in the reader's language."""
+        return AIRequestOut(
+            request_id=await services.summarize(runtime, session, request.user, conversation_id)
+        )
 
 
 async def _in_conversation(session: SessionDep, message_id: uuid.UUID, conversation_id: uuid.UUID) -> None:

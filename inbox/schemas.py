@@ -60,6 +60,23 @@ class ReplyRequest(Request):
     reply_to: uuid.UUID | None = None
 
 
+class ImproveRequest(Request):
+    text: Text
+    tone: Annotated[str, Meta(min_length=1, max_length=16)]  # grammar, friendly, formal, shorter, expand
+
+
+class TranslateRequest(Request):
+    # The agent's draft (into the customer's language), or a message of the conversation (into
+    # the agent's); `to` names another language.
+    text: Text | None = None
+    message_id: uuid.UUID | None = None
+    to: Annotated[str, Meta(pattern=r"^[a-z]{2}(-[A-Za-z]{2,4})?$")] | None = None
+
+
+class AIRequestOut(Struct, kw_only=True):
+    request_id: str  # the answer comes on the asker's sockets: aiChunk, then aiDone or aiFailed
+
+
 class AssignRequest(Request):
     assignee_id: uuid.UUID | None
 

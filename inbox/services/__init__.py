@@ -6,12 +6,14 @@
 - `editing`: editing, deleting and forwarding messages
 - `routing`: automatic assignment round the online agents
 - `labels`, `canned_responses`, `search`, `campaign_messages`
+- `assist`: AI help for the agent (a reply suggested, a draft improved, translation, a summary)
 
 What the inbox shows (messages and conversations out, who hears of them) is `inbox.views`.
 """
 
 from __future__ import annotations
 
+from inbox.services.assist import improve_draft, suggest_reply, summarize, translate_text
 from inbox.services.campaign_messages import record_campaign_messages
 from inbox.services.canned_responses import (
     delete_canned_response,
@@ -94,6 +96,7 @@ __all__ = [
     "edit_message",
     "entries_about_hidden_conversations",
     "forward_message",
+    "improve_draft",
     "inbox_settings",
     "labels_of",
     "list_canned_responses",
@@ -117,6 +120,9 @@ __all__ = [
     "set_labels",
     "settle_reply",
     "store_inbound",
+    "suggest_reply",
+    "summarize",
+    "translate_text",
     "update_conversation",
     "update_inbox_settings",
     "visible_conversations",

@@ -127,6 +127,7 @@ async def test_a_switched_off_module_answers_403_saying_so(
             "ticketing": True,
             "campaigns": True,
             "billing": True,
+            "ai": True,
         }
         refused = await client.get("/api/probe/crm/read")
         assert refused.status_code == 403

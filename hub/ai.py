@@ -1,0 +1,264 @@
+"""AI assistance's client and metering, shared by the packages whose data it reads: any
+OpenAI-compatible server (`HUB_AI_BASE_URL`, `HUB_AI_MODEL`), through the `openai` library.
+
+Every request is checked before it leaves (the `ai` module on, the plan's AI credits left, the
+organization's requests a minute), counts its tokens as AI credits once answered, and fails with a
+clear, localized message: the server slow, rate-limited, failing or cut off never blocks anything
+else. A streamed answer is relayed token by token to the sockets of the person who asked, and
+only them (`aiChunk`, `aiDone`, `aiFailed`); they may cancel it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import httpx
+import openai
+import structlog
+from sqlalchemy import select
+
+from hub.config import Settings
+from hub.db import HubAsyncSession
+from hub.errors import HubError, NotFound, TooManyRequests
+from hub.i18n import N_, translate
+from hub.models import ModuleSetting
+from hub.realtime import AIChunk, AIDone, AIFailed, SocketEvent
+from hub.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+# What one request may carry of a conversation: the newest messages, up to this many characters.
+MAX_PROMPT_CHARACTERS = 24_000
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    base_url: str
+    api_key: str
+    model: str
+    embeddings_model: str | None
+
+
+def endpoint_of(settings: Settings) -> Endpoint | None:
+    """The installation's AI server; None when AI is not configured (the features are absent)."""
+    if not settings.ai_base_url or not settings.ai_model:
+        return None
+    return Endpoint(
+        base_url=settings.ai_base_url,
+        # Local servers take any key; the library insists on one.
+        api_key=settings.ai_api_key or "none",
+        model=settings.ai_model,
+        embeddings_model=settings.ai_embeddings_model,
+    )
+
+
+class AIUnavailable(HubError):
+    """The AI server did not answer in time, failed or broke off: the agent tries again later."""
+
+    status_code = 503
+    default_message = N_("The AI service is not answering right now. Try again in a moment.")
+
+
+async def ai_enabled(session: HubAsyncSession) -> bool:
+    """The organization has not switched the `ai` module off."""
+    enabled = await session.scalar(select(ModuleSetting.enabled).where(ModuleSetting.module == "ai"))
+    return enabled is not False
+
+
+async def check_request(runtime: Runtime, session: HubAsyncSession) -> Endpoint:
+    """Whether this organization may ask the AI now: 404 without AI here, 403 with the module
+    switched off, 402 past the plan's AI credits, 429 past its requests a minute."""
+    from hub.billing.services.limits import require_module, require_room
+    from hub.permissions import MODULE_NAMES
+
+    endpoint = endpoint_of(runtime.settings)
+    if endpoint is None:
+        raise NotFound(N_("AI assistance is not configured on this installation."))
+    if not await ai_enabled(session):
+        raise HubError(
+            N_("The {module} module is switched off for this organization."),
+            status_code=403,
+            module=MODULE_NAMES["ai"],
+        )
+    await require_module(session, "ai", MODULE_NAMES["ai"])
+    await require_room(session, "ai_credits_per_month")
+    window = 60
+    used = await runtime.counters.hit(f"ai:{session.organization_id}", window)
+    if used > runtime.settings.ai_requests_per_minute:
+        raise TooManyRequests(
+            N_("Too many AI requests from this organization. Try again in a minute."),
+            headers={"Retry-After": str(window)},
+        )
+    return endpoint
+
+
+def client_of(runtime: Runtime, endpoint: Endpoint) -> openai.AsyncOpenAI:
+    # One try: a person is waiting, and a failure is told to them at once rather than retried.
+    return openai.AsyncOpenAI(
+        base_url=endpoint.base_url,
+        api_key=endpoint.api_key,
+        timeout=runtime.settings.ai_timeout_seconds,
+        max_retries=0,
+    )
+
+
+def _failure(error: BaseException) -> HubError:
+    """What the agent is told of an AI server's failure."""
+    if isinstance(error, openai.RateLimitError):
+        retry = error.response.headers.get("retry-after") if error.response is not None else None
+        return TooManyRequests(
+            N_("The AI service is busy. Try again in a moment."),
+            headers={"Retry-After": retry} if retry and retry.isdigit() else None,
+        )
+    if isinstance(error, openai.APITimeoutError):
+        return AIUnavailable(N_("The AI service took too long to answer. Try again in a moment."))
+    return AIUnavailable()
+
+
+async def count_credits(session: HubAsyncSession, used: int) -> None:
+    from hub.services.usage import count_usage
+
+    await count_usage(session, "ai_credits", used)
+
+
+async def complete(
+    runtime: Runtime, session: HubAsyncSession, messages: list[dict[str, str]], *, endpoint: Endpoint
+) -> str:
+    """One answer, whole (for work that is not shown as it is written)."""
+    try:
+        answer = await client_of(runtime, endpoint).chat.completions.create(
+            model=endpoint.model, messages=cast(Any, messages), stream=False
+        )
+    except (TimeoutError, openai.APIError, httpx.HTTPError) as error:
+        log.warning("ai request failed", error=type(error).__name__)
+        raise _failure(error) from None
+    text = answer.choices[0].message.content or "" if answer.choices else ""
+    used = answer.usage.total_tokens if answer.usage is not None else _estimate(messages, text)
+    await count_credits(session, used)
+    await session.commit()
+    return text
+
+
+def _estimate(messages: list[dict[str, str]], text: str) -> int:
+    """Tokens, where the server did not say: about four characters each."""
+    return max(1, (sum(len(m.get("content") or "") for m in messages) + len(text)) // 4)
+
+
+@dataclass
+class Running:
+    user_id: uuid.UUID
+    organization_id: uuid.UUID
+    task: asyncio.Task[None]
+
+
+# The answers being written in this process, by request id: their asker may cancel them.
+_running: dict[str, Running] = {}
+
+
+def cancel(request_id: str, *, user_id: uuid.UUID) -> bool:
+    """Stop an answer being written; only its asker may (another's id is as unknown as none)."""
+    running = _running.get(request_id)
+    if running is None or running.user_id != user_id:
+        return False
+    running.task.cancel()
+    return True
+
+
+Finish = Callable[[str], Awaitable[list[dict[str, Any]]]]
+
+
+def relay(
+    runtime: Runtime,
+    *,
+    organization_id: uuid.UUID,
+    user_id: uuid.UUID,
+    language: str,
+    endpoint: Endpoint,
+    messages: list[dict[str, str]],
+    sources: list[dict[str, Any]] | None = None,
+) -> str:
+    """Start writing an answer for one person; its pieces go to their sockets as they come. The
+    request id is answered at once; the answer follows on the sockets."""
+    request_id = uuid.uuid4().hex
+    task = asyncio.create_task(
+        _stream(runtime, organization_id, user_id, language, endpoint, messages, request_id, sources or [])
+    )
+    _running[request_id] = Running(user_id=user_id, organization_id=organization_id, task=task)
+    task.add_done_callback(lambda _task: _running.pop(request_id, None))
+    return request_id
+
+
+async def _stream(
+    runtime: Runtime,
+    organization_id: uuid.UUID,
+    user_id: uuid.UUID,
+    language: str,
+    endpoint: Endpoint,
+    messages: list[dict[str, str]],
+    request_id: str,
+    sources: list[dict[str, Any]],
+) -> None:
+    pusher = runtime.pusher
+
+    async def tell(event: SocketEvent) -> None:
+        if pusher is not None:
+            await pusher.push(event.name, event, organization_id=organization_id, user_ids=[user_id])
+
+    written: list[str] = []
+    used: int | None = None
+    try:
+        async for piece, tokens in _pieces(runtime, endpoint, messages):
+            if piece:
+                written.append(piece)
+                await tell(AIChunk(request_id=request_id, text=piece))
+            if tokens is not None:
+                used = tokens
+    except asyncio.CancelledError:
+        await _meter(runtime, organization_id, _estimate(messages, "".join(written)))
+        await tell(
+            AIFailed(request_id=request_id, detail=translate(language, N_("Stopped.")), cancelled=True)
+        )
+        return
+    except HubError as failure:
+        await tell(
+            AIFailed(
+                request_id=request_id,
+                detail=translate(language, failure.message, **failure.params),
+                cancelled=False,
+            )
+        )
+        return
+    text = "".join(written)
+    credits = used if used is not None else _estimate(messages, text)
+    await _meter(runtime, organization_id, credits)
+    await tell(AIDone(request_id=request_id, text=text, sources=sources, credits=credits))
+
+
+async def _pieces(
+    runtime: Runtime, endpoint: Endpoint, messages: list[dict[str, str]]
+) -> AsyncIterator[tuple[str, int | None]]:
+    """The answer's pieces as the server writes them, and the tokens it says it used (at the end)."""
+    try:
+        stream = await client_of(runtime, endpoint).chat.completions.create(
+            model=endpoint.model,
+            messages=cast(Any, messages),
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        async with stream:
+            async for chunk in stream:
+                piece = chunk.choices[0].delta.content or "" if chunk.choices else ""
+                yield piece, (chunk.usage.total_tokens if chunk.usage is not None else None)
+    except (TimeoutError, openai.APIError, httpx.HTTPError) as error:
+        # httpx's own error: the connection broke off in the middle of the stream.
+        log.warning("ai stream failed", error=type(error).__name__)
+        raise _failure(error) from None
+
+
+async def _meter(runtime: Runtime, organization_id: uuid.UUID, credits: int) -> None:
+    async with runtime.db.session(organization_id) as session:
+        await count_credits(session, credits)
+        await session.commit()

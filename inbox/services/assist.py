@@ -1,0 +1,222 @@
+"""AI help for the agent in a conversation: a reply suggested from the conversation and the
+customer's facts, a draft improved, a message or draft translated, the conversation summarized.
+Each is written to the asking agent alone, token by token (`hub.ai.relay`), and nothing reaches
+the customer until the agent sends it. Only the conversation's own messages and its customer's
+facts are sent, never a private note of the team or anything of another conversation."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+
+from crm.models import Customer
+from hub import ai
+from hub.auth import CurrentUser
+from hub.db import HubAsyncSession
+from hub.errors import InvalidInput, NotFound
+from hub.i18n import N_, choose_language
+from hub.models import Organization
+from hub.runtime import Runtime
+from inbox.models import Conversation, Message
+from inbox.services.conversations import conversation_for_user
+
+LANGUAGE_NAMES = {"ar": "Arabic", "en": "English"}
+TONES = {
+    "grammar": "Fix the grammar and spelling only; keep the wording and the meaning.",
+    "friendly": "Make it warmer and friendlier, keeping the meaning.",
+    "formal": "Make it more formal and polite, keeping the meaning.",
+    "shorter": "Make it shorter and clearer, keeping what matters.",
+    "expand": "Expand it with a little more helpful detail, without inventing facts.",
+}
+# The newest messages a request carries.
+RECENT_MESSAGES = 40
+
+
+def language_name(code: str) -> str:
+    return LANGUAGE_NAMES.get(code, code)
+
+
+def _system(instruction: str, language: str) -> dict[str, str]:
+    # The language tag is also what tells the answer's language apart in the logs.
+    return {
+        "role": "system",
+        "content": f"{instruction} Write in {language_name(language)}. [language:{language}]",
+    }
+
+
+async def _conversation(
+    session: HubAsyncSession, user: CurrentUser, conversation_id: uuid.UUID
+) -> tuple[Conversation, Customer, str]:
+    conversation, customer = await conversation_for_user(session, user, conversation_id)
+    organization = await session.get_one(Organization, session.organization_id)
+    language = customer.language or organization.default_language or "ar"
+    return conversation, customer, language
+
+
+async def _transcript(session: HubAsyncSession, conversation_id: uuid.UUID) -> list[dict[str, str]]:
+    """The conversation's newest messages as chat turns: the customer's as the user's, the team's
+    replies as the assistant's. Private notes and deleted messages are not sent."""
+    rows = list(
+        await session.scalars(
+            select(Message)
+            .where(
+                Message.conversation_id == conversation_id,
+                Message.private.is_(False),
+                Message.deleted_at.is_(None),
+                Message.text.is_not(None),
+            )
+            .order_by(Message.created_at.desc(), Message.id.desc())
+            .limit(RECENT_MESSAGES)
+        )
+    )
+    turns: list[dict[str, str]] = []
+    size = 0
+    for message in rows:  # newest first, up to the size a request may carry
+        text = message.text or ""
+        size += len(text)
+        if size > ai.MAX_PROMPT_CHARACTERS:
+            break
+        turns.append({"role": "user" if message.direction == "inbound" else "assistant", "content": text})
+    turns.reverse()
+    return turns
+
+
+def _facts(customer: Customer) -> str:
+    known = [f"Name: {customer.name}"]
+    if customer.email:
+        known.append(f"E-mail: {customer.email}")
+    if customer.tags:
+        known.append("Tags: " + ", ".join(customer.tags))
+    return "; ".join(known)
+
+
+async def suggest_reply(
+    runtime: Runtime, session: HubAsyncSession, user: CurrentUser, conversation_id: uuid.UUID
+) -> str:
+    """A reply to the conversation so far, in the customer's language."""
+    endpoint = await ai.check_request(runtime, session)
+    _conversation_row, customer, language = await _conversation(session, user, conversation_id)
+    turns = await _transcript(session, conversation_id)
+    if not any(turn["role"] == "user" for turn in turns):
+        raise InvalidInput(N_("The customer has not written anything to answer yet."), field="conversation")
+    instruction = (
+        "You help a customer support agent. Suggest the agent's next reply to the customer: short, "
+        "polite and useful. Use only what the conversation and the customer's facts say; when you "
+        f"do not know, say the team will check. The customer's facts: {_facts(customer)}."
+    )
+    return ai.relay(
+        runtime,
+        organization_id=user.organization_id,
+        user_id=user.id,
+        language=await _reader_language(session, user),
+        endpoint=endpoint,
+        messages=[_system(instruction, language), *turns],
+    )
+
+
+async def improve_draft(
+    runtime: Runtime,
+    session: HubAsyncSession,
+    user: CurrentUser,
+    conversation_id: uuid.UUID,
+    *,
+    text: str,
+    tone: str,
+) -> str:
+    """The agent's draft, rewritten in the chosen way, in the draft's own language."""
+    if tone not in TONES:
+        raise InvalidInput(N_("Choose one of: grammar, friendly, formal, shorter, expand."), field="tone")
+    endpoint = await ai.check_request(runtime, session)
+    await _conversation(session, user, conversation_id)  # the agent's own conversation (404 else)
+    instruction = (
+        f"Rewrite the support agent's draft reply. {TONES[tone]} Answer with the rewritten text only."
+    )
+    return ai.relay(
+        runtime,
+        organization_id=user.organization_id,
+        user_id=user.id,
+        language=await _reader_language(session, user),
+        endpoint=endpoint,
+        messages=[{"role": "system", "content": instruction}, {"role": "user", "content": text}],
+    )
+
+
+async def translate_text(
+    runtime: Runtime,
+    session: HubAsyncSession,
+    user: CurrentUser,
+    conversation_id: uuid.UUID,
+    *,
+    text: str | None,
+    message_id: uuid.UUID | None,
+    to: str | None,
+) -> str:
+    """A message of the conversation into the agent's language, or the agent's draft into the
+    customer's (`to` chooses another language)."""
+    endpoint = await ai.check_request(runtime, session)
+    _conversation_row, _customer, customer_language = await _conversation(session, user, conversation_id)
+    reader = await _reader_language(session, user)
+    if message_id is not None:
+        message = await session.scalar(
+            select(Message).where(
+                Message.id == message_id,
+                Message.conversation_id == conversation_id,
+                Message.deleted_at.is_(None),
+            )
+        )
+        if message is None or not message.text:
+            raise NotFound()
+        source, target = message.text, to or reader
+    elif text:
+        source, target = text, to or customer_language
+    else:
+        raise InvalidInput(N_("Give the text or the message to translate."), field="text")
+    instruction = "Translate the text. Answer with the translation only, keeping names and numbers."
+    return ai.relay(
+        runtime,
+        organization_id=user.organization_id,
+        user_id=user.id,
+        language=reader,
+        endpoint=endpoint,
+        messages=[_system(instruction, target), {"role": "user", "content": source}],
+    )
+
+
+async def summarize(
+    runtime: Runtime, session: HubAsyncSession, user: CurrentUser, conversation_id: uuid.UUID
+) -> str:
+    """The conversation so far in a few lines, in the reader's language."""
+    endpoint = await ai.check_request(runtime, session)
+    await _conversation(session, user, conversation_id)
+    turns = await _transcript(session, conversation_id)
+    if not turns:
+        raise InvalidInput(N_("There is nothing to summarize yet."), field="conversation")
+    reader = await _reader_language(session, user)
+    transcript = "\n".join(
+        f"{'Customer' if turn['role'] == 'user' else 'Agent'}: {turn['content']}" for turn in turns
+    )
+    instruction = (
+        "Summarize this support conversation for a colleague in three to five short lines: what "
+        "the customer wants, what was done, what is left."
+    )
+    return ai.relay(
+        runtime,
+        organization_id=user.organization_id,
+        user_id=user.id,
+        language=reader,
+        endpoint=endpoint,
+        messages=[_system(instruction, reader), {"role": "user", "content": transcript}],
+    )
+
+
+async def _reader_language(session: HubAsyncSession, user: CurrentUser) -> str:
+    from hub.models import User
+
+    person = await session.get_one(User, user.id)
+    organization = await session.get_one(Organization, session.organization_id)
+    return choose_language(
+        preferred=person.preferred_language,
+        accept_language=None,
+        organization_default=organization.default_language,
+    )

@@ -1,0 +1,251 @@
+"""AI help for the agent, through the real `openai` library against a local server that speaks
+its protocol: a suggested reply written token by token to the asking agent's sockets alone, from
+the conversation and the customer's facts (never a private note or another organization's
+words), a draft improved, a message translated, a summary; credits counted; the module switch;
+and every way the AI server can fail told to the agent in their language without holding up a
+reply."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import (
+    Organization,
+    RunningHub,
+    add_member,
+    capture_pushes,
+    eventually,
+    make_settings,
+    register,
+    start_hub,
+)
+from tests.helpers.campaigns import CountingReceiver, api_channel, poster, serve_receiver
+from tests.helpers.openai_server import ANSWER_PREFIX, OpenAIServer, ai_settings, openai_server
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def assisted(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[RunningHub, OpenAIServer]]:
+    async with openai_server() as server:
+        environ = ai_settings(server)
+        if request.param == "postgres":
+            environ |= {
+                "DATABASE_URL": request.getfixturevalue("fresh_database"),
+                "REDIS_URL": request.getfixturevalue("redis_url"),
+                "HUB_MIGRATE_ON_START": "true",
+            }
+        hub = await start_hub(
+            make_settings(tmp_path, **environ),
+            kind=request.param,
+            in_process_worker=request.param == "postgres",
+        )
+        try:
+            yield hub, server
+        finally:
+            await hub.stop()
+
+
+async def a_conversation(
+    hub: RunningHub,
+    organization: Organization,
+    box: CountingReceiver,
+    text: str,
+    sender: str = "+966500000601",
+) -> str:
+    channel = await api_channel(hub, organization, box)
+    sent = await poster(channel).send(
+        external_id=f"m-{sender}-{len(text)}", **{"from": sender}, name="Huda", text=text
+    )
+    assert sent.status_code == 202, sent.text
+    return str(sent.json()["conversation_id"])
+
+
+async def test_a_suggested_reply_is_written_to_the_asking_agent_alone_from_this_conversation(
+    assisted: tuple[RunningHub, OpenAIServer],
+) -> None:
+    hub, server = assisted
+    organization = await register(hub, language="en")
+    organization.members["admin"] = organization.admin
+    for role in ("manager", "member", "agent"):
+        await add_member(hub, organization, role)
+    box = CountingReceiver()
+    runner = await serve_receiver(box)
+    pushes = await capture_pushes(hub, organization)
+    try:
+        # Another organization's customer writes too: nothing of theirs may reach the AI.
+        other = await register(hub, name="Other Trading")
+        await a_conversation(hub, other, box, "SECRET of the other organization", sender="+966500000699")
+        chat = await a_conversation(hub, organization, box, "Do you deliver to Jeddah?")
+        agent = organization.members["agent"]
+        async with hub.client(organization.admin.token) as client:
+            await client.post(
+                f"/api/inbox/conversations/{chat}/assign", json={"assignee_id": str(agent.user_id)}
+            )
+            note = await client.post(
+                f"/api/inbox/conversations/{chat}/messages", json={"text": "internal: VIP", "private": True}
+            )
+            assert note.status_code == 201, note.text
+        async with hub.client(agent.token, language="en") as client:
+            asked = await client.post(f"/api/inbox/conversations/{chat}/ai/suggest-reply")
+        assert asked.status_code == 202, asked.text
+        request_id = asked.json()["request_id"]
+
+        done = await pushes.expect("aiDone", to={"agent"}, where=lambda p: p["requestId"] == request_id)
+        assert done["text"].startswith(f"{ANSWER_PREFIX} Do you deliver to Jeddah?")
+        assert done["credits"] > 0
+        await pushes.expect("aiChunk", to={"agent"}, where=lambda p: p["requestId"] == request_id)
+        chunks = [p for p in pushes.sockets["agent"].named("aiChunk") if p["requestId"] == request_id]
+        assert len(chunks) > 1
+        assert "".join(p["text"] for p in chunks) == done["text"]
+
+        # What was sent: this conversation and its customer's facts, no private note, no other
+        # organization's words, with the installation's key.
+        sent = server.chats()[-1]
+        everything = " ".join(m["content"] for m in sent["messages"])
+        assert "Do you deliver to Jeddah?" in everything
+        assert "Huda" in everything
+        assert "internal: VIP" not in everything
+        assert "SECRET" not in everything
+        assert server.keys[-1] == "Bearer sk-local-test"
+        assert sent["stream"] is True
+
+        # Nothing reached the customer.
+        assert box.messages == []
+
+        # Credits are counted in the month's usage.
+        async with hub.client(organization.admin.token) as client:
+            usage = (await client.get("/api/settings/usage")).json()
+        assert usage["metrics"].get("ai_credits", 0) >= done["credits"]
+    finally:
+        await pushes.close()
+        await runner.cleanup()
+
+
+async def test_the_ai_servers_failures_are_told_to_the_agent_and_hold_nothing_up(
+    assisted: tuple[RunningHub, OpenAIServer],
+) -> None:
+    hub, _server = assisted
+    organization = await register(hub, language="en")
+    organization.members["admin"] = organization.admin
+    for role in ("manager", "member", "agent"):
+        await add_member(hub, organization, role)
+    box = CountingReceiver()
+    runner = await serve_receiver(box)
+    pushes = await capture_pushes(hub, organization)
+    admin = organization.admin.token
+    try:
+        chat = await a_conversation(hub, organization, box, "Where is my order?")
+        async with hub.client(admin, language="en") as client:
+
+            async def improve(draft: str) -> str:
+                asked = await client.post(
+                    f"/api/inbox/conversations/{chat}/ai/improve", json={"text": draft, "tone": "friendly"}
+                )
+                assert asked.status_code == 202, asked.text
+                return str(asked.json()["request_id"])
+
+            # Rate limited, failing, cut off: each a clear message to the asker only.
+            for draft, detail in (
+                ("thanks #429", "The AI service is busy. Try again in a moment."),
+                ("thanks #500", "The AI service is not answering right now. Try again in a moment."),
+                ("a long answer that breaks off half way #cut", "The AI service is not answering right now."),
+            ):
+                request_id = await improve(draft)
+                failed = await pushes.expect(
+                    "aiFailed", to={"admin"}, where=lambda p, r=request_id: p["requestId"] == r
+                )
+                assert failed["detail"].startswith(detail), failed
+                assert failed["cancelled"] is False
+
+            # A hung server: the agent's reply goes out meanwhile; the hang ends in its timeout.
+            hung = await improve("please #hang")
+            reply = await client.post(
+                f"/api/inbox/conversations/{chat}/messages", json={"text": "On its way"}
+            )
+            assert reply.status_code == 201, reply.text
+            await eventually(lambda: len(box.messages) == 1)
+            failed = await pushes.expect("aiFailed", to={"admin"}, where=lambda p: p["requestId"] == hung)
+            assert "took too long" in failed["detail"] or "not answering" in failed["detail"]
+
+            # A slow answer cancelled by its asker: stopped, and nobody else may cancel it.
+            slow = await improve("one two three four five six seven eight #slow")
+            await pushes.expect("aiChunk", to={"admin"}, where=lambda p: p["requestId"] == slow)
+            async with hub.client(organization.members["agent"].token) as other:
+                assert (await other.delete(f"/api/ai/requests/{slow}")).status_code == 404
+            assert (await client.delete(f"/api/ai/requests/{slow}")).status_code == 204
+            stopped = await pushes.expect("aiFailed", to={"admin"}, where=lambda p: p["requestId"] == slow)
+            assert stopped["cancelled"] is True
+
+            bad = await client.post(
+                f"/api/inbox/conversations/{chat}/ai/improve", json={"text": "x", "tone": "angry"}
+            )
+            assert bad.status_code == 400
+            assert bad.json()["errors"][0]["field"] == "tone"
+
+            # The module switched off: the AI is refused (403); replies are not.
+            off = await client.patch("/api/settings/modules", json={"ai": False})
+            assert off.status_code == 200, off.text
+            refused = await client.post(f"/api/inbox/conversations/{chat}/ai/summarize")
+            assert refused.status_code == 403
+            assert "AI assistance" in refused.json()["detail"]
+            again = await client.post(
+                f"/api/inbox/conversations/{chat}/messages", json={"text": "Still here"}
+            )
+            assert again.status_code == 201
+    finally:
+        await pushes.close()
+        await runner.cleanup()
+
+
+async def test_without_an_ai_server_the_features_are_absent(
+    hub: RunningHub, organization: Organization
+) -> None:
+    async with hub.client(organization.admin.token, language="en") as client:
+        answer = await client.post(f"/api/inbox/conversations/{organization.id}/ai/suggest-reply")
+    assert answer.status_code == 404
+    assert "not configured" in answer.json()["detail"]
+
+
+async def test_a_summary_and_a_translation_come_in_the_readers_language(
+    assisted: tuple[RunningHub, OpenAIServer],
+) -> None:
+    hub, server = assisted
+    organization = await register(hub, language="ar")
+    box = CountingReceiver()
+    runner = await serve_receiver(box)
+    organization.members["admin"] = organization.admin
+    for role in ("manager", "member", "agent"):
+        await add_member(hub, organization, role)
+    pushes = await capture_pushes(hub, organization)
+    try:
+        chat = await a_conversation(hub, organization, box, "Hello, I need help with my bill")
+        async with hub.client(organization.admin.token) as client:
+            messages = (await client.get(f"/api/inbox/conversations/{chat}/messages")).json()["items"]
+            summary = await client.post(f"/api/inbox/conversations/{chat}/ai/summarize")
+            assert summary.status_code == 202, summary.text
+            done = await pushes.expect(
+                "aiDone", to={"admin"}, where=lambda p: p["requestId"] == summary.json()["request_id"]
+            )
+            assert done["text"].endswith("[ar]")  # the admin reads Arabic
+            assert "Customer: Hello, I need help with my bill" in server.chats()[-1]["messages"][1]["content"]
+
+            translated = await client.post(
+                f"/api/inbox/conversations/{chat}/ai/translate",
+                json={"message_id": messages[-1]["id"], "to": "en"},
+            )
+            assert translated.status_code == 202, translated.text
+            done = await pushes.expect(
+                "aiDone", to={"admin"}, where=lambda p: p["requestId"] == translated.json()["request_id"]
+            )
+            assert done["text"] == f"{ANSWER_PREFIX} Hello, I need help with my bill [en]"
+            missing = await client.post(
+                f"/api/inbox/conversations/{chat}/ai/translate", json={"message_id": chat}
+            )
+            assert missing.status_code == 404
+    finally:
+        await pushes.close()
+        await runner.cleanup()
