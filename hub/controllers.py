@@ -161,14 +161,16 @@ class AuthController(Controller):
     async def me(self, request: Request[CurrentUser, Any, Any], session: SessionDep) -> SessionOut:
         user = await session.get_one(User, request.user.id)
         organization = await session.get_one(Organization, request.user.organization_id)
+        off = await switched_off_modules(session)
         return SessionOut(
             access_token=request.auth,
             token_type="bearer",
             expires_at=request.user.token_expires_at,
             user=user_out(user),
             organization=organization_out(organization),
-            permissions=permissions_of(user.role, await switched_off_modules(session)),
+            permissions=permissions_of(user.role, off),
             billing=bool(runtime_of(request).settings.stripe_secret_key),
+            ai=ai.endpoint_of(runtime_of(request).settings) is not None and "ai" not in off,
         )
 
 

@@ -95,6 +95,8 @@ class SessionOut(Struct):
     permissions: dict[str, str] = {}
     # Whether this installation bills (Stripe configured): without it there is no billing page.
     billing: bool = False
+    # Whether AI assistance is here (an AI server configured, the module on).
+    ai: bool = False
 
 
 class AcceptedOut(Struct):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from hub import services
+from hub.ai import endpoint_of
 from hub.billing.services.limits import billing_on
 from hub.models import Organization, User
 from hub.permissions import permissions_of
+from hub.runtime import current
 from hub.schemas import (
     OrganizationOut,
     SessionOut,
@@ -46,4 +48,5 @@ def session_out(signed_in: services.SignedIn) -> SessionOut:
         organization=organization_out(signed_in.organization),
         permissions=permissions_of(signed_in.user.role),
         billing=billing_on(),
+        ai=endpoint_of(current().settings) is not None,
     )

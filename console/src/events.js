@@ -32,6 +32,10 @@ export const events = {
   campaignUpdated: "campaignUpdated",
   // billing
   usageUpdated: "usageUpdated",
+  // AI answers, to the person who asked
+  aiChunk: "aiChunk",
+  aiDone: "aiDone",
+  aiFailed: "aiFailed",
   // the kernel
   sessionEnded: "sessionEnded",
   resyncNeeded: "resyncNeeded",

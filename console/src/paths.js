@@ -40,6 +40,7 @@ export const paths = {
     portal: "/api/billing/portal",
   },
   consoleMessages: (language) => `/api/console/messages/${language}`,
+  aiRequest: (id) => `/api/ai/requests/${id}`,
   channels: "/api/channels",
   whatsapp: {
     profiles: "/api/whatsapp/profiles",
@@ -52,6 +53,10 @@ export const paths = {
     conversations: "/api/inbox/conversations",
     conversation: (id) => `/api/inbox/conversations/${id}`,
     messages: (id) => `/api/inbox/conversations/${id}/messages`,
+    suggestReply: (id) => `/api/inbox/conversations/${id}/ai/suggest-reply`,
+    improve: (id) => `/api/inbox/conversations/${id}/ai/improve`,
+    translate: (id) => `/api/inbox/conversations/${id}/ai/translate`,
+    summarize: (id) => `/api/inbox/conversations/${id}/ai/summarize`,
     message: (id, messageId) => `/api/inbox/conversations/${id}/messages/${messageId}`,
     forward: (id, messageId) => `/api/inbox/conversations/${id}/messages/${messageId}/forward`,
     assign: (id) => `/api/inbox/conversations/${id}/assign`,

@@ -203,6 +203,7 @@ async def test_login_and_logout_revokes_the_token_at_once(hub: RunningHub) -> No
         "organization",
         "permissions",
         "billing",
+        "ai",
     }
     assert set(body["permissions"].values()) == {"write"}  # an admin may do everything
     token = body["access_token"]

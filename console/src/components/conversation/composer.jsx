@@ -2,6 +2,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { get, post, put, query, upload } from "../../api.js";
 import { Icon } from "../ui.jsx";
+import { AssistTools } from "./assist.jsx";
 import { t } from "../../i18n.js";
 import { paths } from "../../paths.js";
 
@@ -114,6 +115,7 @@ export function Composer({ id, inputRef, replyTo, editing, onDone }) {
         </ul>
       )}
       {error && <p class="failure small" role="alert">{error}</p>}
+      {!editing && !privateNote && <AssistTools id={id} text={text} setText={setText} />}
       <div class="composer-row">
         <textarea
           ref={inputRef}

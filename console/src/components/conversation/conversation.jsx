@@ -1,6 +1,7 @@
 // The open conversation: its messages, the reply box and its tools, and the customer beside it.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { get, patch, post, query, remove } from "../../api.js";
+import { SummaryButton } from "./assist.jsx";
 import { Composer } from "./composer.jsx";
 import { ForwardDialog, TicketDialog } from "./dialogs.jsx";
 import { Message } from "./message.jsx";
@@ -161,6 +162,7 @@ export function Conversation({ id, team, names }) {
               )}
             </header>
             <Labels chat={chat} onChange={(updated) => conversation.update(() => updated)} />
+            <SummaryButton id={id} />
             {suggestion && can("ticketing", "write") && (
               <div class="notice slim suggestion" role="status" data-suggestion>
                 <span>{t("This message may need a ticket ({keyword}).", { keyword: suggestion.keyword })}</span>

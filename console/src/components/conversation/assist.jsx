@@ -1,0 +1,126 @@
+// AI help in the conversation: an answer asked of the hub comes back on this person's socket,
+// piece by piece (aiChunk), whole (aiDone) or not at all (aiFailed); it can be stopped.
+import { useRef, useState } from "preact/hooks";
+import { post, remove } from "../../api.js";
+import { events } from "../../events.js";
+import { t } from "../../i18n.js";
+import { useLive } from "../../live.js";
+import { paths } from "../../paths.js";
+import { session } from "../../session.js";
+
+export const aiHere = () => !!session.value?.ai;
+
+// `onText(text, done)` hears the answer so far; the request is one at a time.
+export function useAiAnswer(onText) {
+  const current = useRef(null);
+  const written = useRef("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState(null);
+  useLive([events.aiChunk, events.aiDone, events.aiFailed], (event, data) => {
+    if (data.requestId !== current.current) return;
+    if (event === events.aiChunk) {
+      written.current += data.text;
+      onText(written.current, false);
+      return;
+    }
+    current.current = null;
+    setBusy(false);
+    if (event === events.aiDone) onText(data.text, true);
+    else if (!data.cancelled) setError(data.detail);
+  });
+  const start = async (path, body = {}) => {
+    setError(null);
+    setBusy(true);
+    written.current = "";
+    try {
+      current.current = (await post(path, body)).request_id;
+    } catch (failure) {
+      setBusy(false);
+      setError(Object.values(failure.fields || {})[0] || failure.message);
+    }
+  };
+  const stop = async () => {
+    const id = current.current;
+    current.current = null;
+    setBusy(false);
+    if (id) await remove(paths.aiRequest(id)).catch(() => null);
+  };
+  return { start, stop, busy, error };
+}
+
+const TONES = [
+  ["grammar", () => t("Fix grammar")],
+  ["friendly", () => t("Friendlier")],
+  ["formal", () => t("More formal")],
+  ["shorter", () => t("Shorter")],
+  ["expand", () => t("Expand")],
+];
+
+// The composer's AI tools: a reply suggested, the draft improved, the draft translated into the
+// customer's language. The answer fills the reply box; nothing is sent without the agent.
+export function AssistTools({ id, text, setText }) {
+  const answer = useAiAnswer((written) => setText(written));
+  if (!aiHere()) return null;
+  return (
+    <div class="assist" data-assist>
+      {answer.busy ? (
+        <button type="button" class="link-button" data-action="ai-stop" onClick={answer.stop}>
+          {t("Stop")}
+        </button>
+      ) : (
+        <>
+          <button type="button" class="link-button" data-action="ai-suggest" onClick={() => answer.start(paths.inbox.suggestReply(id))}>
+            {t("Suggest a reply")}
+          </button>
+          <select
+            aria-label={t("Improve the draft")}
+            data-action="ai-improve"
+            disabled={!text.trim()}
+            value=""
+            onChange={(event) => {
+              const tone = event.currentTarget.value;
+              if (tone) answer.start(paths.inbox.improve(id), { text, tone });
+            }}
+          >
+            <option value="">{t("Improve…")}</option>
+            {TONES.map(([tone, label]) => (
+              <option key={tone} value={tone}>
+                {label()}
+              </option>
+            ))}
+          </select>
+          <button type="button" class="link-button" data-action="ai-translate" disabled={!text.trim()} onClick={() => answer.start(paths.inbox.translate(id), { text })}>
+            {t("Translate for the customer")}
+          </button>
+        </>
+      )}
+      {answer.error && (
+        <span class="failure small" role="alert">
+          {answer.error}
+        </span>
+      )}
+    </div>
+  );
+}
+
+// The conversation summarized for the reader, shown until closed.
+export function SummaryButton({ id }) {
+  const [summary, setSummary] = useState(null);
+  const answer = useAiAnswer((written) => setSummary(written));
+  if (!aiHere()) return null;
+  return (
+    <>
+      <button type="button" class="link-button" data-action="ai-summarize" disabled={answer.busy} onClick={() => answer.start(paths.inbox.summarize(id))}>
+        {t("Summarize")}
+      </button>
+      {(summary || answer.error) && (
+        <aside class="summary card" data-summary dir="auto">
+          {answer.error ? <p class="failure">{answer.error}</p> : <p>{summary}</p>}
+          <button type="button" class="link-button" onClick={() => setSummary(null)}>
+            {t("Close")}
+          </button>
+        </aside>
+      )}
+    </>
+  );
+}

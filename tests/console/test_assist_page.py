@@ -1,0 +1,77 @@
+"""AI help in the browser, against the local OpenAI-protocol server: the agent asks for a reply,
+watches it fill the reply box, improves it, and reads a summary; in Arabic and English."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import expect
+
+from tests.conftest import RunningHub, add_member, make_settings, register, start_hub
+from tests.console.conftest import Console, sign_in
+from tests.helpers.campaigns import CountingReceiver, api_channel, poster, serve_receiver
+from tests.helpers.openai_server import ANSWER_PREFIX, OpenAIServer, ai_settings, openai_server
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@pytest.fixture
+async def assisted(tmp_path: Path) -> AsyncIterator[tuple[RunningHub, OpenAIServer]]:
+    async with openai_server() as server:
+        hub = await start_hub(make_settings(tmp_path, **ai_settings(server)), kind="sqlite")
+        try:
+            yield hub, server
+        finally:
+            await hub.stop()
+
+
+@pytest.mark.parametrize("language", ["en", "ar"])
+async def test_an_agent_asks_for_a_reply_improves_it_and_reads_a_summary(
+    assisted: tuple[RunningHub, OpenAIServer], browser: Any, people: list[Console], language: str
+) -> None:
+    hub, _server = assisted
+    organization = await register(hub, language=language)
+    agent = await add_member(hub, organization, "agent")
+    box = CountingReceiver()
+    runner = await serve_receiver(box)
+    try:
+        channel = await api_channel(hub, organization, box)
+        sent = await poster(channel).send(
+            external_id="c-1", **{"from": "+966500000801"}, name="Huda", text="Is the shop open on Friday?"
+        )
+        chat = sent.json()["conversation_id"]
+        async with hub.client(organization.admin.token) as client:
+            await client.post(
+                f"/api/inbox/conversations/{chat}/assign", json={"assignee_id": str(agent.user_id)}
+            )
+        console = await sign_in(browser, hub, agent, language=language)
+        people.append(console)
+        page = console.page
+        await console.goto(f"/inbox/{chat}")
+        await page.wait_for_selector(".message.inbound")
+
+        words = {"en": "Suggest a reply", "ar": "اقترح ردًّا"}[language]
+        await expect(page.locator("[data-action=ai-suggest]")).to_have_text(words)
+        await page.click("[data-action=ai-suggest]")
+        reply = page.locator("textarea[name=reply]")
+        # (Waited on with Playwright's own checks: the page's policy forbids evaluating strings.)
+        await expect(reply).to_have_value(re.compile(rf"^{ANSWER_PREFIX} Is the shop open on Friday\?"))
+
+        await reply.fill("we open at ten")
+        await page.select_option("[data-action=ai-improve]", "shorter")
+        await expect(reply).to_have_value(re.compile(rf"^{ANSWER_PREFIX} we open at ten"))
+
+        await page.click("[data-action=ai-summarize]")
+        summary = page.locator("[data-summary]")
+        await summary.wait_for()
+        await page.wait_for_function(
+            "document.querySelector('[data-summary]').textContent.includes('Customer:')"
+        )
+        await console.screenshot("ai-assist")
+        assert box.messages == []  # nothing went to the customer
+    finally:
+        await runner.cleanup()
