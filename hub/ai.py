@@ -207,22 +207,47 @@ async def _stream(
         if pusher is not None:
             await pusher.push(event.name, event, organization_id=organization_id, user_ids=[user_id])
 
+    outgoing: asyncio.Queue[str | None] = asyncio.Queue()
+
+    async def send_pieces() -> None:
+        # Pieces that came while one was being pushed go out together: one push for them all,
+        # however fast the server writes, and the stream is read on meanwhile.
+        while (piece := await outgoing.get()) is not None:
+            batch, ended = [piece], False
+            while not outgoing.empty():
+                more = outgoing.get_nowait()
+                if more is None:
+                    ended = True
+                    break
+                batch.append(more)
+            await tell(AIChunk(request_id=request_id, text="".join(batch)))
+            if ended:
+                return
+
+    sender = asyncio.create_task(send_pieces())
+
+    async def pieces_sent() -> None:
+        outgoing.put_nowait(None)
+        await sender
+
     written: list[str] = []
     used: int | None = None
     try:
         async for piece, tokens in _pieces(runtime, endpoint, messages):
             if piece:
                 written.append(piece)
-                await tell(AIChunk(request_id=request_id, text=piece))
+                outgoing.put_nowait(piece)
             if tokens is not None:
                 used = tokens
     except asyncio.CancelledError:
+        await pieces_sent()
         await _meter(runtime, organization_id, _estimate(messages, "".join(written)))
         await tell(
             AIFailed(request_id=request_id, detail=translate(language, N_("Stopped.")), cancelled=True)
         )
         return
     except HubError as failure:
+        await pieces_sent()
         await tell(
             AIFailed(
                 request_id=request_id,
@@ -231,6 +256,7 @@ async def _stream(
             )
         )
         return
+    await pieces_sent()
     text = "".join(written)
     credits = used if used is not None else _estimate(messages, text)
     await _meter(runtime, organization_id, credits)

@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,9 @@ class OpenAIServer:
     keys: list[str] = field(default_factory=list)  # the Authorization each request carried
     answer: str | None = None  # a fixed answer instead of the echo, when a test wants one
     hung: list[asyncio.Event] = field(default_factory=list)
+    # When each streamed answer's first and last pieces were written (time.perf_counter), for
+    # the relay benchmark.
+    written: list[tuple[float, float]] = field(default_factory=list)
 
     def chats(self) -> list[dict[str, Any]]:
         return [request for request in self.requests if "messages" in request]
@@ -111,6 +115,7 @@ class OpenAIServer:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         pieces = re.findall(r"\S+\s*", reply)
+        first = 0.0
         for number, piece in enumerate(pieces):
             if "#cut" in last and number == len(pieces) // 2:
                 request.transport.close()  # type: ignore[union-attr] - the connection dies mid-stream
@@ -123,6 +128,7 @@ class OpenAIServer:
                 "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
             }
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            first = first or time.perf_counter()
             if "#slow" in last:
                 await asyncio.sleep(0.2)
         done = {
@@ -133,6 +139,7 @@ class OpenAIServer:
             "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
         }
         await response.write(f"data: {json.dumps(done)}\n\n".encode())
+        self.written.append((first, time.perf_counter()))
         if (body.get("stream_options") or {}).get("include_usage"):
             tail = {**done, "choices": [], "usage": usage}
             await response.write(f"data: {json.dumps(tail)}\n\n".encode())

