@@ -249,3 +249,64 @@ async def test_a_summary_and_a_translation_come_in_the_readers_language(
     finally:
         await pushes.close()
         await runner.cleanup()
+
+
+AI_PLANS = """
+currency = "usd"
+
+[plans.tiny]
+name = { en = "Tiny", ar = "الصغيرة" }
+monthly = 0
+yearly = 0
+modules = ["whatsapp", "ai"]
+[plans.tiny.limits]
+ai_credits_per_month = 1
+
+[plans.bigger]
+name = { en = "Bigger", ar = "الأكبر" }
+monthly = 1000
+yearly = 10000
+modules = ["whatsapp", "ai"]
+"""
+
+
+async def test_ai_requests_past_the_plans_credits_are_402_and_replies_are_not(tmp_path: Path) -> None:
+    from hub.billing.services import read_plans, sync_plans
+    from tests.helpers.billing import local_stripe
+
+    plans = tmp_path / "plans.toml"
+    plans.write_text(AI_PLANS, encoding="utf-8")
+    async with openai_server() as server, local_stripe() as stripe:
+        hub = await start_hub(
+            make_settings(tmp_path, **ai_settings(server), **stripe.settings()), kind="sqlite"
+        )
+        box = CountingReceiver()
+        runner = await serve_receiver(box)
+        try:
+            await sync_plans(hub.runtime, read_plans(plans))
+            organization = await register(hub, language="en")
+            chat = await a_conversation(hub, organization, box, "How much is shipping?")
+            async with hub.client(organization.admin.token, language="en") as client:
+                first = await client.post(f"/api/inbox/conversations/{chat}/ai/suggest-reply")
+                assert first.status_code == 202, first.text  # room for it: none used yet
+                await eventually(lambda: len(server.chats()) == 1)
+
+                async def credits_used() -> bool:
+                    usage = (await client.get("/api/settings/usage")).json()
+                    return bool(usage["metrics"].get("ai_credits"))
+
+                await eventually(credits_used)
+                refused = await client.post(f"/api/inbox/conversations/{chat}/ai/suggest-reply")
+                assert refused.status_code == 402, refused.text
+                body = refused.json()
+                assert (body["limit"], body["value"], body["plan"]) == ("ai_credits_per_month", 1, "bigger")
+                assert "AI credits a month" in body["detail"]
+                assert len(server.chats()) == 1  # nothing left the hub
+                # A reply typed by the agent is never refused for AI credits.
+                reply = await client.post(
+                    f"/api/inbox/conversations/{chat}/messages", json={"text": "Free over 100"}
+                )
+                assert reply.status_code == 201, reply.text
+        finally:
+            await runner.cleanup()
+            await hub.stop()
