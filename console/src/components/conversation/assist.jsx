@@ -103,10 +103,40 @@ export function AssistTools({ id, text, setText }) {
   );
 }
 
-// The conversation summarized for the reader, shown until closed.
+// A message shown in the reader's language on request, beside the original, never replacing it.
+export function TranslateToggle({ conversationId, message }) {
+  const [shown, setShown] = useState(false);
+  const [translation, setTranslation] = useState("");
+  const answer = useAiAnswer((written) => setTranslation(written));
+  if (!aiHere() || !message.text) return null;
+  const toggle = () => {
+    if (shown) return setShown(false);
+    setShown(true);
+    if (!translation && !answer.busy) answer.start(paths.inbox.translate(conversationId), { message_id: message.id });
+  };
+  return (
+    <>
+      <button type="button" class="link-button small" data-action="ai-translate-message" onClick={toggle}>
+        {shown ? t("Hide the translation") : t("Translate")}
+      </button>
+      {shown && (
+        <p class="translation" dir="auto" data-translation>
+          {answer.error || translation || t("Translating…")}
+        </p>
+      )}
+    </>
+  );
+}
+
+// The conversation summarized for the reader, shown until closed; kept on the conversation as a
+// private note when the agent chooses.
 export function SummaryButton({ id }) {
   const [summary, setSummary] = useState(null);
-  const answer = useAiAnswer((written) => setSummary(written));
+  const [done, setDone] = useState(false);
+  const answer = useAiAnswer((written, whole) => {
+    setSummary(written);
+    setDone(whole);
+  });
   if (!aiHere()) return null;
   return (
     <>
@@ -116,9 +146,24 @@ export function SummaryButton({ id }) {
       {(summary || answer.error) && (
         <aside class="summary card" data-summary dir="auto">
           {answer.error ? <p class="failure">{answer.error}</p> : <p>{summary}</p>}
-          <button type="button" class="link-button" onClick={() => setSummary(null)}>
-            {t("Close")}
-          </button>
+          <div class="actions-row">
+            {done && !answer.error && (
+              <button
+                type="button"
+                class="link-button"
+                data-action="keep-summary"
+                onClick={async () => {
+                  await post(paths.inbox.messages(id), { text: summary, private: true });
+                  setSummary(null);
+                }}
+              >
+                {t("Keep as a private note")}
+              </button>
+            )}
+            <button type="button" class="link-button" onClick={() => setSummary(null)}>
+              {t("Close")}
+            </button>
+          </div>
         </aside>
       )}
     </>

@@ -187,6 +187,7 @@ export function Conversation({ id, team, names }) {
                 messages.map((message) => (
                   <Message
                     key={message.id}
+                    conversationId={id}
                     message={message}
                     quoted={message.reply_to_id && byId[message.reply_to_id]}
                     names={names}

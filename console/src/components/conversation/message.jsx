@@ -1,5 +1,6 @@
 // One message of a conversation: its text or media, who wrote it, its delivery ticks and actions.
 import { Icon } from "../ui.jsx";
+import { TranslateToggle } from "./assist.jsx";
 import { formatDateTime, formatTime, t } from "../../i18n.js";
 import { can, userId } from "../../session.js";
 import { messageStatusName } from "../../words.js";
@@ -38,7 +39,7 @@ function Attachment({ media }) {
   );
 }
 
-export function Message({ message, quoted, names, onReply, onEdit, onDelete, onForward }) {
+export function Message({ conversationId, message, quoted, names, onReply, onEdit, onDelete, onForward }) {
   const mine = message.sender_user_id === userId();
   const deleted = !!message.deleted_at;
   const author =
@@ -61,6 +62,7 @@ export function Message({ message, quoted, names, onReply, onEdit, onDelete, onF
               <Attachment key={media.id} media={media} />
             ))}
             {message.text && <p class="text" dir="auto">{message.text}</p>}
+            {conversationId && <TranslateToggle conversationId={conversationId} message={message} />}
           </>
         )}
         <footer>
