@@ -95,14 +95,21 @@ async def check_request(runtime: Runtime, session: HubAsyncSession) -> Endpoint:
     return endpoint
 
 
+_clients: dict[tuple[int, str, str, float], openai.AsyncOpenAI] = {}
+
+
 def client_of(runtime: Runtime, endpoint: Endpoint) -> openai.AsyncOpenAI:
-    # One try: a person is waiting, and a failure is told to them at once rather than retried.
-    return openai.AsyncOpenAI(
-        base_url=endpoint.base_url,
-        api_key=endpoint.api_key,
-        timeout=runtime.settings.ai_timeout_seconds,
-        max_retries=0,
-    )
+    """One client (and its pool of connections) per server, key and event loop, kept for the
+    process's life. One try per request: a person is waiting, and a failure is told to them at
+    once rather than retried."""
+    timeout = runtime.settings.ai_timeout_seconds
+    key = (id(asyncio.get_running_loop()), endpoint.base_url, endpoint.api_key, timeout)
+    client = _clients.get(key)
+    if client is None:
+        client = _clients[key] = openai.AsyncOpenAI(
+            base_url=endpoint.base_url, api_key=endpoint.api_key, timeout=timeout, max_retries=0
+        )
+    return client
 
 
 def _failure(error: BaseException) -> HubError:
@@ -122,24 +129,6 @@ async def count_credits(session: HubAsyncSession, used: int) -> None:
     from hub.services.usage import count_usage
 
     await count_usage(session, "ai_credits", used)
-
-
-async def complete(
-    runtime: Runtime, session: HubAsyncSession, messages: list[dict[str, str]], *, endpoint: Endpoint
-) -> str:
-    """One answer, whole (for work that is not shown as it is written)."""
-    try:
-        answer = await client_of(runtime, endpoint).chat.completions.create(
-            model=endpoint.model, messages=cast(Any, messages), stream=False
-        )
-    except (TimeoutError, openai.APIError, httpx.HTTPError) as error:
-        log.warning("ai request failed", error=type(error).__name__)
-        raise _failure(error) from None
-    text = answer.choices[0].message.content or "" if answer.choices else ""
-    used = answer.usage.total_tokens if answer.usage is not None else _estimate(messages, text)
-    await count_credits(session, used)
-    await session.commit()
-    return text
 
 
 def _estimate(messages: list[dict[str, str]], text: str) -> int:
