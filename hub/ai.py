@@ -11,20 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, cast
 
 import httpx
 import openai
 import structlog
-from sqlalchemy import select
 
 from hub.config import Settings
 from hub.db import HubAsyncSession
 from hub.errors import HubError, NotFound, TooManyRequests
 from hub.i18n import N_, translate
-from hub.models import ModuleSetting
 from hub.realtime import AIChunk, AIDone, AIFailed, SocketEvent
 from hub.runtime import Runtime
 
@@ -62,28 +60,15 @@ class AIUnavailable(HubError):
     default_message = N_("The AI service is not answering right now. Try again in a moment.")
 
 
-async def ai_enabled(session: HubAsyncSession) -> bool:
-    """The organization has not switched the `ai` module off."""
-    enabled = await session.scalar(select(ModuleSetting.enabled).where(ModuleSetting.module == "ai"))
-    return enabled is not False
-
-
 async def check_request(runtime: Runtime, session: HubAsyncSession) -> Endpoint:
-    """Whether this organization may ask the AI now: 404 without AI here, 403 with the module
-    switched off, 402 past the plan's AI credits, 429 past its requests a minute."""
-    from hub.billing.services.limits import require_module, require_room
-    from hub.permissions import MODULE_NAMES
+    """Whether this organization may ask the AI now: 404 without AI here, 402 past the plan's AI
+    credits, 429 past its requests a minute. (The module switched on and in the plan is the
+    endpoints' guard, `hub.permissions.module_on("ai")`.)"""
+    from hub.billing.services.limits import require_room
 
     endpoint = endpoint_of(runtime.settings)
     if endpoint is None:
         raise NotFound(N_("AI assistance is not configured on this installation."))
-    if not await ai_enabled(session):
-        raise HubError(
-            N_("The {module} module is switched off for this organization."),
-            status_code=403,
-            module=MODULE_NAMES["ai"],
-        )
-    await require_module(session, "ai", MODULE_NAMES["ai"])
     await require_room(session, "ai_credits_per_month")
     window = 60
     used = await runtime.counters.hit(f"ai:{session.organization_id}", window)
@@ -156,9 +141,6 @@ def cancel(request_id: str, *, user_id: uuid.UUID) -> bool:
     return True
 
 
-Finish = Callable[[str], Awaitable[list[dict[str, Any]]]]
-
-
 def relay(
     runtime: Runtime,
     *,
@@ -167,13 +149,12 @@ def relay(
     language: str,
     endpoint: Endpoint,
     messages: list[dict[str, str]],
-    sources: list[dict[str, Any]] | None = None,
 ) -> str:
     """Start writing an answer for one person; its pieces go to their sockets as they come. The
     request id is answered at once; the answer follows on the sockets."""
     request_id = uuid.uuid4().hex
     task = asyncio.create_task(
-        _stream(runtime, organization_id, user_id, language, endpoint, messages, request_id, sources or [])
+        _stream(runtime, organization_id, user_id, language, endpoint, messages, request_id)
     )
     _running[request_id] = Running(user_id=user_id, organization_id=organization_id, task=task)
     task.add_done_callback(lambda _task: _running.pop(request_id, None))
@@ -188,7 +169,6 @@ async def _stream(
     endpoint: Endpoint,
     messages: list[dict[str, str]],
     request_id: str,
-    sources: list[dict[str, Any]],
 ) -> None:
     pusher = runtime.pusher
 
@@ -249,7 +229,7 @@ async def _stream(
     text = "".join(written)
     credits = used if used is not None else _estimate(messages, text)
     await _meter(runtime, organization_id, credits)
-    await tell(AIDone(request_id=request_id, text=text, sources=sources, credits=credits))
+    await tell(AIDone(request_id=request_id, text=text, credits=credits))
 
 
 async def _pieces(

@@ -61,11 +61,25 @@ BILLING_PAGE = "/billing"
 
 # Only the hub's own script runs, and the page talks only to the hub: a message's text can never
 # become code that reads the signed-in person's token.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
-    "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-    "frame-ancestors 'none'"
-)
+POLICY = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self' 'unsafe-inline'",
+    "img-src": "'self' data: blob:",
+    "media-src": "'self' blob:",
+    "connect-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'none'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
+
+
+def policy_text(directives: dict[str, str]) -> str:
+    return "; ".join(f"{name} {sources}" for name, sources in directives.items())
+
+
+CONTENT_SECURITY_POLICY = policy_text(POLICY)
 
 
 def billing_policy(settings: Settings) -> str:
@@ -73,11 +87,13 @@ def billing_policy(settings: Settings) -> str:
     its frames and the 3-D Secure frame, Stripe's API)."""
     script = _origin(settings.stripe_js_url)
     api = _origin(settings.stripe_api_base or "https://api.stripe.com")
-    return (
-        f"default-src 'self'; script-src 'self' {script}; style-src 'self' 'unsafe-inline'; "
-        "img-src 'self' data: blob:; media-src 'self' blob:; "
-        f"connect-src 'self' {api}; frame-src {script} https://hooks.stripe.com; object-src 'none'; "
-        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    return policy_text(
+        {
+            **POLICY,
+            "script-src": f"{POLICY['script-src']} {script}",
+            "connect-src": f"{POLICY['connect-src']} {api}",
+            "frame-src": f"{script} https://hooks.stripe.com",
+        }
     )
 
 

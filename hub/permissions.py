@@ -98,8 +98,8 @@ async def module_enabled(connection: ASGIConnection[Any, Any, Any, Any], module:
     return enabled is not False  # modules are on unless switched off
 
 
-# The areas a billing plan includes or not (billing's own page is always there).
-PLAN_MODULES = ("whatsapp", "crm", "ticketing", "campaigns")
+# The modules a billing plan includes or not (billing's own page is always there).
+PLAN_MODULES = ("whatsapp", "crm", "ticketing", "campaigns", "ai")
 
 
 async def _module_in_plan(connection: ASGIConnection[Any, Any, Any, Any], area: str) -> None:
@@ -125,17 +125,38 @@ def requires(area: str, level: Level | str = Level.read) -> Guard:
             raise NotAuthenticated()
         if not can(user.role, area, wanted):
             raise Forbidden()
-        if area in MODULES and not await module_enabled(connection, area):
-            raise Forbidden(
-                N_("The {module} module is switched off for this organization."), module=MODULE_NAMES[area]
-            )
-        if wanted >= Level.write and area in PLAN_MODULES:
-            await _module_in_plan(connection, area)
+        if area in MODULES:
+            await _module_usable(connection, area, working=wanted >= Level.write)
 
     guard.__name__ = f"requires_{area}_{wanted.name}"
     # Said in the API's description: work in a module the plan may leave out can be 402.
     guard.plan_gated = wanted >= Level.write and area in PLAN_MODULES  # type: ignore[attr-defined]
     return guard
+
+
+def module_on(module: str) -> Guard:
+    """A guard for work in a module that is not an area of the matrix (`ai`): switched on by the
+    organization (403) and in its plan (402)."""
+    if module not in MODULES:
+        raise ValueError(f"unknown module {module!r}")
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
+        await _module_usable(connection, module, working=True)
+
+    guard.__name__ = f"module_{module}_on"
+    guard.plan_gated = module in PLAN_MODULES  # type: ignore[attr-defined]
+    return guard
+
+
+async def _module_usable(
+    connection: ASGIConnection[Any, Any, Any, Any], module: str, *, working: bool
+) -> None:
+    if not await module_enabled(connection, module):
+        raise Forbidden(
+            N_("The {module} module is switched off for this organization."), module=MODULE_NAMES[module]
+        )
+    if working and module in PLAN_MODULES:
+        await _module_in_plan(connection, module)
 
 
 def permissions_of(role: str, switched_off: Collection[str] = ()) -> dict[str, str]:

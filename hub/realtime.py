@@ -288,12 +288,11 @@ class AIChunk(SocketEvent, kw_only=True):
 
 @socket_event
 class AIDone(SocketEvent, kw_only=True):
-    """An AI answer is whole: its full text, what it rests on, and the credits it used."""
+    """An AI answer is whole: its full text and the credits it used."""
 
     name: ClassVar[str] = "aiDone"
     request_id: str
     text: str
-    sources: list[dict[str, Any]]  # the articles it cites: {id, title}
     credits: int
 
 

@@ -15,7 +15,7 @@ from hub.auth import CurrentUser
 from hub.controllers import Cursor, Limit, RuntimeDep, SessionDep
 from hub.errors import NotFound
 from hub.pagination import DEFAULT_LIMIT, paginate
-from hub.permissions import requires
+from hub.permissions import module_on, requires
 from hub.schemas import Page
 from inbox import services
 from inbox.models import CannedResponse, Label, Message
@@ -80,6 +80,9 @@ async def list_conversations(
         changed_since=changed_since.replace(tzinfo=changed_since.tzinfo or UTC) if changed_since else None,
     )
     return Page(items=await services.conversation_views(session, rows), next_cursor=next_cursor)
+
+
+AI_ON = module_on("ai")
 
 
 class ConversationController(Controller):
@@ -236,10 +239,11 @@ class ConversationController(Controller):
         )
         return await services.conversation_view(session, conversation, customer)
 
-    # AI help: each answers a request id at once; the answer is written to the asker's sockets.
+    # AI help (the `ai` module on and in the plan): each answers a request id at once; the answer
+    # is written to the asker's sockets.
     @post(
         "/{conversation_id:uuid}/ai/suggest-reply",
-        guards=[requires("whatsapp", "write")],
+        guards=[requires("whatsapp", "write"), AI_ON],
         status_code=202,
         errors=(402, 429),
     )
@@ -258,7 +262,7 @@ class ConversationController(Controller):
 
     @post(
         "/{conversation_id:uuid}/ai/improve",
-        guards=[requires("whatsapp", "write")],
+        guards=[requires("whatsapp", "write"), AI_ON],
         status_code=202,
         errors=(402, 429),
     )
@@ -279,7 +283,7 @@ class ConversationController(Controller):
 
     @post(
         "/{conversation_id:uuid}/ai/translate",
-        guards=[requires("whatsapp", "read")],
+        guards=[requires("whatsapp", "read"), AI_ON],
         status_code=202,
         errors=(402, 429),
     )
@@ -306,7 +310,7 @@ class ConversationController(Controller):
 
     @post(
         "/{conversation_id:uuid}/ai/summarize",
-        guards=[requires("whatsapp", "read")],
+        guards=[requires("whatsapp", "read"), AI_ON],
         status_code=202,
         errors=(402, 429),
     )

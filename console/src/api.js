@@ -7,7 +7,6 @@ export class ApiError extends Error {
   constructor(status, body) {
     super(body?.detail || String(status));
     this.status = status;
-    this.body = body || {};
     this.fields = Object.fromEntries((body?.errors || []).map((error) => [error.field, error.message]));
   }
 }

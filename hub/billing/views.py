@@ -18,14 +18,14 @@ from hub.billing.schemas import (
 )
 from hub.billing.services import LIMITS, limit_of
 from hub.billing.services.limits import LIMIT_TERMS, restricted
+from hub.billing.services.plans import plan_name
 from hub.i18n import format_money, translate
 
 
 def plan_out(plan: BillingPlan, language: str) -> PlanOut:
-    names = plan.names or {}
     return PlanOut(
         code=plan.code,
-        name=names.get(language) or names.get("en") or plan.code,
+        name=plan_name(plan, language),
         prices=[
             PriceOut(
                 interval=interval,
@@ -55,7 +55,7 @@ def subscription_out(
     without a subscription; none while restricted)."""
     return SubscriptionOut(
         plan=plan.code if plan is not None else None,
-        plan_name=plan_out(plan, language).name if plan is not None else None,
+        plan_name=plan_name(plan, language) if plan is not None else None,
         interval=subscription.interval if subscription is not None else None,
         status=subscription.status if subscription is not None else "none",
         current_period_end=subscription.current_period_end if subscription is not None else None,

@@ -16,7 +16,6 @@ from hub.auth import CurrentUser
 from hub.db import HubAsyncSession
 from hub.errors import InvalidInput, NotFound
 from hub.i18n import N_, choose_language
-from hub.models import Organization
 from hub.runtime import Runtime
 from inbox.models import Conversation, Message
 from inbox.services.conversations import conversation_for_user
@@ -49,9 +48,7 @@ async def _conversation(
     session: HubAsyncSession, user: CurrentUser, conversation_id: uuid.UUID
 ) -> tuple[Conversation, Customer, str]:
     conversation, customer = await conversation_for_user(session, user, conversation_id)
-    organization = await session.get_one(Organization, session.organization_id)
-    language = customer.language or organization.default_language or "ar"
-    return conversation, customer, language
+    return conversation, customer, customer.language or user.organization_language
 
 
 async def _transcript(session: HubAsyncSession, conversation_id: uuid.UUID) -> list[dict[str, str]]:
@@ -109,7 +106,7 @@ async def suggest_reply(
         runtime,
         organization_id=user.organization_id,
         user_id=user.id,
-        language=await _reader_language(session, user),
+        language=reader_language(user),
         endpoint=endpoint,
         messages=[_system(instruction, language), *turns],
     )
@@ -136,7 +133,7 @@ async def improve_draft(
         runtime,
         organization_id=user.organization_id,
         user_id=user.id,
-        language=await _reader_language(session, user),
+        language=reader_language(user),
         endpoint=endpoint,
         messages=[{"role": "system", "content": instruction}, {"role": "user", "content": text}],
     )
@@ -156,7 +153,7 @@ async def translate_text(
     customer's (`to` chooses another language)."""
     endpoint = await ai.check_request(runtime, session)
     _conversation_row, _customer, customer_language = await _conversation(session, user, conversation_id)
-    reader = await _reader_language(session, user)
+    reader = reader_language(user)
     if message_id is not None:
         message = await session.scalar(
             select(Message).where(
@@ -192,7 +189,7 @@ async def summarize(
     turns = await _transcript(session, conversation_id)
     if not turns:
         raise InvalidInput(N_("There is nothing to summarize yet."), field="conversation")
-    reader = await _reader_language(session, user)
+    reader = reader_language(user)
     transcript = "\n".join(
         f"{'Customer' if turn['role'] == 'user' else 'Agent'}: {turn['content']}" for turn in turns
     )
@@ -210,13 +207,10 @@ async def summarize(
     )
 
 
-async def _reader_language(session: HubAsyncSession, user: CurrentUser) -> str:
-    from hub.models import User
-
-    person = await session.get_one(User, user.id)
-    organization = await session.get_one(Organization, session.organization_id)
+def reader_language(user: CurrentUser) -> str:
+    """The asker's language, from what their session already carries."""
     return choose_language(
-        preferred=person.preferred_language,
+        preferred=user.preferred_language,
         accept_language=None,
-        organization_default=organization.default_language,
+        organization_default=user.organization_language,
     )

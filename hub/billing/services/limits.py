@@ -195,9 +195,9 @@ async def over_limits(session: HubAsyncSession, plan: BillingPlan) -> None:
         return
     names = Names(
         {
-            language: "، ".join(translate(language, LIMIT_TERMS[limit]) for limit, _, _ in over)
-            if language == "ar"
-            else ", ".join(translate(language, LIMIT_TERMS[limit]) for limit, _, _ in over)
+            language: ("، " if language == "ar" else ", ").join(
+                translate(language, LIMIT_TERMS[limit]) for limit, _, _ in over
+            )
             for language in LANGUAGES
         }
     )

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from hub.billing.events import AdminsToldOfBilling
 from hub.billing.models import BillingPlan, Subscription
+from hub.billing.services.plans import plan_name
 from hub.db import utcnow
 from hub.events import publish
 from hub.i18n import N_, choose_language, format_date, format_money, translate
@@ -72,9 +73,7 @@ async def mail_admins(runtime: Runtime, notice: AdminsToldOfBilling) -> None:
         )
         words = {
             "organization": organization.name,
-            "plan": ((plan.names or {}).get(language) or plan.code)
-            if plan is not None
-            else notice.plan or "",
+            "plan": plan_name(plan, language) if plan is not None else notice.plan or "",
             "when": _when(notice, language),
             "amount": format_money(notice.amount or 0, notice.currency or "usd", language),
             "grace": runtime.settings.billing_grace_days,

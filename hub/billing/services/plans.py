@@ -15,6 +15,7 @@ from sqlalchemy import select
 from hub.billing import gateway
 from hub.billing.models import BillingPlan
 from hub.db import HubAsyncSession
+from hub.permissions import PLAN_MODULES
 from hub.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -29,7 +30,6 @@ LIMITS = (
     "ai_credits_per_month",
     "storage_mb",
 )
-PLAN_MODULES = ("whatsapp", "crm", "ticketing", "campaigns", "ai")
 INTERVALS = ("month", "year")
 LANGUAGES = ("en", "ar")
 _CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -217,3 +217,9 @@ async def offered_plans(session: HubAsyncSession) -> list[BillingPlan]:
 def limit_of(plan: BillingPlan, limit: str) -> int | None:
     value: Any = (plan.limits or {}).get(limit)
     return value if isinstance(value, int) else None
+
+
+def plan_name(plan: BillingPlan, language: str) -> str:
+    """The plan's name in this language (English, else its code, where the file has none)."""
+    names = plan.names or {}
+    return names.get(language) or names.get("en") or plan.code
