@@ -58,7 +58,7 @@ async def test_an_admin_chooses_a_plan_saves_a_card_and_is_shown_the_way_when_a_
     await page.click("[data-plan=starter] [data-action=choose-plan]")
     await page.locator("[data-billing-status=trialing]").wait_for()
     await page.locator("[data-plan=starter].current").wait_for()
-    assert "5" in await page.locator("[data-meter=agents]").inner_text()
+    assert "1 / 5" in await page.locator("[data-meter=agents]").inner_text()
 
     # The card, typed into Stripe.js's own fields (localstripe's Stripe.js here).
     await page.click("[data-action=add-card]")

@@ -80,6 +80,8 @@ async def read_page(request: web.Request) -> web.Response:
 server.app.router.add_post("/v1/checkout/sessions", create_checkout_session)
 server.app.router.add_get("/v1/checkout/sessions/{id}", read_page)
 server.app.router.add_post("/v1/billing_portal/sessions", create_portal_session)
+# Stripe cannot read a portal session back; this server can, so a test sees what was asked.
+server.app.router.add_get("/_config/billing_portal/sessions/{id}", read_page)
 
 if __name__ == "__main__":
     server.start()

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select, update
 
@@ -142,7 +143,10 @@ async def test_checkout_starts_a_subscription_the_webhook_keeps_and_the_portal_o
 
         portal = await client.post("/api/billing/portal")
         assert portal.status_code == 201, portal.text
-        assert portal.json()["url"].startswith("https://")
+        portal_id = portal.json()["url"].rsplit("/", 1)[1]
+        async with httpx.AsyncClient() as inspect:
+            asked = (await inspect.get(f"{server.url}/_config/billing_portal/sessions/{portal_id}")).json()
+        assert (asked["customer"], asked["return_url"]) == (page["customer"], f"{hub.url}/billing")
 
         # On the Portal the admin adds a card and makes it the default: Stripe says so, signed.
         card = await stripe.v1.payment_methods.create_async(
