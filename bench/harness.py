@@ -141,3 +141,143 @@ async def people(runtime: Any, organization_id: Any, roles: list[tuple[str, int]
         ).token
         for user in users
     ]
+
+
+class LeanSocket:
+    """A Socket.IO client reduced to what a benchmark's reader needs, over one websocket: it
+    answers the server's heartbeats and hands each `event` to `on_event` as the raw text of its
+    packet, without decoding it. Reading thousands of deliveries a second through the full
+    python-socketio client costs its process more CPU than the server spends sending them, so on
+    a small machine the load, not the server, would set the figures."""
+
+    def __init__(self, url: str, auth: dict[str, Any], event: str, on_event: Any) -> None:
+        parts = urlsplit(url)
+        scheme = "wss" if parts.scheme == "https" else "ws"
+        self.address = f"{scheme}://{parts.netloc}/socket.io/?EIO=4&transport=websocket"
+        self.auth = auth
+        self.prefix = f'42["{event}",'
+        self.on_event = on_event
+        self.dropped = False  # the server closed it (a busy server must keep every socket)
+        self._connection: Any = None
+        self._reading: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        import json
+
+        import websockets
+
+        connection = self._connection = await websockets.connect(
+            self.address, max_size=None, compression=None, ping_interval=None
+        )
+        opened = await connection.recv()
+        if not opened.startswith("0"):
+            raise RuntimeError(f"not an Engine.IO handshake: {opened[:80]}")
+        await connection.send("40" + json.dumps(self.auth))
+        answer = await connection.recv()
+        if not answer.startswith("40"):
+            raise RuntimeError(f"socket refused: {answer[:200]}")
+        self._reading = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        connection, prefix, on_event = self._connection, self.prefix, self.on_event
+        try:
+            async for frame in connection:
+                if frame == "2":  # the server's heartbeat
+                    await connection.send("3")
+                elif frame.startswith(prefix):
+                    on_event(frame)
+        except Exception:
+            pass
+        self.dropped = not self._closing
+
+    _closing = False
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                await self._connection.send("41")
+                await self._connection.close()
+        if self._reading is not None:
+            with contextlib.suppress(BaseException):
+                await self._reading
+
+
+class LeanPoster:
+    """HTTP/1.1 posts to one server over at most `connections` kept-alive connections, reduced to
+    what a load generator needs (the status of each answer). httpx's connection pool costs its
+    process about a millisecond of CPU per request with many in flight, which on a small machine
+    made the load, not the server, the bottleneck."""
+
+    def __init__(self, url: str, connections: int = 100) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.authority = parts.netloc
+        self.limit = connections
+        self.opened = 0
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.freed = asyncio.Condition()
+
+    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        async with self.freed:
+            while not self.idle and self.opened >= self.limit:
+                await self.freed.wait()
+            if self.idle:
+                return self.idle.pop()
+            self.opened += 1
+        try:
+            return await asyncio.open_connection(self.host, self.port)
+        except OSError:
+            await self._gone()
+            raise
+
+    async def _gone(self) -> None:
+        async with self.freed:
+            self.opened -= 1
+            self.freed.notify()
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        """POST `body` to `url` (on this server); the answer's status, or 0 when the connection failed."""
+        path = urlsplit(url).path
+        head = f"POST {path} HTTP/1.1\r\nHost: {self.authority}\r\nContent-Length: {len(body)}\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        try:
+            reader, writer = await self._connection()
+        except OSError:
+            return 0
+        try:
+            writer.write(head.encode() + b"\r\n" + body)
+            status = int((await reader.readline()).split()[1])
+            length, chunked, close = 0, False, False
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.partition(b":")
+                name, value = name.strip().lower(), value.strip().lower()
+                if name == b"content-length":
+                    length = int(value)
+                elif name == b"transfer-encoding":
+                    chunked = value == b"chunked"
+                elif name == b"connection":
+                    close = value == b"close"
+            if chunked:
+                while size := int((await reader.readline()).strip(), 16):
+                    await reader.readexactly(size + 2)
+                await reader.readline()
+            elif length:
+                await reader.readexactly(length)
+        except (OSError, ValueError, IndexError, asyncio.IncompleteReadError):
+            writer.close()
+            await self._gone()
+            return 0
+        if close:
+            writer.close()
+            await self._gone()
+        else:
+            async with self.freed:
+                self.idle.append((reader, writer))
+                self.freed.notify()
+        return status
+
+    async def close(self) -> None:
+        for _, writer in self.idle:
+            writer.close()
+        self.idle.clear()

@@ -21,6 +21,7 @@ import contextlib
 import json
 import multiprocessing
 import os
+import re
 import resource
 import secrets
 import statistics
@@ -38,7 +39,16 @@ from litestar import Litestar, Request, post
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import bench_hub, fresh_database, organization_with_channel, people, run, serve
+from harness import (
+    LeanPoster,
+    LeanSocket,
+    bench_hub,
+    fresh_database,
+    organization_with_channel,
+    people,
+    run,
+    serve,
+)
 
 from channels.api import signature
 from hub.app import create_app
@@ -47,13 +57,15 @@ from hub.logs import configure_logging
 
 MANAGERS, AGENTS = 20, 180
 SENDERS = 900  # distinct customers, so conversations spread over the agents
+# Each message's text is "<key>|<send time>"; a delivery's raw packet is searched for it.
+SENT_MARK = re.compile(r'"text": ?"([^"|]+)\|([0-9.]+)"')
 
 
 # The load, in its own process
 
 
 async def post_one(
-    http: httpx.AsyncClient,
+    http: LeanPoster,
     target: dict[str, Any],
     prefix: str,
     n: int,
@@ -70,90 +82,82 @@ async def post_one(
     headers = {"Content-Type": "application/json"}
     if target.get("secret"):
         headers["X-Hub-Signature"] = signature(target["secret"], body, int(time.time()))
-    try:
-        response = await http.post(target["post_url"], content=body, headers=headers)
-    except httpx.HTTPError:
-        return 0
-    return response.status_code
+    return await http.post(target["post_url"], body, headers)
 
 
 async def run_load(
     target: dict[str, Any], rates: list[int], seconds: float, marks: Any
 ) -> dict[int, dict[str, float]]:
     received: dict[str, list[float]] = {}
-    dropped = [0]  # sockets the server let go of (a busy server must keep them all)
-    clients = []
-    for auth in target["sockets"]:
-        client = socketio.AsyncClient(reconnection=False)
 
-        @client.on("disconnect")
-        async def on_disconnect(*_reason: Any) -> None:
-            dropped[0] += 1
+    def on_message(frame: str) -> None:
+        now = time.time()
+        found = SENT_MARK.search(frame)
+        if found is not None:
+            received.setdefault(found[1], []).append(now - float(found[2]))
 
-        @client.on("newMessage")
-        async def on_message(data: Any) -> None:
-            now = time.time()
-            text = data["message"]["text"] if "message" in data else data["text"]
-            key, sent = text.split("|", 1)
-            received.setdefault(key, []).append(now - float(sent))
+    sockets = [LeanSocket(target["url"], auth, "newMessage", on_message) for auth in target["sockets"]]
+    for socket in sockets:
+        await socket.connect()
 
-        await client.connect(target["url"], auth=auth, transports=["websocket"], wait_timeout=30)
-        clients.append(client)
+    def dropped() -> int:  # sockets the server let go of (a busy server must keep them all)
+        return sum(1 for socket in sockets if socket.dropped)
+
     await asyncio.sleep(1)
     results = {}
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
-    async with httpx.AsyncClient(limits=limits, timeout=60) as http:
-        # Every customer writes once first, unmeasured: the runs measure conversations in progress,
-        # the usual case, rather than first contacts (which also create the customer).
-        warm = asyncio.Semaphore(20)
+    http = LeanPoster(target["post_url"], connections=100)
+    # Every customer writes once first, unmeasured: the runs measure conversations in progress,
+    # the usual case, rather than first contacts (which also create the customer).
+    warm = asyncio.Semaphore(20)
 
-        async def first_contact(n: int) -> None:
-            async with warm:
-                # Posted again when refused, as a sender does after Retry-After: every customer
-                # is known before the measured runs.
-                for _attempt in range(120):
-                    if await post_one(http, target, "warm", n, 10**6, time.perf_counter()) == 202:
-                        break
-                    await asyncio.sleep(0.5)
-
-        await asyncio.gather(*(first_contact(n) for n in range(SENDERS)))
-        await asyncio.sleep(3)
-        for run_number, rate in enumerate(rates, start=1):
-            received.clear()
-            dropped[0] = 0
-            count = int(rate * seconds)
-            prefix = secrets.token_hex(3)
-            begin = time.perf_counter() + 0.2
-            posts = []
-            marks.put(("begin", rate))
-            for n in range(count):
-                posts.append(asyncio.create_task(post_one(http, target, prefix, n, rate, begin, run_number)))
-            statuses = await asyncio.gather(*posts)
-            # Let the backlog arrive: wait until nothing new has come for 3 s (at most two minutes).
-            settled, last_total = time.perf_counter(), -1
-            while time.perf_counter() - settled < 120:
-                await asyncio.sleep(3)
-                total = sum(len(values) for values in received.values())
-                if total == last_total:
+    async def first_contact(n: int) -> None:
+        async with warm:
+            # Posted again when refused, as a sender does after Retry-After: every customer
+            # is known before the measured runs.
+            for _attempt in range(120):
+                if await post_one(http, target, "warm", n, 10**6, time.perf_counter()) == 202:
                     break
-                last_total = total
-            marks.put(("end", rate))
-            latencies = sorted(v for values in received.values() for v in values)
-            # A post turned away (503) was never acknowledged: its sender posts it again later, so
-            # only accepted posts owe deliveries.
-            expected = sum(1 for status in statuses if status == 202) * (MANAGERS + 1)
-            results[rate] = {
-                "p50": statistics.median(latencies) * 1000 if latencies else float("nan"),
-                "p99": latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else float("nan"),
-                "p999": latencies[int(len(latencies) * 0.999) - 1] * 1000 if latencies else float("nan"),
-                "lost": expected - len(latencies),
-                "expected": expected,
-                "refused": sum(1 for status in statuses if status != 202),
-                "posts": count,
-                "dropped": dropped[0],
-            }
-    for client in clients:
-        await client.disconnect()
+                await asyncio.sleep(0.5)
+
+    await asyncio.gather(*(first_contact(n) for n in range(SENDERS)))
+    await asyncio.sleep(3)
+    for run_number, rate in enumerate(rates, start=1):
+        received.clear()
+        dropped_before = dropped()
+        count = int(rate * seconds)
+        prefix = secrets.token_hex(3)
+        begin = time.perf_counter() + 0.2
+        posts = []
+        marks.put(("begin", rate))
+        for n in range(count):
+            posts.append(asyncio.create_task(post_one(http, target, prefix, n, rate, begin, run_number)))
+        statuses = await asyncio.gather(*posts)
+        # Let the backlog arrive: wait until nothing new has come for 3 s (at most two minutes).
+        settled, last_total = time.perf_counter(), -1
+        while time.perf_counter() - settled < 120:
+            await asyncio.sleep(3)
+            total = sum(len(values) for values in received.values())
+            if total == last_total:
+                break
+            last_total = total
+        marks.put(("end", rate))
+        latencies = sorted(v for values in received.values() for v in values)
+        # A post turned away (503) was never acknowledged: its sender posts it again later, so
+        # only accepted posts owe deliveries.
+        expected = sum(1 for status in statuses if status == 202) * (MANAGERS + 1)
+        results[rate] = {
+            "p50": statistics.median(latencies) * 1000 if latencies else float("nan"),
+            "p99": latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else float("nan"),
+            "p999": latencies[int(len(latencies) * 0.999) - 1] * 1000 if latencies else float("nan"),
+            "lost": expected - len(latencies),
+            "expected": expected,
+            "refused": sum(1 for status in statuses if status != 202),
+            "posts": count,
+            "dropped": dropped() - dropped_before,
+        }
+    await http.close()
+    for socket in sockets:
+        await socket.close()
     return results
 
 

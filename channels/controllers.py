@@ -109,11 +109,13 @@ class ChannelController(Controller):
 async def channel_post(
     request: Request[Any, Any, Any], runtime: RuntimeDep, channel_id: uuid.UUID, kind: str
 ) -> AsyncIterator[tuple[Channel, bytes]]:
-    """What every post a channel makes to the hub goes through, cheapest refusals first: an
+    """What every post a channel makes to the hub goes through, cheapest refusals first (a process
+    past what it can take has turned it away already, at the door: `hub.app.OverloadGuard`): an
     address that keeps naming unknown channels or signing wrongly is turned away (429); an
     unknown channel is 404 before its body is read; a body is read with a deadline and under a
     per-channel gate, so slow or endless bodies hold only their own channel's slots; and only a
-    signed post takes one of the process's working slots (503 when they are all busy)."""
+    signed post takes one of the process's working slots (503 when they are all busy or it
+    waited too long for its turn)."""
     settings = runtime.settings
     arrived = time.monotonic()
     metrics.arrived.set(arrived)  # for the inbound-to-emit histogram

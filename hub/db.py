@@ -54,7 +54,6 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.types import TypeDecorator
 
 from hub.config import Settings
-from hub.throttle import RecentWorst
 
 log = structlog.get_logger(__name__)
 
@@ -298,10 +297,10 @@ class Database:
         )
 
     @property
-    def recent_wait(self) -> float:
-        """The longest a checkout waited for a connection in the last half second."""
+    def queue_wait(self) -> float:
+        """How long a checkout asked for now would wait for a connection (0: one is free)."""
         pool = self.engine.pool
-        return pool.waits.value if isinstance(pool, TimedPool) else 0.0
+        return pool.expected_wait if isinstance(pool, TimedPool) else 0.0
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
@@ -317,19 +316,46 @@ _json_text = json.JSONEncoder(ensure_ascii=False).encode
 
 
 class TimedPool(AsyncAdaptedQueuePool):
-    """The engine's pool, noting how long each checkout waited for a connection: work queued for
-    the database is a process behind, whatever the work is (the inbound gate reads it)."""
+    """The engine's pool, knowing how long work queued for a connection will wait: the oldest
+    checkout still waiting, and what the checkouts waiting now will take at the pace connections
+    are held lately. A process whose work queues for the database is behind, whatever the work
+    is (the inbound gate reads it). What waits now, not the worst wait of a while ago: a gate that
+    kept refusing after the queue had drained would leave the database idle while senders are
+    turned away, and one that looked only at the oldest would let a burst queue up behind it."""
+
+    HELD_WEIGHT = 0.05  # of each new checkout in the running mean of how long one is held
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.waits = RecentWorst()
+        self._waiting: dict[object, float] = {}  # in the order they began to wait
+        self._taken: dict[int, float] = {}  # connection record -> when it was checked out
+        self.held = 0.0  # how long a checkout keeps its connection, lately (seconds)
+
+    @property
+    def expected_wait(self) -> float:
+        """How long a checkout asked for now would wait (0 when a connection is free)."""
+        if not self._waiting:
+            return 0.0
+        oldest = time.monotonic() - next(iter(self._waiting.values()))
+        connections = max(1, self.size() + max(0, self._max_overflow))
+        ahead = len(self._waiting) * self.held / connections
+        return max(oldest, ahead)
 
     def _do_get(self) -> Any:
-        started = time.monotonic()
+        key = object()
+        self._waiting[key] = time.monotonic()
         try:
-            return super()._do_get()
+            record = super()._do_get()
         finally:
-            self.waits.note(time.monotonic() - started)
+            del self._waiting[key]
+        self._taken[id(record)] = time.monotonic()
+        return record
+
+    def _do_return_conn(self, record: Any) -> None:
+        taken = self._taken.pop(id(record), None)
+        if taken is not None:
+            self.held += (time.monotonic() - taken - self.held) * self.HELD_WEIGHT
+        super()._do_return_conn(record)
 
 
 def create_engine(settings: Settings) -> AsyncEngine:

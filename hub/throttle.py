@@ -117,6 +117,11 @@ class RedisCounters:
         return int(count)
 
 
+def is_channel_post(path: str) -> bool:
+    """A post a channel makes to the hub (a message, a receipt): signed, not signed in."""
+    return path.startswith("/api/channels/") and path.endswith(("/inbound", "/receipts"))
+
+
 def client_address(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     return connection.client.host if connection.client else "unknown"
 
@@ -128,8 +133,7 @@ class RateLimitMiddleware(ASGIMiddleware):
     def should_bypass_for_scope(scope: Scope) -> bool:
         path = scope["path"]
         # Channel posts are authenticated by their signature, and a busy bridge posts from one address.
-        channel_post = path.startswith("/api/channels/") and path.endswith(("/inbound", "/receipts"))
-        return path == "/health" or path.startswith("/schema") or channel_post
+        return path == "/health" or path.startswith("/schema") or is_channel_post(path)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         from hub.runtime import runtime_of
@@ -209,8 +213,8 @@ class LoopLag:
 class Gate:
     """At most `limit` requests of one kind in progress in this process, and none while its event
     loop runs more than `max_lag` seconds late, or while something waits longer than `max_wait`
-    seconds: the request itself, any checkout of a database connection lately, or the oldest of
-    the socket pushes the process has yet to emit (`backlog`). One more is refused at once (503
+    seconds: the request itself, the oldest checkout of a database connection still waiting, or
+    the oldest of the socket pushes the process has yet to emit (`backlog`). One more is refused at once (503
     with Retry-After) instead of waiting in a queue: the process keeps answering quickly and keeps
     its sockets' heartbeats, and the sender, who got no acknowledgement, posts again later."""
 
@@ -254,15 +258,18 @@ class Gate:
         refusal says why (`Busy.reason`), for the operators' metrics and log."""
         reason = "waited" if waited > self.max_wait else self.overloaded()
         if reason is not None:
-            self.refused += 1
-            refusal = Busy(headers={"Retry-After": self.retry_after})
-            refusal.reason = reason
-            raise refusal
+            self._refuse(reason)
         self.pending += 1
         try:
             yield
         finally:
             self.pending -= 1
+
+    def _refuse(self, reason: str) -> None:
+        self.refused += 1
+        refusal = Busy(headers={"Retry-After": self.retry_after})
+        refusal.reason = reason
+        raise refusal
 
 
 class KeyedGate:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import httpx
 
+from hub.errors import Busy
+from hub.i18n import translate
 from tests.conftest import eventually, make_settings, register, start_hub
 from tests.helpers.channels import ApiChannel, make_channel, webhook_receiver
 from tests.hub.test_metrics import scrape, value
@@ -57,7 +59,7 @@ async def test_a_late_event_loop_refuses_posts_until_it_catches_up(tmp_path: Pat
         await hub.stop()
 
 
-async def test_a_process_behind_on_its_database_refuses_posts_that_waited_too_long(tmp_path: Path) -> None:
+async def test_a_process_behind_on_its_database_refuses_posts_at_the_door(tmp_path: Path) -> None:
     hub = await start_hub(
         make_settings(tmp_path, HUB_INBOUND_MAX_WAIT_MS="200", HUB_INBOUND_MAX_LAG_MS="5000"), kind="sqlite"
     )
@@ -68,26 +70,68 @@ async def test_a_process_behind_on_its_database_refuses_posts_that_waited_too_lo
             first = await eventually(lambda: taken(channel, "wait-1", "before"))
             chat = first.json()["conversation_id"]
 
-            # The embedded database's one connection is busy for half a second (as a burst of
-            # work would keep it): a post that came meanwhile has waited too long by its turn.
+            # The embedded database's one connection is busy (as a burst of work would keep it).
+            # A post that comes while nothing queues for it is taken, and waits its turn; one that
+            # comes once that post has waited longer than the bound is refused at once, while the
+            # connection is still busy: a refusal costs the database nothing.
             samples = await scrape(hub)
-            before = sum(value(samples, REFUSALS, reason=r) for r in ("waited", "database_wait"))
+            before = value(samples, REFUSALS, reason="database_wait")
+            async with hub.runtime.db.engine.connect():
+                in_line = asyncio.create_task(
+                    channel.send(external_id="wait-2", **{"from": "+966561230070"}, text="in line")
+                )
+                await eventually(lambda: hub.runtime.db.queue_wait > 0.25 or None)
+                refused = await asyncio.wait_for(
+                    channel.send(external_id="wait-3", **{"from": "+966561230070"}, text="behind"), 5
+                )
+                assert not in_line.done()  # answered while the database was still busy
+            assert refused.status_code == 503, refused.text
+            assert int(refused.headers["Retry-After"]) >= 1
+            assert refused.json() == {
+                "status_code": 503,
+                "detail": translate("ar", Busy.default_message),  # the organization's default language
+            }
+            assert (await in_line).status_code == 202
+            assert value(await scrape(hub), REFUSALS, reason="database_wait") == before + 1
+
+            # Caught up: the sender posts the refused one again and it is taken, once.
+            await eventually(lambda: taken(channel, "wait-3", "behind"))
+            await eventually(lambda: taken(channel, "wait-3", "behind"))
+            async with hub.client(organization.admin.token) as client:
+                page = (await client.get(f"/api/inbox/conversations/{chat}/messages")).json()
+            texts = [m["text"] for m in page["items"]]
+            assert texts.count("in line") == 1
+            assert texts.count("behind") == 1
+    finally:
+        await hub.stop()
+
+
+async def test_a_post_that_waited_too_long_for_its_turn_is_refused(tmp_path: Path) -> None:
+    hub = await start_hub(
+        make_settings(tmp_path, HUB_INBOUND_MAX_WAIT_MS="200", HUB_INBOUND_MAX_LAG_MS="5000"), kind="sqlite"
+    )
+    try:
+        organization = await register(hub)
+        async with webhook_receiver() as receiver:
+            channel = await make_channel(hub, organization, receiver)
+            # A channel the process has not read yet: its post reads it, and waits for the
+            # database's one connection (busy for half a second) before its turn.
+            samples = await scrape(hub)
+            before = value(samples, REFUSALS, reason="waited")
             async with hub.runtime.db.engine.connect():
                 waiting = asyncio.create_task(
-                    channel.send(external_id="wait-2", **{"from": "+966561230070"}, text="during")
+                    channel.send(external_id="late-1", **{"from": "+966561230071"}, text="late")
                 )
                 await asyncio.sleep(0.5)
             refused = await waiting
             assert refused.status_code == 503, refused.text
-            assert int(refused.headers["Retry-After"]) >= 1
-            samples = await scrape(hub)
-            after = sum(value(samples, REFUSALS, reason=r) for r in ("waited", "database_wait"))
-            assert after == before + 1
+            assert value(await scrape(hub), REFUSALS, reason="waited") == before + 1
 
-            # Caught up: the sender posts again and it is taken, once.
-            await eventually(lambda: taken(channel, "wait-2", "during"))
+            first = await eventually(lambda: taken(channel, "late-1", "late"))
             async with hub.client(organization.admin.token) as client:
-                page = (await client.get(f"/api/inbox/conversations/{chat}/messages")).json()
-            assert [m["text"] for m in page["items"]].count("during") == 1
+                page = (
+                    await client.get(f"/api/inbox/conversations/{first.json()['conversation_id']}/messages")
+                ).json()
+            assert [m["text"] for m in page["items"]].count("late") == 1
     finally:
         await hub.stop()
