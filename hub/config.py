@@ -62,7 +62,8 @@ class Settings:
     api_rate_limit: int = 1200
     inbound_max_pending: int = 64
     inbound_max_lag: float = 0.1
-    inbound_max_wait: float = 0.1
+    inbound_max_busy: float = 0.95
+    inbound_max_wait: float = 0.05
     # How long a channel's post may take to send its body, and how many unsigned or unknown posts
     # one address may make a minute before it is refused.
     inbound_body_seconds: int = 30
@@ -220,7 +221,8 @@ class Settings:
             api_rate_limit=env.number("HUB_API_RATE_LIMIT", 1200),
             inbound_max_pending=env.number("HUB_INBOUND_MAX_PENDING", 64),
             inbound_max_lag=env.number("HUB_INBOUND_MAX_LAG_MS", 100) / 1000,
-            inbound_max_wait=env.number("HUB_INBOUND_MAX_WAIT_MS", 100) / 1000,
+            inbound_max_busy=env.number("HUB_INBOUND_MAX_BUSY_PERCENT", 95) / 100,
+            inbound_max_wait=env.number("HUB_INBOUND_MAX_WAIT_MS", 50) / 1000,
             inbound_body_seconds=env.number("HUB_INBOUND_BODY_SECONDS", 30),
             outbound_per_channel=env.number("HUB_OUTBOUND_PER_CHANNEL", 4),
             outbound_max=env.number("HUB_OUTBOUND_MAX", 64),

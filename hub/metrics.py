@@ -50,7 +50,7 @@ INBOUND_POSTS = Counter(
 INBOUND_REFUSALS = Counter(
     "hub_inbound_refusals_total",
     "Channel posts refused because the process was past a bound, by the bound: in_progress "
-    "(HUB_INBOUND_MAX_PENDING), loop_lag, waited (the post itself), database_wait, fanout_backlog",
+    "(HUB_INBOUND_MAX_PENDING), loop_lag, loop_busy, waited (the post itself), database_wait, fanout_backlog",
     ["reason"],
 )
 INBOUND_TO_EMIT = Histogram(
@@ -63,6 +63,16 @@ LOOP_LAG = Gauge(
     "hub_event_loop_lag_seconds",
     "How late the event loop runs callbacks: the worst of the last half second",
     multiprocess_mode="livemax",
+)
+LOOP_BUSY = Gauge(
+    "hub_event_loop_busy_ratio",
+    "Share of the last quarter second the event loop's thread spent working",
+    multiprocess_mode="livemax",
+)
+INBOUND_WINDOW = Gauge(
+    "hub_inbound_window",
+    "Channel posts this web process may have in progress at once now (learnt from how long they take)",
+    multiprocess_mode="liveall",
 )
 SOCKETS = Gauge("hub_sockets", "Sockets connected to this web process", multiprocess_mode="liveall")
 FANOUT_BACKLOG = Gauge(
@@ -125,6 +135,8 @@ async def keep_fresh(runtime: Runtime, every: float = 5.0) -> None:
 def refresh(runtime: Runtime) -> None:
     """Set this process's gauges from what it holds now."""
     LOOP_LAG.set(runtime.loop_lag.seconds)
+    LOOP_BUSY.set(runtime.loop_lag.busy)
+    INBOUND_WINDOW.set(min(runtime.inbound_gate.limit, runtime.inbound_gate.window))
     pusher = runtime.pusher
     if pusher is not None:
         FANOUT_BACKLOG.set(pusher.fanout.backlog)

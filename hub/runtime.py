@@ -35,13 +35,15 @@ class Runtime:
         # Posts that channels make to us (messages, receipts): how many this process works on at
         # once, and how many of one channel it reads at once (so one channel's slow bodies, or a
         # stranger's, never hold the others' posts).
-        # A web process also stops taking them while its event loop runs late, or while a post, a
+        # A web process also stops taking them while its event loop runs late or is busy all the
+        # time, or while a post, a
         # database checkout or a socket push has waited too long: it cannot keep up.
         self.loop_lag = LoopLag()
         self.inbound_gate = Gate(
             settings.inbound_max_pending,
             lag=self.loop_lag,
             max_lag=settings.inbound_max_lag,
+            max_busy=settings.inbound_max_busy,
             max_wait=settings.inbound_max_wait,
             database_wait=lambda: db.queue_wait,
             backlog=self._fanout_wait,

@@ -178,13 +178,18 @@ class RecentWorst:
 
 class LoopLag:
     """How late this process's event loop runs callbacks, measured by a timer that asks to wake
-    every `TICK` seconds and notes how much later it woke. A loop that runs late is a process that
-    cannot keep up: every socket's heartbeat and every request wait by as much."""
+    every `TICK` seconds and notes how much later it woke; and how busy the loop's thread is, the
+    share of the last `BUSY_WINDOW` seconds it spent working. A loop that runs late is a process
+    that cannot keep up: every socket's heartbeat and every request wait by as much. A loop busy
+    all the time is one about to: each callback still runs on time, but the work in progress
+    shares the thread, so each piece of it takes longer the more there is."""
 
     TICK = 0.02
+    BUSY_WINDOW = 0.25
 
     def __init__(self) -> None:
         self.recent = RecentWorst()  # the lag now: the worst sample of the last half second
+        self._work: collections.deque[tuple[float, float]] = collections.deque()  # (wall, thread CPU)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -200,23 +205,48 @@ class LoopLag:
 
     async def _watch(self) -> None:
         loop = asyncio.get_running_loop()
+        work = self._work
         while True:
             expected = loop.time() + self.TICK
             await asyncio.sleep(self.TICK)
-            self.recent.note(max(0.0, loop.time() - expected))
+            now = loop.time()
+            self.recent.note(max(0.0, now - expected))
+            work.append((now, time.thread_time()))  # this runs on the loop's thread
+            while len(work) > 2 and work[1][0] <= now - self.BUSY_WINDOW:
+                work.popleft()
 
     @property
     def seconds(self) -> float:
         return self.recent.value
 
+    @property
+    def busy(self) -> float:
+        """The share of the last quarter second the loop's thread spent working, 0 to 1."""
+        if len(self._work) < 2:
+            return 0.0
+        (wall_then, cpu_then), (wall_now, cpu_now) = self._work[0], self._work[-1]
+        return (cpu_now - cpu_then) / (wall_now - wall_then) if wall_now > wall_then else 0.0
+
 
 class Gate:
-    """At most `limit` requests of one kind in progress in this process, and none while its event
-    loop runs more than `max_lag` seconds late, or while something waits longer than `max_wait`
-    seconds: the request itself, the oldest checkout of a database connection still waiting, or
-    the oldest of the socket pushes the process has yet to emit (`backlog`). One more is refused at once (503
-    with Retry-After) instead of waiting in a queue: the process keeps answering quickly and keeps
-    its sockets' heartbeats, and the sender, who got no acknowledgement, posts again later."""
+    """Requests of one kind in progress in this process, within a window that follows how long
+    they take; none while its event loop runs more than `max_lag` seconds late or is busier than
+    `max_busy` (a share), or while something waits longer than `max_wait` seconds: the request
+    itself, a database checkout asked for now, or the oldest of the socket pushes the process has
+    yet to emit (`backlog`). One more is refused at once (503 with Retry-After) instead of
+    waiting in a queue: the process keeps answering quickly and keeps its sockets' heartbeats, and
+    the sender, who got no acknowledgement, posts again later.
+
+    The window is the number of requests that may be in progress at once, between `LEAST` and
+    `limit`, and is learnt as TCP learns its own: a request that took longer than `max_wait` from
+    its arrival narrows it by a tenth (once per `max_wait`, whatever the number of slow ones), and
+    each one done in time while the window was half used widens it by one over its size. Work in
+    progress shares the process's thread and its database, so each piece of it takes longer the
+    more there is: the window keeps what is taken on to what finishes in time, whatever slows it
+    (the CPU, a database that shares the machine), and no signal has to name the cause."""
+
+    LEAST = 4
+    NARROWED_BY = 0.9
 
     def __init__(
         self,
@@ -225,26 +255,32 @@ class Gate:
         *,
         lag: LoopLag | None = None,
         max_lag: float = float("inf"),
+        max_busy: float = float("inf"),
         max_wait: float = float("inf"),
         database_wait: Callable[[], float] | None = None,
         backlog: Callable[[], float] | None = None,
     ) -> None:
         self.limit = limit
+        self.window = float(limit)
         self.max_wait = max_wait
         self.database_wait = database_wait
         self.retry_after = str(retry_after_seconds)
         self.pending = 0
         self.lag = lag
         self.max_lag = max_lag
+        self.max_busy = max_busy
         self.backlog = backlog
         self.refused = 0
+        self._narrowed_at = 0.0
 
     def overloaded(self) -> str | None:
         """Why the process takes no more now (None: it does)."""
-        if self.pending >= self.limit:
+        if self.pending >= min(self.limit, self.window):
             return "in_progress"
         if self.lag is not None and self.lag.seconds > self.max_lag:
             return "loop_lag"
+        if self.lag is not None and self.lag.busy > self.max_busy:
+            return "loop_busy"
         if self.database_wait is not None and self.database_wait() > self.max_wait:
             return "database_wait"
         if self.backlog is not None and self.backlog() > self.max_wait:
@@ -259,11 +295,22 @@ class Gate:
         reason = "waited" if waited > self.max_wait else self.overloaded()
         if reason is not None:
             self._refuse(reason)
+        began = time.monotonic()
         self.pending += 1
         try:
             yield
         finally:
             self.pending -= 1
+            self._learn(waited + time.monotonic() - began, in_use=self.pending + 1)
+
+    def _learn(self, took: float, *, in_use: int) -> None:
+        if took > self.max_wait:
+            now = time.monotonic()
+            if now - self._narrowed_at >= self.max_wait:
+                self.window = max(self.LEAST, self.window * self.NARROWED_BY)
+                self._narrowed_at = now
+        elif in_use * 2 >= self.window:
+            self.window = min(self.limit, self.window + 1 / self.window)
 
     def _refuse(self, reason: str) -> None:
         self.refused += 1

@@ -59,6 +59,49 @@ async def test_a_late_event_loop_refuses_posts_until_it_catches_up(tmp_path: Pat
         await hub.stop()
 
 
+async def test_a_loop_busy_all_the_time_refuses_posts_though_it_runs_on_time(tmp_path: Path) -> None:
+    hub = await start_hub(
+        make_settings(tmp_path, HUB_INBOUND_MAX_BUSY_PERCENT="60", HUB_INBOUND_MAX_LAG_MS="5000"),
+        kind="sqlite",
+    )
+    try:
+        organization = await register(hub)
+        async with webhook_receiver() as receiver:
+            channel = await make_channel(hub, organization, receiver)
+            first = await eventually(lambda: taken(channel, "busy-1", "before"))
+            chat = first.json()["conversation_id"]
+
+            # Work that keeps the loop's thread busy in short pieces: every callback still runs
+            # on time, so only the busy share says the process is full.
+            working = True
+
+            async def keep_busy() -> None:
+                while working:
+                    until = time.perf_counter() + 0.004
+                    while time.perf_counter() < until:
+                        pass
+                    await asyncio.sleep(0)
+
+            before = value(await scrape(hub), REFUSALS, reason="loop_busy")
+            worker = asyncio.create_task(keep_busy())
+            try:
+                await eventually(lambda: hub.runtime.loop_lag.busy > 0.8 or None)
+                refused = await channel.send(external_id="busy-2", **{"from": "+966561230072"}, text="busy")
+            finally:
+                working = False
+                await worker
+            assert refused.status_code == 503, refused.text
+            assert hub.runtime.loop_lag.seconds < 5  # on time: it was the busy share that refused
+            assert value(await scrape(hub), REFUSALS, reason="loop_busy") == before + 1
+
+            await eventually(lambda: taken(channel, "busy-2", "busy"))
+            async with hub.client(organization.admin.token) as client:
+                page = (await client.get(f"/api/inbox/conversations/{chat}/messages")).json()
+            assert [m["text"] for m in page["items"]].count("busy") == 1
+    finally:
+        await hub.stop()
+
+
 async def test_a_process_behind_on_its_database_refuses_posts_at_the_door(tmp_path: Path) -> None:
     hub = await start_hub(
         make_settings(tmp_path, HUB_INBOUND_MAX_WAIT_MS="200", HUB_INBOUND_MAX_LAG_MS="5000"), kind="sqlite"
