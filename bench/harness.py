@@ -237,17 +237,33 @@ class LeanPoster:
             self.freed.notify()
 
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
-        """POST `body` to `url` (on this server); the answer's status, or 0 when the connection failed."""
+        """POST `body` to `url` (on this server); the answer's status, or 0 when the connection failed.
+        A kept connection the server closed meanwhile (its keep-alive ran out) is replaced, and the
+        post sent again on a new one, as HTTP clients do: the server never read it."""
         path = urlsplit(url).path
         head = f"POST {path} HTTP/1.1\r\nHost: {self.authority}\r\nContent-Length: {len(body)}\r\n"
         head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        request = head.encode() + b"\r\n" + body
+        for _attempt in range(2):
+            status = await self._send(request)
+            if status != -1:
+                return status
+        return 0
+
+    async def _send(self, request: bytes) -> int:
+        """One attempt: the status, 0 when the connection failed, -1 when the server had closed it."""
         try:
             reader, writer = await self._connection()
         except OSError:
             return 0
         try:
-            writer.write(head.encode() + b"\r\n" + body)
-            status = int((await reader.readline()).split()[1])
+            writer.write(request)
+            line = await reader.readline()
+            if not line:
+                writer.close()
+                await self._gone()
+                return -1
+            status = int(line.split()[1])
             length, chunked, close = 0, False, False
             while (line := await reader.readline()) not in (b"\r\n", b""):
                 name, _, value = line.partition(b":")

@@ -36,8 +36,8 @@ class Runtime:
         # once, and how many of one channel it reads at once (so one channel's slow bodies, or a
         # stranger's, never hold the others' posts).
         # A web process also stops taking them while its event loop runs late or is busy all the
-        # time, or while a post, a
-        # database checkout or a socket push has waited too long: it cannot keep up.
+        # time, or while a post, a database checkout or a socket push has waited too long: it
+        # cannot keep up. How many it takes at once follows how long they take (`Gate`).
         self.loop_lag = LoopLag()
         self.inbound_gate = Gate(
             settings.inbound_max_pending,
