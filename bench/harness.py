@@ -251,7 +251,8 @@ class LeanPoster:
         return 0
 
     async def _send(self, request: bytes) -> int:
-        """One attempt: the status, 0 when the connection failed, -1 when the server had closed it."""
+        """One attempt: the status, 0 when the answer broke off, -1 when the server had closed the
+        connection before answering."""
         try:
             reader, writer = await self._connection()
         except OSError:
@@ -259,10 +260,13 @@ class LeanPoster:
         try:
             writer.write(request)
             line = await reader.readline()
-            if not line:
-                writer.close()
-                await self._gone()
-                return -1
+        except OSError:
+            line = b""
+        if not line:  # closed (or reset) by the server before it answered
+            writer.close()
+            await self._gone()
+            return -1
+        try:
             status = int(line.split()[1])
             length, chunked, close = 0, False, False
             while (line := await reader.readline()) not in (b"\r\n", b""):
