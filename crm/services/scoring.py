@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -13,6 +14,7 @@ from sqlalchemy import String, bindparam, cast, func, or_, select
 from crm.hooks import customer_facts, segment_condition_builders
 from crm.models import Activity, CrmSettings, Customer, Deal, SalesStage
 from crm.schemas import ScoringRules
+from crm.services.settings import RECENT_POINTS_SECONDS, recent_points_cache
 from hub.db import HubAsyncSession, utcnow
 
 
@@ -29,14 +31,22 @@ _STORED_RULES = (
 
 
 async def recent_message_factor(session: HubAsyncSession) -> dict[str, Any] | None:
-    """The score factor of a customer who wrote just now, by the organization's rules; one plain
-    read (a first contact's score is this factor alone)."""
-    connection = await session.connection()
-    stored = await connection.scalar(_STORED_RULES, {"org": session.organization_id})
-    rules = msgspec.convert(stored or {}, ScoringRules)
-    if rules.recent_points <= 0:
+    """The score factor of a customer who wrote just now, by the organization's rules (a first
+    contact's score is this factor alone). Asked on every first contact, so each process keeps an
+    organization's points for a few seconds; changing the rules forgets them here at once."""
+    cached = recent_points_cache.get(session.organization_id)
+    if cached is None or cached[0] < time.monotonic():
+        connection = await session.connection()
+        stored = await connection.scalar(_STORED_RULES, {"org": session.organization_id})
+        points = msgspec.convert(stored or {}, ScoringRules).recent_points
+        cached = recent_points_cache[session.organization_id] = (
+            time.monotonic() + RECENT_POINTS_SECONDS,
+            points,
+        )
+    points = cached[1]
+    if points <= 0:
         return None
-    return {"factor": "recent_message", "points": rules.recent_points, "detail": {"days": 0.0}}
+    return {"factor": "recent_message", "points": points, "detail": {"days": 0.0}}
 
 
 async def rescore(session: HubAsyncSession, customer: Customer, rules: ScoringRules | None = None) -> None:

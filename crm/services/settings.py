@@ -35,6 +35,7 @@ async def update_crm_settings(
         organization_id = session.organization_id
 
         async def rescore_everyone() -> None:
+            recent_points_cache.pop(organization_id, None)  # first contacts score by the new rules
             await kick("crm.rescore_organization", organization_id=str(organization_id))
 
         session.after_commit(rescore_everyone)
@@ -56,6 +57,9 @@ DEFAULT_OPT_OUT_KEYWORDS = (
 )
 OPT_OUT_CACHE_SECONDS = 30.0
 opt_out_cache: dict[uuid.UUID | None, tuple[float, tuple[str, ...]]] = {}
+# The points a first contact scores for writing, kept per organization (see recent_message_factor).
+RECENT_POINTS_SECONDS = 5.0
+recent_points_cache: dict[uuid.UUID | None, tuple[float, int]] = {}
 
 
 def opt_out_keywords_of(settings: CrmSettings) -> list[str]:

@@ -92,10 +92,6 @@ async def store_inbound(runtime: Runtime, inbound: InboundMessage) -> StoredInbo
                 if customer is None:  # a concurrent first message made them: read them back
                     customer = await customer_for_sender(session, **sender)
             conversation_created = conversation is None
-            if conversation is None:
-                conversation, conversation_created = await _start_conversation(
-                    session, customer.id, inbound.channel_id, at=now
-                )
             reply_to_id = None
             if inbound.reply_to_external_id:
                 reply_to_id = await session.scalar(
@@ -115,21 +111,35 @@ async def store_inbound(runtime: Runtime, inbound: InboundMessage) -> StoredInbo
                 )
                 for a in inbound.attachments
             ]
+            kind = media[0].kind if media else inbound.kind
             changes: dict[str, Any] = {}
-            if conversation.status in ("resolved", "snoozed"):
-                conversation.status, conversation.snoozed_until = "open", None  # a new message reopens it
-                changes |= {"status": "open", "snoozed_until": None}
-            if conversation.assignee_id is None:
+            if conversation is None:
+                # A first message: its conversation is written whole, assigned in turn and with
+                # the message counted, in one INSERT (no UPDATE after it).
+                conversation = _new_conversation(session, customer.id, inbound.channel_id, at=now)
                 await assign_in_turn(runtime, session, conversation)
-                if conversation.assignee_id is not None:
-                    changes["assignee_id"] = conversation.assignee_id
+                conversation.last_message_at = now
+                conversation.last_message_preview = message_preview(inbound.text, kind)
+                conversation.unread_count = 1
+                if not await _start_conversation(session, conversation):
+                    # A concurrent first message started it: begin again, and find it.
+                    await session.rollback()
+                    continue
+            else:
+                if conversation.status in ("resolved", "snoozed"):
+                    conversation.status, conversation.snoozed_until = "open", None  # a new message reopens it
+                    changes |= {"status": "open", "snoozed_until": None}
+                if conversation.assignee_id is None:
+                    await assign_in_turn(runtime, session, conversation)
+                    if conversation.assignee_id is not None:
+                        changes["assignee_id"] = conversation.assignee_id
             message = Message(
                 id=new_id(),
                 organization_id=inbound.organization_id,
                 conversation_id=conversation.id,
                 channel_id=inbound.channel_id,
                 direction="inbound",
-                kind=media[0].kind if media else inbound.kind,
+                kind=kind,
                 text=inbound.text,
                 status="received",
                 external_id=inbound.external_id,
@@ -152,20 +162,21 @@ async def store_inbound(runtime: Runtime, inbound: InboundMessage) -> StoredInbo
                 continue
             for position, item in enumerate(media):
                 session.add(MessageAttachment(message_id=message.id, media_id=item.id, position=position))
-            conversation.last_message_at = now
-            conversation.last_message_preview = message_preview(inbound.text, message.kind)
-            touch = statements["touch_conversation"]
-            if changes:  # a reopened or newly assigned conversation: in the same statement
-                touch = touch.values(**changes)
-            conversation.unread_count = await connection.scalar(
-                touch,
-                {
-                    "conversation": conversation.id,
-                    "org": inbound.organization_id,
-                    "at": now,
-                    "preview": conversation.last_message_preview,
-                },
-            )
+            if not conversation_created:
+                conversation.last_message_at = now
+                conversation.last_message_preview = message_preview(inbound.text, kind)
+                touch = statements["touch_conversation"]
+                if changes:  # a reopened or newly assigned conversation: in the same statement
+                    touch = touch.values(**changes)
+                conversation.unread_count = await connection.scalar(
+                    touch,
+                    {
+                        "conversation": conversation.id,
+                        "org": inbound.organization_id,
+                        "at": now,
+                        "preview": conversation.last_message_preview,
+                    },
+                )
             if not customer.opted_out and await asks_to_opt_out(session, inbound.text):
                 await _opt_out(session, conversation, customer, message)
             await events.publish(
@@ -342,15 +353,14 @@ async def _sender_and_conversation(
     return customer, conversation, [row.label for row in rows if row.label is not None]
 
 
-async def _start_conversation(
+def _new_conversation(
     session: HubAsyncSession, customer_id: uuid.UUID, channel_id: uuid.UUID, *, at: datetime
-) -> tuple[Conversation, bool]:
-    """A new conversation (a plain INSERT), or the one a concurrent first message has just
-    started. The object returned is a snapshot, not in the session: it changes by statements."""
-    organization_id = session.organization_id
-    conversation = Conversation(
+) -> Conversation:
+    """A conversation not yet written: a snapshot, not in the session (it is written by a plain
+    INSERT, `_start_conversation`)."""
+    return Conversation(
         id=new_id(),
-        organization_id=organization_id,
+        organization_id=session.organization_id,
         customer_id=customer_id,
         channel_id=channel_id,
         status="open",
@@ -362,18 +372,14 @@ async def _start_conversation(
         created_at=at,
         updated_at=at,
     )
+
+
+async def _start_conversation(session: HubAsyncSession, conversation: Conversation) -> bool:
+    """Write a new conversation; False when a concurrent first message has just started the
+    customer's conversation on this channel (nothing is written then)."""
     connection = await session.connection()
     statement = _start_statement("postgresql" if on_postgres(session) else "sqlite")
-    if (await connection.execute(statement, row_values(conversation))).first() is not None:
-        return conversation, True
-    found = await session.scalar(
-        select(Conversation).where(
-            Conversation.customer_id == customer_id, Conversation.channel_id == channel_id
-        )
-    )
-    assert found is not None
-    session.expunge(found)
-    return found, False
+    return (await connection.execute(statement, row_values(conversation))).first() is not None
 
 
 @functools.cache

@@ -72,6 +72,33 @@ async def test_inbound_is_stored_once_and_reaches_the_right_screens(
         await inbox.client.disconnect()
 
 
+async def test_first_messages_of_a_new_sender_arriving_together_make_one_customer_and_conversation(
+    hub: RunningHub, organization: Organization, receiver: Receiver
+) -> None:
+    # Several messages of a person never seen before, posted at once: on PostgreSQL their
+    # transactions run side by side, and all but one find the customer's conversation started by
+    # another after they looked; they begin again and join it.
+    channel = await make_channel(hub, organization, receiver)
+    answers = await asyncio.gather(
+        *(
+            channel.send(external_id=f"burst-{n}", **{"from": "+966 50 765 4321"}, text=f"part {n}")
+            for n in range(8)
+        )
+    )
+    assert [answer.status_code for answer in answers] == [202] * 8, [answer.text for answer in answers]
+    chats = {answer.json()["conversation_id"] for answer in answers}
+    assert len(chats) == 1
+    chat = chats.pop()
+    async with hub.client(organization.admin.token) as client:
+        page = (await client.get(f"/api/inbox/conversations/{chat}/messages")).json()
+        customers = (await client.get("/api/crm/customers", params={"q": "+966507654321"})).json()
+        conversation = (await client.get(f"/api/inbox/conversations/{chat}")).json()
+    assert sorted(m["text"] for m in page["items"]) == sorted(f"part {n}" for n in range(8))
+    assert [c["phone"] for c in customers["items"]] == ["+966507654321"]
+    assert conversation["unread_count"] == 8
+    assert conversation["last_message_preview"] in {f"part {n}" for n in range(8)}
+
+
 @pytest.mark.parametrize("problem", ["unsigned", "wrong-secret", "stale", "tampered"])
 async def test_bad_signatures_are_401_and_store_nothing(
     hub: RunningHub, organization: Organization, receiver: Receiver, problem: str
