@@ -95,10 +95,7 @@ class HostGuard:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
-        language = i18n.choose_language(
-            preferred=None, accept_language=headers.get("accept-language"), organization_default=None
-        )
+        language = scope_language(scope)
         message = i18n.N_("This address is not one the hub answers on.")
         body = msgspec.json.encode(
             errors.error_body(
@@ -108,17 +105,20 @@ class HostGuard:
                 [{"field": "Host", "message": i18n.translate(language, message)}],
             )
         )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 400,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_json(send, 400, body)
+
+
+def scope_language(scope: dict[str, Any]) -> str:
+    """The language of an answer made before the framework (and a signed-in user) is there."""
+    accept = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"accept-language"), None)
+    return i18n.choose_language(preferred=None, accept_language=accept, organization_default=None)
+
+
+async def send_json(send: Any, status: int, body: bytes, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    """Answer with a JSON body straight through ASGI."""
+    start = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": start})
+    await send({"type": "http.response.body", "body": body})
 
 
 class OverloadGuard:
@@ -147,27 +147,13 @@ class OverloadGuard:
         metrics.INBOUND_POSTS.labels(
             "receipt" if scope["path"].endswith("/receipts") else "message", "refused"
         ).inc()
-        accept = next(
-            (v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"accept-language"), None
-        )
-        language = i18n.choose_language(preferred=None, accept_language=accept, organization_default=None)
+        language = scope_language(scope)
         body = self._bodies.get(language)
         if body is None:
             body = self._bodies[language] = msgspec.json.encode(
                 errors.error_body(language, 503, errors.Busy.default_message)
             )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 503,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", self.retry_after),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_json(send, 503, body, [(b"retry-after", self.retry_after)])
 
 
 def create_app(
