@@ -3,6 +3,7 @@ watches it fill the reply box, improves it, and reads a summary; in Arabic and E
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -56,6 +57,15 @@ async def test_an_agent_asks_for_a_reply_improves_it_and_reads_a_summary(
 
         words = {"en": "Suggest a reply", "ar": "اقترح ردًّا"}[language]
         await expect(page.locator("[data-action=ai-suggest]")).to_have_text(words)
+
+        # The hub's answer naming the request is held back until the whole reply has come on the
+        # socket (as a quick AI server and a slow network can have it): it is heard all the same.
+        async def late(route: Any) -> None:
+            answer = await route.fetch()
+            await asyncio.sleep(1)
+            await route.fulfill(response=answer)
+
+        await page.route("**/ai/suggest-reply", late)
         await page.click("[data-action=ai-suggest]")
         reply = page.locator("textarea[name=reply]")
         # (Waited on with Playwright's own checks: the page's policy forbids evaluating strings.)

@@ -10,14 +10,18 @@ import { session } from "../../session.js";
 
 export const aiHere = () => !!session.value?.ai;
 
+// While a request is on its way its id is not known yet, and a quick server's first pieces (or
+// all of it) can come before the answer that names it: they are kept, and heard once it does.
+const ASKING = Symbol("asking");
+
 // `onText(text, done)` hears the answer so far; the request is one at a time.
 export function useAiAnswer(onText) {
   const current = useRef(null);
+  const early = useRef([]);
   const written = useRef("");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState(null);
-  useLive([events.aiChunk, events.aiDone, events.aiFailed], (event, data) => {
-    if (data.requestId !== current.current) return;
+  const hear = (event, data) => {
     if (event === events.aiChunk) {
       written.current += data.text;
       onText(written.current, false);
@@ -27,23 +31,41 @@ export function useAiAnswer(onText) {
     setBusy(false);
     if (event === events.aiDone) onText(data.text, true);
     else if (!data.cancelled) setError(data.detail);
+  };
+  useLive([events.aiChunk, events.aiDone, events.aiFailed], (event, data) => {
+    if (current.current === ASKING) early.current.push([event, data]);
+    else if (data.requestId === current.current) hear(event, data);
   });
   const start = async (path, body = {}) => {
     setError(null);
     setBusy(true);
     written.current = "";
+    early.current = [];
+    current.current = ASKING;
+    let id;
     try {
-      current.current = (await post(path, body)).request_id;
+      id = (await post(path, body)).request_id;
     } catch (failure) {
+      if (current.current === ASKING) current.current = null;
       setBusy(false);
       setError(Object.values(failure.fields || {})[0] || failure.message);
+      return;
+    }
+    if (current.current !== ASKING) {
+      // Stopped before the hub said which request it was: stop it there too.
+      await remove(paths.aiRequest(id)).catch(() => null);
+      return;
+    }
+    current.current = id;
+    for (const [event, data] of early.current.splice(0)) {
+      if (data.requestId === id && current.current === id) hear(event, data);
     }
   };
   const stop = async () => {
     const id = current.current;
     current.current = null;
     setBusy(false);
-    if (id) await remove(paths.aiRequest(id)).catch(() => null);
+    if (id && id !== ASKING) await remove(paths.aiRequest(id)).catch(() => null);
   };
   return { start, stop, busy, error };
 }
