@@ -79,6 +79,7 @@ async def through_hub(server: OpenAIServer, streams: int) -> tuple[list[float], 
             # The readers share this loop with the hub: their work is not overload to refuse.
             HUB_INBOUND_MAX_LAG_MS="900000",
             HUB_INBOUND_MAX_WAIT_MS="900000",
+            HUB_INBOUND_MAX_BUSY_PERCENT="100",
         ),
         read_dotenv=False,
     )
