@@ -448,14 +448,38 @@ async def add_member(
     return member
 
 
-@pytest.fixture
-async def organization(hub: RunningHub) -> Organization:
-    """A fresh organization with one user of every role."""
-    org = await register(hub)
+@contextlib.asynccontextmanager
+async def hub_of_kind(request: Any, tmp_path: Path, **environ: str) -> AsyncIterator[RunningHub]:
+    """A hub of the kind `request.param` names: embedded (sqlite), or on PostgreSQL + Redis with
+    its worker and scheduler in this process (postgres)."""
+    if request.param == "postgres":
+        environ |= {
+            "DATABASE_URL": request.getfixturevalue("fresh_database"),
+            "REDIS_URL": request.getfixturevalue("redis_url"),
+            "HUB_MIGRATE_ON_START": "true",
+        }
+    hub = await start_hub(
+        make_settings(tmp_path, **environ), kind=request.param, in_process_worker=request.param == "postgres"
+    )
+    try:
+        yield hub
+    finally:
+        await hub.stop()
+
+
+async def with_every_role(hub: RunningHub, **registration: Any) -> Organization:
+    """A fresh organization with one user of every role (`registration` as `register` takes it)."""
+    org = await register(hub, **registration)
     org.members["admin"] = org.admin
     for role in ("manager", "agent", "member"):
         await add_member(hub, org, role)
     return org
+
+
+@pytest.fixture
+async def organization(hub: RunningHub) -> Organization:
+    """A fresh organization with one user of every role."""
+    return await with_every_role(hub)
 
 
 @pytest.fixture

@@ -102,14 +102,7 @@ async def suggest_reply(
         "polite and useful. Use only what the conversation and the customer's facts say; when you "
         f"do not know, say the team will check. The customer's facts: {_facts(customer)}."
     )
-    return ai.relay(
-        runtime,
-        organization_id=user.organization_id,
-        user_id=user.id,
-        language=reader_language(user),
-        endpoint=endpoint,
-        messages=[_system(instruction, language), *turns],
-    )
+    return _ask(runtime, user, endpoint, [_system(instruction, language), *turns])
 
 
 async def improve_draft(
@@ -129,13 +122,11 @@ async def improve_draft(
     instruction = (
         f"Rewrite the support agent's draft reply. {TONES[tone]} Answer with the rewritten text only."
     )
-    return ai.relay(
+    return _ask(
         runtime,
-        organization_id=user.organization_id,
-        user_id=user.id,
-        language=reader_language(user),
-        endpoint=endpoint,
-        messages=[{"role": "system", "content": instruction}, {"role": "user", "content": text}],
+        user,
+        endpoint,
+        [{"role": "system", "content": instruction}, {"role": "user", "content": text}],
     )
 
 
@@ -170,14 +161,7 @@ async def translate_text(
     else:
         raise InvalidInput(N_("Give the text or the message to translate."), field="text")
     instruction = "Translate the text. Answer with the translation only, keeping names and numbers."
-    return ai.relay(
-        runtime,
-        organization_id=user.organization_id,
-        user_id=user.id,
-        language=reader,
-        endpoint=endpoint,
-        messages=[_system(instruction, target), {"role": "user", "content": source}],
-    )
+    return _ask(runtime, user, endpoint, [_system(instruction, target), {"role": "user", "content": source}])
 
 
 async def summarize(
@@ -197,13 +181,21 @@ async def summarize(
         "Summarize this support conversation for a colleague in three to five short lines: what "
         "the customer wants, what was done, what is left."
     )
+    return _ask(
+        runtime, user, endpoint, [_system(instruction, reader), {"role": "user", "content": transcript}]
+    )
+
+
+def _ask(runtime: Runtime, user: CurrentUser, endpoint: ai.Endpoint, messages: list[dict[str, str]]) -> str:
+    """Start an answer written to the asker's sockets alone (failures told in their language);
+    the request's id."""
     return ai.relay(
         runtime,
         organization_id=user.organization_id,
         user_id=user.id,
-        language=reader,
+        language=reader_language(user),
         endpoint=endpoint,
-        messages=[_system(instruction, reader), {"role": "user", "content": transcript}],
+        messages=messages,
     )
 
 

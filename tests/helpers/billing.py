@@ -103,24 +103,9 @@ async def billed_hub(
     PostgreSQL + Redis with its worker and scheduler (postgres); with `plans`, those plans synced
     to it first."""
     from hub.billing.services import read_plans, sync_plans
-    from tests.conftest import make_settings, start_hub
+    from tests.conftest import hub_of_kind
 
-    async with local_stripe() as server:
-        environ = server.settings()
-        if request.param == "postgres":
-            environ |= {
-                "DATABASE_URL": request.getfixturevalue("fresh_database"),
-                "REDIS_URL": request.getfixturevalue("redis_url"),
-                "HUB_MIGRATE_ON_START": "true",
-            }
-        hub = await start_hub(
-            make_settings(tmp_path, **environ),
-            kind=request.param,
-            in_process_worker=request.param == "postgres",
-        )
-        try:
-            if plans is not None:
-                await sync_plans(hub.runtime, read_plans(plans))
-            yield hub, server
-        finally:
-            await hub.stop()
+    async with local_stripe() as server, hub_of_kind(request, tmp_path, **server.settings()) as hub:
+        if plans is not None:
+            await sync_plans(hub.runtime, read_plans(plans))
+        yield hub, server

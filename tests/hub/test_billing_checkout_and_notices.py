@@ -29,6 +29,7 @@ from tests.conftest import (
     eventually,
     hub_with_mailbox,
     register,
+    with_every_role,
 )
 from tests.helpers.billing import LocalStripe, billed_hub, local_stripe, signed
 from tests.helpers.channels import tiny_png
@@ -345,10 +346,7 @@ async def test_seats_and_storage_are_counted_told_at_80_and_100_percent_and_refu
     small: RunningHub,
 ) -> None:
     hub = small
-    organization = await register(hub)
-    organization.members["admin"] = organization.admin
-    for role in ("manager", "member", "agent"):
-        await add_member(hub, organization, role)
+    organization = await with_every_role(hub)
     pushes = await capture_pushes(hub, organization)  # one more agent: five seats of eight
     try:
         async with hub.client(organization.admin.token, language="en") as client:

@@ -15,12 +15,13 @@ import pytest
 from tests.conftest import (
     Organization,
     RunningHub,
-    add_member,
     capture_pushes,
     eventually,
+    hub_of_kind,
     make_settings,
     register,
     start_hub,
+    with_every_role,
 )
 from tests.helpers.campaigns import CountingReceiver, api_channel, poster, serve_receiver
 from tests.helpers.openai_server import ANSWER_PREFIX, OpenAIServer, ai_settings, openai_server
@@ -30,23 +31,8 @@ from tests.helpers.openai_server import ANSWER_PREFIX, OpenAIServer, ai_settings
 async def assisted(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[RunningHub, OpenAIServer]]:
-    async with openai_server() as server:
-        environ = ai_settings(server)
-        if request.param == "postgres":
-            environ |= {
-                "DATABASE_URL": request.getfixturevalue("fresh_database"),
-                "REDIS_URL": request.getfixturevalue("redis_url"),
-                "HUB_MIGRATE_ON_START": "true",
-            }
-        hub = await start_hub(
-            make_settings(tmp_path, **environ),
-            kind=request.param,
-            in_process_worker=request.param == "postgres",
-        )
-        try:
-            yield hub, server
-        finally:
-            await hub.stop()
+    async with openai_server() as server, hub_of_kind(request, tmp_path, **ai_settings(server)) as hub:
+        yield hub, server
 
 
 async def a_conversation(
@@ -68,10 +54,7 @@ async def test_a_suggested_reply_is_written_to_the_asking_agent_alone_from_this_
     assisted: tuple[RunningHub, OpenAIServer],
 ) -> None:
     hub, server = assisted
-    organization = await register(hub, language="en")
-    organization.members["admin"] = organization.admin
-    for role in ("manager", "member", "agent"):
-        await add_member(hub, organization, role)
+    organization = await with_every_role(hub, language="en")
     box = CountingReceiver()
     runner = await serve_receiver(box)
     pushes = await capture_pushes(hub, organization)
@@ -129,10 +112,7 @@ async def test_the_ai_servers_failures_are_told_to_the_agent_and_hold_nothing_up
     assisted: tuple[RunningHub, OpenAIServer],
 ) -> None:
     hub, _server = assisted
-    organization = await register(hub, language="en")
-    organization.members["admin"] = organization.admin
-    for role in ("manager", "member", "agent"):
-        await add_member(hub, organization, role)
+    organization = await with_every_role(hub, language="en")
     box = CountingReceiver()
     runner = await serve_receiver(box)
     pushes = await capture_pushes(hub, organization)
@@ -214,12 +194,9 @@ async def test_a_summary_and_a_translation_come_in_the_readers_language(
     assisted: tuple[RunningHub, OpenAIServer],
 ) -> None:
     hub, server = assisted
-    organization = await register(hub, language="ar")
+    organization = await with_every_role(hub, language="ar")
     box = CountingReceiver()
     runner = await serve_receiver(box)
-    organization.members["admin"] = organization.admin
-    for role in ("manager", "member", "agent"):
-        await add_member(hub, organization, role)
     pushes = await capture_pushes(hub, organization)
     try:
         chat = await a_conversation(hub, organization, box, "Hello, I need help with my bill")
