@@ -136,7 +136,7 @@ def refresh(runtime: Runtime) -> None:
     """Set this process's gauges from what it holds now."""
     LOOP_LAG.set(runtime.loop_lag.seconds)
     LOOP_BUSY.set(runtime.loop_lag.busy)
-    INBOUND_WINDOW.set(min(runtime.inbound_gate.limit, runtime.inbound_gate.window))
+    INBOUND_WINDOW.set(runtime.inbound_gate.window)
     pusher = runtime.pusher
     if pusher is not None:
         FANOUT_BACKLOG.set(pusher.fanout.backlog)

@@ -275,7 +275,7 @@ class Gate:
 
     def overloaded(self) -> str | None:
         """Why the process takes no more now (None: it does)."""
-        if self.pending >= min(self.limit, self.window):
+        if self.pending >= self.window:
             return "in_progress"
         if self.lag is not None and self.lag.seconds > self.max_lag:
             return "loop_lag"
