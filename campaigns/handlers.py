@@ -36,8 +36,10 @@ async def follow_receipt(receipt: Receipt) -> None:
 
 @events.hints(MessageReceived)  # every inbound message: no outbox row each
 async def messages_received(received: list[MessageReceived]) -> None:
-    """Customers who just wrote, a few at a time: their campaign messages were replied to."""
-    for organization_id, theirs in events.by_organization(received).items():
+    """Customers who just wrote, a few at a time: their campaign messages were replied to. A
+    customer made by their message has received no campaign."""
+    replied = [event for event in received if not event.customer_created]
+    for organization_id, theirs in events.by_organization(replied).items():
         await sending.customers_replied(
             current(), organization_id, {event.customer_id: moment_of(event.message_id) for event in theirs}
         )

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import binascii
 import secrets
-import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, TypeVar
@@ -37,6 +36,7 @@ from hub.billing.services.limits import require_room
 from hub.db import COLUMNS, HubAsyncSession, table_of, utcnow
 from hub.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from hub.i18n import N_, Term
+from hub.kept import Kept
 from hub.outbound import OutboundRefused, check_scheme, check_url, guarded_client
 from hub.runtime import Runtime
 from hub.services import record_audit
@@ -142,27 +142,21 @@ async def list_channels(session: HubAsyncSession, kind: str | None = None) -> li
 # An API channel's row never changes once made (nothing edits or rotates it), so each process
 # keeps the ones posting for a few seconds: a busy channel's posts skip the read, and a refused
 # or queued post costs the database nothing before its turn. Unknown ids are never kept.
-KEPT_CHANNEL_SECONDS = 5.0
-KEPT_CHANNELS = 10_000
+kept_api_channels: Kept[uuid.UUID, Channel] = Kept(seconds=5.0)
 
 
 async def api_channel(runtime: Runtime, channel_id: uuid.UUID) -> Channel:
     """The API channel a post names; 404 for any other id, before its body is read."""
-    kept: dict[uuid.UUID, tuple[float, Channel]] = runtime.extras.setdefault("api_channels", {})
-    now = time.monotonic()
-    found = kept.get(channel_id)
-    if found is not None and found[0] > now:
-        return found[1]
+    kept = kept_api_channels.get(channel_id)
+    if kept is not None:
+        return kept
     async with runtime.db.system_session() as session:
         # A plain read: the snapshot is not in any session.
         row = (await (await session.connection()).execute(_CHANNEL_BY_ID, {"id": channel_id})).first()
     if row is None or row.kind != "api":
         raise NotFound()
     channel = Channel(**{attribute.key: row._mapping[column] for attribute, column in COLUMNS[Channel]})
-    if len(kept) >= KEPT_CHANNELS:
-        kept.clear()
-    kept[channel_id] = (now + KEPT_CHANNEL_SECONDS, channel)
-    return channel
+    return kept_api_channels.put(channel_id, channel)
 
 
 _CHANNEL_BY_ID = select(table_of(Channel)).where(

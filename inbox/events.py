@@ -23,6 +23,7 @@ class MessageReceived(Event, frozen=True, kw_only=True):
     conversation_created: bool
     text: str | None
     assignee_id: uuid.UUID | None = None  # the conversation's, once this message was stored
+    customer_created: bool = False  # the sender's first message ever: they are in nothing yet
 
 
 class CustomerWrote(msgspec.Struct, frozen=True, kw_only=True):

@@ -16,6 +16,8 @@ class Conversation(Base, TenantMixin):
     __table_args__ = (
         UniqueConstraint("organization_id", "customer_id", "channel_id"),
         Index("ix_conversations_org_last", "organization_id", "last_message_at", "id"),
+        # An agent's open conversations, counted on every assignment in turn.
+        Index("ix_conversations_org_assignee", "organization_id", "assignee_id", "status"),
     )
 
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
@@ -75,7 +77,12 @@ class Label(Base, TenantMixin):
 
 class ConversationLabel(Base, TenantMixin):
     __tablename__ = "conversation_labels"
-    __table_args__ = (UniqueConstraint("conversation_id", "label_id"),)
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "label_id"),
+        # A conversation's labels, read with every message: led by the organization, so no
+        # planner takes the organization's index alone and reads every label of it.
+        Index("ix_conversation_labels_org_conversation", "organization_id", "conversation_id"),
+    )
 
     conversation_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("conversations.id", ondelete="CASCADE"), index=True

@@ -87,7 +87,6 @@ from crm.services.segments import (
 )
 from crm.services.settings import (
     DEFAULT_OPT_OUT_KEYWORDS,
-    OPT_OUT_CACHE_SECONDS,
     crm_settings,
     opt_out_keywords_of,
     update_crm_settings,
@@ -107,7 +106,6 @@ __all__ = [
     "MAX_AMOUNT",
     "MAX_IMPORT_ERRORS",
     "MAX_OPT_OUT_LENGTH",
-    "OPT_OUT_CACHE_SECONDS",
     "RESCORE_BATCH",
     "TEAM_ACTIVITIES",
     "TRUE",

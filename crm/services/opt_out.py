@@ -3,14 +3,13 @@ campaigns."""
 
 from __future__ import annotations
 
-import time
 import uuid
 
 from sqlalchemy import select, update
 
 from crm.models import CrmSettings, Customer
 from crm.services.activities import record_activity
-from crm.services.settings import DEFAULT_OPT_OUT_KEYWORDS, OPT_OUT_CACHE_SECONDS, opt_out_cache
+from crm.services.settings import DEFAULT_OPT_OUT_KEYWORDS, kept_opt_out_keywords
 from hub.db import HubAsyncSession
 from hub.i18n import is_keyword
 
@@ -22,13 +21,13 @@ async def asks_to_opt_out(session: HubAsyncSession, text: str | None) -> bool:
     the keywords are kept for a while in each process, and long messages are not looked at."""
     if not text or len(text) > MAX_OPT_OUT_LENGTH:
         return False
-    cached = opt_out_cache.get(session.organization_id)
-    if cached is None or cached[0] < time.monotonic():
+    keywords = kept_opt_out_keywords.get(session.organization_id)
+    if keywords is None:
         stored = await session.scalar(select(CrmSettings.opt_out_keywords))
-        keywords = tuple(stored or DEFAULT_OPT_OUT_KEYWORDS)
-        cached = (time.monotonic() + OPT_OUT_CACHE_SECONDS, keywords)
-        opt_out_cache[session.organization_id] = cached
-    return is_keyword(text, cached[1])
+        keywords = kept_opt_out_keywords.put(
+            session.organization_id, tuple(stored or DEFAULT_OPT_OUT_KEYWORDS)
+        )
+    return is_keyword(text, keywords)
 
 
 async def opt_out_customer(

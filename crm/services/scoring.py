@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -14,7 +13,7 @@ from sqlalchemy import String, bindparam, cast, func, or_, select
 from crm.hooks import customer_facts, segment_condition_builders
 from crm.models import Activity, CrmSettings, Customer, Deal, SalesStage
 from crm.schemas import ScoringRules
-from crm.services.settings import RECENT_POINTS_SECONDS, recent_points_cache
+from crm.services.settings import kept_recent_points
 from hub.db import HubAsyncSession, utcnow
 
 
@@ -34,16 +33,13 @@ async def recent_message_factor(session: HubAsyncSession) -> dict[str, Any] | No
     """The score factor of a customer who wrote just now, by the organization's rules (a first
     contact's score is this factor alone). Asked on every first contact, so each process keeps an
     organization's points for a few seconds; changing the rules forgets them here at once."""
-    cached = recent_points_cache.get(session.organization_id)
-    if cached is None or cached[0] < time.monotonic():
+    points = kept_recent_points.get(session.organization_id)
+    if points is None:
         connection = await session.connection()
         stored = await connection.scalar(_STORED_RULES, {"org": session.organization_id})
-        points = msgspec.convert(stored or {}, ScoringRules).recent_points
-        cached = recent_points_cache[session.organization_id] = (
-            time.monotonic() + RECENT_POINTS_SECONDS,
-            points,
+        points = kept_recent_points.put(
+            session.organization_id, msgspec.convert(stored or {}, ScoringRules).recent_points
         )
-    points = cached[1]
     if points <= 0:
         return None
     return {"factor": "recent_message", "points": points, "detail": {"days": 0.0}}

@@ -9,6 +9,7 @@ import msgspec
 from crm.models import CrmSettings
 from crm.schemas import ScoringRules
 from hub.db import HubAsyncSession, organization_row
+from hub.kept import Kept
 from hub.tasks import kick
 
 
@@ -29,13 +30,13 @@ async def update_crm_settings(
         settings.lead_origins = list(dict.fromkeys(origin.lower() for origin in lead_origins))
     if opt_out_keywords is not None:
         settings.opt_out_keywords = list(dict.fromkeys(k.strip() for k in opt_out_keywords if k.strip()))
-        opt_out_cache.pop(session.organization_id, None)
+        kept_opt_out_keywords.forget(session.organization_id)
     if scoring is not None:
         settings.scoring = msgspec.to_builtins(scoring)
         organization_id = session.organization_id
 
         async def rescore_everyone() -> None:
-            recent_points_cache.pop(organization_id, None)  # first contacts score by the new rules
+            kept_recent_points.forget(organization_id)  # first contacts score by the new rules
             await kick("crm.rescore_organization", organization_id=str(organization_id))
 
         session.after_commit(rescore_everyone)
@@ -55,11 +56,9 @@ DEFAULT_OPT_OUT_KEYWORDS = (
     "إيقاف",
     "توقف",
 )
-OPT_OUT_CACHE_SECONDS = 30.0
-opt_out_cache: dict[uuid.UUID | None, tuple[float, tuple[str, ...]]] = {}
+kept_opt_out_keywords: Kept[uuid.UUID | None, tuple[str, ...]] = Kept(seconds=30.0)
 # The points a first contact scores for writing, kept per organization (see recent_message_factor).
-RECENT_POINTS_SECONDS = 5.0
-recent_points_cache: dict[uuid.UUID | None, tuple[float, int]] = {}
+kept_recent_points: Kept[uuid.UUID | None, int] = Kept(seconds=5.0)
 
 
 def opt_out_keywords_of(settings: CrmSettings) -> list[str]:

@@ -190,6 +190,7 @@ async def store_inbound(runtime: Runtime, inbound: InboundMessage) -> StoredInbo
                     conversation_created=conversation_created,
                     text=inbound.text,
                     assignee_id=conversation.assignee_id,
+                    customer_created=new_customer,
                 ),
             )
             if conversation_created:

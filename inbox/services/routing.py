@@ -3,14 +3,18 @@ agent's cap, by the organization's inbox settings."""
 
 from __future__ import annotations
 
+import bisect
 import functools
-from typing import Any
+import operator
+import uuid
+from typing import Any, NamedTuple
 
 import structlog
 from sqlalchemy import and_, bindparam, func, select, update
 
 from hub import events
 from hub.db import HubAsyncSession, organization_row, table_of
+from hub.kept import Kept
 from hub.models import User
 from hub.runtime import Runtime
 from inbox.events import ConversationAssigned
@@ -32,10 +36,26 @@ async def update_inbox_settings(
     if agent_cap is not None:
         settings.agent_cap = agent_cap
     await session.commit()
+    kept_rounds.forget(settings.organization_id)  # this process assigns by the new settings at once
     return settings
 
 
+class Round(NamedTuple):
+    """An organization's round-robin settings and whose turn it was, as this process saw them."""
+
+    auto_assign: bool
+    agent_cap: int
+    last_assignee_id: uuid.UUID | None
+
+
+# Asked on every first message, so each process keeps them a few seconds and moves its own copy's
+# turn as it assigns; another process's turns reach it when the copy expires (the turn is written
+# each time, for them and for restarts), so two processes may now and then pick the same agent.
+kept_rounds: Kept[uuid.UUID, Round] = Kept(seconds=5.0)
+
+
 ASSIGN_BATCH = 8
+BY_NUMBER = operator.attrgetter("int")
 
 
 @functools.cache
@@ -80,17 +100,21 @@ async def assign_in_turn(runtime: Runtime, session: HubAsyncSession, conversatio
     statements = _statements()
     connection = await session.connection()
     org = conversation.organization_id
-    settings = (await connection.execute(statements["settings"], {"org": org})).first()
-    if settings is None or not settings.auto_assign or runtime.pusher is None:
+    settings = kept_rounds.get(org)
+    if settings is None:
+        row = (await connection.execute(statements["settings"], {"org": org})).first()
+        settings = kept_rounds.put(org, Round(*row) if row is not None else Round(False, 0, None))
+    if not settings.auto_assign or runtime.pusher is None:
         return
-    online = sorted(await runtime.pusher.online_in_role(org, "agent"))
+    # Ordered by their ids' numbers: comparing UUIDs themselves runs Python code for each pair.
+    online = sorted(await runtime.pusher.online_in_role(org, "agent"), key=BY_NUMBER)
     if not online:
         return
     # Their turn order: those after the last one chosen, then from the start. Asked about a few at
     # a time, so a large team costs no more than a small one when the next agents have room.
     last = settings.last_assignee_id
-    turn = [agent for agent in online if last is not None and agent > last]
-    turn += [agent for agent in online if last is None or agent <= last]
+    after = bisect.bisect_right(online, last.int, key=BY_NUMBER) if last is not None else 0
+    turn = online[after:] + online[:after]
     chosen = None
     for start in range(0, len(turn), ASSIGN_BATCH):
         batch = turn[start : start + ASSIGN_BATCH]
@@ -105,6 +129,7 @@ async def assign_in_turn(runtime: Runtime, session: HubAsyncSession, conversatio
     if chosen is None:
         return
     await connection.execute(statements["turn_taken"], {"org": org, "chosen": chosen})
+    kept_rounds.change(org, settings._replace(last_assignee_id=chosen))
     conversation.assignee_id = chosen
     await events.publish(
         session,

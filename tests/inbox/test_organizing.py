@@ -194,6 +194,38 @@ async def test_new_conversations_go_in_turn_to_online_agents_under_the_cap(
         await screen.client.disconnect()
 
 
+async def test_the_turn_goes_round_the_online_agents_and_starts_again(
+    hub: RunningHub, organization: Organization, receiver: Receiver
+) -> None:
+    from tests.conftest import add_member
+    from tests.helpers.sockets import connect
+
+    channel = await make_channel(hub, organization, receiver)
+    agents = [organization.members["agent"]] + [
+        await add_member(hub, organization, "agent") for _ in range(2)
+    ]
+    agents.sort(key=lambda member: member.user_id)
+    screens = [await connect(hub, agent.token) for agent in agents]
+    async with hub.client(organization.admin.token) as client:
+        await client.patch("/api/inbox/settings", json={"auto_assign": True, "agent_cap": 10})
+        assignees = []
+        for n in range(5):
+            stored = (
+                await channel.send(external_id=f"round-{n}", **{"from": f"+9659455500{n}"}, text="hi")
+            ).json()
+            conversation = await client.get(f"/api/inbox/conversations/{stored['conversation_id']}")
+            assignees.append(conversation.json()["assignee_id"])
+        # Switched off: the next first message waits for a person, at once in this process.
+        await client.patch("/api/inbox/settings", json={"auto_assign": False})
+        stored = (await channel.send(external_id="round-off", **{"from": "+96594555099"}, text="hi")).json()
+        waiting = (await client.get(f"/api/inbox/conversations/{stored['conversation_id']}")).json()
+    order = [str(agent.user_id) for agent in agents]
+    assert assignees == [*order, *order[:2]]
+    assert waiting["assignee_id"] is None
+    for screen in screens:
+        await screen.client.disconnect()
+
+
 async def test_conversations_page_by_cursor_most_recent_first(
     hub: RunningHub, organization: Organization, receiver: Receiver
 ) -> None:

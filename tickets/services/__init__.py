@@ -30,7 +30,6 @@ from tickets.services.comments import add_comment, list_comments
 from tickets.services.reports import sla_report
 from tickets.services.settings import (
     DEFAULT_SUGGESTION_RULES,
-    SUGGESTION_RULES_SECONDS,
     business_calendar,
     calendar_of,
     delete_policy,
@@ -61,7 +60,6 @@ __all__ = [
     "DONE",
     "ROLES_ASSIGNING",
     "ROLES_SEEING_ALL",
-    "SUGGESTION_RULES_SECONDS",
     "TRANSITIONS",
     "WARN_SHARE",
     "add_comment",

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from hub.db import HubAsyncSession, organization_row
 from hub.errors import InvalidInput, NotFound
 from hub.i18n import N_
+from hub.kept import Kept
 from hub.models import Organization
 from tickets.calendar import WEEKDAYS, BusinessCalendar
 from tickets.models import SlaPolicy, TicketSettings
@@ -118,7 +119,7 @@ async def update_settings(session: HubAsyncSession, changes: TicketSettingsUpdat
     if changes.create_automatically is not UNSET:
         settings.create_automatically = changes.create_automatically
     await session.commit()
-    suggestion_cache.pop(settings.organization_id, None)  # this process sees the change at once
+    kept_suggestion_rules.forget(settings.organization_id)  # this process sees the change at once
     return await settings_out(session)
 
 
@@ -152,5 +153,5 @@ async def delete_policy(session: HubAsyncSession, priority: str) -> None:
 
 # Each process keeps an organization's rules for a short while: every inbound message is
 # matched against them, and reading them each time would cost every message two queries.
-SUGGESTION_RULES_SECONDS = 30.0
-suggestion_cache: dict[uuid.UUID, tuple[float, tuple[list[dict[str, Any]], bool] | None]] = {}
+# (rules, create automatically), or None where ticketing is switched off; kept per organization.
+kept_suggestion_rules: Kept[uuid.UUID, tuple[tuple[list[dict[str, Any]], bool] | None]] = Kept(seconds=30.0)

@@ -4,7 +4,6 @@ ticket to whoever holds the chat, or opens one when the organization wants that.
 from __future__ import annotations
 
 import uuid
-from time import monotonic
 from typing import Any
 
 from sqlalchemy import select
@@ -18,16 +17,16 @@ from hub.runtime import Runtime
 from tickets.events import TicketSuggested
 from tickets.models import Ticket
 from tickets.schemas import TicketIn
-from tickets.services.settings import SUGGESTION_RULES_SECONDS, suggestion_cache, ticket_settings
+from tickets.services.settings import kept_suggestion_rules, ticket_settings
 from tickets.services.tickets import create_ticket
 
 
 async def _suggestion_setup(
     runtime: Runtime, organization_id: uuid.UUID
 ) -> tuple[list[dict[str, Any]], bool] | None:
-    cached = suggestion_cache.get(organization_id)
-    if cached is not None and cached[0] > monotonic():
-        return cached[1]
+    kept = kept_suggestion_rules.get(organization_id)
+    if kept is not None:
+        return kept[0]
     async with runtime.db.session(organization_id) as session:
         enabled = await session.scalar(
             select(ModuleSetting.enabled).where(ModuleSetting.module == "ticketing")
@@ -35,7 +34,7 @@ async def _suggestion_setup(
         settings = await ticket_settings(session)
         setup = None if enabled is False else (list(settings.suggestion_rules), settings.create_automatically)
         await session.commit()
-    suggestion_cache[organization_id] = (monotonic() + SUGGESTION_RULES_SECONDS, setup)
+    kept_suggestion_rules.put(organization_id, (setup,))
     return setup
 
 
