@@ -238,13 +238,13 @@ class LeanPoster:
 
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
         """POST `body` to `url` (on this server); the answer's status, or 0 when the connection failed.
-        A kept connection the server closed meanwhile (its keep-alive ran out) is replaced, and the
-        post sent again on a new one, as HTTP clients do: the server never read it."""
+        A kept connection the server closed meanwhile (its keep-alive ran out) is dropped, and the
+        post sent again on the next (at last a new one), as HTTP clients do: the server never read it."""
         path = urlsplit(url).path
         head = f"POST {path} HTTP/1.1\r\nHost: {self.authority}\r\nContent-Length: {len(body)}\r\n"
         head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         request = head.encode() + b"\r\n" + body
-        for _attempt in range(2):
+        for _attempt in range(self.limit + 1):  # every kept connection may have run out meanwhile
             status = await self._send(request)
             if status != -1:
                 return status

@@ -147,6 +147,9 @@ async def run_load(
         # A post turned away (503) was never acknowledged: its sender posts it again later, so
         # only accepted posts owe deliveries.
         expected = sum(1 for status in statuses if status == 202) * (MANAGERS + 1)
+        failures = sorted(status for status in statuses if status not in (202, 503))
+        if failures:  # 0: the connection broke off; else the status the server answered
+            print(f"  {rate}/s: posts failed with {failures}", file=sys.stderr)
         results[rate] = {
             "p50": statistics.median(latencies) * 1000 if latencies else float("nan"),
             "p99": latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else float("nan"),
@@ -154,7 +157,7 @@ async def run_load(
             "lost": expected - len(latencies),
             "expected": expected,
             "refused": sum(1 for status in statuses if status == 503),
-            "failed": sum(1 for status in statuses if status not in (202, 503)),
+            "failed": len(failures),
             "posts": count,
             "dropped": dropped() - dropped_before,
         }
