@@ -10,8 +10,9 @@ only them (`aiChunk`, `aiDone`, `aiFailed`); they may cancel it."""
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -23,7 +24,7 @@ from hub.config import Settings
 from hub.db import HubAsyncSession
 from hub.errors import HubError, NotFound, TooManyRequests
 from hub.i18n import N_, translate
-from hub.realtime import AIChunk, AIDone, AIFailed, SocketEvent
+from hub.realtime import AIChunk, AIDone, AIFailed, AISource, SocketEvent
 from hub.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -121,6 +122,33 @@ def _estimate(messages: list[dict[str, str]], text: str) -> int:
     return max(1, (sum(len(m.get("content") or "") for m in messages) + len(text)) // 4)
 
 
+@dataclass(frozen=True)
+class Grounded:
+    """A request's messages with what it is grounded in: sources numbered [1], [2]… in the
+    prompt, in this order."""
+
+    messages: list[dict[str, str]]
+    sources: list[AISource]
+
+
+# Work done in the answer's own task before the AI server is asked (a knowledge base search, an
+# embedding of the question), so the request that started it is answered at once.
+Prepare = Callable[[], Awaitable[Grounded]]
+CITATION = re.compile(r"\s?\[(\d{1,2})\]")
+
+
+def cited(text: str, sources: list[AISource]) -> tuple[str, list[AISource]]:
+    """The answer without its [n] marks, and the sources they named, in the order named."""
+    named: list[AISource] = []
+    for mark in CITATION.finditer(text):
+        number = int(mark.group(1))
+        if 1 <= number <= len(sources) and sources[number - 1] not in named:
+            named.append(sources[number - 1])
+    if not sources:
+        return text, []
+    return CITATION.sub(lambda m: "" if 1 <= int(m.group(1)) <= len(sources) else m.group(0), text), named
+
+
 @dataclass
 class Running:
     user_id: uuid.UUID
@@ -149,12 +177,14 @@ def relay(
     language: str,
     endpoint: Endpoint,
     messages: list[dict[str, str]],
+    prepare: Prepare | None = None,
 ) -> str:
     """Start writing an answer for one person; its pieces go to their sockets as they come. The
-    request id is answered at once; the answer follows on the sockets."""
+    request id is answered at once; the answer follows on the sockets. `prepare`, when given,
+    makes the messages (and their sources) in the answer's task instead."""
     request_id = uuid.uuid4().hex
     task = asyncio.create_task(
-        _stream(runtime, organization_id, user_id, language, endpoint, messages, request_id)
+        _stream(runtime, organization_id, user_id, language, endpoint, messages, request_id, prepare)
     )
     _running[request_id] = Running(user_id=user_id, organization_id=organization_id, task=task)
     task.add_done_callback(lambda _task: _running.pop(request_id, None))
@@ -169,6 +199,7 @@ async def _stream(
     endpoint: Endpoint,
     messages: list[dict[str, str]],
     request_id: str,
+    prepare: Prepare | None,
 ) -> None:
     pusher = runtime.pusher
 
@@ -201,7 +232,11 @@ async def _stream(
 
     written: list[str] = []
     used: int | None = None
+    sources: list[AISource] = []
     try:
+        if prepare is not None:
+            grounded = await prepare()
+            messages, sources = grounded.messages, grounded.sources
         async for piece, tokens in _pieces(runtime, endpoint, messages):
             if piece:
                 written.append(piece)
@@ -215,7 +250,10 @@ async def _stream(
             AIFailed(request_id=request_id, detail=translate(language, N_("Stopped.")), cancelled=True)
         )
         return
-    except HubError as failure:
+    except Exception as error:
+        failure = error if isinstance(error, HubError) else AIUnavailable()
+        if not isinstance(error, HubError):
+            log.exception("ai answer failed")
         await pieces_sent()
         await tell(
             AIFailed(
@@ -229,7 +267,8 @@ async def _stream(
     text = "".join(written)
     credits = used if used is not None else _estimate(messages, text)
     await _meter(runtime, organization_id, credits)
-    await tell(AIDone(request_id=request_id, text=text, credits=credits))
+    text, named = cited(text, sources)
+    await tell(AIDone(request_id=request_id, text=text, credits=credits, sources=named))
 
 
 async def _pieces(
@@ -251,6 +290,37 @@ async def _pieces(
         # httpx's own error: the connection broke off in the middle of the stream.
         log.warning("ai stream failed", error=type(error).__name__)
         raise _failure(error) from None
+
+
+async def embed(
+    runtime: Runtime, organization_id: uuid.UUID, endpoint: Endpoint, texts: list[str]
+) -> list[list[float]] | None:
+    """The AI server's embeddings of texts, in their order, metered; None where it makes none (no
+    embeddings model configured, or it failed: searching by words goes on alone)."""
+    if not endpoint.embeddings_model or not texts:
+        return None
+    try:
+        answer = await client_of(runtime, endpoint).embeddings.create(
+            model=endpoint.embeddings_model, input=texts
+        )
+    except (TimeoutError, openai.APIError, httpx.HTTPError) as error:
+        log.warning("ai embeddings failed", error=type(error).__name__)
+        return None
+    used = answer.usage.total_tokens if answer.usage is not None else sum(len(t) for t in texts) // 4
+    await _meter(runtime, organization_id, max(1, used))
+    return [item.embedding for item in sorted(answer.data, key=lambda item: item.index)]
+
+
+async def ai_switched_on(session: HubAsyncSession) -> bool:
+    """Whether the organization lets text go to the AI server: the `ai` module not switched off
+    (work no person asked for, such as an article's embedding, checks it itself)."""
+    from sqlalchemy import select
+
+    from hub.models import ModuleSetting
+
+    return (
+        await session.scalar(select(ModuleSetting.enabled).where(ModuleSetting.module == "ai")) is not False
+    )
 
 
 async def _meter(runtime: Runtime, organization_id: uuid.UUID, credits: int) -> None:

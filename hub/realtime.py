@@ -286,6 +286,14 @@ class AIChunk(SocketEvent, kw_only=True):
     text: str
 
 
+class AISource(msgspec.Struct, kw_only=True, rename="camel"):
+    """An article (or a saved answer of the team) an AI answer was grounded in and cites."""
+
+    id: str
+    title: str
+    kind: str  # article, canned
+
+
 @socket_event
 class AIDone(SocketEvent, kw_only=True):
     """An AI answer is whole: its full text and the credits it used."""
@@ -294,6 +302,7 @@ class AIDone(SocketEvent, kw_only=True):
     request_id: str
     text: str
     credits: int
+    sources: list[AISource] = msgspec.field(default_factory=list)  # what the answer cites
 
 
 @socket_event

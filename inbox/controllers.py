@@ -18,9 +18,12 @@ from hub.pagination import DEFAULT_LIMIT, paginate
 from hub.permissions import module_on, requires
 from hub.schemas import Page
 from inbox import services
-from inbox.models import CannedResponse, Label, Message
+from inbox.models import CannedResponse, KnowledgeArticle, Label, Message
 from inbox.schemas import (
     AIRequestOut,
+    ArticleIn,
+    ArticleOut,
+    ArticleUpdate,
     AssignRequest,
     CannedResponseIn,
     CannedResponseOut,
@@ -403,6 +406,85 @@ def _canned(response: CannedResponse) -> CannedResponseOut:
     return CannedResponseOut(id=response.id, shortcode=response.shortcode, content=response.content)
 
 
+class KnowledgeController(Controller):
+    """The knowledge base: everyone in the inbox reads and searches it; managers and admins keep
+    it. AI help grounds its suggestions in it."""
+
+    path = "/api/inbox/knowledge"
+    tags = ["inbox"]  # noqa: RUF012
+
+    @get("/", guards=[requires("whatsapp", "read")])
+    async def list_articles(
+        self,
+        session: SessionDep,
+        q: Annotated[str | None, QueryParameter(max_length=500)] = None,
+        cursor: Cursor = None,
+        limit: Limit = DEFAULT_LIMIT,
+    ) -> Page[ArticleOut]:
+        """Every article, page by page; with `q`, the ones that answer it best (one page)."""
+        if q and q.strip():
+            found = await services.search_articles(session, q, limit=limit)
+            return Page(items=[_article(item) for item in found], next_cursor=None)
+        items, next_cursor = await services.list_articles(session, cursor=cursor, limit=limit)
+        return Page(items=[_article(item) for item in items], next_cursor=next_cursor)
+
+    @get("/{article_id:uuid}", guards=[requires("whatsapp", "read")])
+    async def read(self, session: SessionDep, article_id: FromPath[uuid.UUID]) -> ArticleOut:
+        return _article(await services.article(session, article_id))
+
+    @post("/", guards=[requires("whatsapp", "write")], status_code=201)
+    async def create(
+        self, request: Request[CurrentUser, Any, Any], session: SessionDep, data: JSONBody[ArticleIn]
+    ) -> ArticleOut:
+        saved = await services.save_article(
+            session,
+            request.user,
+            article_id=None,
+            title=data.title,
+            body=data.body,
+            language=data.language,
+            tags=data.tags,
+        )
+        return _article(saved)
+
+    @patch("/{article_id:uuid}", guards=[requires("whatsapp", "write")])
+    async def update(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        session: SessionDep,
+        article_id: FromPath[uuid.UUID],
+        data: JSONBody[ArticleUpdate],
+    ) -> ArticleOut:
+        saved = await services.save_article(
+            session,
+            request.user,
+            article_id=article_id,
+            title=None if data.title is UNSET else data.title,
+            body=None if data.body is UNSET else data.body,
+            language=None if data.language is UNSET else data.language,
+            tags=None if data.tags is UNSET else data.tags,
+        )
+        return _article(saved)
+
+    @delete("/{article_id:uuid}", guards=[requires("whatsapp", "write")], status_code=204)
+    async def remove(
+        self, request: Request[CurrentUser, Any, Any], session: SessionDep, article_id: FromPath[uuid.UUID]
+    ) -> None:
+        await services.delete_article(session, request.user, article_id)
+
+
+def _article(item: KnowledgeArticle) -> ArticleOut:
+    return ArticleOut(
+        id=item.id,
+        title=item.title,
+        body=item.body,
+        language=item.language,
+        tags=list(item.tags or []),
+        updated_at=item.updated_at,
+        found_by_meaning=item.embedding is not None,
+    )
+
+
 @get("/api/inbox/search", guards=[requires("whatsapp", "read")], tags=["inbox"])
 async def search(
     request: Request[CurrentUser, Any, Any],
@@ -486,6 +568,7 @@ ROUTES = [
     ConversationController,
     LabelController,
     CannedResponseController,
+    KnowledgeController,
     search,
     get_inbox_settings,
     update_inbox_settings,

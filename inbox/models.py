@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import Base, TenantMixin
@@ -98,6 +98,26 @@ class CannedResponse(Base, TenantMixin):
 
     shortcode: Mapped[str] = mapped_column(String(40))
     content: Mapped[str] = mapped_column(Text)
+
+
+class KnowledgeArticle(Base, TenantMixin):
+    """An answer the organization stands behind, in one language: what AI help grounds its
+    suggestions and the assistant its answers in, and cites."""
+
+    __tablename__ = "knowledge_articles"
+
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(5))
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Title, tags and body as searches compare them (`inbox.services.knowledge.search_form`): the
+    # full-text index is built on it, on SQLite (FTS5) and PostgreSQL alike.
+    search_text: Mapped[str] = mapped_column(Text, default="")
+    # The AI server's embedding of the article, and the model that made it (None: not yet made,
+    # or no embeddings model configured); a search by meaning compares the question's with it.
+    embedding: Mapped[list[float] | None] = mapped_column(JSON)
+    embedding_model: Mapped[str | None] = mapped_column(String(100))
+    updated_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
 class InboxSettings(Base, TenantMixin):

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from msgspec import UNSET, Meta, Struct, UnsetType
+from msgspec import UNSET, Meta, Struct, UnsetType, field
 
 from hub.schemas import MediaOut, Request
 
@@ -145,6 +145,37 @@ class CannedResponseOut(Struct):
     id: uuid.UUID
     shortcode: str
     content: str
+
+
+ArticleTitle = Annotated[str, Meta(min_length=1, max_length=200)]
+ArticleBody = Annotated[str, Meta(min_length=1, max_length=20_000)]
+ArticleLanguage = Annotated[str, Meta(pattern=r"^[a-z]{2}$")]
+ArticleTags = Annotated[list[Annotated[str, Meta(min_length=1, max_length=50)]], Meta(max_length=20)]
+
+
+class ArticleIn(Request):
+    title: ArticleTitle
+    body: ArticleBody
+    language: ArticleLanguage | None = None  # the organization's language when not given
+    tags: ArticleTags = field(default_factory=list)
+
+
+class ArticleUpdate(Request):
+    title: ArticleTitle | UnsetType = UNSET
+    body: ArticleBody | UnsetType = UNSET
+    language: ArticleLanguage | UnsetType = UNSET
+    tags: ArticleTags | UnsetType = UNSET
+
+
+class ArticleOut(Struct):
+    id: uuid.UUID
+    title: str
+    body: str
+    language: str
+    tags: list[str]
+    updated_at: datetime
+    # Whether AI help can also find it by meaning (its embedding is made).
+    found_by_meaning: bool
 
 
 class InboxSettingsOut(Struct):

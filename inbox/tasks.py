@@ -46,3 +46,8 @@ async def change_on_channel(organization_id: str, message_id: str, action: str) 
 @task("inbox.publish_who_wrote", every_seconds=15)
 async def publish_who_wrote() -> int:
     return await services.publish_who_wrote(current())
+
+
+@task("inbox.embed_article")
+async def embed_article(organization_id: str, article_id: str) -> None:
+    await services.embed_article(current(), uuid.UUID(organization_id), uuid.UUID(article_id))

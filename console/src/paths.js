@@ -65,6 +65,8 @@ export const paths = {
     label: (id) => `/api/inbox/labels/${id}`,
     cannedResponses: "/api/inbox/canned-responses",
     cannedResponse: (id) => `/api/inbox/canned-responses/${id}`,
+    knowledge: "/api/inbox/knowledge",
+    article: (id) => `/api/inbox/knowledge/${id}`,
     settings: "/api/inbox/settings",
   },
   crm: {

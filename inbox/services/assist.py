@@ -1,14 +1,15 @@
 """AI help for the agent in a conversation: a reply suggested from the conversation and the
 customer's facts, a draft improved, a message or draft translated, the conversation summarized.
 Each is written to the asking agent alone, token by token (`hub.ai.relay`), and nothing reaches
-the customer until the agent sends it. Only the conversation's own messages and its customer's
-facts are sent, never a private note of the team or anything of another conversation."""
+the customer until the agent sends it. Only the conversation's own messages, its customer's
+facts and the organization's own articles and saved answers are sent, never a private note of
+the team or anything of another conversation."""
 
 from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 
 from crm.models import Customer
 from hub import ai
@@ -16,9 +17,12 @@ from hub.auth import CurrentUser
 from hub.db import HubAsyncSession
 from hub.errors import InvalidInput, NotFound
 from hub.i18n import N_, choose_language
+from hub.realtime import AISource
 from hub.runtime import Runtime
-from inbox.models import Conversation, Message
+from inbox.models import Conversation, KnowledgeArticle, Message
+from inbox.services.canned_responses import canned_responses_about
 from inbox.services.conversations import conversation_for_user
+from inbox.services.knowledge import search_articles
 
 LANGUAGE_NAMES = {"ar": "Arabic", "en": "English"}
 TONES = {
@@ -30,6 +34,10 @@ TONES = {
 }
 # The newest messages a request carries.
 RECENT_MESSAGES = 40
+# What a suggestion is grounded in: the best articles and saved answers, each up to this long.
+GROUNDING_ARTICLES = 3
+GROUNDING_CANNED = 2
+ARTICLE_CHARACTERS = 2_000
 
 
 def language_name(code: str) -> str:
@@ -91,18 +99,59 @@ def _facts(customer: Customer) -> str:
 async def suggest_reply(
     runtime: Runtime, session: HubAsyncSession, user: CurrentUser, conversation_id: uuid.UUID
 ) -> str:
-    """A reply to the conversation so far, in the customer's language."""
+    """A reply to the conversation so far, in the customer's language, grounded in the knowledge
+    base and the team's saved answers (searched in the answer's own task) and citing them."""
     endpoint = await ai.check_request(runtime, session)
     _conversation_row, customer, language = await _conversation(session, user, conversation_id)
     turns = await _transcript(session, conversation_id)
-    if not any(turn["role"] == "user" for turn in turns):
+    asked = [turn["content"] for turn in turns if turn["role"] == "user"]
+    if not asked:
         raise InvalidInput(N_("The customer has not written anything to answer yet."), field="conversation")
-    instruction = (
-        "You help a customer support agent. Suggest the agent's next reply to the customer: short, "
-        "polite and useful. Use only what the conversation and the customer's facts say; when you "
-        f"do not know, say the team will check. The customer's facts: {_facts(customer)}."
-    )
-    return _ask(runtime, user, endpoint, [_system(instruction, language), *turns])
+    facts, question, organization_id = _facts(customer), " ".join(asked[-3:]), user.organization_id
+
+    async def ground() -> ai.Grounded:
+        sources, knowledge = await _knowledge_for(runtime, organization_id, endpoint, question)
+        instruction = (
+            "You help a customer support agent. Suggest the agent's next reply to the customer: "
+            "short, polite and useful. Use only what the conversation, the customer's facts and the "
+            "knowledge below say; when they do not answer the question, say the team will check. "
+            "After a sentence that uses a numbered piece of knowledge, put its number in brackets, "
+            f"like [1]. The customer's facts: {facts}.\n\nKnowledge:\n{knowledge}"
+        )
+        return ai.Grounded(messages=[_system(instruction, language), *turns], sources=sources)
+
+    return _ask(runtime, user, endpoint, [], prepare=ground)
+
+
+async def _knowledge_for(
+    runtime: Runtime, organization_id: uuid.UUID, endpoint: ai.Endpoint, question: str
+) -> tuple[list[AISource], str]:
+    """The articles and saved answers that answer a question best, as sources and as the
+    numbered text the prompt carries. By meaning too where articles have embeddings (the
+    question's is made then, with no transaction open meanwhile)."""
+    async with runtime.db.session(organization_id) as reading:
+        by_meaning = await reading.scalar(
+            select(exists().where(KnowledgeArticle.embedding_model == endpoint.embeddings_model))
+        )
+        await reading.commit()
+    meaning = None
+    if by_meaning and endpoint.embeddings_model:
+        vectors = await ai.embed(runtime, organization_id, endpoint, [question])
+        meaning = vectors[0] if vectors else None
+    async with runtime.db.session(organization_id) as reading:
+        articles = await search_articles(reading, question, limit=GROUNDING_ARTICLES, meaning=meaning)
+        saved = await canned_responses_about(reading, question, limit=GROUNDING_CANNED)
+        await reading.commit()
+    sources = [AISource(id=str(item.id), title=item.title, kind="article") for item in articles]
+    sources += [AISource(id=str(item.id), title=f"/{item.shortcode}", kind="canned") for item in saved]
+    texts = [item.body for item in articles] + [item.content for item in saved]
+    if not sources:
+        return [], "Nothing in the knowledge base is about this."
+    pieces = [
+        f"[{number}] {source.title}\n{body[:ARTICLE_CHARACTERS]}"
+        for number, (source, body) in enumerate(zip(sources, texts, strict=True), start=1)
+    ]
+    return sources, "\n\n".join(pieces)
 
 
 async def improve_draft(
@@ -186,7 +235,13 @@ async def summarize(
     )
 
 
-def _ask(runtime: Runtime, user: CurrentUser, endpoint: ai.Endpoint, messages: list[dict[str, str]]) -> str:
+def _ask(
+    runtime: Runtime,
+    user: CurrentUser,
+    endpoint: ai.Endpoint,
+    messages: list[dict[str, str]],
+    prepare: ai.Prepare | None = None,
+) -> str:
     """Start an answer written to the asker's sockets alone (failures told in their language);
     the request's id."""
     return ai.relay(
@@ -196,6 +251,7 @@ def _ask(runtime: Runtime, user: CurrentUser, endpoint: ai.Endpoint, messages: l
         language=reader_language(user),
         endpoint=endpoint,
         messages=messages,
+        prepare=prepare,
     )
 
 

@@ -67,3 +67,21 @@ async def delete_canned_response(session: HubAsyncSession, user: CurrentUser, re
         raise NotFound()
     await session.delete(response)
     await session.commit()
+
+
+async def canned_responses_about(
+    session: HubAsyncSession, question: str, *, limit: int
+) -> list[CannedResponse]:
+    """The team's saved answers sharing the most words with a question (none sharing any are
+    left out), for AI help to ground a suggestion in."""
+    from inbox.services.knowledge import question_words, search_words
+
+    wanted = set(question_words(question))
+    if not wanted:
+        return []
+    scored = []
+    for response in await session.scalars(select(CannedResponse).limit(500)):
+        shared = len(wanted & set(search_words(f"{response.shortcode} {response.content}")))
+        if shared:
+            scored.append((-shared, response.shortcode, response))
+    return [response for *_rank, response in sorted(scored, key=lambda row: row[:2])[:limit]]

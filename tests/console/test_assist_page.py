@@ -85,3 +85,54 @@ async def test_an_agent_asks_for_a_reply_improves_it_and_reads_a_summary(
         assert box.messages == []  # nothing went to the customer
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize("language", ["en", "ar"])
+async def test_a_manager_writes_an_article_and_the_suggestion_names_it(
+    assisted: tuple[RunningHub, OpenAIServer], browser: Any, people: list[Console], language: str
+) -> None:
+    hub, server = assisted
+    organization = await register(hub, language=language)
+    manager = await add_member(hub, organization, "manager")
+    box = CountingReceiver()
+    runner = await serve_receiver(box)
+    try:
+        console = await sign_in(browser, hub, manager, language=language)
+        people.append(console)
+        page = console.page
+        await console.goto("/settings")
+        await page.click("text=" + {"en": "Knowledge base", "ar": "قاعدة المعرفة"}[language])
+        await page.click("[data-action=new-article]")
+        form = page.locator("[data-article-form]")
+        await form.locator("input").first.fill("Friday hours")
+        await form.locator("textarea").fill("The shop opens on Friday from four in the afternoon.")
+        await form.locator("input").last.fill("hours, friday")
+        await form.locator("button[type=submit]").click()
+        article = page.locator("[data-article]")
+        await expect(article).to_have_count(1)
+        await expect(article.locator("strong")).to_have_text("Friday hours")
+        # Searching finds it by a word of its text; another subject finds nothing.
+        search = page.locator("[data-knowledge] input[type=search]")
+        await search.fill("afternoon")
+        await expect(article).to_have_count(1)
+        await search.fill("refunds")
+        await expect(article).to_have_count(0)
+
+        channel = await api_channel(hub, organization, box)
+        sent = await poster(channel).send(
+            external_id="k-1", **{"from": "+966500000802"}, name="Huda", text="Is the shop open on Friday?"
+        )
+        chat = sent.json()["conversation_id"]
+        server.answer = "Yes, from four in the afternoon [1]."
+        await console.goto(f"/inbox/{chat}")
+        await page.wait_for_selector(".message.inbound")
+        await page.click("[data-action=ai-suggest]")
+        await expect(page.locator("textarea[name=reply]")).to_have_value("Yes, from four in the afternoon.")
+        sources = page.locator("[data-sources]")
+        await expect(sources).to_contain_text({"en": "Based on:", "ar": "استنادًا إلى:"}[language])
+        await expect(sources.locator(".source")).to_have_text(["Friday hours"])
+        await console.screenshot("ai-knowledge")
+        assert box.messages == []
+    finally:
+        server.answer = None
+        await runner.cleanup()

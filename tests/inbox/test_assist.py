@@ -108,6 +108,73 @@ async def test_a_suggested_reply_is_written_to_the_asking_agent_alone_from_this_
         await runner.cleanup()
 
 
+async def test_a_suggestion_is_grounded_in_the_knowledge_base_and_cites_what_it_used(
+    assisted: tuple[RunningHub, OpenAIServer],
+) -> None:
+    hub, server = assisted
+    organization = await with_every_role(hub, language="ar")
+    box = CountingReceiver()
+    runner = await serve_receiver(box)
+    pushes = await capture_pushes(hub, organization)
+    try:
+        other = await with_every_role(hub)
+        async with hub.client(other.admin.token) as client:
+            theirs = {"title": "التوصيل عندنا", "body": "SECRET التوصيل إلى جدة مجاني"}
+            assert (await client.post("/api/inbox/knowledge", json=theirs)).status_code == 201
+        async with hub.client(organization.members["manager"].token) as client:
+            delivery = (
+                await client.post(
+                    "/api/inbox/knowledge",
+                    json={"title": "مدة التوصيل", "body": "يصل الطلب إلى جدة خلال يومين.", "tags": ["شحن"]},
+                )
+            ).json()
+            await client.post(
+                "/api/inbox/knowledge", json={"title": "Refunds", "body": "Refunds take five working days."}
+            )
+            saved = await client.post(
+                "/api/inbox/canned-responses", json={"shortcode": "jeddah", "content": "نوصل إلى جدة كل يوم."}
+            )
+            assert saved.status_code == 201, saved.text
+
+            # Each article's embedding is made after it is saved, by the AI server.
+            async def embedded() -> bool:
+                listed = (await client.get("/api/inbox/knowledge")).json()["items"]
+                return all(item["found_by_meaning"] for item in listed)
+
+            await eventually(embedded)
+        assert any(
+            request.get("input") == ["مدة التوصيل\n\nيصل الطلب إلى جدة خلال يومين."]
+            for request in server.requests
+        )
+
+        chat = await a_conversation(hub, organization, box, "كم يستغرق التوصيل إلى جدة؟")
+        server.answer = "يصل طلبك إلى جدة خلال يومين [1]، ونوصل كل يوم [2]."
+        async with hub.client(organization.admin.token) as client:
+            asked = await client.post(f"/api/inbox/conversations/{chat}/ai/suggest-reply")
+        assert asked.status_code == 202, asked.text
+        done = await pushes.expect(
+            "aiDone", to={"admin"}, where=lambda p: p["requestId"] == asked.json()["request_id"]
+        )
+        # The marks are taken out of the text; what they named comes as the sources.
+        assert done["text"] == "يصل طلبك إلى جدة خلال يومين، ونوصل كل يوم."
+        assert done["sources"] == [
+            {"id": delivery["id"], "title": "مدة التوصيل", "kind": "article"},
+            {"id": saved.json()["id"], "title": "/jeddah", "kind": "canned"},
+        ]
+        # The question was also asked by meaning, and the prompt carried the organization's own
+        # knowledge, numbered, and nothing of another organization's.
+        assert any(request.get("input") == ["كم يستغرق التوصيل إلى جدة؟"] for request in server.requests)
+        prompt = server.chats()[-1]["messages"][0]["content"]
+        assert "[1] مدة التوصيل\nيصل الطلب إلى جدة خلال يومين." in prompt
+        assert "[2] /jeddah\nنوصل إلى جدة كل يوم." in prompt
+        assert "Refunds" not in prompt
+        assert "SECRET" not in prompt
+    finally:
+        server.answer = None
+        await pushes.close()
+        await runner.cleanup()
+
+
 async def test_the_ai_servers_failures_are_told_to_the_agent_and_hold_nothing_up(
     assisted: tuple[RunningHub, OpenAIServer],
 ) -> None:

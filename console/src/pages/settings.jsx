@@ -1,8 +1,9 @@
 // Organization settings: language and time zone, business hours, SLA targets, opt-out words,
-// canned responses, the inbox's assignment and the modules in use.
+// canned responses, the knowledge base, the inbox's assignment and the modules in use.
 import { useState } from "preact/hooks";
 import { get, patch, post, put, remove } from "../api.js";
 import { Empty, Failure, Field, Icon, Loading, PageHeader, Tabs, toast, useForm, useLoad } from "../components/ui.jsx";
+import { KnowledgeBase } from "../components/knowledge.jsx";
 import { Usage } from "../components/usage.jsx";
 import { formatDateTime, t } from "../i18n.js";
 import { paths } from "../paths.js";
@@ -16,6 +17,7 @@ export function Settings() {
     ["hours", t("Business hours")],
     ["sla", t("SLA targets")],
     ["messages", t("Messages")],
+    ["knowledge", t("Knowledge base")],
     ["workspace", t("Inbox and modules")],
   ];
   return (
@@ -32,6 +34,7 @@ export function Settings() {
           <ConversationLabels />
         </>
       )}
+      {tab === "knowledge" && <KnowledgeBase />}
       {tab === "workspace" && (
         <>
           <InboxSettings />

@@ -14,7 +14,8 @@ export const aiHere = () => !!session.value?.ai;
 // all of it) can come before the answer that names it: they are kept, and heard once it does.
 const ASKING = Symbol("asking");
 
-// `onText(text, done)` hears the answer so far; the request is one at a time.
+// `onText(text, done, sources)` hears the answer so far (the sources it cites once done); the
+// request is one at a time.
 export function useAiAnswer(onText) {
   const current = useRef(null);
   const early = useRef([]);
@@ -29,7 +30,7 @@ export function useAiAnswer(onText) {
     }
     current.current = null;
     setBusy(false);
-    if (event === events.aiDone) onText(data.text, true);
+    if (event === events.aiDone) onText(data.text, true, data.sources || []);
     else if (!data.cancelled) setError(data.detail);
   };
   useLive([events.aiChunk, events.aiDone, events.aiFailed], (event, data) => {
@@ -81,7 +82,11 @@ const TONES = [
 // The composer's AI tools: a reply suggested, the draft improved, the draft translated into the
 // customer's language. The answer fills the reply box; nothing is sent without the agent.
 export function AssistTools({ id, text, setText }) {
-  const answer = useAiAnswer((written) => setText(written));
+  const [sources, setSources] = useState([]);
+  const answer = useAiAnswer((written, done, cited) => {
+    setText(written);
+    setSources(done ? cited : []);
+  });
   if (!aiHere()) return null;
   return (
     <div class="assist" data-assist>
@@ -119,6 +124,14 @@ export function AssistTools({ id, text, setText }) {
       {answer.error && (
         <span class="failure small" role="alert">
           {answer.error}
+        </span>
+      )}
+      {sources.length > 0 && (
+        <span class="muted small" data-sources>
+          {t("Based on:")}{" "}
+          {sources.map((source) => (
+            <bdi key={source.id} class="source">{source.title}</bdi>
+          ))}
         </span>
       )}
     </div>
