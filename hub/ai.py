@@ -24,6 +24,7 @@ from hub.config import Settings
 from hub.db import HubAsyncSession
 from hub.errors import HubError, NotFound, TooManyRequests
 from hub.i18n import N_, translate
+from hub.outbound import guarded_client
 from hub.realtime import AIChunk, AIDone, AIFailed, AISource, SocketEvent
 from hub.runtime import Runtime
 
@@ -39,6 +40,8 @@ class Endpoint:
     api_key: str
     model: str
     embeddings_model: str | None
+    # An organization's own server: an address a tenant gave, called through the guarded client.
+    tenant_given: bool = False
 
 
 def endpoint_of(settings: Settings) -> Endpoint | None:
@@ -61,13 +64,40 @@ class AIUnavailable(HubError):
     default_message = N_("The AI service is not answering right now. Try again in a moment.")
 
 
+async def endpoint_for(runtime: Runtime, session: HubAsyncSession) -> Endpoint | None:
+    """The organization's own AI server where it set one, else the installation's; None: no AI
+    for this organization (the features are absent)."""
+    from sqlalchemy import select
+
+    from hub.models import AISettings
+    from hub.sealing import unseal
+
+    own = await session.scalar(select(AISettings))
+    if own is None:
+        return endpoint_of(runtime.settings)
+    key = unseal(runtime.settings, own.api_key_sealed) if own.api_key_sealed else None
+    return Endpoint(
+        base_url=own.base_url,
+        api_key=key or "none",
+        model=own.model,
+        embeddings_model=own.embeddings_model,
+        tenant_given=True,
+    )
+
+
+async def ai_available(runtime: Runtime, session: HubAsyncSession) -> bool:
+    """Whether the AI features are there for this organization: a server for it, and the `ai`
+    module not switched off."""
+    return await endpoint_for(runtime, session) is not None and await ai_switched_on(session)
+
+
 async def check_request(runtime: Runtime, session: HubAsyncSession) -> Endpoint:
     """Whether this organization may ask the AI now: 404 without AI here, 402 past the plan's AI
     credits, 429 past its requests a minute. (The module switched on and in the plan is the
     endpoints' guard, `hub.permissions.module_on("ai")`.)"""
     from hub.billing.services.limits import require_room
 
-    endpoint = endpoint_of(runtime.settings)
+    endpoint = await endpoint_for(runtime, session)
     if endpoint is None:
         raise NotFound(N_("AI assistance is not configured on this installation."))
     await require_room(session, "ai_credits_per_month")
@@ -81,7 +111,7 @@ async def check_request(runtime: Runtime, session: HubAsyncSession) -> Endpoint:
     return endpoint
 
 
-_clients: dict[tuple[int, str, str, float], openai.AsyncOpenAI] = {}
+_clients: dict[tuple[int, str, str, float, bool], openai.AsyncOpenAI] = {}
 
 
 def client_of(runtime: Runtime, endpoint: Endpoint) -> openai.AsyncOpenAI:
@@ -89,11 +119,30 @@ def client_of(runtime: Runtime, endpoint: Endpoint) -> openai.AsyncOpenAI:
     process's life. One try per request: a person is waiting, and a failure is told to them at
     once rather than retried."""
     timeout = runtime.settings.ai_timeout_seconds
-    key = (id(asyncio.get_running_loop()), endpoint.base_url, endpoint.api_key, timeout)
+    key = (
+        id(asyncio.get_running_loop()),
+        endpoint.base_url,
+        endpoint.api_key,
+        timeout,
+        endpoint.tenant_given,
+    )
     client = _clients.get(key)
     if client is None:
+        if len(_clients) >= 1000:  # keys and addresses changed many times: start again
+            _clients.clear()
+        # A tenant's address goes through the guarded client, which refuses private and loopback
+        # targets (however the name resolves, whatever it redirects to) unless the operator allows them.
+        http = (
+            guarded_client(runtime.settings.outbound_policy, timeout=timeout)
+            if endpoint.tenant_given
+            else None
+        )
         client = _clients[key] = openai.AsyncOpenAI(
-            base_url=endpoint.base_url, api_key=endpoint.api_key, timeout=timeout, max_retries=0
+            base_url=endpoint.base_url,
+            api_key=endpoint.api_key,
+            timeout=timeout,
+            max_retries=0,
+            http_client=http,
         )
     return client
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import structlog
-from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
@@ -37,6 +37,8 @@ from hub.runtime import Runtime, runtime_of
 from hub.schemas import (
     AcceptedOut,
     AcceptInvitationRequest,
+    AISettingsIn,
+    AISettingsOut,
     AuditEntryOut,
     CheckOut,
     ForgotPasswordRequest,
@@ -59,6 +61,7 @@ from hub.schemas import (
     UsageOut,
     UserOut,
 )
+from hub.services.ai_settings import ai_settings_of, remove_ai_settings, save_ai_settings
 from hub.throttle import client_address
 from hub.views import organization_out, session_out, user_out
 
@@ -111,7 +114,7 @@ class AuthController(Controller):
             password=data.password,
             language=data.language,
         )
-        return session_out(signed_in)
+        return await session_out(signed_in)
 
     @post("/login", exclude_from_auth=True, status_code=HTTP_200_OK, errors=(401,))
     async def login(
@@ -120,7 +123,7 @@ class AuthController(Controller):
         signed_in = await services.login(
             runtime, email=data.email, password=data.password, address=client_address(request)
         )
-        return session_out(signed_in)
+        return await session_out(signed_in)
 
     @post("/logout", status_code=HTTP_204_NO_CONTENT)
     async def logout(self, request: Request[CurrentUser, Any, Any], runtime: RuntimeDep) -> None:
@@ -155,7 +158,7 @@ class AuthController(Controller):
             password=data.password,
             language=data.language,
         )
-        return session_out(signed_in)
+        return await session_out(signed_in)
 
     @get("/me")
     async def me(self, request: Request[CurrentUser, Any, Any], session: SessionDep) -> SessionOut:
@@ -170,7 +173,7 @@ class AuthController(Controller):
             organization=organization_out(organization),
             permissions=permissions_of(user.role, off),
             billing=bool(runtime_of(request).settings.stripe_secret_key),
-            ai=ai.endpoint_of(runtime_of(request).settings) is not None and "ai" not in off,
+            ai="ai" not in off and await ai.endpoint_for(runtime_of(request), session) is not None,
         )
 
 
@@ -269,7 +272,7 @@ class UserController(Controller):
             password=data.password,
             address=client_address(request),
         )
-        return session_out(signed_in)
+        return await session_out(signed_in)
 
     @patch("/{user_id:uuid}/role", guards=[requires("users", "write")])
     async def change_role(
@@ -319,6 +322,30 @@ class SettingsController(Controller):
         self, request: Request[CurrentUser, Any, Any], session: SessionDep, data: JSONBody[ModuleSettings]
     ) -> dict[str, bool]:
         return await services.update_module_settings(session, request.user, data)
+
+    @get("/ai", guards=[requires("settings", "read")])
+    async def ai_settings(self, runtime: RuntimeDep, session: SessionDep) -> AISettingsOut:
+        """Which AI server the organization uses: its own (without the key), the installation's, or none."""
+        return await ai_settings_of(runtime, session)
+
+    @put("/ai", guards=[requires("settings", "write")])
+    async def save_ai_settings(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        runtime: RuntimeDep,
+        session: SessionDep,
+        data: JSONBody[AISettingsIn],
+    ) -> AISettingsOut:
+        """Use the organization's own OpenAI-compatible server (a public address; the key is sealed
+        and never answered back)."""
+        return await save_ai_settings(runtime, session, request.user, data)
+
+    @delete("/ai", guards=[requires("settings", "write")], status_code=200, errors=(404,))
+    async def remove_ai_settings(
+        self, request: Request[CurrentUser, Any, Any], runtime: RuntimeDep, session: SessionDep
+    ) -> AISettingsOut:
+        """Back to the installation's AI server (or none)."""
+        return await remove_ai_settings(runtime, session, request.user)
 
     @get("/usage", guards=[requires("billing", "read")])
     async def usage(

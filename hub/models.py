@@ -79,6 +79,19 @@ class ModuleSetting(Base, TenantMixin):
     enabled: Mapped[bool]
 
 
+class AISettings(Base, TenantMixin):
+    """An organization's own OpenAI-compatible server, used instead of the installation's. The
+    key is sealed (`hub.sealing`) and never answered back."""
+
+    __tablename__ = "ai_settings"
+    __table_args__ = (UniqueConstraint("organization_id"),)
+
+    base_url: Mapped[str] = mapped_column(String(500))
+    api_key_sealed: Mapped[str | None] = mapped_column(String(1000))
+    model: Mapped[str] = mapped_column(String(100))
+    embeddings_model: Mapped[str | None] = mapped_column(String(100))
+
+
 class AuditEntry(Base, TenantMixin):
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_log_org_id", "organization_id", "id"),)

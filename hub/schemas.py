@@ -191,3 +191,21 @@ class HealthOut(Struct):
 class UsageOut(Struct):
     month: str
     metrics: dict[str, int]  # messages_sent, ...
+
+
+class AISettingsIn(Request):
+    """An organization's own OpenAI-compatible server."""
+
+    base_url: Annotated[str, Meta(min_length=8, max_length=500)]
+    model: Annotated[str, Meta(min_length=1, max_length=100)]
+    embeddings_model: Annotated[str, Meta(max_length=100)] | None = None
+    api_key: Annotated[str, Meta(max_length=500)] | UnsetType | None = UNSET
+
+
+class AISettingsOut(Struct):
+    # organization: its own server; installation: the operator's; none: no AI here
+    source: Literal["organization", "installation", "none"]
+    base_url: str | None = None
+    model: str | None = None
+    embeddings_model: str | None = None
+    has_key: bool = False

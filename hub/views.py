@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hub import services
-from hub.ai import endpoint_of
+from hub.ai import ai_available
 from hub.billing.services.limits import billing_on
 from hub.models import Organization, User
 from hub.permissions import permissions_of
@@ -39,7 +39,10 @@ def organization_out(organization: Organization) -> OrganizationOut:
     )
 
 
-def session_out(signed_in: services.SignedIn) -> SessionOut:
+async def session_out(signed_in: services.SignedIn) -> SessionOut:
+    runtime = current()
+    async with runtime.db.session(signed_in.organization.id) as session:
+        ai_on = await ai_available(runtime, session)
     return SessionOut(
         access_token=signed_in.token.token,
         token_type="bearer",
@@ -48,5 +51,5 @@ def session_out(signed_in: services.SignedIn) -> SessionOut:
         organization=organization_out(signed_in.organization),
         permissions=permissions_of(signed_in.user.role),
         billing=billing_on(),
-        ai=endpoint_of(current().settings) is not None,
+        ai=ai_on,
     )

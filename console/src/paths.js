@@ -24,6 +24,7 @@ export const paths = {
     organization: "/api/settings/organization",
     modules: "/api/settings/modules",
     usage: "/api/settings/usage",
+    ai: "/api/settings/ai",
   },
   media: "/api/media",
   billing: {

@@ -259,10 +259,10 @@ async def embed_article(runtime: Runtime, organization_id: uuid.UUID, article_id
     """Make an article's embedding where the installation has an embeddings model and the
     organization lets text go to the AI server. Kept only if the article did not change while it
     was being made (the change makes its own)."""
-    endpoint = ai.endpoint_of(runtime.settings)
-    if endpoint is None or not endpoint.embeddings_model:
-        return
     async with runtime.db.session(organization_id) as session:
+        endpoint = await ai.endpoint_for(runtime, session)
+        if endpoint is None or not endpoint.embeddings_model:
+            return
         item = await session.get(KnowledgeArticle, article_id)
         if item is None or item.embedding_model == endpoint.embeddings_model:
             return

@@ -101,7 +101,7 @@ async def test_a_manager_writes_an_article_and_the_suggestion_names_it(
         people.append(console)
         page = console.page
         await console.goto("/settings")
-        await page.click("text=" + {"en": "Knowledge base", "ar": "قاعدة المعرفة"}[language])
+        await page.click("text=" + {"en": "AI help", "ar": "المساعدة الذكية"}[language])
         await page.click("[data-action=new-article]")
         form = page.locator("[data-article-form]")
         await form.locator("input").first.fill("Friday hours")
@@ -133,6 +133,26 @@ async def test_a_manager_writes_an_article_and_the_suggestion_names_it(
         await expect(sources.locator(".source")).to_have_text(["Friday hours"])
         await console.screenshot("ai-knowledge")
         assert box.messages == []
+
+        # The admin points the organization at its own server; the key is kept, never shown.
+        admin = await sign_in(browser, hub, organization.admin, language=language)
+        people.append(admin)
+        await admin.goto("/settings")
+        await admin.page.click("text=" + {"en": "AI help", "ar": "المساعدة الذكية"}[language])
+        server_form = admin.page.locator("[data-ai-server]")
+        await server_form.locator("input[type=url]").fill(server.url)
+        await server_form.locator("input").nth(1).fill("own-chat")
+        await server_form.locator("input[type=password]").fill("sk-own-console-key")
+        await server_form.locator("button[type=submit]").click()
+        await expect(admin.page.locator("[data-ai-source]")).to_have_text(
+            {
+                "en": "This organization uses its own AI server.",
+                "ar": "تستخدم هذه المؤسسة خادم الذكاء الاصطناعي الخاص بها.",
+            }[language]
+        )
+        await expect(server_form.locator("input[type=password]")).to_have_value("")
+        await admin.page.click("[data-action=ai-installation]")
+        await expect(admin.page.locator("[data-action=ai-installation]")).to_have_count(0)
     finally:
         server.answer = None
         await runner.cleanup()

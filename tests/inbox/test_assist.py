@@ -11,8 +11,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from tests.conftest import (
+    PASSWORD,
     Organization,
     RunningHub,
     capture_pushes,
@@ -173,6 +175,107 @@ async def test_a_suggestion_is_grounded_in_the_knowledge_base_and_cites_what_it_
         server.answer = None
         await pushes.close()
         await runner.cleanup()
+
+
+async def test_an_organization_brings_its_own_ai_server_and_key(
+    assisted: tuple[RunningHub, OpenAIServer],
+) -> None:
+    hub, installation = assisted
+    organization = await with_every_role(hub, language="en")
+    neighbour = await with_every_role(hub, language="en")
+    box = CountingReceiver()
+    runner = await serve_receiver(box)
+    pushes = await capture_pushes(hub, organization)
+    try:
+        async with openai_server() as own:
+            admin = organization.admin.token
+            async with hub.client(admin) as client:
+                assert (await client.get("/api/settings/ai")).json() == {
+                    "source": "installation",
+                    "base_url": None,
+                    "model": None,
+                    "embeddings_model": None,
+                    "has_key": False,
+                }
+                # Only a public address, or one the operator allows (here: this machine's).
+                for bad in ("http://10.20.30.40/v1", "ftp://ai.example.com/v1", "http://169.254.169.254/v1"):
+                    refused = await client.put("/api/settings/ai", json={"base_url": bad, "model": "m"})
+                    assert refused.status_code == 400, bad
+                    assert refused.json()["errors"][0]["field"] == "base_url"
+                saved = await client.put(
+                    "/api/settings/ai",
+                    json={"base_url": own.url, "model": "own-chat", "api_key": "sk-org-own-1234567890"},
+                )
+                assert saved.status_code == 200, saved.text
+                assert saved.json() == {
+                    "source": "organization",
+                    "base_url": own.url,
+                    "model": "own-chat",
+                    "embeddings_model": None,
+                    "has_key": True,
+                }
+                audit = await client.get("/api/audit")
+                assert "sk-org-own" not in audit.text
+            async with hub.client(organization.members["manager"].token) as client:
+                assert (await client.get("/api/settings/ai")).json()["source"] == "organization"
+                assert (
+                    await client.put("/api/settings/ai", json={"base_url": own.url, "model": "x"})
+                ).status_code == 403
+            # Sealed where it is kept: the database holds no trace of the key itself.
+            async with hub.runtime.db.system_session() as session:
+                sealed = (
+                    (await session.execute(text("SELECT api_key_sealed FROM ai_settings"))).scalars().all()
+                )
+            assert len(sealed) == 1
+            assert "sk-org-own" not in sealed[0]
+
+            chat = await a_conversation(hub, organization, box, "Where is my parcel?")
+            async with hub.client(admin) as client:
+                asked = await client.post(f"/api/inbox/conversations/{chat}/ai/suggest-reply")
+            await pushes.expect(
+                "aiDone", to={"admin"}, where=lambda p: p["requestId"] == asked.json()["request_id"]
+            )
+            # The organization's own server answered, with its key and model; the installation's
+            # heard nothing of it.
+            assert own.chats()[-1]["model"] == "own-chat"
+            assert own.keys[-1] == "Bearer sk-org-own-1234567890"
+            assert not any("parcel" in str(request) for request in installation.requests)
+
+            # A neighbour still uses the installation's server.
+            theirs = await a_conversation(hub, neighbour, box, "Open on Friday?", sender="+966500000688")
+            async with hub.client(neighbour.admin.token) as client:
+                assert (await client.get("/api/settings/ai")).json()["source"] == "installation"
+                asked = await client.post(f"/api/inbox/conversations/{theirs}/ai/suggest-reply")
+                assert asked.status_code == 202
+            await eventually(lambda: any("Friday" in str(request) for request in installation.chats()))
+            assert not any("Friday" in str(request) for request in own.requests)
+
+            # Keeping the key while changing the model; then back to the installation's server.
+            async with hub.client(admin) as client:
+                kept = await client.put("/api/settings/ai", json={"base_url": own.url, "model": "own-2"})
+                assert kept.json()["has_key"] is True
+                back = await client.delete("/api/settings/ai")
+                assert back.json()["source"] == "installation"
+                assert (await client.delete("/api/settings/ai")).status_code == 404
+    finally:
+        await pushes.close()
+        await runner.cleanup()
+
+
+async def test_an_organization_with_its_own_server_has_ai_where_the_installation_has_none(
+    hub: RunningHub,
+) -> None:
+    organization = await with_every_role(hub, language="en")
+    async with openai_server() as own, hub.client(organization.admin.token) as client:
+        assert (await client.get("/api/auth/me")).json()["ai"] is False
+        await client.put("/api/settings/ai", json={"base_url": own.url, "model": "own-chat"})
+        assert (await client.get("/api/auth/me")).json()["ai"] is True
+        signed_in = await client.post(
+            "/api/auth/login", json={"email": organization.admin.email, "password": PASSWORD}
+        )
+        assert signed_in.json()["ai"] is True
+        await client.patch("/api/settings/modules", json={"ai": False})
+        assert (await client.get("/api/auth/me")).json()["ai"] is False
 
 
 async def test_the_ai_servers_failures_are_told_to_the_agent_and_hold_nothing_up(

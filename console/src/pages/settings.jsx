@@ -3,7 +3,7 @@
 import { useState } from "preact/hooks";
 import { get, patch, post, put, remove } from "../api.js";
 import { Empty, Failure, Field, Icon, Loading, PageHeader, Tabs, toast, useForm, useLoad } from "../components/ui.jsx";
-import { KnowledgeBase } from "../components/knowledge.jsx";
+import { AIServer, KnowledgeBase } from "../components/knowledge.jsx";
 import { Usage } from "../components/usage.jsx";
 import { formatDateTime, t } from "../i18n.js";
 import { paths } from "../paths.js";
@@ -17,7 +17,7 @@ export function Settings() {
     ["hours", t("Business hours")],
     ["sla", t("SLA targets")],
     ["messages", t("Messages")],
-    ["knowledge", t("Knowledge base")],
+    ["knowledge", t("AI help")],
     ["workspace", t("Inbox and modules")],
   ];
   return (
@@ -34,7 +34,12 @@ export function Settings() {
           <ConversationLabels />
         </>
       )}
-      {tab === "knowledge" && <KnowledgeBase />}
+      {tab === "knowledge" && (
+        <>
+          <KnowledgeBase />
+          <AIServer />
+        </>
+      )}
       {tab === "workspace" && (
         <>
           <InboxSettings />
