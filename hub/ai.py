@@ -341,6 +341,24 @@ async def _pieces(
         raise _failure(error) from None
 
 
+async def complete(
+    runtime: Runtime, organization_id: uuid.UUID, endpoint: Endpoint, messages: list[dict[str, str]]
+) -> str:
+    """A whole answer at once, for work no person watches being written (the assistant that
+    answers customers), metered; a failure is a HubError saying what went wrong."""
+    try:
+        answer = await client_of(runtime, endpoint).chat.completions.create(
+            model=endpoint.model, messages=cast(Any, messages), stream=False
+        )
+    except (TimeoutError, openai.APIError, httpx.HTTPError) as error:
+        log.warning("ai answer failed", error=type(error).__name__)
+        raise _failure(error) from None
+    text = (answer.choices[0].message.content or "") if answer.choices else ""
+    used = answer.usage.total_tokens if answer.usage is not None else _estimate(messages, text)
+    await _meter(runtime, organization_id, used)
+    return text
+
+
 async def embed(
     runtime: Runtime, organization_id: uuid.UUID, endpoint: Endpoint, texts: list[str]
 ) -> list[list[float]] | None:

@@ -436,9 +436,16 @@ COLUMNS = _Columns()
 
 
 def row_values(row: Base) -> dict[str, Any]:
-    """The column values of a new object, for a plain INSERT of it (every column set by hand:
-    the models' defaults apply only in a flush)."""
-    return {column.name: getattr(row, attribute.key) for attribute, column in COLUMNS[type(row)]}
+    """The column values of a new object, for a plain INSERT of it: what is set, else the model's
+    plain default (which otherwise applies only in a flush), so a column added later with a
+    default needs no change here."""
+    values = {}
+    for attribute, column in COLUMNS[type(row)]:
+        value = getattr(row, attribute.key)
+        if value is None and column.default is not None and column.default.is_scalar:
+            value = column.default.arg
+        values[column.name] = value
+    return values
 
 
 def on_postgres(session: AsyncSession) -> bool:

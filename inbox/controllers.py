@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, patch, post, put
@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from hub.auth import CurrentUser
 from hub.controllers import Cursor, Limit, RuntimeDep, SessionDep
+from hub.db import utcnow
 from hub.errors import NotFound
 from hub.pagination import DEFAULT_LIMIT, paginate
 from hub.permissions import module_on, requires
@@ -25,6 +26,9 @@ from inbox.schemas import (
     ArticleOut,
     ArticleUpdate,
     AssignRequest,
+    AssistantReport,
+    AssistantSettingsIn,
+    AssistantSettingsOut,
     CannedResponseIn,
     CannedResponseOut,
     CannedResponseUpdate,
@@ -503,6 +507,28 @@ async def search(
     )
 
 
+@get("/api/inbox/assistant", guards=[requires("settings", "read")], tags=["inbox"])
+async def get_assistant_settings(session: SessionDep) -> AssistantSettingsOut:
+    """The assistant that answers customers: on which channels, when, and when it hands off."""
+    return await services.assistant_settings(session)
+
+
+@put("/api/inbox/assistant", guards=[requires("settings", "write")], tags=["inbox"])
+async def update_assistant_settings(
+    session: SessionDep, data: JSONBody[AssistantSettingsIn]
+) -> AssistantSettingsOut:
+    return await services.update_assistant_settings(session, data)
+
+
+@get("/api/inbox/assistant/report", guards=[requires("settings", "read")], tags=["inbox"])
+async def assistant_report(
+    session: SessionDep, days: Annotated[int, QueryParameter(ge=1, le=366)] = 30
+) -> AssistantReport:
+    """What the assistant did in the last `days` days: conversations answered, handed off and
+    resolved without a hand-off, and its answers."""
+    return await services.assistant_report(session, utcnow() - timedelta(days=days))
+
+
 @get("/api/inbox/settings", guards=[requires("settings", "read")], tags=["inbox"])
 async def get_inbox_settings(session: SessionDep) -> InboxSettingsOut:
     found = await services.inbox_settings(session)
@@ -572,5 +598,8 @@ ROUTES = [
     search,
     get_inbox_settings,
     update_inbox_settings,
+    get_assistant_settings,
+    update_assistant_settings,
+    assistant_report,
     WhatsAppInboxController,
 ]

@@ -27,6 +27,7 @@ from hub.auth import CurrentUser
 from hub.db import HubAsyncSession
 from hub.runtime import current
 from inbox import services
+from inbox.events import MessageReceived
 from inbox.models import Conversation, Message
 from tickets.events import PublicReplyWritten
 
@@ -42,6 +43,19 @@ class InboxSink:
 
 
 register_inbound_sink(InboxSink())
+
+
+@events.hints(MessageReceived)  # every inbound message: no outbox row each
+async def assistant_hears(received: list[MessageReceived]) -> None:
+    """Customers' messages the assistant answers go to its task."""
+    for event in received:
+        await services.message_arrived(
+            current(),
+            event.organization_id,
+            channel_id=event.channel_id,
+            conversation_id=event.conversation_id,
+            message_id=event.message_id,
+        )
 
 
 @on_customer_merge

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -56,6 +57,8 @@ class Message(Base, TenantMixin):
     send_attempts: Mapped[int] = mapped_column(default=0)
     edited_at: Mapped[datetime | None]
     deleted_at: Mapped[datetime | None]
+    # Written by the assistant that answers customers, not by a person of the team.
+    by_assistant: Mapped[bool] = mapped_column(default=False)
 
 
 class MessageAttachment(Base, TenantMixin):
@@ -118,6 +121,39 @@ class KnowledgeArticle(Base, TenantMixin):
     embedding: Mapped[list[float] | None] = mapped_column(JSON)
     embedding_model: Mapped[str | None] = mapped_column(String(100))
     updated_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class AssistantSettings(Base, TenantMixin):
+    """The assistant that answers customers from the knowledge base: on which channels, when,
+    and when it hands a conversation to the team."""
+
+    __tablename__ = "assistant_settings"
+    __table_args__ = (UniqueConstraint("organization_id"),)
+
+    enabled: Mapped[bool] = mapped_column(default=False)
+    channel_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # When it answers, in the organization's time zone: [{"day": 0-6 (Monday first), "start":
+    # "09:00", "end": "17:00"}]; none: at any time.
+    hours: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    handoff_after_turns: Mapped[int] = mapped_column(default=4)
+    handoff_to: Mapped[str] = mapped_column(String(16), default="round_robin")  # or unassigned
+
+
+class AssistantThread(Base, TenantMixin):
+    """The assistant's part in one conversation: how many answers it gave, and whether it still
+    answers (answering), gave the conversation to the team (handed_off), or stopped because a
+    person of the team wrote (stopped)."""
+
+    __tablename__ = "assistant_threads"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "conversation_id"),
+        Index("ix_assistant_threads_org_created", "organization_id", "created_at"),
+    )
+
+    conversation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    turns: Mapped[int] = mapped_column(default=0)
+    state: Mapped[str] = mapped_column(String(16), default="answering")
+    reason: Mapped[str | None] = mapped_column(String(32))  # why it handed off
 
 
 class InboxSettings(Base, TenantMixin):

@@ -36,6 +36,7 @@ class MessageOut(Struct):
     edited_at: datetime | None
     deleted_at: datetime | None
     attachments: list[MediaOut]
+    by_assistant: bool = False  # written by the assistant that answers customers
 
 
 class ConversationOut(Struct):
@@ -176,6 +177,41 @@ class ArticleOut(Struct):
     updated_at: datetime
     # Whether AI help can also find it by meaning (its embedding is made).
     found_by_meaning: bool
+
+
+Clock = Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+
+
+class AssistantHours(Struct, forbid_unknown_fields=True):
+    day: Annotated[int, Meta(ge=0, le=6)]  # Monday is 0
+    start: Clock
+    end: Clock
+
+
+class AssistantSettingsIn(Request):
+    enabled: bool
+    channel_ids: Annotated[list[uuid.UUID], Meta(max_length=100)] = field(default_factory=list)
+    hours: Annotated[list[AssistantHours], Meta(max_length=50)] = field(default_factory=list)
+    handoff_after_turns: Annotated[int, Meta(ge=1, le=20)] = 4
+    handoff_to: Literal["round_robin", "unassigned"] = "round_robin"
+
+
+class AssistantSettingsOut(Struct):
+    enabled: bool
+    channel_ids: list[uuid.UUID]
+    hours: list[AssistantHours]
+    handoff_after_turns: int
+    handoff_to: str
+
+
+class AssistantReport(Struct):
+    """What the assistant did with the conversations it took since `since`."""
+
+    since: datetime
+    answered: int  # conversations it answered at least once
+    handed_off: int  # conversations it gave to the team
+    resolved: int  # conversations it answered that were resolved without being handed off
+    messages: int  # what it wrote to customers (answers and hand-off words)
 
 
 class InboxSettingsOut(Struct):

@@ -51,3 +51,10 @@ async def publish_who_wrote() -> int:
 @task("inbox.embed_article")
 async def embed_article(organization_id: str, article_id: str) -> None:
     await services.embed_article(current(), uuid.UUID(organization_id), uuid.UUID(article_id))
+
+
+@task("inbox.assistant_answer")
+async def assistant_answer(organization_id: str, conversation_id: str, message_id: str) -> None:
+    await services.assistant_answer(
+        current(), uuid.UUID(organization_id), uuid.UUID(conversation_id), uuid.UUID(message_id)
+    )

@@ -65,6 +65,7 @@ def message_out(message: Message, media: list[Media]) -> MessageOut:
         edited_at=message.edited_at,
         deleted_at=message.deleted_at,
         attachments=[] if deleted else [storage.describe(current().settings, m) for m in media],
+        by_assistant=bool(message.by_assistant),
     )
 
 

@@ -14,6 +14,13 @@ What the inbox shows (messages and conversations out, who hears of them) is `inb
 from __future__ import annotations
 
 from inbox.services.assist import improve_draft, suggest_reply, summarize, translate_text
+from inbox.services.assistant import answer as assistant_answer
+from inbox.services.assistant import (
+    assistant_report,
+    assistant_settings,
+    message_arrived,
+    update_assistant_settings,
+)
 from inbox.services.campaign_messages import record_campaign_messages
 from inbox.services.canned_responses import (
     delete_canned_response,
@@ -90,6 +97,9 @@ __all__ = [
     "apply_receipt",
     "article",
     "assign",
+    "assistant_answer",
+    "assistant_report",
+    "assistant_settings",
     "attachments_of",
     "change_on_channel",
     "conversation_cursor",
@@ -114,6 +124,7 @@ __all__ = [
     "list_canned_responses",
     "list_conversations",
     "mark_read",
+    "message_arrived",
     "message_out",
     "message_with_media",
     "move_conversations",
@@ -137,6 +148,7 @@ __all__ = [
     "suggest_reply",
     "summarize",
     "translate_text",
+    "update_assistant_settings",
     "update_conversation",
     "update_inbox_settings",
     "visible_conversations",

@@ -49,6 +49,7 @@ from inbox.events import (
     NewMessage,
 )
 from inbox.models import Conversation, ConversationLabel, Label, Message, MessageAttachment
+from inbox.services.assistant import setup_of, takes
 from inbox.services.routing import assign_in_turn
 from inbox.views import (
     STATUS_ORDER,
@@ -113,11 +114,14 @@ async def store_inbound(runtime: Runtime, inbound: InboundMessage) -> StoredInbo
             ]
             kind = media[0].kind if media else inbound.kind
             changes: dict[str, Any] = {}
+            # The assistant answers on this channel now: conversations wait for it, not for a turn.
+            assistant_takes = takes(await setup_of(session), inbound.channel_id, now)
             if conversation is None:
                 # A first message: its conversation is written whole, assigned in turn and with
                 # the message counted, in one INSERT (no UPDATE after it).
                 conversation = _new_conversation(session, customer.id, inbound.channel_id, at=now)
-                await assign_in_turn(runtime, session, conversation)
+                if not assistant_takes:  # else it waits for the assistant's hand-off
+                    await assign_in_turn(runtime, session, conversation)
                 conversation.last_message_at = now
                 conversation.last_message_preview = message_preview(inbound.text, kind)
                 conversation.unread_count = 1
@@ -129,7 +133,7 @@ async def store_inbound(runtime: Runtime, inbound: InboundMessage) -> StoredInbo
                 if conversation.status in ("resolved", "snoozed"):
                     conversation.status, conversation.snoozed_until = "open", None  # a new message reopens it
                     changes |= {"status": "open", "snoozed_until": None}
-                if conversation.assignee_id is None:
+                if conversation.assignee_id is None and not assistant_takes:
                     await assign_in_turn(runtime, session, conversation)
                     if conversation.assignee_id is not None:
                         changes["assignee_id"] = conversation.assignee_id

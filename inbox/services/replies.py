@@ -38,7 +38,7 @@ from hub.runtime import Runtime, current
 from hub.services import count_usage
 from hub.tasks import kick, schedule
 from inbox.events import MessageSent, ReplyQueued
-from inbox.models import Conversation, Message, MessageAttachment
+from inbox.models import AssistantThread, Conversation, Message, MessageAttachment
 from inbox.services.conversations import conversation_for_user
 from inbox.views import announce_status, attachments_of, message_out, message_preview, push_to_audience
 from tickets.events import PublicReplyWritten
@@ -70,8 +70,20 @@ async def reply(
         quoted = await session.get(Message, reply_to)
         if quoted is None or quoted.conversation_id != conversation.id:
             raise InvalidInput(N_("The quoted message is not in this conversation."), field="reply_to")
+    if not private:  # a person of the team writes: the assistant leaves the conversation to them
+        await stop_for_conversation(session, conversation.id)
     return await _queue_reply(
         session, conversation, sender_id=user.id, text=text, private=private, reply_to=reply_to, media=media
+    )
+
+
+async def stop_for_conversation(session: HubAsyncSession, conversation_id: uuid.UUID) -> None:
+    """A person of the team wrote to the customer: the assistant leaves the conversation to them."""
+    await session.execute(
+        update(AssistantThread)
+        .where(AssistantThread.conversation_id == conversation_id, AssistantThread.state == "answering")
+        .values(state="stopped", updated_at=utcnow())
+        .execution_options(synchronize_session=False)
     )
 
 
@@ -109,6 +121,7 @@ async def _queue_reply(
     reply_to: uuid.UUID | None,
     media: list[Media],
     message_id: uuid.UUID | None = None,
+    by_assistant: bool = False,
 ) -> Message:
     channel = await session.get_one(Channel, conversation.channel_id)
     refused = not private and channel.state != "ready"
@@ -124,6 +137,7 @@ async def _queue_reply(
         sender_user_id=sender_id,
         reply_to_id=reply_to,
         private=private,
+        by_assistant=by_assistant,
     )
     session.add(message)
     if not private:
@@ -139,18 +153,18 @@ async def _queue_reply(
         await session.commit()  # kept, as failed with its reason, so nothing typed is lost
         refuse_disconnected(channel)
     if not private:
-        organization_id = conversation.organization_id
-        message_id = message.id
-        await events.publish(
-            session,
-            ReplyQueued(
-                organization_id=organization_id,
-                conversation_id=conversation.id,
-                message_id=message_id,
-                sender_user_id=sender_id,
-                at=message.created_at,
-            ),
-        )
+        organization_id, message_id = conversation.organization_id, message.id
+        if not by_assistant:  # the assistant's answers are not the team's
+            await events.publish(
+                session,
+                ReplyQueued(
+                    organization_id=organization_id,
+                    conversation_id=conversation.id,
+                    message_id=message_id,
+                    sender_user_id=sender_id,
+                    at=message.created_at,
+                ),
+            )
 
         async def hand_to_channel() -> None:
             await kick(
