@@ -67,6 +67,8 @@ export const paths = {
     cannedResponses: "/api/inbox/canned-responses",
     cannedResponse: (id) => `/api/inbox/canned-responses/${id}`,
     knowledge: "/api/inbox/knowledge",
+    assistant: "/api/inbox/assistant",
+    assistantReport: "/api/inbox/assistant/report",
     article: (id) => `/api/inbox/knowledge/${id}`,
     settings: "/api/inbox/settings",
   },

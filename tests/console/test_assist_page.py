@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from playwright.async_api import expect
 
-from tests.conftest import RunningHub, add_member, make_settings, register, start_hub
+from tests.conftest import RunningHub, add_member, eventually, make_settings, register, start_hub
 from tests.console.conftest import Console, sign_in
 from tests.helpers.campaigns import CountingReceiver, api_channel, poster, serve_receiver
 from tests.helpers.openai_server import ANSWER_PREFIX, OpenAIServer, ai_settings, openai_server
@@ -71,6 +71,8 @@ async def test_an_agent_asks_for_a_reply_improves_it_and_reads_a_summary(
         # (Waited on with Playwright's own checks: the page's policy forbids evaluating strings.)
         await expect(reply).to_have_value(re.compile(rf"^{ANSWER_PREFIX} Is the shop open on Friday\?"))
 
+        # Written whole (the Stop button gives way to the tools again) before the agent types.
+        await expect(page.locator("[data-action=ai-suggest]")).to_be_visible()
         await reply.fill("we open at ten")
         await page.select_option("[data-action=ai-improve]", "shorter")
         await expect(reply).to_have_value(re.compile(rf"^{ANSWER_PREFIX} we open at ten"))
@@ -153,6 +155,57 @@ async def test_a_manager_writes_an_article_and_the_suggestion_names_it(
         await expect(server_form.locator("input[type=password]")).to_have_value("")
         await admin.page.click("[data-action=ai-installation]")
         await expect(admin.page.locator("[data-action=ai-installation]")).to_have_count(0)
+    finally:
+        server.answer = None
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("language", ["en", "ar"])
+async def test_an_admin_turns_the_assistant_on_and_its_answers_are_marked(
+    assisted: tuple[RunningHub, OpenAIServer], browser: Any, people: list[Console], language: str
+) -> None:
+    hub, server = assisted
+    organization = await register(hub, language=language)
+    box = CountingReceiver()
+    runner = await serve_receiver(box)
+    try:
+        channel = await api_channel(hub, organization, box)
+        async with hub.client(organization.admin.token) as client:
+            article = {"title": "Friday hours", "body": "The shop opens on Friday from four."}
+            assert (await client.post("/api/inbox/knowledge", json=article)).status_code == 201
+        console = await sign_in(browser, hub, organization.admin, language=language)
+        people.append(console)
+        page = console.page
+        await console.goto("/settings")
+        await page.click("text=" + {"en": "AI help", "ar": "المساعدة الذكية"}[language])
+        form = page.locator("[data-assistant]")
+        await form.locator("[data-action=assistant-on]").check()
+        await form.locator(f"[data-channel='{channel['id']}']").check()
+        await form.locator("button[type=submit]").click()
+        async with hub.client(organization.admin.token) as client:
+
+            async def switched_on() -> bool:
+                settings = (await client.get("/api/inbox/assistant")).json()
+                return bool(settings["enabled"] and settings["channel_ids"] == [channel["id"]])
+
+            await eventually(switched_on)
+
+        server.answer = "Yes, from four [1]."
+        sent = await poster(channel).send(
+            external_id="a-1", **{"from": "+966500000803"}, name="Huda", text="Are you open on Friday?"
+        )
+        chat = sent.json()["conversation_id"]
+        await eventually(lambda: box.messages)
+        await console.goto(f"/inbox/{chat}")
+        answer = page.locator(".message.by-assistant")
+        await expect(answer.locator(".text")).to_have_text("Yes, from four.")
+        await expect(answer.locator("[data-author]")).to_have_text(
+            {"en": "Assistant", "ar": "المساعد"}[language]
+        )
+        await console.goto("/overview")
+        report = page.locator("[data-assistant-report]")
+        await expect(report.locator("[data-tile=answered] .tile-value")).to_have_text("1")
+        await console.screenshot("ai-assistant")
     finally:
         server.answer = None
         await runner.cleanup()

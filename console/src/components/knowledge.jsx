@@ -1,12 +1,12 @@
-// AI help's settings: the organization's own AI server (admins), and the knowledge base, which
-// everyone searches and reads and managers and admins write. AI help grounds its suggestions in
-// the articles and cites them.
+// AI help's settings: the knowledge base, which everyone searches and reads and managers and
+// admins write (AI help grounds its suggestions in the articles and cites them); the assistant
+// that answers customers; and the organization's own AI server (admins).
 import { useState } from "preact/hooks";
 import { get, patch, post, put, remove } from "../api.js";
 import { Empty, Failure, Field, Icon, Loading, toast, useForm, useLoad } from "./ui.jsx";
-import { t } from "../i18n.js";
 import { paths } from "../paths.js";
 import { can, role } from "../session.js";
+import { formatDateTime, t } from "../i18n.js";
 import { languageName } from "../words.js";
 
 const keeps = () => ["admin", "manager"].includes(role());
@@ -163,6 +163,79 @@ function AIServerForm({ data, onChanged }) {
           {own && <button type="button" class="link-button" data-action="ai-installation" onClick={useInstallation}>{t("Use the installation's server")}</button>}
         </div>
       )}
+    </form>
+  );
+}
+
+// Monday first, as the hub counts days (0 to 6).
+const WEEKDAYS = [0, 1, 2, 3, 4, 5, 6];
+const weekday = (day) => formatDateTime(new Date(Date.UTC(2023, 0, 2 + day)), { weekday: "long", timeZone: "UTC" });
+
+// The assistant that answers customers from the knowledge base: on which channels, when, and
+// when it gives a conversation to the team.
+export function AssistantSettings() {
+  const settings = useLoad(() => Promise.all([get(paths.inbox.assistant), get(paths.channels)]), []);
+  return (
+    <Loading state={settings}>{([data, channels]) => <AssistantForm data={data} channels={channels} onSaved={settings.reload} />}</Loading>
+  );
+}
+
+function AssistantForm({ data, channels, onSaved }) {
+  const form = useForm({ ...data, handoff_after_turns: String(data.handoff_after_turns) }, async (values) => {
+    await put(paths.inbox.assistant, { ...values, handoff_after_turns: Number(values.handoff_after_turns) });
+    toast(t("Saved."));
+    onSaved();
+  });
+  const { values, setValues } = form;
+  const writes = can("settings", "write");
+  const toggleChannel = (id) =>
+    setValues((old) => ({ ...old, channel_ids: old.channel_ids.includes(id) ? old.channel_ids.filter((c) => c !== id) : [...old.channel_ids, id] }));
+  const setHours = (index, field, value) =>
+    setValues((old) => ({ ...old, hours: old.hours.map((row, n) => (n === index ? { ...row, [field]: field === "day" ? Number(value) : value } : row)) }));
+  return (
+    <form class="card stack" onSubmit={form.onSubmit} data-assistant>
+      <h2>{t("Assistant for customers")}</h2>
+      <p class="muted small">{t("It answers customers from the knowledge base alone and hands the conversation to the team when it is unsure, when the customer asks for a person, or after its turns.")}</p>
+      <label class="toggle">
+        <input type="checkbox" disabled={!writes} checked={values.enabled} onChange={form.set("enabled")} data-action="assistant-on" />
+        {t("Answer customers on the channels below")}
+      </label>
+      <fieldset class="stack">
+        <legend>{t("Channels")}</legend>
+        {channels.map((channel) => (
+          <label class="toggle" key={channel.id}>
+            <input type="checkbox" disabled={!writes} checked={values.channel_ids.includes(channel.id)} onChange={() => toggleChannel(channel.id)} data-channel={channel.id} />
+            <bdi>{channel.name}</bdi>
+          </label>
+        ))}
+        {form.errors.channel_ids && <p class="failure small">{form.errors.channel_ids}</p>}
+      </fieldset>
+      <fieldset class="stack">
+        <legend>{t("Hours (none: at any time)")}</legend>
+        {values.hours.map((row, index) => (
+          <div class="row" key={index} data-hours>
+            <select disabled={!writes} aria-label={t("Day")} value={row.day} onChange={(event) => setHours(index, "day", event.currentTarget.value)}>
+              {WEEKDAYS.map((day) => <option key={day} value={day}>{weekday(day)}</option>)}
+            </select>
+            <input type="time" disabled={!writes} aria-label={t("From")} value={row.start} onInput={(event) => setHours(index, "start", event.currentTarget.value)} />
+            <input type="time" disabled={!writes} aria-label={t("To")} value={row.end} onInput={(event) => setHours(index, "end", event.currentTarget.value)} />
+            {writes && <button type="button" class="icon-button" aria-label={t("Delete")} onClick={() => setValues((old) => ({ ...old, hours: old.hours.filter((_, n) => n !== index) }))}><Icon name="trash" size={14} /></button>}
+          </div>
+        ))}
+        {form.errors.hours && <p class="failure small">{form.errors.hours}</p>}
+        {writes && <button type="button" class="link-button" onClick={() => setValues((old) => ({ ...old, hours: [...old.hours, { day: 6, start: "09:00", end: "17:00" }] }))}>{t("Add hours")}</button>}
+      </fieldset>
+      <Field label={t("Hand to the team after this many answers")} error={form.errors.handoff_after_turns}>
+        <input type="number" min="1" max="20" disabled={!writes} value={values.handoff_after_turns} onInput={form.set("handoff_after_turns")} />
+      </Field>
+      <Field label={t("A conversation handed over")} error={form.errors.handoff_to}>
+        <select disabled={!writes} value={values.handoff_to} onChange={form.set("handoff_to")}>
+          <option value="round_robin">{t("goes to the next agent online")}</option>
+          <option value="unassigned">{t("waits unassigned")}</option>
+        </select>
+      </Field>
+      <Failure message={form.failure} />
+      {writes && <button type="submit" class="primary" disabled={form.busy}>{t("Save")}</button>}
     </form>
   );
 }

@@ -36,6 +36,7 @@ const PATHS = {
   search: "M11 18a7 7 0 1 0 0-14 7 7 0 0 0 0 14zM21 21l-5-5",
   note: "M5 4h10l4 4v12H5zM14 4v5h5",
   billing: "M3 6h18v12H3zM3 10h18M7 15h4",
+  sparkle: "M12 3l2 6 6 2-6 2-2 6-2-6-6-2 6-2z",
 };
 const DIRECTIONAL = new Set(["back", "forward", "reply", "send", "share", "logout"]);
 

@@ -163,6 +163,26 @@ function SlaSummary() {
   );
 }
 
+// What the assistant that answers customers did in the last 30 days (where it is on).
+function AssistantSummary() {
+  const report = useLoad(async () => {
+    const settings = await get(paths.inbox.assistant);
+    return settings.enabled ? get(paths.inbox.assistantReport) : null;
+  }, []);
+  if (!report.data) return null;
+  const data = report.data;
+  return (
+    <section class="card stack" data-assistant-report>
+      <h2>{t("Assistant, last 30 days")}</h2>
+      <div class="tiles">
+        <span class="tile" data-tile="answered"><span class="tile-value">{formatNumber(data.answered)}</span><span class="tile-label">{t("Conversations answered")}</span></span>
+        <span class="tile" data-tile="handed_off"><span class="tile-value">{formatNumber(data.handed_off)}</span><span class="tile-label">{t("Handed to the team")}</span></span>
+        <span class="tile" data-tile="resolved"><span class="tile-value">{formatNumber(data.resolved)}</span><span class="tile-label">{t("Resolved without the team")}</span></span>
+      </div>
+    </section>
+  );
+}
+
 export function Overview() {
   const managing = can("ticketing", "write") && can("users", "read");
   return (
@@ -173,6 +193,7 @@ export function Overview() {
         {can("ticketing", "read") && <TicketTiles />}
         {can("campaigns", "read") && <RunningCampaigns />}
         {managing && <SlaSummary />}
+        {can("settings", "read") && <AssistantSummary />}
         {can("settings", "read") && <Usage />}
         {canBilling() && <PlanUsage />}
       </div>

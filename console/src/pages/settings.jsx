@@ -3,7 +3,7 @@
 import { useState } from "preact/hooks";
 import { get, patch, post, put, remove } from "../api.js";
 import { Empty, Failure, Field, Icon, Loading, PageHeader, Tabs, toast, useForm, useLoad } from "../components/ui.jsx";
-import { AIServer, KnowledgeBase } from "../components/knowledge.jsx";
+import { AIServer, AssistantSettings, KnowledgeBase } from "../components/knowledge.jsx";
 import { Usage } from "../components/usage.jsx";
 import { formatDateTime, t } from "../i18n.js";
 import { paths } from "../paths.js";
@@ -17,8 +17,8 @@ export function Settings() {
     ["hours", t("Business hours")],
     ["sla", t("SLA targets")],
     ["messages", t("Messages")],
-    ["knowledge", t("AI help")],
     ["workspace", t("Inbox and modules")],
+    ["knowledge", t("AI help")],
   ];
   return (
     <div class="page narrow">
@@ -37,7 +37,8 @@ export function Settings() {
       {tab === "knowledge" && (
         <>
           <KnowledgeBase />
-          <AIServer />
+          {can("settings", "read") && <AssistantSettings />}
+          {can("settings", "read") && <AIServer />}
         </>
       )}
       {tab === "workspace" && (

@@ -43,10 +43,16 @@ export function Message({ conversationId, message, quoted, names, onReply, onEdi
   const mine = message.sender_user_id === userId();
   const deleted = !!message.deleted_at;
   const author =
-    message.direction === "inbound" ? null : message.sender_user_id ? names[message.sender_user_id] || (mine ? t("You") : "") : t("Automatic");
+    message.direction === "inbound"
+      ? null
+      : message.by_assistant
+        ? t("Assistant")
+        : message.sender_user_id
+          ? names[message.sender_user_id] || (mine ? t("You") : "")
+          : t("Automatic");
   return (
     <div
-      class={`message ${message.direction}${message.private ? " private" : ""}${deleted ? " deleted" : ""}`}
+      class={`message ${message.direction}${message.private ? " private" : ""}${message.by_assistant ? " by-assistant" : ""}${deleted ? " deleted" : ""}`}
       data-message={message.id}
     >
       <div class="bubble">
@@ -66,7 +72,7 @@ export function Message({ conversationId, message, quoted, names, onReply, onEdi
           </>
         )}
         <footer>
-          {author && <span class="author">{author}</span>}
+          {author && <span class="author" data-author>{message.by_assistant && <Icon name="sparkle" size={12} />} {author}</span>}
           <time title={formatDateTime(message.created_at)}>{formatTime(message.created_at)}</time>
           {message.edited_at && !deleted && <span class="edited">{t("Edited")}</span>}
           <Ticks message={message} />
