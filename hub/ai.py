@@ -203,6 +203,7 @@ class Running:
     user_id: uuid.UUID
     organization_id: uuid.UUID
     task: asyncio.Task[None]
+    runtime: Runtime
 
 
 # The answers being written in this process, by request id: their asker may cancel them.
@@ -216,6 +217,16 @@ def cancel(request_id: str, *, user_id: uuid.UUID) -> bool:
         return False
     running.task.cancel()
     return True
+
+
+async def stop_answers(runtime: Runtime, grace: float = 5.0) -> None:
+    """At shutdown: the answers being written here end as stopped (their askers are told and the
+    credits used so far counted) before the database and sockets close."""
+    tasks = [running.task for running in list(_running.values()) if running.runtime is runtime]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=grace)
 
 
 def relay(
@@ -235,7 +246,9 @@ def relay(
     task = asyncio.create_task(
         _stream(runtime, organization_id, user_id, language, endpoint, messages, request_id, prepare)
     )
-    _running[request_id] = Running(user_id=user_id, organization_id=organization_id, task=task)
+    _running[request_id] = Running(
+        user_id=user_id, organization_id=organization_id, task=task, runtime=runtime
+    )
     task.add_done_callback(lambda _task: _running.pop(request_id, None))
     return request_id
 

@@ -23,7 +23,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from taskiq import InMemoryBroker
 from taskiq.api import run_scheduler_task
 
-from hub import __version__, console, controllers, errors, i18n, metrics, migrate, openapi
+from hub import __version__, ai, console, controllers, errors, i18n, metrics, migrate, openapi
 from hub.auth import TokenAuthenticationMiddleware
 from hub.config import Settings, SettingsError
 from hub.logs import RequestContextMiddleware
@@ -202,6 +202,7 @@ def create_app(
             )
             yield
         finally:
+            await ai.stop_answers(runtime)
             for module in domain_modules("lifespan"):
                 with contextlib.suppress(Exception):
                     await module.stop(runtime)

@@ -457,3 +457,37 @@ async def test_ai_requests_past_the_plans_credits_are_402_and_replies_are_not(tm
         finally:
             await runner.cleanup()
             await hub.stop()
+
+
+async def test_answers_being_written_end_when_the_hub_stops(tmp_path: Path) -> None:
+    from hub import ai
+
+    async with openai_server() as server:
+        # A timeout far away: only the stop itself can end the hung answer.
+        environ = {**ai_settings(server), "HUB_AI_TIMEOUT_SECONDS": "600"}
+        hub = await start_hub(make_settings(tmp_path, **environ), kind="sqlite")
+        stopped = False
+        try:
+            organization = await with_every_role(hub, language="en")
+            box = CountingReceiver()
+            runner = await serve_receiver(box)
+            try:
+                chat = await a_conversation(hub, organization, box, "Hello")
+                async with hub.client(organization.admin.token) as client:
+                    asked = await client.post(
+                        f"/api/inbox/conversations/{chat}/ai/improve",
+                        json={"text": "hi #hang", "tone": "shorter"},
+                    )
+                assert asked.status_code == 202, asked.text
+                await eventually(lambda: any("#hang" in str(r) for r in server.chats()))
+                running = [r for r in ai._running.values() if r.runtime is hub.runtime]
+                assert len(running) == 1
+                await hub.stop()
+                stopped = True
+                assert running[0].task.done()
+                assert not [r for r in ai._running.values() if r.runtime is hub.runtime]
+            finally:
+                await runner.cleanup()
+        finally:
+            if not stopped:
+                await hub.stop()
