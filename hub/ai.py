@@ -20,10 +20,11 @@ import httpx
 import openai
 import structlog
 
+from hub.auth import CurrentUser
 from hub.config import Settings
 from hub.db import HubAsyncSession
 from hub.errors import HubError, NotFound, TooManyRequests
-from hub.i18n import N_, translate
+from hub.i18n import N_, choose_language, translate
 from hub.outbound import guarded_client
 from hub.realtime import AIChunk, AIDone, AIFailed, AISource, SocketEvent
 from hub.runtime import Runtime
@@ -217,6 +218,51 @@ def cancel(request_id: str, *, user_id: uuid.UUID) -> bool:
         return False
     running.task.cancel()
     return True
+
+
+LANGUAGE_NAMES = {"ar": "Arabic", "en": "English"}
+
+
+def language_name(code: str) -> str:
+    return LANGUAGE_NAMES.get(code, code)
+
+
+def system_message(instruction: str, language: str) -> dict[str, str]:
+    """The instruction of a request, with the language its answer is written in."""
+    # The language tag is also what tells the answer's language apart in the logs.
+    return {
+        "role": "system",
+        "content": f"{instruction} Write in {language_name(language)}. [language:{language}]",
+    }
+
+
+def reader_language(user: CurrentUser) -> str:
+    """The asker's language, from what their session already carries."""
+    return choose_language(
+        preferred=user.preferred_language,
+        accept_language=None,
+        organization_default=user.organization_language,
+    )
+
+
+def ask(
+    runtime: Runtime,
+    user: CurrentUser,
+    endpoint: Endpoint,
+    messages: list[dict[str, str]],
+    prepare: Prepare | None = None,
+) -> str:
+    """Start an answer written to the asker's sockets alone (failures told in their language);
+    the request's id."""
+    return relay(
+        runtime,
+        organization_id=user.organization_id,
+        user_id=user.id,
+        language=reader_language(user),
+        endpoint=endpoint,
+        messages=messages,
+        prepare=prepare,
+    )
 
 
 async def stop_answers(runtime: Runtime, grace: float = 5.0) -> None:

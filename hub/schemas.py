@@ -209,3 +209,7 @@ class AISettingsOut(Struct):
     model: str | None = None
     embeddings_model: str | None = None
     has_key: bool = False
+
+
+class AIRequestOut(Struct, kw_only=True):
+    request_id: str  # the answer comes on the asker's sockets: aiChunk, then aiDone or aiFailed

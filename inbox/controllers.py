@@ -17,11 +17,10 @@ from hub.db import utcnow
 from hub.errors import NotFound
 from hub.pagination import DEFAULT_LIMIT, paginate
 from hub.permissions import module_on, requires
-from hub.schemas import Page
+from hub.schemas import AIRequestOut, Page
 from inbox import services
 from inbox.models import CannedResponse, KnowledgeArticle, Label, Message
 from inbox.schemas import (
-    AIRequestOut,
     ArticleIn,
     ArticleOut,
     ArticleUpdate,

@@ -74,10 +74,6 @@ class TranslateRequest(Request):
     to: Annotated[str, Meta(pattern=r"^[a-z]{2}(-[A-Za-z]{2,4})?$")] | None = None
 
 
-class AIRequestOut(Struct, kw_only=True):
-    request_id: str  # the answer comes on the asker's sockets: aiChunk, then aiDone or aiFailed
-
-
 class AssignRequest(Request):
     assignee_id: uuid.UUID | None
 

@@ -13,12 +13,12 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from hub.auth import CurrentUser
-from hub.controllers import Cursor, Limit, SessionDep
+from hub.controllers import Cursor, Limit, RuntimeDep, SessionDep
 from hub.db import utcnow
 from hub.errors import Forbidden
 from hub.pagination import DEFAULT_LIMIT
-from hub.permissions import requires
-from hub.schemas import Page
+from hub.permissions import module_on, requires
+from hub.schemas import AIRequestOut, Page
 from tickets import services
 from tickets.schemas import (
     AssignRequest,
@@ -146,6 +146,22 @@ class TicketController(Controller):
             session, request.user, ticket_id, cursor=cursor, limit=limit
         )
         return Page(items=found, next_cursor=next_cursor)
+
+    @post(
+        "/{ticket_id:uuid}/ai/summarize", guards=[READ, module_on("ai")], status_code=202, errors=(402, 429)
+    )
+    async def summarize(
+        self,
+        request: Request[CurrentUser, Any, Any],
+        runtime: RuntimeDep,
+        session: SessionDep,
+        ticket_id: FromPath[uuid.UUID],
+    ) -> AIRequestOut:
+        """The ticket and its comments in a few lines, in the reader's language, written to their
+        sockets (`aiChunk`, `aiDone`)."""
+        return AIRequestOut(
+            request_id=await services.summarize_ticket(runtime, session, request.user, ticket_id)
+        )
 
     @get("/{ticket_id:uuid}/timeline", guards=[READ])
     async def timeline(

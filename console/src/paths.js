@@ -89,6 +89,7 @@ export const paths = {
     ticket: (id) => `/api/tickets/${id}`,
     comments: (id) => `/api/tickets/${id}/comments`,
     timeline: (id) => `/api/tickets/${id}/timeline`,
+    summarize: (id) => `/api/tickets/${id}/ai/summarize`,
     assign: (id) => `/api/tickets/${id}/assign`,
     settings: "/api/tickets/settings",
     slaPolicies: "/api/tickets/sla-policies",

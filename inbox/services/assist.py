@@ -16,7 +16,7 @@ from hub import ai
 from hub.auth import CurrentUser
 from hub.db import HubAsyncSession
 from hub.errors import InvalidInput, NotFound
-from hub.i18n import N_, choose_language
+from hub.i18n import N_
 from hub.realtime import AISource
 from hub.runtime import Runtime
 from inbox.models import Conversation, KnowledgeArticle, Message
@@ -24,7 +24,6 @@ from inbox.services.canned_responses import canned_responses_about
 from inbox.services.conversations import conversation_for_user
 from inbox.services.knowledge import search_articles
 
-LANGUAGE_NAMES = {"ar": "Arabic", "en": "English"}
 TONES = {
     "grammar": "Fix the grammar and spelling only; keep the wording and the meaning.",
     "friendly": "Make it warmer and friendlier, keeping the meaning.",
@@ -38,18 +37,6 @@ RECENT_MESSAGES = 40
 GROUNDING_ARTICLES = 3
 GROUNDING_CANNED = 2
 ARTICLE_CHARACTERS = 2_000
-
-
-def language_name(code: str) -> str:
-    return LANGUAGE_NAMES.get(code, code)
-
-
-def _system(instruction: str, language: str) -> dict[str, str]:
-    # The language tag is also what tells the answer's language apart in the logs.
-    return {
-        "role": "system",
-        "content": f"{instruction} Write in {language_name(language)}. [language:{language}]",
-    }
 
 
 async def _conversation(
@@ -118,9 +105,9 @@ async def suggest_reply(
             "After a sentence that uses a numbered piece of knowledge, put its number in brackets, "
             f"like [1]. The customer's facts: {facts}.\n\nKnowledge:\n{knowledge}"
         )
-        return ai.Grounded(messages=[_system(instruction, language), *turns], sources=sources)
+        return ai.Grounded(messages=[ai.system_message(instruction, language), *turns], sources=sources)
 
-    return _ask(runtime, user, endpoint, [], prepare=ground)
+    return ai.ask(runtime, user, endpoint, [], prepare=ground)
 
 
 async def _knowledge_for(
@@ -171,7 +158,7 @@ async def improve_draft(
     instruction = (
         f"Rewrite the support agent's draft reply. {TONES[tone]} Answer with the rewritten text only."
     )
-    return _ask(
+    return ai.ask(
         runtime,
         user,
         endpoint,
@@ -193,7 +180,7 @@ async def translate_text(
     customer's (`to` chooses another language)."""
     endpoint = await ai.check_request(runtime, session)
     _conversation_row, _customer, customer_language = await _conversation(session, user, conversation_id)
-    reader = reader_language(user)
+    reader = ai.reader_language(user)
     if message_id is not None:
         message = await session.scalar(
             select(Message).where(
@@ -210,7 +197,9 @@ async def translate_text(
     else:
         raise InvalidInput(N_("Give the text or the message to translate."), field="text")
     instruction = "Translate the text. Answer with the translation only, keeping names and numbers."
-    return _ask(runtime, user, endpoint, [_system(instruction, target), {"role": "user", "content": source}])
+    return ai.ask(
+        runtime, user, endpoint, [ai.system_message(instruction, target), {"role": "user", "content": source}]
+    )
 
 
 async def summarize(
@@ -222,7 +211,7 @@ async def summarize(
     turns = await _transcript(session, conversation_id)
     if not turns:
         raise InvalidInput(N_("There is nothing to summarize yet."), field="conversation")
-    reader = reader_language(user)
+    reader = ai.reader_language(user)
     transcript = "\n".join(
         f"{'Customer' if turn['role'] == 'user' else 'Agent'}: {turn['content']}" for turn in turns
     )
@@ -230,35 +219,9 @@ async def summarize(
         "Summarize this support conversation for a colleague in three to five short lines: what "
         "the customer wants, what was done, what is left."
     )
-    return _ask(
-        runtime, user, endpoint, [_system(instruction, reader), {"role": "user", "content": transcript}]
-    )
-
-
-def _ask(
-    runtime: Runtime,
-    user: CurrentUser,
-    endpoint: ai.Endpoint,
-    messages: list[dict[str, str]],
-    prepare: ai.Prepare | None = None,
-) -> str:
-    """Start an answer written to the asker's sockets alone (failures told in their language);
-    the request's id."""
-    return ai.relay(
+    return ai.ask(
         runtime,
-        organization_id=user.organization_id,
-        user_id=user.id,
-        language=reader_language(user),
-        endpoint=endpoint,
-        messages=messages,
-        prepare=prepare,
-    )
-
-
-def reader_language(user: CurrentUser) -> str:
-    """The asker's language, from what their session already carries."""
-    return choose_language(
-        preferred=user.preferred_language,
-        accept_language=None,
-        organization_default=user.organization_language,
+        user,
+        endpoint,
+        [ai.system_message(instruction, reader), {"role": "user", "content": transcript}],
     )

@@ -28,7 +28,7 @@ from hub.runtime import Runtime
 from hub.tasks import kick
 from inbox.models import AssistantSettings, AssistantThread, Conversation, Message
 from inbox.schemas import AssistantHours, AssistantReport, AssistantSettingsIn, AssistantSettingsOut
-from inbox.services.assist import _knowledge_for, _system, _transcript
+from inbox.services.assist import _knowledge_for, _transcript
 from inbox.services.replies import _queue_reply
 from inbox.services.routing import assign_in_turn
 from inbox.views import push_conversation
@@ -248,7 +248,7 @@ async def answer(
                 f"what the knowledge does not say.\n\nKnowledge:\n{knowledge}"
             )
             written = await ai.complete(
-                runtime, organization_id, endpoint, [_system(instruction, language), *turns]
+                runtime, organization_id, endpoint, [ai.system_message(instruction, language), *turns]
             )
             reply, _named = ai.cited(written, sources)
             reply = reply.strip()

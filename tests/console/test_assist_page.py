@@ -209,3 +209,23 @@ async def test_an_admin_turns_the_assistant_on_and_its_answers_are_marked(
     finally:
         server.answer = None
         await runner.cleanup()
+
+
+async def test_a_ticket_is_summarized_and_the_summary_kept_as_a_comment(
+    assisted: tuple[RunningHub, OpenAIServer], browser: Any, people: list[Console]
+) -> None:
+    hub, _server = assisted
+    organization = await register(hub, language="en")
+    async with hub.client(organization.admin.token) as client:
+        made = await client.post("/api/tickets", json={"title": "Refund", "description": "Paid twice."})
+        ticket = made.json()["id"]
+    console = await sign_in(browser, hub, organization.admin, language="en")
+    people.append(console)
+    page = console.page
+    await console.goto(f"/tickets/{ticket}")
+    await page.click("[data-action=ai-summarize]")
+    summary = page.locator("[data-summary]")
+    await expect(summary).to_contain_text("Title: Refund")
+    await page.click("[data-action=keep-summary]")
+    await expect(page.locator(".comments li")).to_have_count(1)
+    await expect(page.locator(".comments li").first).to_contain_text("Description: Paid twice.")

@@ -26,6 +26,7 @@ from tickets.services.access import (
     ticket_for_user,
     visible_tickets,
 )
+from tickets.services.assist import summarize_ticket
 from tickets.services.comments import add_comment, list_comments
 from tickets.services.reports import sla_report
 from tickets.services.settings import (
@@ -84,6 +85,7 @@ __all__ = [
     "settings_out",
     "sla_report",
     "suggest_ticket",
+    "summarize_ticket",
     "sweep_sla",
     "ticket_for_user",
     "ticket_out",

@@ -1,6 +1,7 @@
 // Tickets: the list with filters, and a ticket's page with comments, timeline and live SLA clocks.
 import { useRef, useState } from "preact/hooks";
 import { get, patch, post, query, upload } from "../api.js";
+import { SummaryButton } from "../components/conversation/assist.jsx";
 import { Empty, Failure, Field, Icon, Link, Loading, Modal, MoreButton, PageHeader, toast, useForm, useLoad, useNow, usePagedLoad, useSettled } from "../components/ui.jsx";
 import { events } from "../events.js";
 import { formatDateTime, formatDuration, formatNumber, t } from "../i18n.js";
@@ -262,6 +263,7 @@ export function TicketPage({ id }) {
                     <ul class="mini-list">{item.context.map((line) => <li dir="auto">{line.text}</li>)}</ul>
                   </details>
                 )}
+                <SummaryButton path={paths.tickets.summarize(id)} keep={async (text) => { await post(paths.tickets.comments(id), { text }); comments.reload(); }} keepLabel={t("Keep as a comment for the team")} />
                 <h2>{t("Comments")}</h2>
                 <Loading state={comments}>
                   {(items) =>

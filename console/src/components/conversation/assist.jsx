@@ -163,9 +163,9 @@ export function TranslateToggle({ conversationId, message }) {
   );
 }
 
-// The conversation summarized for the reader, shown until closed; kept on the conversation as a
-// private note when the agent chooses.
-export function SummaryButton({ id }) {
+// A conversation (or a ticket) summarized for the reader, shown until closed; kept (as a private
+// note, or a comment for the team) when the reader chooses: `path` asks for it, `keep` keeps it.
+export function SummaryButton({ path, keep, keepLabel }) {
   const [summary, setSummary] = useState(null);
   const [done, setDone] = useState(false);
   const answer = useAiAnswer((written, whole) => {
@@ -175,7 +175,7 @@ export function SummaryButton({ id }) {
   if (!aiHere()) return null;
   return (
     <>
-      <button type="button" class="link-button" data-action="ai-summarize" disabled={answer.busy} onClick={() => answer.start(paths.inbox.summarize(id))}>
+      <button type="button" class="link-button" data-action="ai-summarize" disabled={answer.busy} onClick={() => answer.start(path)}>
         {t("Summarize")}
       </button>
       {(summary || answer.error) && (
@@ -188,11 +188,11 @@ export function SummaryButton({ id }) {
                 class="link-button"
                 data-action="keep-summary"
                 onClick={async () => {
-                  await post(paths.inbox.messages(id), { text: summary, private: true });
+                  await keep(summary);
                   setSummary(null);
                 }}
               >
-                {t("Keep as a private note")}
+                {keepLabel || t("Keep as a private note")}
               </button>
             )}
             <button type="button" class="link-button" onClick={() => setSummary(null)}>

@@ -162,7 +162,7 @@ export function Conversation({ id, team, names }) {
               )}
             </header>
             <Labels chat={chat} onChange={(updated) => conversation.update(() => updated)} />
-            <SummaryButton id={id} />
+            <SummaryButton path={paths.inbox.summarize(id)} keep={(text) => post(paths.inbox.messages(id), { text, private: true })} />
             {suggestion && can("ticketing", "write") && (
               <div class="notice slim suggestion" role="status" data-suggestion>
                 <span>{t("This message may need a ticket ({keyword}).", { keyword: suggestion.keyword })}</span>
