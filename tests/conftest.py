@@ -467,6 +467,15 @@ async def hub_of_kind(request: Any, tmp_path: Path, **environ: str) -> AsyncIter
         await hub.stop()
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+async def assisted(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[RunningHub, Any]]:
+    """A hub of either kind using the local OpenAI-protocol server for AI, and that server."""
+    from tests.helpers.openai_server import ai_settings, openai_server
+
+    async with openai_server() as server, hub_of_kind(request, tmp_path, **ai_settings(server)) as hub:
+        yield hub, server
+
+
 async def with_every_role(hub: RunningHub, **registration: Any) -> Organization:
     """A fresh organization with one user of every role (`registration` as `register` takes it)."""
     org = await register(hub, **registration)

@@ -7,10 +7,8 @@ reply."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import text
 
 from tests.conftest import (
@@ -19,7 +17,6 @@ from tests.conftest import (
     RunningHub,
     capture_pushes,
     eventually,
-    hub_of_kind,
     make_settings,
     register,
     start_hub,
@@ -27,14 +24,6 @@ from tests.conftest import (
 )
 from tests.helpers.campaigns import CountingReceiver, api_channel, poster, serve_receiver
 from tests.helpers.openai_server import ANSWER_PREFIX, OpenAIServer, ai_settings, openai_server
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def assisted(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[tuple[RunningHub, OpenAIServer]]:
-    async with openai_server() as server, hub_of_kind(request, tmp_path, **ai_settings(server)) as hub:
-        yield hub, server
 
 
 async def a_conversation(

@@ -6,26 +6,14 @@ it stays out of opt-outs and of conversations a person of the team writes in."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.conftest import Organization, RunningHub, eventually, hub_of_kind, with_every_role
+from tests.conftest import Organization, RunningHub, eventually, with_every_role
 from tests.helpers.campaigns import CountingReceiver, api_channel, poster, serve_receiver
-from tests.helpers.openai_server import OpenAIServer, ai_settings, openai_server
+from tests.helpers.openai_server import OpenAIServer
 from tests.helpers.sockets import connect
 
 HANDED = "سيرد عليك أحد أعضاء فريقنا قريبًا."
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def assisted(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[tuple[RunningHub, OpenAIServer]]:
-    async with openai_server() as server, hub_of_kind(request, tmp_path, **ai_settings(server)) as hub:
-        yield hub, server
 
 
 class Shop:

@@ -3,21 +3,8 @@ comments, through the real `openai` library against the local OpenAI-protocol se
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
-from tests.conftest import RunningHub, capture_pushes, hub_of_kind, with_every_role
-from tests.helpers.openai_server import OpenAIServer, ai_settings, openai_server
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def assisted(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[tuple[RunningHub, OpenAIServer]]:
-    async with openai_server() as server, hub_of_kind(request, tmp_path, **ai_settings(server)) as hub:
-        yield hub, server
+from tests.conftest import RunningHub, capture_pushes, with_every_role
+from tests.helpers.openai_server import OpenAIServer
 
 
 async def test_a_ticket_and_its_comments_are_summarized_in_the_readers_language(
