@@ -1,5 +1,6 @@
 """AI assistance's client and metering, shared by the packages whose data it reads: any
-OpenAI-compatible server (`HUB_AI_BASE_URL`, `HUB_AI_MODEL`), through the `openai` library.
+OpenAI-compatible server (the installation's `HUB_AI_BASE_URL` and `HUB_AI_MODEL`, or an
+organization's own, called through the guarded client), through the `openai` library.
 
 Every request is checked before it leaves (the `ai` module on, the plan's AI credits left, the
 organization's requests a minute), counts its tokens as AI credits once answered, and fails with a
