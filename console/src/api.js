@@ -25,7 +25,9 @@ export async function api(method, path, body, { raw = false } = {}) {
     payload = JSON.stringify(body);
   }
   const answer = await fetch(path, { method, headers, body: payload });
-  if (answer.status === 401 && token) {
+  // Refused for a token this tab has since replaced (an answer that crossed a new password's
+  // session on the way): the session now held is not the one refused, and stays.
+  if (answer.status === 401 && token && session.value?.access_token === token) {
     signOut({ expired: true });
   }
   if (!answer.ok) {

@@ -180,18 +180,15 @@ function App() {
 
 async function start() {
   // The session is checked while the words load: neither waits for the other.
+  // Only a refused token signs out (the request itself does that); a hub slow or away for a
+  // moment leaves the session as kept, and the pages load when it answers.
   const checking = session.value ? get(paths.auth.me).catch(() => null) : Promise.resolve(null);
   await loadLanguage(initialLanguage());
-  if (session.value) {
-    try {
-      const full = await checking;
-      if (!full) throw new Error("signed out");
-      signIn(full);
-      if (full.user.preferred_language && full.user.preferred_language !== language) {
-        await loadLanguage(full.user.preferred_language);
-      }
-    } catch {
-      signOut();
+  const full = await checking;
+  if (full && session.value) {
+    signIn(full);
+    if (full.user.preferred_language && full.user.preferred_language !== language) {
+      await loadLanguage(full.user.preferred_language);
     }
   }
   render(

@@ -3,6 +3,7 @@ link, and the WhatsApp connect page following the QR code live."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -150,6 +151,44 @@ async def test_a_changed_role_changes_the_open_console_without_a_reload(
     await console.page.locator("[data-nav=campaigns]").wait_for(state="detached")
     await console.page.wait_for_selector("[data-connected=yes]")
     assert await console.page.text_content(".sidebar-foot .who .muted") == "agent"
+
+
+async def test_an_answer_refusing_the_old_token_after_a_new_password_signs_nobody_out(
+    hub: RunningHub, browser: Any, people: list[Console]
+) -> None:
+    organization = await register(hub, language="en")
+    here = await sign_in(browser, hub, organization.admin)
+    people.append(here)
+    await here.page.wait_for_selector("[data-connected=yes]")
+    # The inbox's list is asked for with the session of now, and its answer held back until the
+    # password has changed: the hub then refuses that token, as it must.
+    changed = asyncio.Event()
+    refused: list[int] = []
+
+    async def held(route: Any) -> None:
+        await changed.wait()
+        answer = await route.fetch()
+        refused.append(answer.status)
+        await route.fulfill(response=answer)
+
+    await here.page.route("**/api/inbox/conversations?*", held)
+    await here.goto("/inbox")
+    await here.page.click("[data-action=change-password]")
+    await here.page.fill(".modal input[name=current_password]", PASSWORD)
+    await here.page.fill(".modal input[name=password]", "a changed passphrase 6")
+    await here.page.click(".modal button[type=submit]")
+    await here.page.locator(".modal").wait_for(state="detached")
+    changed.set()
+    await eventually(lambda: refused)
+    assert refused == [401]
+    await here.page.unroute("**/api/inbox/conversations?*")
+    # The refusal was for the token this tab has replaced: it stays signed in with the new one.
+    await here.page.wait_for_selector("[data-connected=yes]")
+    await here.goto("/inbox")
+    await here.page.wait_for_selector(".shell")
+    token = await here.page.evaluate("JSON.parse(localStorage.getItem('hub.session')).access_token")
+    async with hub.client(token) as client:
+        assert (await client.get("/api/auth/me")).status_code == 200
 
 
 async def test_a_new_password_keeps_this_tab_signed_in_and_ends_the_other_sessions(
