@@ -9,14 +9,17 @@ agent's socket asks the hub to improve a draft, and the hub relays the same stre
 (`aiChunk` per piece, then `aiDone`). Each run measures, per stream, the time from the server's
 first piece to the reader's first piece, and from the server's last piece to the reader having the
 whole answer; it prints p50/p99 of both for the baseline and the hub, and what the hub adds.
-Everything runs in this process on one event loop (the server, the hub, the readers), so the
-figures include the readers' own work on both sides alike.
+The AI server runs in a process of its own (so its burst of writes does not hold up the hub's
+reading), and says when it wrote each answer's first and last pieces; the hub and the readers
+share this process, so the figures include the readers' own work on both sides alike. Times are
+`time.perf_counter`, the system-wide monotonic clock on Linux, comparable across the processes.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import statistics
 import sys
 import time
@@ -30,6 +33,7 @@ import socketio
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from aiohttp import web
 from harness import bench_hub, organization_with_channel, run, serve
 
 from channels.api import signature
@@ -38,6 +42,30 @@ from hub.config import Settings
 from hub.logs import configure_logging
 from tests.conftest import serve_web_app
 from tests.helpers.openai_server import OpenAIServer
+
+
+def serve_ai(words: int, address: Any) -> None:
+    """The AI server, in its own process: its address goes back through `address`; `GET /written`
+    answers when it wrote the last answer's first and last pieces."""
+
+    async def main() -> None:
+        server = OpenAIServer(answer=" ".join(f"word{n}" for n in range(words)))
+        app = server.app()
+
+        async def written(_request: web.Request) -> web.Response:
+            return web.json_response(server.written[-1])
+
+        app.router.add_get("/written", written)
+        _runner, url = await serve_web_app(app)
+        address.put(url)
+        await asyncio.Event().wait()  # until the parent ends it
+
+    run(main())
+
+
+async def last_written(http: httpx.AsyncClient, url: str) -> tuple[float, float]:
+    first, last = (await http.get(f"{url}/written")).json()
+    return float(first), float(last)
 
 
 def pct(values: list[float], share: float) -> float:
@@ -52,8 +80,9 @@ def describe(label: str, firsts: list[float], wholes: list[float]) -> None:
     )
 
 
-async def baseline(server: OpenAIServer, streams: int) -> tuple[list[float], list[float]]:
-    client = openai.AsyncOpenAI(base_url=server.url, api_key="none", max_retries=0)
+async def baseline(server_url: str, streams: int) -> tuple[list[float], list[float]]:
+    client = openai.AsyncOpenAI(base_url=f"{server_url}/v1", api_key="none", max_retries=0)
+    http = httpx.AsyncClient(timeout=30)
     firsts, wholes = [], []
     for _ in range(streams):
         first = 0.0
@@ -64,16 +93,17 @@ async def baseline(server: OpenAIServer, streams: int) -> tuple[list[float], lis
             if chunk.choices and chunk.choices[0].delta.content and not first:
                 first = time.perf_counter()
         done = time.perf_counter()
-        written_first, written_last = server.written[-1]
+        written_first, written_last = await last_written(http, server_url)
         firsts.append((first - written_first) * 1000)
         wholes.append((done - written_last) * 1000)
+    await http.aclose()
     return firsts, wholes
 
 
-async def through_hub(server: OpenAIServer, streams: int) -> tuple[list[float], list[float]]:
+async def through_hub(server_url: str, streams: int) -> tuple[list[float], list[float]]:
     settings = Settings.from_env(
         bench_hub(
-            HUB_AI_BASE_URL=server.url,
+            HUB_AI_BASE_URL=f"{server_url}/v1",
             HUB_AI_MODEL="local",
             HUB_AI_REQUESTS_PER_MINUTE=str(10**6),
             # The readers share this loop with the hub: their work is not overload to refuse.
@@ -123,7 +153,7 @@ async def through_hub(server: OpenAIServer, streams: int) -> tuple[list[float], 
                 )
                 request_id = asked.json()["request_id"]
                 await asyncio.wait_for(finished.setdefault(request_id, asyncio.Event()).wait(), 30)
-                written_first, written_last = server.written[-1]
+                written_first, written_last = await last_written(http, server_url)
                 firsts.append((arrivals[request_id]["first"] - written_first) * 1000)
                 wholes.append((arrivals[request_id]["done"] - written_last) * 1000)
             await socket.disconnect()
@@ -138,14 +168,17 @@ async def main() -> None:
     parser.add_argument("--streams", type=int, default=40)
     parser.add_argument("--words", type=int, default=200)
     options = parser.parse_args()
-    server = OpenAIServer(answer=" ".join(f"word{n}" for n in range(options.words)))
-    runner, address = await serve_web_app(server.app())
-    server.url = f"{address}/v1"
+    spawn = multiprocessing.get_context("spawn")
+    address = spawn.Queue()
+    ai_process = spawn.Process(target=serve_ai, args=(options.words, address), daemon=True)
+    ai_process.start()
     try:
-        direct = await baseline(server, options.streams)
-        relayed = await through_hub(server, options.streams)
+        server_url = await asyncio.get_running_loop().run_in_executor(None, address.get, True, 60)
+        direct = await baseline(server_url, options.streams)
+        relayed = await through_hub(server_url, options.streams)
     finally:
-        await runner.cleanup()
+        ai_process.terminate()
+        ai_process.join()
     print(f"{options.streams} streams of {options.words} pieces each")
     describe("direct", *direct)
     describe("hub", *relayed)
