@@ -190,13 +190,13 @@ CITATION = re.compile(r"\s?\[(\d{1,2})\]")
 
 def cited(text: str, sources: list[AISource]) -> tuple[str, list[AISource]]:
     """The answer without its [n] marks, and the sources they named, in the order named."""
+    if not sources:
+        return text, []
     named: list[AISource] = []
     for mark in CITATION.finditer(text):
         number = int(mark.group(1))
         if 1 <= number <= len(sources) and sources[number - 1] not in named:
             named.append(sources[number - 1])
-    if not sources:
-        return text, []
     return CITATION.sub(lambda m: "" if 1 <= int(m.group(1)) <= len(sources) else m.group(0), text), named
 
 

@@ -46,7 +46,7 @@ async def _conversation(
     return conversation, customer, customer.language or user.organization_language
 
 
-async def _transcript(session: HubAsyncSession, conversation_id: uuid.UUID) -> list[dict[str, str]]:
+async def transcript_of(session: HubAsyncSession, conversation_id: uuid.UUID) -> list[dict[str, str]]:
     """The conversation's newest messages as chat turns: the customer's as the user's, the team's
     replies as the assistant's. Private notes and deleted messages are not sent."""
     rows = list(
@@ -90,14 +90,14 @@ async def suggest_reply(
     base and the team's saved answers (searched in the answer's own task) and citing them."""
     endpoint = await ai.check_request(runtime, session)
     _conversation_row, customer, language = await _conversation(session, user, conversation_id)
-    turns = await _transcript(session, conversation_id)
+    turns = await transcript_of(session, conversation_id)
     asked = [turn["content"] for turn in turns if turn["role"] == "user"]
     if not asked:
         raise InvalidInput(N_("The customer has not written anything to answer yet."), field="conversation")
     facts, question, organization_id = _facts(customer), " ".join(asked[-3:]), user.organization_id
 
     async def ground() -> ai.Grounded:
-        sources, knowledge = await _knowledge_for(runtime, organization_id, endpoint, question)
+        sources, knowledge = await knowledge_for(runtime, organization_id, endpoint, question)
         instruction = (
             "You help a customer support agent. Suggest the agent's next reply to the customer: "
             "short, polite and useful. Use only what the conversation, the customer's facts and the "
@@ -110,7 +110,7 @@ async def suggest_reply(
     return ai.ask(runtime, user, endpoint, [], prepare=ground)
 
 
-async def _knowledge_for(
+async def knowledge_for(
     runtime: Runtime, organization_id: uuid.UUID, endpoint: ai.Endpoint, question: str
 ) -> tuple[list[AISource], str]:
     """The articles and saved answers that answer a question best, as sources and as the
@@ -208,7 +208,7 @@ async def summarize(
     """The conversation so far in a few lines, in the reader's language."""
     endpoint = await ai.check_request(runtime, session)
     await _conversation(session, user, conversation_id)
-    turns = await _transcript(session, conversation_id)
+    turns = await transcript_of(session, conversation_id)
     if not turns:
         raise InvalidInput(N_("There is nothing to summarize yet."), field="conversation")
     reader = ai.reader_language(user)

@@ -28,8 +28,8 @@ from hub.runtime import Runtime
 from hub.tasks import kick
 from inbox.models import AssistantSettings, AssistantThread, Conversation, Message
 from inbox.schemas import AssistantHours, AssistantReport, AssistantSettingsIn, AssistantSettingsOut
-from inbox.services.assist import _knowledge_for, _transcript
-from inbox.services.replies import _queue_reply
+from inbox.services.assist import knowledge_for, transcript_of
+from inbox.services.replies import queue_reply
 from inbox.services.routing import assign_in_turn
 from inbox.views import push_conversation
 
@@ -232,14 +232,14 @@ async def answer(
         if endpoint is None or not await ai.ai_switched_on(session):
             await _hand_off(runtime, session, conversation, thread, settings, "ai_unavailable", language)
             return
-        turns = await _transcript(session, conversation_id)
+        turns = await transcript_of(session, conversation_id)
         await session.commit()  # no transaction open while the AI server works
     question = " ".join(turn["content"] for turn in turns if turn["role"] == "user")
     reply: str | None = None
     try:
         async with runtime.db.session(organization_id) as session:
             await ai.check_request(runtime, session)  # the plan's credits and the rate limit
-        sources, knowledge = await _knowledge_for(runtime, organization_id, endpoint, question[-2000:])
+        sources, knowledge = await knowledge_for(runtime, organization_id, endpoint, question[-2000:])
         if sources:
             instruction = (
                 "You are the customer support assistant of this business, writing to a customer. "
@@ -272,7 +272,7 @@ async def answer(
             await _hand_off(runtime, session, conversation, thread, settings, reason, language)
             return
         thread.turns += 1
-        await _queue_reply(
+        await queue_reply(
             session,
             conversation,
             sender_id=None,
@@ -346,7 +346,7 @@ async def _hand_off(
     note += " " + translate(team_language, HANDOFF_REASONS[reason])
     if asked:
         note += "\n" + translate(team_language, N_("The customer wrote:")) + "\n" + "\n".join(reversed(asked))
-    await _queue_reply(
+    await queue_reply(
         session,
         conversation,
         sender_id=None,
@@ -359,7 +359,7 @@ async def _hand_off(
     if settings.handoff_to == "round_robin":
         await assign_in_turn(runtime, session, conversation)
     await push_conversation(session, conversation, await session.get_one(Customer, conversation.customer_id))
-    await _queue_reply(
+    await queue_reply(
         session,
         conversation,
         sender_id=None,

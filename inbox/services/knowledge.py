@@ -108,16 +108,12 @@ async def save_article(
     tags: list[str] | None = None,
 ) -> KnowledgeArticle:
     """A new article (title and body required), or changes to one; its search form follows, and
-    its embedding is made again after the commit where embeddings are configured."""
+    an embedding is made after the commit for a new or changed text."""
     _manages_knowledge(user)
     if article_id is None:
-        if not title or not title.strip():
-            raise InvalidInput(N_("This field is required."), field="title")
-        if not body or not body.strip():
-            raise InvalidInput(N_("This field is required."), field="body")
         saved = KnowledgeArticle(
-            title=title.strip(),
-            body=body.strip(),
+            title=(title or "").strip(),
+            body=(body or "").strip(),
             language=language or user.organization_language,
             tags=_check_tags(tags or []),
         )
@@ -148,7 +144,8 @@ async def save_article(
 
         await kick("inbox.embed_article", organization_id=str(user.organization_id), article_id=str(saved_id))
 
-    session.after_commit(embed)
+    if saved.embedding is None:  # the text is new or changed (the task asks whether a model is set)
+        session.after_commit(embed)
     await session.commit()
     return saved
 

@@ -72,7 +72,7 @@ async def reply(
             raise InvalidInput(N_("The quoted message is not in this conversation."), field="reply_to")
     if not private:  # a person of the team writes: the assistant leaves the conversation to them
         await stop_for_conversation(session, conversation.id)
-    return await _queue_reply(
+    return await queue_reply(
         session, conversation, sender_id=user.id, text=text, private=private, reply_to=reply_to, media=media
     )
 
@@ -99,7 +99,7 @@ async def send_ticket_reply(session: HubAsyncSession, reply: PublicReplyWritten)
     media.sort(key=lambda m: reply.attachment_ids.index(m.id))
     # A disconnected channel: the reply is kept as failed, with its reason, as an agent's would be.
     with contextlib.suppress(Conflict):
-        await _queue_reply(
+        await queue_reply(
             session,
             conversation,
             sender_id=reply.author_id,
@@ -111,7 +111,7 @@ async def send_ticket_reply(session: HubAsyncSession, reply: PublicReplyWritten)
         )
 
 
-async def _queue_reply(
+async def queue_reply(
     session: HubAsyncSession,
     conversation: Conversation,
     *,
