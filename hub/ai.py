@@ -441,13 +441,9 @@ async def embed(
 async def ai_switched_on(session: HubAsyncSession) -> bool:
     """Whether the organization lets text go to the AI server: the `ai` module not switched off
     (work no person asked for, such as an article's embedding, checks it itself)."""
-    from sqlalchemy import select
+    from hub.permissions import module_switched_on
 
-    from hub.models import ModuleSetting
-
-    return (
-        await session.scalar(select(ModuleSetting.enabled).where(ModuleSetting.module == "ai")) is not False
-    )
+    return await module_switched_on(session, "ai")
 
 
 async def _meter(runtime: Runtime, organization_id: uuid.UUID, credits: int) -> None:

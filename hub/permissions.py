@@ -88,14 +88,19 @@ def roles_with(area: str, level: Level | str) -> tuple[str, ...]:
     return tuple(role for role in ROLES if can(role, area, level))
 
 
-async def module_enabled(connection: ASGIConnection[Any, Any, Any, Any], module: str) -> bool:
+async def module_switched_on(session: Any, module: str) -> bool:
+    """Whether the session's organization has the module on (modules are on unless switched off)."""
     from hub.models import ModuleSetting
+
+    enabled = await session.scalar(select(ModuleSetting.enabled).where(ModuleSetting.module == module))
+    return enabled is not False
+
+
+async def module_enabled(connection: ASGIConnection[Any, Any, Any, Any], module: str) -> bool:
     from hub.runtime import runtime_of
 
-    user = connection.user
-    async with runtime_of(connection).db.session(user.organization_id) as session:
-        enabled = await session.scalar(select(ModuleSetting.enabled).where(ModuleSetting.module == module))
-    return enabled is not False  # modules are on unless switched off
+    async with runtime_of(connection).db.session(connection.user.organization_id) as session:
+        return await module_switched_on(session, module)
 
 
 # The modules a billing plan includes or not (billing's own page is always there).

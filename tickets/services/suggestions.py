@@ -6,12 +6,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
-
 from hub.audience import assigners_of, people
 from hub.i18n import find_keyword
-from hub.models import ModuleSetting, User
-from hub.permissions import can
+from hub.models import User
+from hub.permissions import can, module_switched_on
 from hub.realtime import push
 from hub.runtime import Runtime
 from tickets.events import TicketSuggested
@@ -28,11 +26,9 @@ async def _suggestion_setup(
     if kept is not None:
         return kept[0]
     async with runtime.db.session(organization_id) as session:
-        enabled = await session.scalar(
-            select(ModuleSetting.enabled).where(ModuleSetting.module == "ticketing")
-        )
+        enabled = await module_switched_on(session, "ticketing")
         settings = await ticket_settings(session)
-        setup = None if enabled is False else (list(settings.suggestion_rules), settings.create_automatically)
+        setup = None if not enabled else (list(settings.suggestion_rules), settings.create_automatically)
         await session.commit()
     kept_suggestion_rules.put(organization_id, (setup,))
     return setup
