@@ -127,10 +127,9 @@ async def test_the_assistant_answers_from_the_knowledge_base_and_hands_off_when_
     # Handed off: the assistant says nothing more in that conversation.
     server.answer = "يصل طلبك خلال يومين [1]."
     await shop.write("+966511000001", "كم يستغرق التوصيل إلى جدة؟")
-    third = await shop.write("+966511000003", "كم يستغرق التوصيل إلى جدة؟")  # a barrier
+    await shop.write("+966511000003", "كم يستغرق التوصيل إلى جدة؟")  # a barrier
     await eventually(lambda: shop.heard("+966511000003"))
     assert len(shop.heard("+966511000001")) == 2
-    assert third
 
     async with hub.client(shop.organization.admin.token) as client:
         report = (await client.get("/api/inbox/assistant/report")).json()
@@ -154,9 +153,8 @@ async def test_a_customer_asking_for_a_person_or_past_the_turns_goes_to_the_team
     note = [m for m in await shop.messages(person) if m["private"]]
     assert "طلب العميل التحدث مع شخص" in note[0]["text"]
 
-    english = await shop.write("+966512000002", "Can I talk to a human?")
+    await shop.write("+966512000002", "Can I talk to a human?")
     await eventually(lambda: shop.heard("+966512000002") == [HANDED])
-    assert english
 
     # Two answers at most in one conversation (`handoff_after_turns`), then the team.
     for n in range(3):
